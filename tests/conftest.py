@@ -1,0 +1,20 @@
+"""Shared pytest fixtures: every test starts from the same seeds."""
+
+import os
+import random
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    import keras
+
+    random.seed(1337)
+    np.random.seed(1337)
+    keras.utils.set_random_seed(1337)
+    yield
+    keras.backend.clear_session()
