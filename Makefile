@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each creates .venv when there is none and installs requirements.txt when it
+# changed (the stamp file is a copy of the requirements it installed).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-requirements.txt
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install demo test test-quick test-jax browser bench lint notebooks clean
+
+$(STAMP): requirements.txt setup.cfg
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@cp requirements.txt $(STAMP)
+
+install: $(STAMP)
+
+# The labeller's browser test needs Chromium and its driver (Debian packages).
+browser:
+	@if ! command -v chromedriver >/dev/null 2>&1 || ! { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then \
+		echo "installing chromium + chromium-driver (apt) for the labeller's browser test"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+demo: install
+	$(BIN)/python -m apps demo
+
+test: install browser
+	$(BIN)/python -m pytest
+
+test-quick: install
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: install
+	$(BIN)/python -m pip install -q -r requirements-bench.txt
+	$(BIN)/python -m benchmarks.hybrid_conv
+	$(BIN)/python -m benchmarks.input_pipeline
+
+lint: install
+	$(BIN)/python -m pip install -q ruff
+	$(BIN)/python -m ruff check .
+
+clean:
+	rm -rf runs .cache .pytest_cache

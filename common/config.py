@@ -1,0 +1,206 @@
+"""Configuration: one dataclass per app, exposed on the command line.
+
+Every app declares a dataclass that extends `TrainConfig`; its defaults are
+the best known settings for the task. `parse_config` turns that dataclass into
+an argparse parser (`--key value` for every field, `--config file.yaml` to
+start from a file), so all apps share one CLI convention:
+
+    python -m apps.digit_pairs.train --config my.yaml --epochs 5
+
+Flags override the file; the file overrides the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+
+def option(default, help="", choices=None, **kwargs):
+    """A dataclass field with help text (and choices) for the CLI."""
+    metadata = {"help": help, "choices": choices}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings every app shares; apps subclass it and add their own."""
+
+    data_dir: str | None = option(None, "dataset root; omitted: the embedded synthetic demo data")
+    run_dir: str | None = option(
+        None, "run directory; default runs/<app>/<timestamp>, or the unfinished run to resume"
+    )
+    epochs: int = option(10, "number of training epochs")
+    batch_size: int = option(32, "batch size (per replica under --strategy mirrored)")
+    learning_rate: float = option(1e-3, "initial learning rate")
+    image_size: int = option(128, "images are resized to image_size x image_size")
+    seed: int = option(0, "random seed for splits, shuffling and initialisation")
+    weights: str = option(
+        "none", "backbone weights: imagenet, none, or a path to a .weights.h5 file"
+    )
+    quiet: bool = option(False, "no progress bars, only warnings and the final summary")
+    strategy: str = option(
+        "default", "distribution strategy", choices=("default", "mirrored", "data_parallel")
+    )
+    scale_learning_rate: bool = option(
+        False, "multiply the learning rate by the number of replicas (linear scaling rule)"
+    )
+    mixed_precision: str = option(
+        "off",
+        "mixed precision policy",
+        choices=("off", "mixed_float16", "mixed_bfloat16"),
+    )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def _field_type(cls, field: dataclasses.Field):
+    """The concrete scalar type of a field, unwrapping `X | None`."""
+    hint = typing.get_type_hints(cls)[field.name]
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0]
+        origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        return list, typing.get_args(hint)[0] if typing.get_args(hint) else str
+    return hint, None
+
+
+def _parse_list(item_type):
+    def parse(text):
+        if isinstance(text, (list, tuple)):
+            return [item_type(t) for t in text]
+        return [item_type(t.strip()) for t in str(text).split(",") if t.strip()]
+
+    return parse
+
+
+def _coerce(cls, field, value):
+    """Convert a value read from a config file to the field's type."""
+    if value is None:
+        return None
+    kind, item = _field_type(cls, field)
+    if kind is list:
+        return _parse_list(item)(value)
+    if kind is bool:
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"config key '{field.name}': expected true/false, got {value!r}")
+        return bool(value)
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"config key '{field.name}': expected {kind.__name__}, got {value!r}"
+        ) from None
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a YAML or JSON config file into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {path}: no such file; pass a YAML or JSON file")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        first = str(err).splitlines()[0]
+        raise ValueError(f"--config {path}: not valid YAML/JSON ({first})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a mapping of key: value, got {type(data).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def config_from_dict(cls, data: dict, source: str = "config"):
+    """Build a `cls` instance from a dict, rejecting unknown keys."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}"
+        )
+    values = {name: _coerce(cls, fields[name], value) for name, value in data.items()}
+    config = cls(**values)
+    validate(config)
+    return config
+
+
+def validate(config) -> None:
+    """Check every field with `choices` holds an allowed value."""
+    for field in dataclasses.fields(config):
+        choices = field.metadata.get("choices")
+        value = getattr(config, field.name)
+        if not choices or value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if v not in choices:
+                flag = "--" + field.name.replace("_", "-")
+                raise ValueError(f"{flag} {v!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+
+
+def build_parser(cls, description: str = "", prog: str | None = None) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per dataclass field plus `--config`."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config", help="YAML or JSON file of settings; flags override it")
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        kind, item = _field_type(cls, field)
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        kwargs = {"help": field.metadata.get("help", ""), "default": argparse.SUPPRESS}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif kind is list:
+            kwargs["type"] = _parse_list(item)
+            kwargs["metavar"] = "A,B,..."
+        else:
+            kwargs["type"] = kind
+            if field.metadata.get("choices"):
+                kwargs["choices"] = field.metadata["choices"]
+        # Show the real default in --help although parsing uses SUPPRESS.
+        if default is not None and kind is not bool:
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            kwargs["help"] = f"{kwargs['help']} (default: {shown})"
+        elif kind is bool:
+            kwargs["help"] = f"{kwargs['help']} (default: {default})"
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def parse_config(cls, argv=None, description: str = "", prog: str | None = None):
+    """Parse the command line into a `cls` instance (defaults < --config file < flags)."""
+    parser = build_parser(cls, description, prog)
+    args = vars(parser.parse_args(argv))
+    config_file = args.pop("config", None)
+    try:
+        file_values = load_config_file(config_file) if config_file else {}
+        return config_from_dict(cls, {**file_values, **args}, source="config")
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+
+
+def save_config(config, path: str | Path) -> None:
+    """Write the resolved config as YAML (the format `--config` reads back)."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict() if hasattr(config, "to_dict") else dict(config), sort_keys=True))

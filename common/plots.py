@@ -1,0 +1,105 @@
+"""Plots every app writes: training curves, confusion matrices, image grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_history(history_csv: str | Path, out_png: str | Path) -> Path | None:
+    """Loss and metric curves (train vs val) from a history CSV, one panel per metric."""
+    from common.training import read_history
+
+    rows = read_history(history_csv)
+    if not rows:
+        return None
+    keys = sorted({k for r in rows for k in r if k != "epoch" and not k.startswith("val_")})
+    keys = [k for k in keys if k not in ("learning_rate", "lr")]
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        ax.plot(epochs, [r.get(key) for r in rows], "o-", label=f"train {key}")
+        if any(r.get(f"val_{key}") is not None for r in rows):
+            ax.plot(epochs, [r.get(f"val_{key}") for r in rows], "s-", label=f"val {key}")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)
+
+
+def plot_confusion_matrix(matrix, class_names, out_png: str | Path, title: str = "confusion matrix") -> Path:
+    """A labelled confusion matrix (rows: true class, columns: predicted)."""
+    matrix = np.asarray(matrix)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * n, 1.0 + 0.6 * n))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    top = matrix.max() if matrix.size else 0
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            color = "white" if matrix[i, j] > top / 2 else "black"
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)
+
+
+def plot_image_grid(images, titles, out_png: str | Path, ncols: int = 3) -> Path:
+    """A grid of images (uint8 or 0..255 floats) with a title under each."""
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, title in zip(axes.ravel(), images, titles):
+        image = np.asarray(image)
+        ax.imshow(np.clip(image, 0, 255).astype("uint8").squeeze(), cmap="gray" if image.ndim == 2 or image.shape[-1] == 1 else None)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)
+
+
+def plot_bars(names, means, stds, out_png: str | Path, ylabel: str = "accuracy", title: str = "") -> Path:
+    """A bar plot with error bars (mean and std per entry)."""
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(names), 3.5))
+    ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="#4c72b0")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)
+
+
+def plot_lines(x, series: dict, out_png: str | Path, xlabel: str, ylabel: str = "", title: str = "") -> Path:
+    """Several named series against one x axis."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, ys in series.items():
+        ax.plot(x, ys, "o-", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)

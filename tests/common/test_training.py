@@ -1,0 +1,214 @@
+"""The shared training harness: run directory, resume, metrics.json, export."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from common.config import TrainConfig
+from common.training import Run, read_history, resolve_run_dir
+
+
+def _data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("float32")
+    return x, y
+
+
+def _model():
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dense(8, activation="relu")(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+class _StopAt(keras.callbacks.Callback):
+    """Simulates a crash: raises in the middle of epoch `epoch` (0-based)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+        self.current = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 1:
+            raise KeyboardInterrupt("simulated crash")
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def _cfg(tmp_path, **kw):
+    settings = {"run_dir": str(tmp_path / "run"), "epochs": 3, "batch_size": 16, "quiet": True, **kw}
+    return TrainConfig(**settings)
+
+
+def test_run_directory_contents_and_metrics_schema(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y = _data()
+    cfg = _cfg(tmp_path)
+    run = Run("toy", cfg)
+    model = _model()
+    run.fit(model, (x, y), (x, y), monitor="val_accuracy", batch_size=16)
+    final, metrics = run.finish(model, {"val": (x, y), "test": (x[:32], y[:32])})
+
+    for name in ("config.yaml", "config.json", "run.log", "history.csv", "curves.png", "best.keras", "model.keras", "metrics.json"):
+        assert (run.dir / name).is_file(), name
+    assert (run.dir / "tensorboard").is_dir()
+    assert not (run.dir / "backup").exists(), "a finished run must not leave a backup behind"
+    saved = json.loads((run.dir / "metrics.json").read_text())
+    assert set(saved["val"]) >= {"loss", "accuracy"} and set(saved["test"]) >= {"loss", "accuracy"}
+    assert saved["val"] == pytest.approx(metrics["val"])
+    assert len(read_history(run.dir / "history.csv")) == 3
+    export = tmp_path / "saved_models" / "toy" / "run.keras"
+    assert export.is_file()
+    reloaded = keras.models.load_model(export)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), final.predict(x, verbose=0), rtol=1e-6)
+    # The config written is the one --config reads back.
+    from common.config import load_config_file
+
+    assert load_config_file(run.dir / "config.yaml")["epochs"] == 3
+    # model.keras is the best checkpoint by val_accuracy.
+    best_row = max(read_history(run.dir / "history.csv"), key=lambda r: r["val_accuracy"])
+    assert saved["val"]["accuracy"] == pytest.approx(best_row["val_accuracy"], abs=1e-6)
+
+
+def test_resume_after_interruption_continues_from_last_epoch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y = _data()
+    cfg = _cfg(tmp_path, seed=3)
+    run = Run("toy", cfg)
+    with pytest.raises(KeyboardInterrupt):
+        run.fit(_model(), (x, y), (x, y), batch_size=16, callbacks=[_StopAt(epoch=1)])
+    run.close()
+    assert len(read_history(run.dir / "history.csv")) == 1
+    assert (run.dir / "backup").is_dir()
+
+    recorder = _EpochRecorder()
+    run = Run("toy", cfg)
+    history = run.fit(_model(), (x, y), (x, y), batch_size=16, callbacks=[recorder])
+    assert recorder.epochs == [1, 2], "the second invocation must start at epoch 2 (index 1)"
+    assert [int(r["epoch"]) for r in history] == [0, 1, 2]
+    run.finish(_model(), {"val": (x, y)})
+
+
+def test_finished_phase_is_skipped_on_resume(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y = _data()
+    cfg = _cfg(tmp_path, epochs=1)
+    run = Run("toy", cfg)
+    model = _model()
+    run.fit(model, (x, y), (x, y), phase="frozen", batch_size=16)
+    with pytest.raises(KeyboardInterrupt):
+        run.fit(model, (x, y), (x, y), phase="finetune", epochs=2, batch_size=16, callbacks=[_StopAt(epoch=1)])
+    run.close()
+    weights_after_phase1 = keras.models.load_model(run.dir / "best_frozen.keras").get_weights()
+
+    run = Run("toy", cfg)
+    model = _model()
+    recorder = _EpochRecorder()
+    run.fit(model, (x, y), (x, y), phase="frozen", batch_size=16, callbacks=[recorder])
+    assert recorder.epochs == [], "a finished phase must not train again"
+    assert len(weights_after_phase1) == len(model.get_weights())
+    run.fit(model, (x, y), (x, y), phase="finetune", epochs=2, batch_size=16, callbacks=[recorder])
+    assert recorder.epochs == [1]
+
+
+def test_finished_run_dir_is_not_overwritten(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y = _data()
+    cfg = _cfg(tmp_path, epochs=1)
+    run = Run("toy", cfg)
+    model = _model()
+    run.fit(model, (x, y), (x, y), batch_size=16)
+    run.finish(model, {"val": (x, y)})
+    with pytest.raises(FileExistsError, match="--run-dir"):
+        Run("toy", cfg)
+
+
+def test_default_run_dir_resumes_unfinished_run_with_same_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(epochs=2, quiet=True)
+    first = Run("toy", cfg)
+    first.close()
+    assert first.dir.parent == Path("runs") / "toy"
+    assert resolve_run_dir("toy", cfg) == first.dir
+    assert resolve_run_dir("toy", dataclasses.replace(cfg, epochs=5)) != first.dir
+
+
+def test_monitor_missing_metric_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y = _data()
+    run = Run("toy", _cfg(tmp_path, epochs=1))
+    with pytest.raises(KeyError, match="val_auc"):
+        run.fit(_model(), (x, y), (x, y), monitor="val_auc", batch_size=16)
+    run.close()
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import keras, numpy as np
+    sys.path.insert(0, {root!r})
+    from common.config import TrainConfig
+    from common.training import Run
+
+    kill_epoch = int(sys.argv[1])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32"); y = (x[:, 0] > 0).astype("float32")
+    inputs = keras.Input((4,)); outputs = keras.layers.Dense(1, activation="sigmoid")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            print("EPOCH", epoch, flush=True)
+            self.epoch = epoch
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == kill_epoch and batch == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    run = Run("toy", TrainConfig(run_dir="run", epochs=4, quiet=True))
+    run.fit(model, (x, y), (x, y), batch_size=8, callbacks=[Kill()])
+    run.finish(model, {{"val": (x, y)}})
+    print("FINISHED", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_kill_minus_9_mid_epoch_then_same_command_resumes(tmp_path):
+    root = str(Path(__file__).resolve().parents[2])
+    script = tmp_path / "train.py"
+    script.write_text(_KILL_SCRIPT.format(root=root))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.run([sys.executable, str(script), "2"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    assert "EPOCH 2" in first.stdout and "FINISHED" not in first.stdout
+    second = subprocess.run([sys.executable, str(script), "-1"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    epochs = [int(line.split()[1]) for line in second.stdout.splitlines() if line.startswith("EPOCH")]
+    assert epochs == [2, 3], f"expected to resume at epoch index 2, saw {epochs}"
+    history = read_history(tmp_path / "run" / "history.csv")
+    assert [int(r["epoch"]) for r in history] == [0, 1, 2, 3]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["val"]["accuracy"] >= 0
+    keras.models.load_model(tmp_path / "run" / "model.keras")
