@@ -1,0 +1,1 @@
+"""The task apps. Each `apps/<name>/` has `train.py` and an `APP` entry in its `__init__`."""

@@ -1,0 +1,99 @@
+"""`python -m apps` lists the apps; `python -m apps demo` runs every app's demo.
+
+Each app package declares in its `__init__.py`:
+    DESCRIPTION: one line for the listing.
+    DEMO_ARGS: the flags of a short run of `train.py` on the embedded demo data.
+    HEADLINE: (split, metric) of metrics.json to show in the demo table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+APP_ORDER = ("orientation_light", "attractiveness", "cross_modal", "digit_pairs", "patch_training")
+
+
+def available_apps() -> dict:
+    """App name -> its package module, for every app folder that has a train.py."""
+    root = Path(__file__).parent
+    apps = {}
+    for name in APP_ORDER:
+        if (root / name / "train.py").is_file():
+            apps[name] = importlib.import_module(f"apps.{name}")
+    return apps
+
+
+def _lookup(metrics: dict, split: str, key: str):
+    value = metrics.get(split, {})
+    for part in key.split("."):
+        value = value.get(part, {}) if isinstance(value, dict) else {}
+    return value if isinstance(value, (int, float)) else None
+
+
+def run_demos(names, out_root: Path) -> list[dict]:
+    rows = []
+    for name, module in names.items():
+        run_dir = out_root / name
+        cmd = [sys.executable, "-m", f"apps.{name}.train", *module.DEMO_ARGS, "--run-dir", str(run_dir), "--quiet"]
+        print(f"[{name}] {' '.join(cmd[1:])}", flush=True)
+        start = time.time()
+        proc = subprocess.run(cmd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        seconds = time.time() - start
+        split, key = module.HEADLINE
+        value = None
+        metrics_file = run_dir / "metrics.json"
+        if proc.returncode == 0 and metrics_file.exists():
+            value = _lookup(json.loads(metrics_file.read_text()), split, key)
+        rows.append(
+            {"app": name, "ok": proc.returncode == 0, "metric": f"{split} {key}", "value": value,
+             "chance": getattr(module, "CHANCE", None), "seconds": seconds, "run_dir": str(run_dir)}
+        )
+    return rows
+
+
+def print_table(rows) -> None:
+    print("\nDemo results (SYNTHETIC demo data: a smoke test that the apps learn, not a benchmark)")
+    header = f"{'app':<18} {'status':<7} {'metric':<26} {'value':>7} {'chance':>7} {'time':>7}  run dir"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        value = "-" if r["value"] is None else f"{r['value']:.3f}"
+        chance = "-" if r["chance"] is None else f"{r['chance']:.3f}"
+        status = "ok" if r["ok"] else "FAILED"
+        print(f"{r['app']:<18} {status:<7} {r['metric']:<26} {value:>7} {chance:>7} {r['seconds']:>6.0f}s  {r['run_dir']}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m apps", description="hybridvision task apps")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("list", help="list the apps (the default)")
+    demo = sub.add_parser("demo", help="run every app on its embedded demo data and print a table")
+    demo.add_argument("apps", nargs="*", help="only these apps")
+    demo.add_argument("--out", default=None, help="root of the demo run directories (default runs/demo/<timestamp>)")
+    args = parser.parse_args(argv)
+    apps = available_apps()
+    if args.command in (None, "list"):
+        for name, module in apps.items():
+            print(f"{name:<18} {module.DESCRIPTION}")
+        print("\nRun one: python -m apps.<name>.train --help   |   all demos: python -m apps demo")
+        return 0
+    unknown = sorted(set(args.apps) - set(apps))
+    if unknown:
+        parser.error(f"unknown app(s) {', '.join(unknown)}; available: {', '.join(apps)}")
+    chosen = {n: m for n, m in apps.items() if not args.apps or n in args.apps}
+    out = Path(args.out or Path("runs") / "demo" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    rows = run_demos(chosen, out)
+    print_table(rows)
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

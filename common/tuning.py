@@ -1,0 +1,138 @@
+"""KerasTuner helpers: search spaces built from an app's config, one search driver.
+
+A search space is a dict `{config_field: [values]}`; each trial is the app's
+config with those fields replaced, so a trial trains exactly what
+`train.py --config best_config.yaml` trains afterwards. The config's own value
+is always the space's default (`hp.Choice(..., default=cfg.<field>)`), so the
+first grid/random trial is the known-best setting.
+
+    hypermodel = ConfigHyperModel(cfg, {"learning_rate": [1e-3, 3e-4], "batch_size": [16, 32]},
+                                  build_model=lambda c: ..., make_data=lambda c: (train_ds, val_ds))
+    best_cfg, tuner = search(hypermodel, kind="random", objective="val_accuracy",
+                             directory="runs/tune", project_name="orientation", max_trials=8)
+
+Searches resume: running the same command again with the same directory
+continues where KerasTuner's oracle stopped (finished trials are not redone).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+from pathlib import Path
+
+import keras
+import keras_tuner
+
+from common.config import save_config
+
+log = logging.getLogger("hybridvision")
+
+TUNERS = ("grid", "random", "hyperband")
+
+
+def choice(hp, name: str, values, default):
+    """`hp.Choice` whose default is the config's value (added to the values if missing)."""
+    values = list(values)
+    if default not in values:
+        values = [default] + values
+    return hp.Choice(name, values, default=default)
+
+
+class ConfigHyperModel(keras_tuner.HyperModel):
+    """A HyperModel whose trials are copies of an app config.
+
+    Args:
+        base_config: the app's config dataclass (defaults = best known settings).
+        space: `{field: [values]}` to search; fields must exist on the config.
+            Values must be str, int, float or bool (KerasTuner's Choice types).
+        build_model: `config -> compiled keras.Model`.
+        make_data: `config -> (train_data, val_data)`; called per trial so the
+            batch size can be searched.
+    """
+
+    def __init__(self, base_config, space: dict, build_model, make_data, **kwargs):
+        super().__init__(**kwargs)
+        names = {f.name for f in dataclasses.fields(base_config)}
+        unknown = sorted(set(space) - names)
+        if unknown:
+            raise ValueError(f"search space field(s) {', '.join(unknown)} not in the config; valid: {', '.join(sorted(names))}")
+        self.base_config = base_config
+        self.space = {k: list(v) for k, v in space.items()}
+        self.build_model = build_model
+        self.make_data = make_data
+
+    def config_for(self, hp):
+        values = {name: choice(hp, name, vals, getattr(self.base_config, name)) for name, vals in self.space.items()}
+        return dataclasses.replace(self.base_config, **values)
+
+    def build(self, hp):
+        return self.build_model(self.config_for(hp))
+
+    def fit(self, hp, model, *args, **kwargs):
+        config = self.config_for(hp)
+        train, val = self.make_data(config)
+        kwargs.setdefault("epochs", config.epochs)
+        kwargs.pop("validation_data", None)
+        kwargs.setdefault("verbose", 0 if getattr(config, "quiet", False) else "auto")
+        return model.fit(train, validation_data=val, **kwargs)
+
+
+def make_tuner(hypermodel, kind: str, objective: str, directory, project_name: str, max_trials: int = 10,
+               max_epochs: int | None = None, seed: int = 0, **kwargs):
+    """A KerasTuner tuner by name: `grid`, `random` or `hyperband` (resumes from `directory`)."""
+    common = dict(objective=objective, directory=str(directory), project_name=project_name, seed=seed,
+                  overwrite=False, **kwargs)
+    if kind == "grid":
+        return keras_tuner.GridSearch(hypermodel, max_trials=max_trials, **common)
+    if kind == "random":
+        return keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
+    if kind == "hyperband":
+        epochs = max_epochs or getattr(getattr(hypermodel, "base_config", None), "epochs", 10)
+        return keras_tuner.Hyperband(hypermodel, max_epochs=max(2, int(epochs)), **common)
+    raise ValueError(f"--tuner {kind!r} is not valid; choose one of: {', '.join(TUNERS)}")
+
+
+def trials_table(tuner) -> list[dict]:
+    """One row per finished trial: its hyperparameters and score."""
+    rows = []
+    for trial in tuner.oracle.trials.values():
+        if trial.score is None:
+            continue
+        rows.append({"trial_id": trial.trial_id, "score": float(trial.score), "status": str(trial.status), **trial.hyperparameters.values})
+    return sorted(rows, key=lambda r: r["trial_id"])
+
+
+def write_trials_csv(rows: list[dict], path) -> Path:
+    path = Path(path)
+    keys = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def search(hypermodel: ConfigHyperModel, kind: str, objective: str, directory, project_name: str,
+           max_trials: int = 10, seed: int = 0, best_config_path=None, **search_kwargs):
+    """Run (or resume) a search and write the best trial's config for `train.py --config`.
+
+    Returns:
+        (best config, tuner)
+    """
+    tuner = make_tuner(hypermodel, kind, objective, directory, project_name, max_trials=max_trials, seed=seed)
+    tuner.search(**search_kwargs)
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    best = hypermodel.config_for(best_hp)
+    best = dataclasses.replace(best, run_dir=None) if hasattr(best, "run_dir") else best
+    out_dir = Path(directory) / project_name
+    write_trials_csv(trials_table(tuner), out_dir / "trials.csv")
+    path = Path(best_config_path) if best_config_path else out_dir / "best_config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_config(best, path)
+    log.info("best trial: %s -> %s; config written to %s", best_hp.values, objective, path)
+    keras.backend.clear_session()
+    return best, tuner
