@@ -1,0 +1,96 @@
+"""The three networks compared: plain baseline, hybrid (ShortFuse) and late fusion.
+
+All three are built from the same baseline network, so at one seed they
+start at the same function of the image:
+
+- `baseline`: backbone -> global average pooling -> Dense(1, sigmoid).
+- `hybrid`: the baseline with the conv(s) at `positions` swapped for
+  HybridConv2D by `common.transfer.hybridize` (W0 = the conv's kernel and
+  bias, W_l = 0): its output equals the baseline's for every covariate
+  vector until training moves W_l.
+- `late_fusion`: the covariates concatenated to the pooled features before
+  the Dense head, whose covariate rows start at 0 (also equal at step 0).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from apps.attractiveness.metrics import BinaryMacroF1
+from common.backbones import build_backbone
+from common.optimizers import get_optimizer
+
+COVARIATES = "covariates"
+
+
+def parse_positions(positions) -> list:
+    """`["first", "3", "last"]` -> `["first", 3, "last"]` (1-based conv indices as ints)."""
+    parsed = []
+    for item in positions:
+        text = str(item).strip().lower()
+        if text in ("first", "last"):
+            parsed.append(text)
+        elif text.isdigit() and int(text) >= 1:
+            parsed.append(int(text))
+        else:
+            raise ValueError(f"--hybrid-positions {item!r} is not valid; use first, last or a 1-based conv index (e.g. 3)")
+    if not parsed:
+        raise ValueError("--hybrid-positions is empty; give first, last or a 1-based conv index")
+    return parsed
+
+
+def build_baseline(backbone: str, image_size: int, weights: str = "none", bn_momentum: float | None = 0.9) -> keras.Model:
+    """The plain network: `backbone` -> global average pooling -> one sigmoid unit.
+
+    `bn_momentum` (if not None) is set on every BatchNormalization: with
+    Keras's default 0.99 the moving statistics lag far behind the weights in
+    a run of a few hundred steps and validation collapses to one class;
+    0.9 is torchvision's value (`vgg16_bn` already uses it).
+    """
+    base = build_backbone(backbone, (image_size, image_size, 3), weights=weights, pooling="avg")
+    for layer in base.layers:
+        if bn_momentum is not None and isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(bn_momentum)
+    # Built on the backbone's own graph (not nested), so hybridize sees every Conv2D.
+    output = keras.layers.Dense(1, activation="sigmoid", name="target", dtype="float32")(base.output)
+    return keras.Model(base.input, output, name=f"baseline_{backbone}")
+
+
+def build_late_fusion(baseline: keras.Model, num_covariates: int) -> keras.Model:
+    """Covariates concatenated to the baseline's pooled features; starts equal to the baseline."""
+    covariates = keras.Input((num_covariates,), name=COVARIATES)
+    head = baseline.get_layer("target")
+    joined = keras.layers.Concatenate(name="fusion")([head.input, covariates])
+    fused_head = keras.layers.Dense(1, activation="sigmoid", name="target_fused", dtype="float32")
+    output = fused_head(joined)
+    kernel, bias = head.get_weights()
+    # Zero rows for the covariates: the same function as the baseline at step 0.
+    fused_head.set_weights([np.concatenate([kernel, np.zeros((num_covariates, 1), kernel.dtype)]), bias])
+    return keras.Model([baseline.input, covariates], output, name=baseline.name.replace("baseline", "late_fusion"))
+
+
+def build_model(config, num_covariates: int) -> keras.Model:
+    """The `config.model` network (uncompiled); seed first for matched initialisations."""
+    baseline = build_baseline(config.backbone, config.image_size, config.weights, config.bn_momentum)
+    if config.model == "baseline":
+        return baseline
+    if num_covariates < 1:
+        raise ValueError(f"--model {config.model} needs at least one covariate; pass --covariates, e.g. Male")
+    if config.model == "late_fusion":
+        return build_late_fusion(baseline, num_covariates)
+    if config.model == "hybrid":
+        from common.transfer import hybridize
+
+        return hybridize(baseline, parse_positions(config.hybrid_positions), num_covariates)
+    raise ValueError(f"--model {config.model!r} is not valid; choose baseline, hybrid or late_fusion")
+
+
+def compile_model(model: keras.Model, config, learning_rate: float | None = None) -> keras.Model:
+    """Adam (or `config.optimizer`) + binary cross-entropy, accuracy and macro F1."""
+    model.compile(
+        optimizer=get_optimizer(config.optimizer, learning_rate or config.learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), BinaryMacroF1(name="f1_macro")],
+    )
+    return model

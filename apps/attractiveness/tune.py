@@ -1,0 +1,207 @@
+"""Matched sweeps: baseline, late fusion and hybrid searched over the same grid, then compared.
+
+    python -m apps.attractiveness.tune --data-dir data/celeba --learning-rates 1e-4,1e-5 \\
+        --batch-sizes 16,32,64 --position-sets first,3,last --covariate-sets Male,Smiling+Young+High_Cheekbones
+
+For each model kind a KerasTuner search (one project per kind under
+`<run_dir>/search/`) runs over the SAME learning rates and batch sizes; the
+hybrid also searches its conv position(s) and covariate set, late fusion its
+covariate set. Every trial starts from the same seed, so at step 0 all kinds
+compute the same function. The best setting of each kind (by val accuracy)
+is then retrained once per `--seeds` seed under `<run_dir>/final/<kind>/`
+and evaluated on the test split. Written to `<run_dir>`:
+
+- `comparison.csv` / `comparison.md`: model, settings, mean and std over the
+  seeds of test (and val) accuracy and macro F1, plus the covariates-only
+  logistic-regression floor on the same test rows.
+- `grid.csv` / `grid.md`: best val accuracy of each kind at every
+  (learning rate, batch size) of the shared grid: the matched comparison.
+
+Running the same command again resumes: finished trials and seeds are reused.
+In `--position-sets` and `--covariate-sets` a `+` joins the items of one set.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+from pathlib import Path
+
+import keras
+
+from apps.attractiveness.config import MODELS, AttractivenessConfig, resolve
+from apps.attractiveness.floor import covariate_floor
+from apps.attractiveness.models import build_model, compile_model
+from apps.attractiveness.train import load_tables, make_datasets, run_seeds
+from common.config import option, parse_config
+from common.data.celeba import attribute_names, check_attributes
+from common.training import setup_logging
+from common.tuning import TUNERS, ConfigHyperModel, search, trials_table
+
+log = logging.getLogger("hybridvision")
+OBJECTIVE = "val_accuracy"
+
+
+@dataclasses.dataclass
+class TuneConfig(AttractivenessConfig):
+    """The app's config plus the shared search grid."""
+
+    run_dir: str | None = option("runs/attractiveness_tune", "folder of the searches, final runs and tables")
+    models: list[str] = option(list(MODELS), "model kinds to search and compare", choices=MODELS)
+    learning_rates: list[float] = option([1e-4, 1e-5], "learning rates, shared by every model kind")
+    batch_sizes: list[int] = option([16, 32, 64], "batch sizes, shared by every model kind (SEEDS.md: 8-64)")
+    position_sets: list[str] = option(["first", "3", "last"], "hybrid conv position sets; + joins several (first+last)")
+    covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
+    tuner: str = option("grid", "KerasTuner search", choices=TUNERS)
+    max_trials: int = option(12, "trials per model kind")
+    seeds: list[int] = option([0, 1, 2], "seeds of the final retraining of each kind's best setting")
+
+
+def _as_list(value) -> list[str]:
+    """A `+`-joined search value (or a list) as a list."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [v for v in str(value).split("+") if v]
+
+
+def _trial_config(cfg) -> AttractivenessConfig:
+    """A search trial's config as the train CLI would hold it (lists, not `+` strings)."""
+    return dataclasses.replace(cfg, covariates=_as_list(cfg.covariates), hybrid_positions=_as_list(cfg.hybrid_positions))
+
+
+def space_for(kind: str, cfg: TuneConfig) -> dict:
+    """The search space of one model kind: the shared grid plus what only that kind has."""
+    space = {"learning_rate": list(cfg.learning_rates), "batch_size": list(cfg.batch_sizes)}
+    if kind in ("hybrid", "late_fusion"):
+        space["covariates"] = list(cfg.covariate_sets)
+    if kind == "hybrid":
+        space["hybrid_positions"] = list(cfg.position_sets)
+    return space
+
+
+def base_config(kind: str, cfg: TuneConfig, space: dict) -> AttractivenessConfig:
+    """The kind's starting config, its searched fields at the first grid value.
+
+    (The tuner adds a config's own value to a grid missing it; starting on
+    the grid keeps every kind's grid exactly the shared one.)
+    """
+    names = {f.name for f in dataclasses.fields(AttractivenessConfig)}
+    values = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
+    values.update(model=kind, seeds=[], run_dir=None, covariates="+".join(cfg.covariates),
+                  hybrid_positions="+".join(cfg.hybrid_positions))
+    values.update({name: options[0] for name, options in space.items()})
+    return AttractivenessConfig(**values)
+
+
+def search_kind(kind: str, cfg: TuneConfig, data) -> tuple[AttractivenessConfig, list[dict]]:
+    """Search (or resume) one kind; returns its best config and its trials."""
+    tables, _ = data
+    space = space_for(kind, cfg)
+
+    def build(trial_cfg):
+        trial_cfg = _trial_config(trial_cfg)
+        keras.utils.set_random_seed(trial_cfg.seed)  # every trial (and kind) starts from one initialisation
+        return compile_model(build_model(trial_cfg, len(trial_cfg.covariates)), trial_cfg)
+
+    def make_data(trial_cfg):
+        datasets = make_datasets(_trial_config(trial_cfg), tables, trial_cfg.batch_size)
+        return datasets["train"], datasets["val"]
+
+    hypermodel = ConfigHyperModel(base_config(kind, cfg, space), space, build, make_data)
+    best, tuner = search(hypermodel, cfg.tuner, OBJECTIVE, Path(cfg.run_dir) / "search", kind,
+                         max_trials=cfg.max_trials, seed=cfg.seed)
+    return _trial_config(best), trials_table(tuner)
+
+
+def _fmt(mean, std) -> str:
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+def _settings(kind: str, c: AttractivenessConfig) -> str:
+    text = f"lr {c.learning_rate:g}, bs {c.batch_size}"
+    if kind != "baseline":
+        text += f", covariates {'+'.join(c.covariates)}"
+    if kind == "hybrid":
+        text += f", positions {'+'.join(c.hybrid_positions)}"
+    return text
+
+
+def _write_table(rows: list[dict], stem: Path) -> None:
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    keys = [k for k in rows[0] if not k.endswith(("_mean", "_std"))]
+    shown = keys + sorted({k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")}, key=list(rows[0]).index)
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    for row in rows:
+        cells = [str(row[k]) if k in keys else _fmt(row[k + "_mean"], row[k + "_std"]) for k in shown]
+        lines.append("| " + " | ".join(cells) + " |")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def comparison_rows(finals: dict, tables, target: str) -> list[dict]:
+    """One row per kind (mean ± std over seeds) and one covariates-only floor row per covariate set."""
+    rows, covariate_sets = [], []
+    for kind, (c, val_score, metrics) in finals.items():
+        row = {"model": kind, "settings": _settings(kind, c), "search_val_accuracy": round(val_score, 4),
+               "seeds": ",".join(map(str, metrics["seeds"]))}
+        for split in ("test", "val"):
+            for key in ("accuracy", "f1_macro"):
+                row[f"{split}_{key}_mean"] = metrics[split][key]
+                row[f"{split}_{key}_std"] = metrics["std"][split][key]
+        rows.append(row)
+        if kind != "baseline" and c.covariates not in covariate_sets:
+            covariate_sets.append(c.covariates)
+    for covariates in covariate_sets or [[]]:
+        floor = covariate_floor(tables, target, covariates)
+        row = {"model": "covariates_only_logreg", "settings": f"covariates {'+'.join(covariates) or '(none)'}",
+               "search_val_accuracy": "", "seeds": "-"}
+        for split in ("test", "val"):
+            for key in ("accuracy", "f1_macro"):
+                row[f"{split}_{key}_mean"], row[f"{split}_{key}_std"] = floor[split][key], 0.0
+        rows.append(row)
+    return rows
+
+
+def grid_rows(trials: dict) -> list[dict]:
+    """Best val accuracy of each kind at every (learning rate, batch size) it tried."""
+    cells = {}
+    for kind, rows in trials.items():
+        for r in rows:
+            key = (float(r["learning_rate"]), int(r["batch_size"]))
+            cells.setdefault(key, {})[kind] = max(cells.get(key, {}).get(kind, 0.0), r["score"])
+    return [
+        {"learning_rate": lr, "batch_size": bs, **{k: round(v[k], 4) if k in v else "" for k in trials}}
+        for (lr, bs), v in sorted(cells.items(), reverse=True)
+    ]
+
+
+def main(argv=None) -> list[dict]:
+    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m apps.attractiveness.tune")
+    setup_logging(cfg.quiet)
+    cfg = resolve(cfg)
+    root = Path(cfg.run_dir)
+    data = load_tables(cfg)
+    for covariates in cfg.covariate_sets:  # unknown names fail before any search
+        check_attributes(_as_list(covariates), attribute_names(data[0]["train"]), flag="--covariate-sets")
+    finals, trials = {}, {}
+    for kind in cfg.models:
+        best, trials[kind] = search_kind(kind, cfg, data)
+        log.info("%s: best setting %s; retraining with seeds %s", kind, _settings(kind, best), cfg.seeds)
+        final = dataclasses.replace(best, seeds=list(cfg.seeds), run_dir=str(root / "final" / kind))
+        metrics = run_seeds(final, data)
+        finals[kind] = (final, max(r["score"] for r in trials[kind]), metrics)
+        keras.backend.clear_session()
+    rows = comparison_rows(finals, data[0], cfg.target)
+    _write_table(rows, root / "comparison")
+    grid = grid_rows(trials)
+    _write_table(grid, root / "grid")
+    print((root / "comparison.md").read_text())
+    print(f"comparison written to {root / 'comparison.csv'} and {root / 'comparison.md'}; grid in {root / 'grid.md'}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

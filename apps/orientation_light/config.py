@@ -1,0 +1,103 @@
+"""Settings of the orientation_light app; defaults are SEEDS.md system 5's best known ones."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from common.config import TrainConfig, option
+
+TASKS = ("orientation", "light")
+MODELS = ("from_scratch", "inception_v3", "resnet50")
+TRANSFER_MODELS = ("inception_v3", "resnet50")
+OPTIMIZERS = ("adam", "sgd", "adabound")
+# Learning rates when --learning-rate is not given. SEEDS.md: AdaBound at
+# 0.003-0.005; Adam's and momentum SGD's usual rates otherwise.
+DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 1e-2, "adabound": 4e-3}
+# keras.applications.InceptionV3 refuses inputs below 75x75.
+MIN_IMAGE_SIZE = {"inception_v3": 75, "resnet50": 32, "from_scratch": 8}
+
+
+@dataclasses.dataclass
+class OrientationLightConfig(TrainConfig):
+    """Face orientation or light-source direction, 3 classes from class folders."""
+
+    task: str = option(
+        "orientation",
+        "orientation (left/center/right head turn) or light (light from the image's left/center/right); "
+        "names the demo data and the exported model",
+        choices=TASKS,
+    )
+    model: str = option(
+        "from_scratch",
+        "from_scratch: VGG-style CNN, < 700k parameters (SEEDS.md: the best, 0.881 / 0.902 test accuracy); "
+        "inception_v3 / resnet50: frozen pretrained base + GAP -> Dense 512 -> Dense 128 -> Dropout head",
+        choices=MODELS,
+    )
+    weights: str | None = option(
+        None, "backbone weights: imagenet, none, or a .weights.h5 path; default imagenet for the "
+        "transfer models (SEEDS.md), none for from_scratch"
+    )
+    optimizer: str = option("adam", "optimizer (SEEDS.md compared Adam, SGD with momentum, AdaBound)", choices=OPTIMIZERS)
+    learning_rate: float | None = option(
+        None, "learning rate; default by optimizer: adam 1e-3, sgd 1e-2, adabound 4e-3 (SEEDS.md: 0.003-0.005)"
+    )
+    epochs: int = option(15, "epochs (SEEDS.md's grid: 10 / 15 / 20)")
+    batch_size: int = option(32, "batch size")
+    image_size: int = option(64, "faces are resized to image_size x image_size (inception_v3 needs >= 75)")
+    conv_dropout: float = option(
+        0.2, "from_scratch: dropout after the first pooling, +0.05 per later block (SEEDS.md: 0.2-0.3)"
+    )
+    dense_units: int = option(64, "from_scratch: units of the dense layer before the classifier")
+    head_dropout: float = option(
+        0.7, "dropout before the softmax (SEEDS.md: 0.7 after the from-scratch dense layer; the transfer "
+        "head's rate was not reported)"
+    )
+    finetune_layers: int = option(
+        0, "transfer models: after the frozen phase, unfreeze the top N layers with weights of the base "
+        "(BatchNorm stays frozen) and train again; 0 = no fine-tuning"
+    )
+    finetune_epochs: int = option(5, "epochs of the fine-tuning phase")
+    finetune_learning_rate_factor: float = option(0.1, "fine-tuning learning rate = learning rate x this")
+    augment: bool = option(False, "random affine augmentation of the training images (SEEDS.md: tried on and off)")
+    rotation_range: float = option(10.0, "--augment: rotation in degrees, drawn in [-r, r]")
+    width_shift_range: float = option(0.1, "--augment: horizontal shift, fraction of the width")
+    height_shift_range: float = option(0.1, "--augment: vertical shift, fraction of the height")
+    shear_range: float = option(0.0, "--augment: shear angle in degrees")
+    zoom_range: float = option(0.1, "--augment: zoom factors in [1 - z, 1 + z]")
+    brightness_range: list[float] = option([], "--augment: brightness factors low,high (e.g. 0.8,1.2); empty = off")
+    fill_mode: str = option("nearest", "--augment: how pixels outside the image are filled",
+                            choices=("nearest", "constant", "reflect", "wrap"))
+    mirror: bool = option(
+        False, "mirror half of the training images left-right AND swap their left/right labels (a plain "
+        "horizontal flip would teach wrong labels for these tasks, so --augment never flips)"
+    )
+    holdout_fraction: float = option(
+        0.0, "when <data-dir>/test/ is missing: share of val held out (seeded, stratified) as the test "
+        "split, e.g. 0.5; 0 = no test split, metrics on val only"
+    )
+    split_seed: int = option(0, "seed of the --holdout-fraction split (fixed across --seed: one test set)")
+    cache: bool = option(True, "keep the decoded images in memory (about 12 kB per image at 64 px)")
+    monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
+
+
+def resolve(cfg: OrientationLightConfig) -> OrientationLightConfig:
+    """The config with its automatic values filled in and its combinations checked."""
+    changes = {}
+    if cfg.weights is None:
+        changes["weights"] = "imagenet" if cfg.model in TRANSFER_MODELS else "none"
+    if cfg.learning_rate is None:
+        changes["learning_rate"] = DEFAULT_LEARNING_RATES[cfg.optimizer]
+    if cfg.image_size < MIN_IMAGE_SIZE[cfg.model]:
+        raise ValueError(f"--image-size {cfg.image_size} is too small for --model {cfg.model}; "
+                         f"use at least {MIN_IMAGE_SIZE[cfg.model]}")
+    if cfg.finetune_layers and cfg.model not in TRANSFER_MODELS:
+        raise ValueError(f"--finetune-layers applies to the transfer models ({', '.join(TRANSFER_MODELS)}), "
+                         f"not --model {cfg.model}; leave it at 0")
+    if not 0.0 <= cfg.holdout_fraction < 1.0:
+        raise ValueError(f"--holdout-fraction {cfg.holdout_fraction} must be in [0, 1), e.g. 0.5")
+    for name in ("conv_dropout", "head_dropout"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)} must be in [0, 1)")
+    if cfg.brightness_range and len(cfg.brightness_range) != 2:
+        raise ValueError(f"--brightness-range {cfg.brightness_range} needs two numbers low,high such as 0.8,1.2")
+    return dataclasses.replace(cfg, **changes) if changes else cfg

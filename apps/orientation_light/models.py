@@ -1,0 +1,96 @@
+"""Model builders: the report's FromScratch CNN and the InceptionV3 / ResNet50 transfer models.
+
+Every model takes raw RGB images with values 0..255 and does its backbone's
+preprocessing itself, so a saved `.keras` file labels images with no other
+knowledge (see `apps.orientation_light.predict`). Only built-in Keras layers
+are used, so loading needs no custom objects.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from common.backbones import build_backbone
+from common.optimizers import get_optimizer
+from common.transfer import freeze, unfreeze_top
+
+# keras.applications' "caffe" preprocessing (ResNet50): RGB -> BGR, then the
+# ImageNet channel means subtracted, in BGR order.
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def preprocessing_layer(model_name: str) -> keras.layers.Layer:
+    """The layer mapping 0..255 RGB to what `model_name`'s backbone expects.
+
+    Matches `common.backbones.preprocess(model_name)`, as a built-in layer.
+    """
+    if model_name == "from_scratch":
+        return keras.layers.Rescaling(1 / 255, name="preprocess")
+    if model_name == "inception_v3":
+        return keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")
+    if model_name == "resnet50":
+        # A fixed 1x1 convolution is exactly "swap R and B, subtract the mean",
+        # and unlike a Lambda or a custom layer it reloads with no custom objects.
+        layer = keras.layers.Conv2D(3, 1, name="preprocess", trainable=False)
+        layer.build((None, None, None, 3))
+        kernel = np.zeros((1, 1, 3, 3), "float32")
+        for out_channel in range(3):
+            kernel[0, 0, 2 - out_channel, out_channel] = 1.0
+        layer.set_weights([kernel, -np.asarray(CAFFE_MEAN_BGR, "float32")])
+        return layer
+    raise ValueError(f"--model {model_name!r} is not valid; choose from_scratch, inception_v3 or resnet50")
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The nested backbone model inside a model built by `build_model`."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return layer
+    raise ValueError(f"model '{model.name}' has no nested backbone")
+
+
+def build_model(cfg, num_classes: int) -> keras.Model:
+    """The (uncompiled) classifier for `cfg.model`; transfer bases come frozen.
+
+    from_scratch: the `from_scratch` backbone (VGG-style, BatchNorm after the
+    activations, dropout after each pooling at `cfg.conv_dropout` + 0.05 per
+    block) -> Flatten -> Dense(`cfg.dense_units`) -> Dropout(`cfg.head_dropout`)
+    -> softmax. Transfer: frozen base (BatchNorm in inference mode) -> GAP ->
+    Dense 512 -> Dense 128 -> Dropout(`cfg.head_dropout`) -> softmax.
+    """
+    shape = (cfg.image_size, cfg.image_size, 3)
+    inputs = keras.Input(shape, name="image")
+    x = preprocessing_layer(cfg.model)(inputs)
+    base = build_backbone(cfg.model, shape, weights=cfg.weights)
+    if cfg.model == "from_scratch":
+        drops = [layer for layer in base.layers if isinstance(layer, keras.layers.Dropout)]
+        for block, layer in enumerate(drops):
+            # Dropout reads its rate when called, so changing it before the
+            # first fit (and before saving: get_config reads it too) is enough.
+            layer.rate = min(0.9, cfg.conv_dropout + 0.05 * block)
+        x = keras.layers.Flatten(name="flatten")(base(x))
+        x = keras.layers.Dense(cfg.dense_units, activation="relu", name="dense")(x)
+    else:
+        freeze(base)
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base(x))
+        x = keras.layers.Dense(512, activation="relu", name="dense_512")(x)
+        x = keras.layers.Dense(128, activation="relu", name="dense_128")(x)
+    x = keras.layers.Dropout(cfg.head_dropout, name="head_dropout")(x)
+    # float32 probabilities also under a mixed-precision policy.
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"{cfg.task}_{cfg.model}")
+
+
+def compile_model(model: keras.Model, cfg, learning_rate: float | None = None) -> keras.Model:
+    """Compile with `cfg.optimizer` and sparse categorical cross-entropy (integer labels)."""
+    rate = cfg.learning_rate if learning_rate is None else learning_rate
+    model.compile(optimizer=get_optimizer(cfg.optimizer, rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def prepare_finetuning(model: keras.Model, cfg, learning_rate: float) -> keras.Model:
+    """Unfreeze the top `cfg.finetune_layers` layers of the base (BatchNorm stays frozen) and recompile."""
+    unfreeze_top(backbone_of(model), cfg.finetune_layers, keep_batchnorm_frozen=True)
+    return compile_model(model, cfg, learning_rate * cfg.finetune_learning_rate_factor)

@@ -1,0 +1,92 @@
+"""Train a face orientation or light-source classifier (from scratch, or transfer with a frozen base).
+
+    python -m apps.orientation_light.train --task orientation --data-dir data/orientation
+    python -m apps.orientation_light.train --task light --data-dir ../shared/data/faces_orient_light/source_light \\
+        --holdout-fraction 0.5
+    python -m apps.orientation_light.train --model resnet50 --weights imagenet --image-size 128 \\
+        --finetune-layers 10 --finetune-epochs 5 --data-dir data/orientation
+
+Data: `<data-dir>/{train,val,test}/<class>/*.jpg`, class names from the
+folders. Besides the shared run directory (see `common.training`) it writes
+`confusion_<split>.png`, per-class precision/recall in metrics.json, and
+`<model>.classes.json` beside model.keras and the exported model, which
+`python -m apps.orientation_light.predict` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from apps.orientation_light.config import OrientationLightConfig, resolve
+from apps.orientation_light.data import load_tables, make_datasets
+from apps.orientation_light.models import build_model, compile_model, prepare_finetuning
+from common.config import parse_config
+from common.distribute import Distribution
+from common.metrics import classification_summary, predict_labels
+from common.plots import plot_confusion_matrix
+from common.predict import write_class_names
+from common.training import Run, setup_logging
+
+APP = "orientation_light"
+log = logging.getLogger("hybridvision")
+
+
+def class_report(model, datasets: dict, class_names, out_dir: Path) -> dict:
+    """Confusion matrix (also as confusion_<split>.png) and per-class precision/recall per split."""
+    report = {}
+    for split, ds in datasets.items():
+        if ds is None:
+            continue
+        y_true, probabilities = predict_labels(model, ds)
+        report[split] = classification_summary(y_true, probabilities, class_names)
+        plot_confusion_matrix(report[split]["confusion_matrix"], class_names, out_dir / f"confusion_{split}.png",
+                              title=f"{split}: confusion matrix")
+    return report
+
+
+def train(cfg: OrientationLightConfig) -> dict:
+    """One run: fit (and fine-tune), evaluate on val and test, write the run directory; returns metrics."""
+    cfg = resolve(cfg)
+    tables, class_names, note = load_tables(cfg)
+    dist = Distribution.from_config(cfg)
+    run = Run(APP, cfg, export_name=f"{cfg.task}_{cfg.model}")
+    if note:
+        run.note("test_split", note)
+    if cfg.model != "from_scratch" and cfg.weights == "none":
+        run.note("weights", "random initialisation (--weights none): not transfer learning")
+    run.note("class_names", class_names)
+    datasets = make_datasets(cfg, tables, class_names, dist.global_batch_size(cfg.batch_size))
+    learning_rate = dist.learning_rate(cfg.learning_rate)
+    with dist.scope():
+        model = compile_model(build_model(cfg, len(class_names)), cfg, learning_rate)
+    run.fit(model, datasets["train"], datasets["val"], monitor=cfg.monitor)
+    phase = "main"
+    if cfg.finetune_layers:
+        with dist.scope():
+            prepare_finetuning(model, cfg, learning_rate)
+        phase = "finetune"
+        run.fit(model, datasets["train"], datasets["val"], epochs=cfg.finetune_epochs, monitor=cfg.monitor, phase=phase)
+    best = run.best_model(phase) if run.best_path(phase).exists() else model
+    evaluated = {"val": datasets["val"], "test": datasets["test"]}
+    report = class_report(best, evaluated, class_names, run.dir)
+    write_class_names(run.dir / "model.keras", class_names, task=cfg.task, model=cfg.model)
+    _, metrics = run.finish(best, evaluated, metrics=report, use_best=False)
+    write_class_names(metrics["notes"]["exported_model"], class_names, task=cfg.task, model=cfg.model)
+    return metrics
+
+
+def main(argv=None) -> dict:
+    cfg = parse_config(OrientationLightConfig, argv, description=__doc__.split("\n")[0],
+                       prog="python -m apps.orientation_light.train")
+    setup_logging(cfg.quiet)
+    metrics = train(cfg)
+    split = "test" if "test" in metrics else "val"
+    text = ", ".join(f"{s} accuracy {metrics[s]['accuracy']:.4f}" for s in ("test", "val") if s in metrics)
+    recall = ", ".join(f"{name} {v['recall']:.2f}" for name, v in metrics[split]["per_class"].items())
+    print(f"orientation_light {cfg.task} {cfg.model}: {text} ({split} recall: {recall})")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Settings of the patch-training curriculum; defaults are SEEDS.md system 3's."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from common.backbones import BACKBONES
+from common.config import TrainConfig, option
+from common.optimizers import OPTIMIZERS
+
+PATCH_POOLING = ("adaptive", "spp")
+# SEEDS.md: SGD lr 1e-3 momentum 0.9 for the pretrained VGG16. The small
+# backbone starts from random weights; on the demo data and on the VOC sample
+# it barely moves at 1e-3 in a few CPU epochs, while 1e-2 trains it.
+PRETRAINED_LEARNING_RATE = 1e-3
+SCRATCH_LEARNING_RATE = 1e-2
+SCRATCH_BACKBONES = ("small", "from_scratch")
+
+
+@dataclasses.dataclass
+class PatchTrainingConfig(TrainConfig):
+    """Pascal VOC multi-label classification with a patch pre-training curriculum."""
+
+    backbone: str = option(
+        "vgg16", "backbone (SEEDS.md: VGG16); small is a CPU-sized VGG-style net", choices=BACKBONES
+    )
+    weights: str | None = option(
+        None, "backbone weights: imagenet, none or a .weights.h5 path; default imagenet "
+        "for the pretrained backbones (SEEDS.md: ImageNet normalisation), none for small"
+    )
+    switch_epoch: int = option(
+        5, "epochs before this one train the patch head on patches, the rest the multi-label head "
+        "on full images; 0 = baseline (SEEDS.md: best trade-off at 5 of 10)"
+    )
+    epochs: int = option(10, "total epochs, patch and full together (SEEDS.md: 10)")
+    batch_size: int = option(16, "batch size (SEEDS.md: 16; 8 gave more recall but 2x the time)")
+    learning_rate: float | None = option(
+        None, f"learning rate; default {PRETRAINED_LEARNING_RATE:g} with pretrained weights "
+        f"(SEEDS.md), {SCRATCH_LEARNING_RATE:g} for a backbone from random weights"
+    )
+    optimizer: str = option("sgd", "optimizer (SEEDS.md: SGD, momentum 0.9)", choices=OPTIMIZERS)
+    momentum: float = option(0.9, "SGD momentum (SEEDS.md: 0.9)")
+    image_size: int = option(224, "full images and patches are resized to this square (VGG16's 224)")
+    min_patch: int = option(64, "patches are the boxes of at least this many pixels a side (SEEDS.md: 64)")
+    patch_pooling: str = option(
+        "adaptive", "patch head pooling: adaptive (average to 4x4, SEEDS.md) or spp "
+        "(max-pooling pyramid of 1x1, 2x2 and 4x4)", choices=PATCH_POOLING
+    )
+    patch_hidden: int = option(512, "units of the patch head's two hidden dense layers")
+    dropout: float = option(0.5, "dropout before the dense layers of both heads")
+    max_pos_weight: float = option(50.0, "clip of the per-class positive weights (negatives / positives)")
+    threshold: float = option(0.5, "a class is predicted when its probability reaches this")
+    on_bad_annotation: str = option(
+        "skip", "bad XML, unknown class or box outside the image: skip it (logged) or fail", choices=("skip", "fail")
+    )
+    exclude_difficult: bool = option(False, "leave objects marked difficult out of labels and patches")
+    val_fraction: float = option(0.2, "without ImageSets/Main/val.txt: share of the train ids held out (seeded)")
+    augment: bool = option(True, "random horizontal flips of training images and patches")
+    cache: bool = option(False, "keep decoded, resized images and patches in memory")
+    patch_cache: str | None = option(None, "folder of the cached patch crops (default .cache/voc_patches)")
+
+
+def resolve(config: PatchTrainingConfig) -> PatchTrainingConfig:
+    """The config with its automatic values (weights, learning rate) filled in and checked."""
+    scratch = config.backbone in SCRATCH_BACKBONES
+    if config.weights is None:
+        config = dataclasses.replace(config, weights="none" if scratch else "imagenet")
+    if config.learning_rate is None:
+        pretrained = str(config.weights).lower() not in ("none", "")
+        config = dataclasses.replace(
+            config, learning_rate=PRETRAINED_LEARNING_RATE if pretrained else SCRATCH_LEARNING_RATE
+        )
+    if not 0 <= config.switch_epoch <= config.epochs:
+        raise ValueError(
+            f"--switch-epoch {config.switch_epoch} is outside 0..--epochs {config.epochs}; "
+            "use 0 for the baseline and at most the number of epochs"
+        )
+    return config

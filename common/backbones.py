@@ -1,0 +1,308 @@
+"""Backbone CNNs shared by the apps, built offline-first.
+
+`build_backbone` returns a functional `keras.Model` for one of `BACKBONES`:
+
+- `vgg16`, `resnet50`, `inception_v3`: `keras.applications` models.
+- `vgg16_bn`: VGG16 with BatchNormalization between every conv and its ReLU
+  (the order of torchvision's `vgg16_bn`). ImageNet weights are the plain
+  Keras VGG16 kernels copied in, with every BatchNormalization starting at
+  identity, so the network starts where VGG16 was and BN helps it train.
+- `small`: a CPU-sized VGG-style net (4 x conv -> BN -> ReLU -> max-pool).
+- `from_scratch`: the orientation/light report's "FromScratch" extractor
+  (BN after the activations, dropout after each pooling, ~290k parameters);
+  the app adds its own head (dense + dropout 0.7).
+
+`weights` is `"imagenet"`, `"none"`/`None`, or a local `.weights.h5` (or
+legacy `.h5`) file. Nothing here needs the internet unless `"imagenet"` is
+asked for and not cached; then the error says how to pass a local file.
+"""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+
+BACKBONES = ("vgg16", "vgg16_bn", "resnet50", "inception_v3", "small", "from_scratch")
+
+_KERAS_APPLICATIONS = {
+    "vgg16": keras.applications.VGG16,
+    "resnet50": keras.applications.ResNet50,
+    "inception_v3": keras.applications.InceptionV3,
+}
+_VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+
+
+def build_backbone(
+    name,
+    input_shape=(224, 224, 3),
+    weights="none",
+    include_top=False,
+    pooling=None,
+    name_prefix=None,
+):
+    """Build one of `BACKBONES` as a functional `keras.Model`.
+
+    Args:
+        name: one of `BACKBONES`.
+        input_shape: `(height, width, channels)`; `None` sizes are allowed
+            where the architecture allows them. Minimum sizes: 32 for
+            `vgg16`/`vgg16_bn`/`resnet50`, 75 for `inception_v3`.
+        weights: `"imagenet"`, `"none"`/`None` (random init) or the path of
+            a local `.weights.h5` / `.h5` file saved from the same backbone
+            (for `vgg16_bn`, a plain VGG16 weights file works too: its
+            kernels are copied in).
+        include_top: keep the 1000-class ImageNet classifier (pretrained
+            backbones only).
+        pooling: `None` (4D feature map), `"avg"` or `"max"` (global pooling
+            to a vector); ignored when `include_top=True`.
+        name_prefix: prepended to the model's and every layer's name, so two
+            copies of one backbone can live side by side in one model.
+
+    Returns:
+        A functional `keras.Model` taking images preprocessed with
+        `preprocess(name)`.
+    """
+    key = _check_name(name)
+    weights = _check_weights(weights)
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling={pooling!r} is not valid; use None, 'avg' or 'max'.")
+    if key in ("small", "from_scratch"):
+        if include_top:
+            raise ValueError(
+                f"backbone '{key}' is a feature extractor without an ImageNet "
+                "classifier; use include_top=False and add your own head."
+            )
+        if weights == "imagenet":
+            raise ValueError(
+                f"backbone '{key}' has no ImageNet weights; use weights='none' "
+                "or a local .weights.h5 file saved from it."
+            )
+        builder = _small if key == "small" else _from_scratch
+        model = builder(input_shape, pooling)
+        if weights:
+            _load_weights_file(model, weights, key)
+    elif key == "vgg16_bn":
+        model = _vgg16_bn(input_shape, include_top, pooling)
+        if weights == "imagenet":
+            vgg16 = _keras_application("vgg16", input_shape, "imagenet", include_top)
+            _copy_vgg16_weights(vgg16, model)
+        elif weights:
+            _load_vgg16_bn_file(model, weights, input_shape, include_top)
+    else:
+        model = _keras_application(key, input_shape, weights, include_top, pooling)
+    if name_prefix:
+        model.name = f"{name_prefix}{model.name}"
+        for layer in model.layers:
+            layer.name = f"{name_prefix}{layer.name}"
+    return model
+
+
+def preprocess(name):
+    """Return the function that maps 0..255 float images to `name`'s input.
+
+    The pretrained backbones use their `keras.applications`
+    `preprocess_input` (caffe-style BGR mean subtraction for the VGGs and
+    ResNet50, scaling to [-1, 1] for InceptionV3); the small nets scale to
+    [0, 1]. The function works on NumPy arrays (never modified in place) and
+    on tensors, e.g. inside `tf.data.Dataset.map`.
+    """
+    key = _check_name(name)
+    if key in ("small", "from_scratch"):
+        return _scale_to_unit
+    if key == "inception_v3":
+        return _inception_preprocess
+    return _caffe_preprocess
+
+
+def conv_layer_names(model):
+    """Names of the `Conv2D` layers of `model`, nested models included, in order."""
+    names = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            names.append(layer.name)
+        elif isinstance(layer, keras.Model):
+            names.extend(conv_layer_names(layer))
+    return names
+
+
+def _scale_to_unit(images):
+    return images / 255.0
+
+
+def _caffe_preprocess(images):
+    # keras' preprocess_input edits float NumPy arrays in place.
+    if isinstance(images, np.ndarray):
+        images = np.array(images, dtype="float32")
+    return keras.applications.vgg16.preprocess_input(images)
+
+
+def _inception_preprocess(images):
+    if isinstance(images, np.ndarray):
+        images = np.array(images, dtype="float32")
+    return keras.applications.inception_v3.preprocess_input(images)
+
+
+def _check_name(name):
+    key = str(name).lower()
+    if key not in BACKBONES:
+        raise ValueError(f"Unknown backbone {name!r}; valid names: {', '.join(BACKBONES)}.")
+    return key
+
+
+def _check_weights(weights):
+    if weights is None or str(weights).lower() in ("none", ""):
+        return None
+    if str(weights).lower() == "imagenet":
+        return "imagenet"
+    path = os.path.expanduser(str(weights))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"weights file not found: {path}; pass weights='imagenet', 'none' "
+            "or the path of an existing .weights.h5 file."
+        )
+    if not path.endswith(".h5"):
+        raise ValueError(
+            f"weights file {path} is not a Keras weights file; save one with "
+            "model.save_weights('name.weights.h5') and pass that path."
+        )
+    return path
+
+
+def _one_line(err):
+    return " ".join(str(err).split())
+
+
+def _keras_application(name, input_shape, weights, include_top, pooling=None):
+    constructor = _KERAS_APPLICATIONS[name]
+    kwargs = dict(include_top=include_top, input_shape=tuple(input_shape), pooling=pooling)
+    if weights != "imagenet":
+        model = constructor(weights=None, **kwargs)
+        if weights:
+            _load_weights_file(model, weights, name)
+        return model
+    try:
+        return constructor(weights="imagenet", **kwargs)
+    except (ValueError, TypeError):
+        raise  # bad arguments (e.g. input too small), not a download problem
+    except Exception as err:
+        cache = os.path.join(os.environ.get("KERAS_HOME", "~/.keras"), "models")
+        raise FileNotFoundError(
+            f"Could not get the ImageNet weights for '{name}' ({_one_line(err)}). "
+            "Offline, pass a local file instead: --weights /path/to/file.weights.h5 "
+            f"(build_backbone(weights=...)); Keras caches downloaded weights in {cache}, "
+            "so copying that folder from a machine with internet also works."
+        ) from err
+
+
+def _load_strictly(model, path):
+    # Keras only warns when parts of a model found nothing in the file and
+    # kept their random weights; a silent partial load is worse than an error.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(path)
+    for warning in caught:
+        message = str(warning.message)
+        if "Skipping nested container" in message or "could not be loaded" in message:
+            raise ValueError(message)
+        warnings.warn_explicit(
+            warning.message, warning.category, warning.filename, warning.lineno
+        )
+
+
+def _load_weights_file(model, path, name):
+    try:
+        _load_strictly(model, path)
+    except Exception as err:
+        raise ValueError(
+            f"Could not load weights file {path} into backbone '{name}': "
+            f"{_one_line(err)}. The file must be saved from the same backbone "
+            "with the same include_top."
+        ) from err
+
+
+def _load_vgg16_bn_file(model, path, input_shape, include_top):
+    try:
+        _load_strictly(model, path)
+        return
+    except Exception as err:
+        direct_error = err
+    # A plain VGG16 file (e.g. Keras's cached ImageNet one) has no BN weights.
+    try:
+        vgg16 = _keras_application("vgg16", input_shape, None, include_top)
+        _load_strictly(vgg16, path)
+    except Exception:
+        raise ValueError(
+            f"Could not load weights file {path} into backbone 'vgg16_bn' "
+            f"({_one_line(direct_error)}); it is neither a vgg16_bn nor a vgg16 "
+            "weights file with the same include_top."
+        ) from direct_error
+    _copy_vgg16_weights(vgg16, model)
+
+
+def _copy_vgg16_weights(vgg16, target):
+    for layer in vgg16.layers:
+        if layer.weights:
+            target.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+def _global_pool(x, pooling):
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
+
+
+def _vgg16_bn(input_shape, include_top, pooling):
+    inputs = keras.Input(shape=tuple(input_shape), name="input_layer")
+    x = inputs
+    for block, (filters, convs) in enumerate(_VGG16_BLOCKS, start=1):
+        for i in range(1, convs + 1):
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", name=f"block{block}_conv{i}"
+            )(x)
+            # torchvision's BatchNorm2d defaults, so converted weights behave alike.
+            x = keras.layers.BatchNormalization(
+                momentum=0.9, epsilon=1e-5, name=f"block{block}_bn{i}"
+            )(x)
+            x = keras.layers.Activation("relu", name=f"block{block}_relu{i}")(x)
+        x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+    if include_top:
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(4096, activation="relu", name="fc1")(x)
+        x = keras.layers.Dense(4096, activation="relu", name="fc2")(x)
+        x = keras.layers.Dense(1000, activation="softmax", name="predictions")(x)
+    else:
+        x = _global_pool(x, pooling)
+    return keras.Model(inputs, x, name="vgg16_bn")
+
+
+def _small(input_shape, pooling):
+    inputs = keras.Input(shape=tuple(input_shape), name="input_layer")
+    x = inputs
+    for block, filters in enumerate((32, 64, 128, 128), start=1):
+        # No conv bias: the BatchNormalization right after has its own shift.
+        x = keras.layers.Conv2D(
+            filters, 3, padding="same", use_bias=False, name=f"block{block}_conv"
+        )(x)
+        x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = keras.layers.Activation("relu", name=f"block{block}_relu")(x)
+        # "same" pooling so 14-16 px inputs still end at 1x1, never at 0x0.
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"block{block}_pool")(x)
+    return keras.Model(inputs, _global_pool(x, pooling), name="small")
+
+
+def _from_scratch(input_shape, pooling):
+    inputs = keras.Input(shape=tuple(input_shape), name="input_layer")
+    x = inputs
+    for block, (filters, rate) in enumerate(((32, 0.2), (64, 0.25), (128, 0.3)), start=1):
+        for i in (1, 2):
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", activation="relu", name=f"block{block}_conv{i}"
+            )(x)
+            # The report put BN after the activation; kept for comparability.
+            x = keras.layers.BatchNormalization(name=f"block{block}_bn{i}")(x)
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"block{block}_pool")(x)
+        x = keras.layers.Dropout(rate, name=f"block{block}_dropout")(x)
+    return keras.Model(inputs, _global_pool(x, pooling), name="from_scratch")

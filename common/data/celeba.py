@@ -1,0 +1,314 @@
+"""CelebA in its official layout: attribute, partition and landmark files -> table -> tf.data.
+
+The layout (as published, and as `data_prep.demo_data` writes it)::
+
+    <root>/img_align_celeba/000001.jpg ...
+    <root>/list_attr_celeba.txt             count line, names line, then `file v1 .. v40` (1 / -1)
+    <root>/list_eval_partition.txt          `file 0|1|2` (train / val / test)
+    <root>/list_landmarks_align_celeba.txt  optional: count line, names line, `file x1 y1 .. x5 y5`
+
+`read_celeba` joins them into one table (`path`, `file`, `partition`, one 0/1
+column per attribute, optionally the landmark columns); `split_partitions`
+turns it into train/val/test tables, splitting the train rows itself
+(seeded) when a sample of CelebA has no val or test rows;
+`make_dataset` is the tf.data builder yielding `((image, covariates), target)`.
+Any attribute can be the target and any list of attributes the covariates.
+
+    table = read_celeba("data/celeba")
+    tables, note = split_partitions(table, seed=0)
+    train = make_dataset(tables["train"], "Attractive", ["Male"], (64, 64), 32)
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from common.data.images import decode_image, log_skipped, validate_images
+
+LOGGER = logging.getLogger("hybridvision")
+
+IMAGE_FOLDER = "img_align_celeba"
+ATTRIBUTE_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+LANDMARK_FILE = "list_landmarks_align_celeba.txt"
+PARTITIONS = {0: "train", 1: "val", 2: "test"}
+LAYOUT = f"<root>/{IMAGE_FOLDER}/*.jpg, <root>/{ATTRIBUTE_FILE}, <root>/{PARTITION_FILE}"
+# With cache=True the order is fixed by the first pass; this buffer reshuffles it every epoch.
+CACHED_SHUFFLE_BUFFER = 1024
+
+
+def _require(path, what):
+    if not Path(path).exists():
+        raise FileNotFoundError(f"CelebA {what} {str(path)!r} not found; expected the official layout {LAYOUT}.")
+
+
+def _read_counted_table(path, what):
+    """Reads the `count`, `names`, `file v1 .. vn` format shared by the attribute and landmark files."""
+    _require(path, what)
+    with open(path, encoding="utf-8") as f:
+        first, second = f.readline().strip(), f.readline().split()
+    if not first.isdigit():
+        raise ValueError(
+            f"{path}: line 1 must be the image count (an integer), got {first[:40]!r}; "
+            f"is this the official {Path(path).name}?"
+        )
+    if not second or second[0].endswith((".jpg", ".png")):
+        raise ValueError(f"{path}: line 2 must hold the column names, got {' '.join(second[:3])!r} ...")
+    try:
+        table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, dtype={0: str})
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{path}: rows must be `file` followed by {len(second)} values ({str(err).splitlines()[0]})") from None
+    if table.shape[1] != len(second) + 1:
+        raise ValueError(
+            f"{path}: the header names {len(second)} columns but rows have {table.shape[1] - 1} values; "
+            "every row must be `file` followed by one value per name"
+        )
+    table.columns = ["file", *second]
+    if len(table) != int(first):
+        LOGGER.warning("%s: line 1 says %s images but %d rows follow; using the rows", path, first, len(table))
+    return table
+
+
+def read_attributes(path):
+    """The attribute file as a table: `file` plus one int8 0/1 column per attribute (1 -> 1, -1 -> 0)."""
+    table = _read_counted_table(path, "attribute file")
+    values = table.iloc[:, 1:]
+    bad = ~values.isin([1, -1])
+    if bad.to_numpy().any():
+        row, col = np.argwhere(bad.to_numpy())[0]
+        raise ValueError(
+            f"{path}: attribute values must be 1 or -1; row {row + 3} ({table['file'].iloc[row]}) "
+            f"has {values.iloc[row, col]!r} for {values.columns[col]}"
+        )
+    table.iloc[:, 1:] = (values.to_numpy() > 0).astype("int8")
+    return table.astype({name: "int8" for name in values.columns})
+
+
+def read_partition(path):
+    """The partition file as a table: `file` and `partition` ("train", "val" or "test")."""
+    _require(path, "partition file")
+    try:
+        table = pd.read_csv(path, sep=r"\s+", header=None, names=["file", "partition"], dtype={"file": str})
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{path}: rows must be `file 0|1|2` ({str(err).splitlines()[0]})") from None
+    codes = pd.to_numeric(table["partition"], errors="coerce")
+    bad = ~codes.isin(list(PARTITIONS))
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        raise ValueError(
+            f"{path}: partitions must be 0 (train), 1 (val) or 2 (test); line {row + 1} "
+            f"({table['file'].iloc[row]}) has {table['partition'].iloc[row]!r}"
+        )
+    table["partition"] = codes.astype(int).map(PARTITIONS)
+    return table
+
+
+def read_landmarks(path):
+    """The aligned landmark file as a table: `file` plus `lefteye_x` .. `rightmouth_y` (pixels)."""
+    table = _read_counted_table(path, "landmark file")
+    for name in table.columns[1:]:
+        if not pd.api.types.is_numeric_dtype(table[name]):
+            raise ValueError(f"{path}: landmark column {name} must hold numbers")
+    return table
+
+
+def attribute_names(source):
+    """The attribute names of a CelebA root folder, an attribute file or a table from `read_celeba`."""
+    if isinstance(source, pd.DataFrame):
+        return list(source.attrs["attribute_names"])
+    path = Path(source)
+    path = path / ATTRIBUTE_FILE if path.is_dir() else path
+    _require(path, "attribute file")
+    with open(path, encoding="utf-8") as f:
+        f.readline()
+        return f.readline().split()
+
+
+def check_attributes(names, valid, flag="--covariates"):
+    """Raises a ValueError listing the valid names when one of `names` is not an attribute."""
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise ValueError(
+            f"{flag}: unknown CelebA attribute(s) {', '.join(unknown)}; "
+            f"valid names ({len(valid)}): {', '.join(valid)}"
+        )
+
+
+def read_celeba(root, landmarks=False):
+    """Joins the CelebA files under `root` into one table of the images present on disk.
+
+    Args:
+        root: folder holding `img_align_celeba/`, `list_attr_celeba.txt` and
+            `list_eval_partition.txt`.
+        landmarks: also join `list_landmarks_align_celeba.txt` (must exist then).
+
+    Returns:
+        `pandas.DataFrame` with `path`, `file`, `partition` ("train" / "val" /
+        "test"), one int8 0/1 column per attribute and, with `landmarks`, the
+        ten landmark columns. `table.attrs` holds `attribute_names`,
+        `landmark_names` and `missing_images` (listed but not on disk: logged
+        as a warning, never silently dropped).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"CelebA folder {str(root)!r} does not exist; expected the official layout {LAYOUT}.")
+    image_dir = root / IMAGE_FOLDER
+    _require(image_dir, "image folder")
+    attributes = read_attributes(root / ATTRIBUTE_FILE)
+    names = list(attributes.columns[1:])
+    partition = read_partition(root / PARTITION_FILE)
+    table = attributes.merge(partition, on="file", how="left")
+    unpartitioned = int(table["partition"].isna().sum())
+    if unpartitioned:
+        LOGGER.warning("%d images of %s have no row in %s; they are left out", unpartitioned, ATTRIBUTE_FILE, PARTITION_FILE)
+        table = table[table["partition"].notna()]
+    mark_names = []
+    if landmarks:
+        marks = read_landmarks(root / LANDMARK_FILE)
+        mark_names = list(marks.columns[1:])
+        table = table.merge(marks, on="file", how="left")
+        if table[mark_names].isna().any(axis=None):
+            count = int(table[mark_names[0]].isna().sum())
+            raise ValueError(f"{root / LANDMARK_FILE}: {count} images of {ATTRIBUTE_FILE} have no landmark row")
+    on_disk = set(os.listdir(image_dir))
+    present = table["file"].isin(on_disk)
+    missing = int((~present).sum())
+    if missing:
+        examples = ", ".join(table.loc[~present, "file"].head(3))
+        LOGGER.warning(
+            "%d of the %d images listed in %s are not in %s (e.g. %s); using the %d present",
+            missing, len(table), ATTRIBUTE_FILE, image_dir, examples, int(present.sum()),
+        )
+    table = table[present].reset_index(drop=True)
+    if table.empty:
+        raise ValueError(f"none of the images listed in {root / ATTRIBUTE_FILE} is in {image_dir}")
+    table.insert(0, "path", [str(image_dir / f) for f in table["file"]])
+    table = table[["path", "file", "partition", *names, *mark_names]]
+    table.attrs.update(attribute_names=names, landmark_names=mark_names, missing_images=missing)
+    return table
+
+
+def split_partitions(table, seed=0, val_fraction=0.15, test_fraction=0.15):
+    """Train / val / test tables from the `partition` column.
+
+    When the images present have no val or no test rows (a sample of
+    CelebA's train images), the missing parts are drawn from the train rows
+    with a seeded permutation, and the returned note says so.
+
+    Returns:
+        `({"train": table, "val": table, "test": table}, note)`; `note` is None
+        when the official partition was used as is, else one line describing
+        the fallback split (for the log and metrics.json).
+    """
+    if "partition" not in table.columns:
+        raise ValueError(f"the table needs a `partition` column (from read_celeba); it has {list(table.columns)}")
+    parts = {name: table[table["partition"] == name] for name in PARTITIONS.values()}
+    lacking = [name for name in ("val", "test") if parts[name].empty]
+    note = None
+    if lacking:
+        fractions = {"val": val_fraction, "test": test_fraction}
+        train = parts["train"]
+        if len(train) < 3:
+            raise ValueError(f"{PARTITION_FILE} has no {' or '.join(lacking)} rows and only {len(train)} train rows to split")
+        order = np.random.default_rng(seed).permutation(len(train))
+        start = 0
+        for name in lacking:
+            count = max(1, int(round(len(train) * fractions[name])))
+            parts[name] = train.iloc[np.sort(order[start : start + count])]
+            start += count
+        parts["train"] = train.iloc[np.sort(order[start:])]
+        sizes = "/".join(str(len(parts[n])) for n in PARTITIONS.values())
+        note = (
+            f"{PARTITION_FILE} has no {' or '.join(lacking)} rows for the {len(table)} images present; "
+            f"split the {len(train)} train rows into train/val/test = {sizes} (seed {seed})"
+        )
+        LOGGER.warning("fallback split: %s", note)
+    result = {}
+    for name, part in parts.items():
+        part = part.reset_index(drop=True)
+        part.attrs = dict(table.attrs)
+        result[name] = part
+    return result, note
+
+
+def make_dataset(
+    table,
+    target,
+    covariates=None,
+    image_size=(64, 64),
+    batch_size=32,
+    shuffle=True,
+    seed=0,
+    preprocess=None,
+    cache=False,
+    validate=True,
+):
+    """Batched tf.data pipeline of CelebA images, covariates and a binary target.
+
+    Files that do not decode are dropped first and logged (never silently).
+
+    Args:
+        table: a table from `read_celeba` / `split_partitions`.
+        target: attribute to predict (0/1).
+        covariates: attribute (or any numeric) columns fed as a second input;
+            None or [] yields images only.
+        image_size: `(height, width)`.
+        batch_size: images per batch.
+        shuffle: reshuffle every epoch (seeded).
+        seed: shuffle seed.
+        preprocess: function applied to the float 0..255 image batch (e.g.
+            `common.backbones.preprocess(name)`), after the cache.
+        cache: False, True (in memory) or a file path for `Dataset.cache`.
+        validate: check up front that every image decodes.
+
+    Returns:
+        `tf.data.Dataset` of `((images, covariates), target)` with covariates
+        float32 `(batch, len(covariates))` and target float32 `(batch, 1)`; or
+        `(images, target)` without covariates.
+    """
+    covariates = list(covariates or [])
+    valid = [c for c in table.columns if c not in ("path", "file", "partition")]
+    check_attributes([target], valid, flag="--target")
+    check_attributes(covariates, valid)
+    if validate:
+        good, bad = validate_images(table["path"])
+        log_skipped(bad)
+        if bad:
+            table = table[table["path"].isin(set(good))]
+    if len(table) == 0:
+        raise ValueError("no readable CelebA images left to build a dataset from")
+    columns = {
+        "path": table["path"].astype(str).to_numpy(),
+        "target": table[[target]].to_numpy().astype("float32"),
+        "covariates": table[covariates].to_numpy().astype("float32").reshape(len(table), len(covariates)),
+    }
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
+    if shuffle:
+        dataset = dataset.shuffle(len(table), seed=seed, reshuffle_each_iteration=not cache)
+    image_size = tuple(image_size)
+
+    def decode(row):
+        row = dict(row)
+        # uint8 until after the cache: 4x less memory, and the pixels were 8-bit anyway.
+        row["image"] = tf.saturate_cast(tf.round(decode_image(row.pop("path"), image_size)), tf.uint8)
+        return row
+
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.cache("" if cache is True else os.fspath(cache))
+        if shuffle:
+            dataset = dataset.shuffle(min(len(table), CACHED_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+
+    def finish(row):
+        images = tf.cast(row["image"], tf.float32)
+        if preprocess is not None:
+            images = preprocess(images)
+        inputs = (images, row["covariates"]) if covariates else images
+        return inputs, row["target"]
+
+    return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,154 @@
+"""Image decoding shared by every reader: one tf.data-friendly decoder and a validator.
+
+`decode_image` is what the tf.data builders map over file paths;
+`validate_images` checks up front, with the very same TensorFlow decoders,
+which files would fail, so a pipeline skips (and reports) them instead of
+crashing mid-epoch.
+"""
+
+import logging
+import os
+
+import tensorflow as tf
+
+LOGGER = logging.getLogger("hybridvision")
+
+# Formats tf.io.decode_image reads (GIF: first frame only).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+# (path, mtime_ns, size) -> None when the file decodes, else the reason it does not.
+_VALIDATION_CACHE = {}
+
+
+def _check_image_args(image_size, channels):
+    if (
+        not isinstance(image_size, (tuple, list))
+        or len(image_size) != 2
+        or not all(isinstance(v, int) and v > 0 for v in image_size)
+    ):
+        raise ValueError(
+            f"`image_size` must be (height, width) of positive ints; got {image_size!r}."
+        )
+    if channels not in (1, 3):
+        raise ValueError(f"`channels` must be 1 or 3; got {channels!r}.")
+
+
+def decode_image_bytes(contents, image_size, channels=3):
+    """Decodes encoded image bytes and resizes them (bilinear) to `image_size`.
+
+    Handles JPEG, PNG (RGBA loses its alpha, grayscale is repeated to 3
+    channels), BMP, WebP and GIF (first frame). Returns float32 values in
+    0..255 with shape `(height, width, channels)`.
+    """
+    _check_image_args(image_size, channels)
+    # GIF only decodes to 3 channels, so go through RGB for every format.
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    if channels == 1:
+        image = tf.image.rgb_to_grayscale(image)
+    image = tf.image.resize(image, image_size, method="bilinear")
+    image.set_shape((*image_size, channels))
+    return image
+
+
+def decode_image(path_or_bytes, image_size, channels=3):
+    """Reads and decodes one image; usable inside `tf.data.Dataset.map`.
+
+    Args:
+        path_or_bytes: a file path (str, `os.PathLike` or a string tensor,
+            as in a dataset of paths) or Python `bytes` holding an encoded
+            image (for encoded bytes in a tensor use `decode_image_bytes`).
+        image_size: `(height, width)` of the output.
+        channels: 3 (RGB) or 1 (grayscale).
+
+    Returns:
+        float32 tensor `(height, width, channels)` with values in 0..255.
+    """
+    if isinstance(path_or_bytes, bytes):
+        contents = path_or_bytes
+    else:
+        path = os.fspath(path_or_bytes) if isinstance(path_or_bytes, os.PathLike) else path_or_bytes
+        contents = tf.io.read_file(path)
+    return decode_image_bytes(contents, image_size, channels)
+
+
+def _check_decodes(contents):
+    # JPEG at 1/8 scale: libjpeg still reads every entropy-coded byte, so
+    # truncation and corruption are caught at a fraction of the cost.
+    image = tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: tf.io.decode_jpeg(contents, channels=3, ratio=8),
+        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
+    )
+    return tf.shape(image)
+
+
+def _reason(path):
+    """Why one file fails to decode (eager; only called for the failures)."""
+    try:
+        _check_decodes(tf.io.read_file(path))
+    except tf.errors.OpError as error:
+        message = (error.message or str(error)).strip().splitlines()[0]
+        # Drop TF's "{{function_node ...}} " prefix, keep the decoder's words.
+        return "cannot decode: " + message.split("}} ")[-1][:200]
+    return None
+
+
+def validate_images(paths):
+    """Checks that every file exists, is not empty and fully decodes.
+
+    Decoding runs in parallel inside tf.data with the same decoders the
+    pipelines use. Results are cached in memory by (path, mtime, size), so a
+    second call on unchanged files is instant.
+
+    Args:
+        paths: iterable of file paths.
+
+    Returns:
+        `(good, bad)`: the readable paths in input order, and a list of
+        `(path, reason)` for the others.
+    """
+    paths = [os.fspath(p) for p in paths]
+    keys, reasons, to_check = {}, {}, []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            reasons[path] = "file not found"
+            continue
+        if stat.st_size == 0:
+            reasons[path] = "empty file (0 bytes)"
+            continue
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        keys[path] = key
+        if key in _VALIDATION_CACHE:
+            reasons[path] = _VALIDATION_CACHE[key]
+        else:
+            to_check.append(path)
+
+    if to_check:
+        readable = set()
+        dataset = tf.data.Dataset.from_tensor_slices(to_check)
+        dataset = dataset.map(
+            lambda p: (p, _check_decodes(tf.io.read_file(p))),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=False,
+        )
+        dataset = dataset.ignore_errors()
+        for path, _ in dataset.as_numpy_iterator():
+            readable.add(path.decode())
+        for path in to_check:
+            reason = None if path in readable else (_reason(path) or "cannot decode")
+            _VALIDATION_CACHE[keys[path]] = reason
+            reasons[path] = reason
+
+    good = [p for p in paths if reasons.get(p) is None]
+    bad = [(p, reasons[p]) for p in paths if reasons.get(p) is not None]
+    return good, bad
+
+
+def log_skipped(bad, what="images"):
+    """Logs unreadable files on the "hybridvision" logger (never silently)."""
+    if bad:
+        first = "; ".join(f"{path} ({reason})" for path, reason in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        LOGGER.warning("skipped %d unreadable %s: %s%s", len(bad), what, first, more)

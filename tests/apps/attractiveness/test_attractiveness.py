@@ -1,0 +1,210 @@
+"""attractiveness app: models, matched initialisation, macro F1, CLI, seeds, sweep."""
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from apps.attractiveness import train, tune
+from apps.attractiveness.config import AttractivenessConfig, resolve
+from apps.attractiveness.floor import covariate_floor
+from apps.attractiveness.metrics import BinaryMacroF1
+from apps.attractiveness.models import build_model, compile_model, parse_positions
+from common.data.celeba import read_celeba, split_partitions
+from data_prep.demo_data import generate
+
+COVARIATES = ["Male", "Smiling"]
+
+
+@pytest.fixture(scope="module")
+def celeba_root(tmp_path_factory):
+    return generate("celeba", tmp_path_factory.mktemp("celeba"), scale="tiny")
+
+
+@pytest.fixture(scope="module")
+def train_only_root(tmp_path_factory, celeba_root):
+    """The tiny CelebA with every image in the train partition, like the shared real sample."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("celeba_train_only") / "celeba"
+    shutil.copytree(celeba_root, root)
+    lines = (root / "list_eval_partition.txt").read_text().split("\n")
+    (root / "list_eval_partition.txt").write_text("\n".join(l.split()[0] + " 0" for l in lines if l) + "\n")
+    return root
+
+
+def _cfg(**kw):
+    base = dict(backbone="small", weights="none", image_size=16, batch_size=4, epochs=1, covariates=COVARIATES,
+                hybrid_positions=["first", "last"], quiet=True)
+    return resolve(AttractivenessConfig(**{**base, **kw}))
+
+
+def _inputs(n=3, size=16, d=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 1, (n, size, size, 3)).astype("float32"), rng.integers(0, 2, (n, d)).astype("float32")
+
+
+def _hybrid_layers(model):
+    return [layer for layer in model.layers if type(layer).__name__ == "HybridConv2D"]
+
+
+def test_binary_macro_f1_matches_sklearn():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 50)
+    p = rng.uniform(0, 1, 50)
+    metric = BinaryMacroF1()
+    metric.update_state(y[:20, None], p[:20, None])
+    metric.update_state(y[20:, None], p[20:, None])
+    expected = f1_score(y, (p > 0.5).astype(int), average="macro")
+    assert abs(float(metric.result()) - expected) < 1e-6
+    # Keras's own F1Score on the sigmoid column is only the positive class's F1.
+    assert abs(expected - f1_score(y, (p > 0.5).astype(int))) > 1e-3
+    clone = BinaryMacroF1.from_config(metric.get_config())
+    assert clone.name == "f1_macro" and clone.binary_threshold == 0.5
+
+
+def test_hybrid_and_late_fusion_equal_the_baseline_at_init():
+    x, s = _inputs()
+    outputs = {}
+    for kind in ("baseline", "hybrid", "late_fusion"):
+        keras.utils.set_random_seed(7)
+        model = build_model(_cfg(model=kind), len(COVARIATES))
+        outputs[kind] = np.asarray(model(x if kind == "baseline" else [x, s], training=False))
+    assert np.std(outputs["baseline"]) > 0  # a real, input-dependent output
+    np.testing.assert_allclose(outputs["hybrid"], outputs["baseline"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs["late_fusion"], outputs["baseline"], rtol=1e-5, atol=1e-6)
+    keras.utils.set_random_seed(8)
+    other = build_model(_cfg(model="baseline"), len(COVARIATES))
+    assert not np.allclose(np.asarray(other(x, training=False)), outputs["baseline"])
+
+
+def test_hybrid_positions_and_bad_values():
+    keras.utils.set_random_seed(0)
+    baseline = build_model(_cfg(model="baseline"), 2)
+    keras.utils.set_random_seed(0)
+    hybrid = build_model(_cfg(model="hybrid", hybrid_positions=["first", "3", "last"]), 2)
+    # The small backbone's convs are block1..block4; the 1st, 3rd and last became hybrids with W0 = their kernel.
+    hybrids = _hybrid_layers(hybrid)
+    assert len(hybrids) == 3
+    for layer, name in zip(hybrids, ["block1_conv", "block3_conv", "block4_conv"]):
+        np.testing.assert_array_equal(np.array(layer.kernel), np.array(baseline.get_layer(name).kernel))
+        assert layer.covariate_kernels.shape == (2, *baseline.get_layer(name).kernel.shape)
+        assert not np.any(np.array(layer.covariate_kernels))
+    assert parse_positions(["first", "3"]) == ["first", 3]
+    with pytest.raises(ValueError, match="--hybrid-positions 'middle'"):
+        parse_positions(["middle"])
+    with pytest.raises(ValueError, match="needs at least one covariate"):
+        build_model(_cfg(model="hybrid"), 0)
+
+
+@pytest.mark.parametrize("kind", ["baseline", "hybrid", "late_fusion"])
+def test_each_model_trains_one_step_on_tiny_celeba(celeba_root, kind):
+    cfg = _cfg(model=kind)
+    tables, _ = split_partitions(read_celeba(celeba_root))
+    data = train.make_datasets(cfg, tables, cfg.batch_size)
+    batch = next(iter(data["train"]))
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_model(cfg, len(COVARIATES)), cfg)
+    before = [np.array(w) for w in model.trainable_weights]
+    logs = model.fit(data["train"].take(1), epochs=1, verbose=0).history
+    assert np.isfinite(logs["loss"][0]) and 0 <= logs["f1_macro"][0] <= 1
+    changed = [not np.allclose(b, np.array(w)) for b, w in zip(before, model.trainable_weights)]
+    assert sum(changed) >= len(changed) - 1  # every weight with a gradient moved
+    if kind == "hybrid":
+        # The covariate kernels W_l are real, trained parameters (the thesis code never trained them).
+        for layer in _hybrid_layers(model):
+            covariate_kernels = [w for w in layer.trainable_weights if "covariate" in w.path]
+            assert covariate_kernels and all(np.abs(np.array(w)).max() > 0 for w in covariate_kernels)
+    assert model.predict(batch[0], verbose=0).shape == (cfg.batch_size, 1)
+
+
+@pytest.mark.slow
+def test_vgg16_bn_models_train_one_step_and_match_at_init():
+    cfg = _cfg(backbone="vgg16_bn", image_size=32, hybrid_positions=["last"])
+    x, s = _inputs(n=2, size=32)
+    y = np.array([[1.0], [0.0]], "float32")
+    outputs = {}
+    for kind in ("baseline", "hybrid", "late_fusion"):
+        keras.utils.set_random_seed(3)
+        model = compile_model(build_model(dataclasses.replace(cfg, model=kind), 2), cfg)
+        inputs = x if kind == "baseline" else [x, s]
+        outputs[kind] = np.asarray(model(inputs, training=False))
+        history = model.fit(inputs, y, batch_size=2, epochs=1, verbose=0).history
+        assert np.isfinite(history["loss"][0])
+    np.testing.assert_allclose(outputs["hybrid"], outputs["baseline"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs["late_fusion"], outputs["baseline"], rtol=1e-5, atol=1e-6)
+
+
+def test_cli_help_and_unknown_covariate(celeba_root, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--help"])
+    assert exit_info.value.code == 0 and "--hybrid-positions" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown CelebA attribute.*Handsome.*valid names \\(40\\).*Young"):
+        train.main(["--data-dir", str(celeba_root), "--covariates", "Male,Handsome", "--run-dir", str(tmp_path / "r")])
+
+
+def test_learning_rate_default_follows_weights():
+    assert resolve(AttractivenessConfig(weights="imagenet")).learning_rate == 1e-5
+    assert resolve(AttractivenessConfig(weights="none")).learning_rate == 1e-3
+    assert resolve(AttractivenessConfig(weights="none", learning_rate=0.01)).learning_rate == 0.01
+
+
+def test_covariate_floor_matches_a_rule(train_only_root):
+    tables, _ = split_partitions(read_celeba(train_only_root))
+    for split in tables.values():  # a target equal to a covariate: the floor must find it
+        split["Target"] = split["Male"]
+    floor = covariate_floor(tables, "Target", ["Male", "Smiling"])
+    assert floor["test"]["accuracy"] == 1.0 and floor["val"]["f1_macro"] == pytest.approx(
+        f1_score(tables["val"]["Target"], tables["val"]["Male"], average="macro"))
+
+
+@pytest.mark.slow
+def test_main_with_seeds_writes_summary_notes_and_resumes(train_only_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "runs" / "seeds"
+    argv = ["--data-dir", str(train_only_root), "--model", "hybrid", "--backbone", "small", "--weights", "none",
+            "--image-size", "16", "--batch-size", "4", "--epochs", "1", "--covariates", "Male,Smiling",
+            "--seeds", "0,1", "--run-dir", str(run_dir), "--quiet"]
+    metrics = train.main(argv)
+    for seed in (0, 1):
+        seed_metrics = json.loads((run_dir / f"seed{seed}" / "metrics.json").read_text())
+        assert set(seed_metrics["test"]) >= {"accuracy", "f1_macro"}
+        assert "train rows into train/val/test = 14/3/3" in seed_metrics["notes"]["fallback_split"]
+        assert (run_dir / f"seed{seed}" / "best.keras").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    accs = [r["test_accuracy"] for r in summary["runs"]]
+    assert summary["seeds"] == [0, 1] and summary["mean"]["test_accuracy"] == pytest.approx(np.mean(accs))
+    assert summary["std"]["test_accuracy"] == pytest.approx(np.std(accs, ddof=1))
+    assert metrics["test"]["accuracy"] == pytest.approx(np.mean(accs)) and "fallback_split" in metrics["notes"]
+    assert (run_dir / "summary.csv").read_text().splitlines()[0].startswith("seed,")
+    # The same command again reuses the finished seeds (no retraining, same numbers).
+    stamp = (run_dir / "seed0" / "model.keras").stat().st_mtime_ns
+    assert train.main(argv)["test"] == metrics["test"]
+    assert (run_dir / "seed0" / "model.keras").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_two_trial_sweep_writes_the_comparison_and_resumes(celeba_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "tune"
+    argv = ["--data-dir", str(celeba_root), "--run-dir", str(out), "--models", "baseline,hybrid",
+            "--backbone", "small", "--weights", "none", "--image-size", "16", "--epochs", "1",
+            "--learning-rates", "0.001,0.01", "--batch-sizes", "4", "--position-sets", "first",
+            "--covariate-sets", "Male", "--max-trials", "2", "--seeds", "0", "--quiet"]
+    rows = tune.main(argv)
+    assert [r["model"] for r in rows] == ["baseline", "hybrid", "covariates_only_logreg"]
+    for kind in ("baseline", "hybrid"):
+        trials = (out / "search" / kind / "trials.csv").read_text().splitlines()
+        assert len(trials) == 3  # header + the 2 trials of the shared grid
+        assert (out / "final" / kind / "seed0" / "metrics.json").exists()
+    table = (out / "comparison.md").read_text()
+    assert "| model |" in table and "test_accuracy" in table and "±" in table
+    grid = (out / "grid.csv").read_text().splitlines()
+    assert grid[0] == "learning_rate,batch_size,baseline,hybrid" and len(grid) == 3
+    # Resuming: the finished search and seeds are reused, the table is the same.
+    again = tune.main(argv)
+    assert [r["test_accuracy_mean"] for r in again] == [r["test_accuracy_mean"] for r in rows]
+    assert len((out / "search" / "hybrid" / "trials.csv").read_text().splitlines()) == 3

@@ -1,0 +1,157 @@
+"""CelebA reader: attribute/partition/landmark parsing, errors, fallback split, tf.data builder."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from common.data.celeba import (
+    attribute_names,
+    check_attributes,
+    make_dataset,
+    read_attributes,
+    read_celeba,
+    read_partition,
+    split_partitions,
+)
+from data_prep.demo_data import CELEBA_ATTRIBUTES, generate
+
+
+@pytest.fixture(scope="module")
+def celeba_root(tmp_path_factory):
+    return generate("celeba", tmp_path_factory.mktemp("celeba"), scale="tiny")
+
+
+def _write_layout(root, rows, partitions, names=("Attractive", "Male", "Smiling"), images=None):
+    """A hand-written CelebA layout: rows of (file, values), partition codes, and which images exist."""
+    import cv2
+
+    (root / "img_align_celeba").mkdir(parents=True)
+    lines = [str(len(rows)), " ".join(names)]
+    lines += [f"{f} " + " ".join(f"{v:2d}" for v in values) for f, values in rows]
+    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    (root / "list_eval_partition.txt").write_text("".join(f"{f} {p}\n" for (f, _), p in zip(rows, partitions)))
+    for f, _ in rows if images is None else [(f, None) for f in images]:
+        cv2.imwrite(str(root / "img_align_celeba" / f), np.full((12, 10, 3), 128, np.uint8))
+    return root
+
+
+def _rows(n):
+    rng = np.random.default_rng(0)
+    return [(f"{i + 1:06d}.jpg", list(rng.choice([1, -1], size=3))) for i in range(n)]
+
+
+def test_attributes_and_partition_are_parsed(tmp_path):
+    rows = [("000001.jpg", [1, -1, 1]), ("000002.jpg", [-1, 1, -1]), ("000003.jpg", [-1, -1, 1])]
+    root = _write_layout(tmp_path, rows, [0, 1, 2])
+    attrs = read_attributes(root / "list_attr_celeba.txt")
+    assert list(attrs.columns) == ["file", "Attractive", "Male", "Smiling"]
+    np.testing.assert_array_equal(attrs[["Attractive", "Male", "Smiling"]].to_numpy(), [[1, 0, 1], [0, 1, 0], [0, 0, 1]])
+    assert list(read_partition(root / "list_eval_partition.txt")["partition"]) == ["train", "val", "test"]
+    table = read_celeba(root)
+    assert list(table.columns[:3]) == ["path", "file", "partition"]
+    assert table["path"].iloc[1].endswith("img_align_celeba/000002.jpg")
+    assert table.attrs["attribute_names"] == ["Attractive", "Male", "Smiling"]
+    assert attribute_names(root) == ["Attractive", "Male", "Smiling"] == attribute_names(table)
+
+
+def test_official_files_with_landmarks(celeba_root):
+    table = read_celeba(celeba_root, landmarks=True)
+    assert table.attrs["attribute_names"] == list(CELEBA_ATTRIBUTES)
+    assert table.attrs["landmark_names"][:2] == ["lefteye_x", "lefteye_y"]
+    assert set(table[list(CELEBA_ATTRIBUTES)].stack().unique()) <= {0, 1}
+    # The generator's partition is 70/15/15 of 20 images.
+    assert table["partition"].value_counts().to_dict() == {"train": 14, "val": 3, "test": 3}
+    raw = (celeba_root / "list_attr_celeba.txt").read_text().splitlines()[2].split()
+    col = list(CELEBA_ATTRIBUTES).index("Attractive") + 1
+    assert table["Attractive"].iloc[0] == (1 if raw[col] == "1" else 0)
+    tables, note = split_partitions(table)
+    assert note is None and [len(tables[s]) for s in ("train", "val", "test")] == [14, 3, 3]
+
+
+def test_missing_files_and_bad_headers_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_celeba(tmp_path / "nowhere")
+    root = _write_layout(tmp_path / "a", _rows(3), [0, 0, 0])
+    (root / "list_eval_partition.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="list_eval_partition.txt"):
+        read_celeba(root)
+    root = _write_layout(tmp_path / "b", _rows(3), [0, 0, 0])
+    text = (root / "list_attr_celeba.txt").read_text().splitlines()
+    (root / "list_attr_celeba.txt").write_text("\n".join(text[1:]) + "\n")  # count line dropped
+    with pytest.raises(ValueError, match="line 1 must be the image count"):
+        read_celeba(root)
+    root = _write_layout(tmp_path / "c", _rows(3), [0, 0, 0], names=("Attractive", "Male"))
+    with pytest.raises(ValueError, match="header names 2 columns but rows have 3"):
+        read_celeba(root)
+    root = _write_layout(tmp_path / "d", [("000001.jpg", [1, 0, 1])], [0])
+    with pytest.raises(ValueError, match="must be 1 or -1.*000001.jpg.*Male"):
+        read_celeba(root)
+    root = _write_layout(tmp_path / "e", _rows(2), [0, 7])
+    with pytest.raises(ValueError, match="0 \\(train\\), 1 \\(val\\) or 2 \\(test\\).*000002.jpg"):
+        read_celeba(root)
+
+
+def test_unknown_attribute_lists_the_valid_names(celeba_root):
+    table = read_celeba(celeba_root)
+    with pytest.raises(ValueError) as err:
+        check_attributes(["Male", "Handsome"], attribute_names(table))
+    message = str(err.value)
+    assert "--covariates" in message and "Handsome" in message and "valid names (40)" in message
+    assert all(name in message for name in CELEBA_ATTRIBUTES)
+    with pytest.raises(ValueError, match="--target: unknown CelebA attribute"):
+        make_dataset(table, "Pretty", ["Male"], (8, 8), 2)
+
+
+def test_missing_images_are_counted_and_reported(tmp_path, caplog):
+    rows = _rows(5)
+    root = _write_layout(tmp_path, rows, [0] * 5, images=["000001.jpg", "000003.jpg", "000004.jpg"])
+    with caplog.at_level(logging.WARNING, logger="hybridvision"):
+        table = read_celeba(root)
+    assert len(table) == 3 and table.attrs["missing_images"] == 2
+    assert "2 of the 5 images" in caplog.text and "000002.jpg" in caplog.text
+
+
+def test_fallback_split_of_train_rows(tmp_path, caplog):
+    root = _write_layout(tmp_path, _rows(40), [0] * 40)
+    table = read_celeba(root)
+    with caplog.at_level(logging.WARNING, logger="hybridvision"):
+        tables, note = split_partitions(table, seed=3)
+    sizes = [len(tables[s]) for s in ("train", "val", "test")]
+    assert sizes == [28, 6, 6]
+    assert "no val or test rows" in note and "28/6/6" in note and "seed 3" in note
+    assert "fallback split" in caplog.text
+    files = [set(tables[s]["file"]) for s in ("train", "val", "test")]
+    assert set().union(*files) == set(table["file"]) and sum(map(len, files)) == 40
+    again, _ = split_partitions(table, seed=3)
+    other, _ = split_partitions(table, seed=4)
+    assert set(again["test"]["file"]) == files[2] and set(other["test"]["file"]) != files[2]
+    # Only the lacking part is drawn from train: official val rows stay.
+    root = _write_layout(tmp_path / "val_only", _rows(20), [0] * 16 + [1] * 4)
+    tables, note = split_partitions(read_celeba(root))
+    assert "no test rows" in note and len(tables["val"]) == 4 and len(tables["test"]) == 2
+
+
+def test_dataset_yields_images_covariates_and_target(celeba_root):
+    table = read_celeba(celeba_root)
+    tables, _ = split_partitions(table)
+    ds = make_dataset(tables["train"], "Attractive", ["Male", "Smiling"], (16, 12), 4, shuffle=False,
+                      preprocess=lambda x: x / 255.0)
+    (images, covariates), target = next(iter(ds))
+    assert images.shape == (4, 16, 12, 3) and covariates.shape == (4, 2) and target.shape == (4, 1)
+    assert 0.0 <= float(images.numpy().min()) and float(images.numpy().max()) <= 1.0
+    np.testing.assert_array_equal(covariates.numpy(), tables["train"][["Male", "Smiling"]].to_numpy()[:4])
+    np.testing.assert_array_equal(target.numpy()[:, 0], tables["train"]["Attractive"].to_numpy()[:4])
+    images_only = make_dataset(tables["val"], "Attractive", None, (8, 8), 2, shuffle=False)
+    x, y = next(iter(images_only))
+    assert x.shape == (2, 8, 8, 3) and y.shape == (2, 1)
+
+
+def test_corrupt_images_are_skipped_and_logged(tmp_path, caplog):
+    root = _write_layout(tmp_path, _rows(4), [0] * 4)
+    (root / "img_align_celeba" / "000002.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    table = read_celeba(root)
+    with caplog.at_level(logging.WARNING, logger="hybridvision"):
+        ds = make_dataset(table, "Attractive", ["Male"], (8, 8), 8, shuffle=False)
+    assert sum(int(y.shape[0]) for _, y in ds) == 3
+    assert "skipped 1 unreadable" in caplog.text and "000002.jpg" in caplog.text
