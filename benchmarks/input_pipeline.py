@@ -25,7 +25,9 @@ round, which is the least disturbed by other processes on a shared machine.
 With `--json` the last line is one JSON object with
 `speedup_vs_imagedatagenerator` (ours / IDG) and `fraction_of_decode_ceiling`
 (ours / decode-only), plus the raw images/s.
-tf_keras is a benchmark-only dependency: `pip install -r requirements-bench.txt`.
+tf_keras is a benchmark-only dependency: `pip install -r requirements-bench.txt`;
+`--no-imagedatagenerator` runs without it (and without the speedup figure).
+`--quick` shrinks everything to a smoke test of a few seconds.
 """
 
 import argparse
@@ -48,7 +50,9 @@ KNOBS = {
     "rescale": 1 / 255,
     "fill_mode": "nearest",
 }
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "pacs_small"
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "pacs_small"
+)
 
 
 def make_jpegs(root, classes=4, per_class=100, size=227, seed=0):
@@ -84,7 +88,9 @@ def chained_keras_layers():
 
     return keras.Sequential(
         [
-            keras.layers.RandomRotation(KNOBS["rotation_range"] / 360, fill_mode="nearest", seed=0),
+            keras.layers.RandomRotation(
+                KNOBS["rotation_range"] / 360, fill_mode="nearest", seed=0
+            ),
             keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=0),
             keras.layers.RandomZoom(0.2, 0.2, fill_mode="nearest", seed=0),
             keras.layers.RandomFlip("horizontal", seed=0),
@@ -144,26 +150,48 @@ def best_rates(pipelines, rounds, **timing):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--data-dir", help="class-folder tree (default: ../shared/data/pacs_small, else generated)"
+        "--data-dir",
+        help="class-folder tree (default: ../shared/data/pacs_small, else generated)",
     )
     parser.add_argument(
         "--images", type=int, default=960, help="images timed per pipeline and round"
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="interleaved timing rounds; the best counts"
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved timing rounds; the best counts",
     )
     parser.add_argument("--warmup-batches", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=150)
-    parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    parser.add_argument(
+        "--json", action="store_true", help="end with one JSON line of results"
+    )
+    parser.add_argument(
+        "--no-imagedatagenerator",
+        action="store_true",
+        help="skip the tf_keras ImageDataGenerator comparison (no speedup figure)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny images and one short round: a smoke test",
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.images, args.rounds, args.warmup_batches = 32, 1, 1
+        args.batch_size, args.image_size = 8, 32
+    with_idg = not args.no_imagedatagenerator
 
     try:
-        import tf_keras  # noqa: F401
+        if with_idg:
+            import tf_keras  # noqa: F401
     except ImportError:
         raise SystemExit(
             "This benchmark compares against tf_keras's ImageDataGenerator; install it with "
-            "`pip install -r requirements-bench.txt` (or `pip install 'tf-keras>=2.18,<2.22'`)."
+            "`pip install -r requirements-bench.txt` (or `pip install 'tf-keras>=2.18,<2.22'`), "
+            "or pass --no-imagedatagenerator."
         ) from None
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,25 +200,28 @@ def main(argv=None):
         elif DEFAULT_DATA.is_dir():
             data_dir = DEFAULT_DATA.resolve()
         else:
-            data_dir = make_jpegs(Path(tmp) / "jpegs")
+            per_class = 8 if args.quick else 100
+            data_dir = make_jpegs(Path(tmp) / "jpegs", per_class=per_class)
         size = (args.image_size, args.image_size)
         timing = {"num_images": args.images, "warmup_batches": args.warmup_batches}
         pipelines = {
             "decode_only": ours(data_dir, size, args.batch_size, augment=None),
             "ours": ours(data_dir, size, args.batch_size, augment="fused"),
-            "idg": image_data_generator(data_dir, size, args.batch_size),
             "chained": ours(data_dir, size, args.batch_size, augment="chained"),
         }
+        if with_idg:
+            pipelines["idg"] = image_data_generator(data_dir, size, args.batch_size)
         rates = best_rates(pipelines, args.rounds, **timing)
-    decode_only, augmented, idg, chained = (
-        max(rates[name]) for name in ("decode_only", "ours", "idg", "chained")
+    decode_only, augmented, chained = (
+        max(rates[name]) for name in ("decode_only", "ours", "chained")
     )
+    idg = max(rates["idg"]) if with_idg else None
 
     result = {
-        "speedup_vs_imagedatagenerator": round(augmented / idg, 2),
+        "speedup_vs_imagedatagenerator": round(augmented / idg, 2) if idg else None,
         "fraction_of_decode_ceiling": round(augmented / decode_only, 3),
         "ours_augmented_images_per_s": round(augmented, 1),
-        "imagedatagenerator_images_per_s": round(idg, 1),
+        "imagedatagenerator_images_per_s": round(idg, 1) if idg else None,
         "decode_only_images_per_s": round(decode_only, 1),
         "speedup_vs_chained_keras_layers": round(augmented / chained, 2),
         "chained_keras_layers_images_per_s": round(chained, 1),
@@ -203,10 +234,13 @@ def main(argv=None):
         "cpu_cores": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
-        "data_dir": str(data_dir) if args.data_dir or DEFAULT_DATA.is_dir() else "generated JPEGs",
+        "data_dir": str(data_dir)
+        if args.data_dir or DEFAULT_DATA.is_dir()
+        else "generated JPEGs",
     }
     print(f"ours (tf.data + AffineAugmentation):         {augmented:8.1f} images/s")
-    print(f"ImageDataGenerator.flow_from_directory:      {idg:8.1f} images/s")
+    if idg:
+        print(f"ImageDataGenerator.flow_from_directory:      {idg:8.1f} images/s")
     print(f"decode-only ceiling (ours, no augmentation): {decode_only:8.1f} images/s")
     print(f"ours with chained Keras layers:              {chained:8.1f} images/s")
     print(

@@ -136,3 +136,20 @@ def search(hypermodel: ConfigHyperModel, kind: str, objective: str, directory, p
     log.info("best trial: %s -> %s; config written to %s", best_hp.values, objective, path)
     keras.backend.clear_session()
     return best, tuner
+
+
+def main(argv=None) -> int:
+    """`python -m common.tuning launch --workers N -- <search command>` (see common.tuning_launch)."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "launch":
+        print("usage: python -m common.tuning launch --workers N [--port P] -- <search command>", file=sys.stderr)
+        return 2
+    from common.tuning_launch import main as launch_main
+
+    return launch_main(argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,7 +21,13 @@ from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.models import build_model, compile_model
 from common.backbones import preprocess
 from common.config import parse_config
-from common.data.celeba import attribute_names, check_attributes, make_dataset, read_celeba, split_partitions
+from common.data.celeba import (
+    attribute_names,
+    check_attributes,
+    make_dataset,
+    read_celeba,
+    split_partitions,
+)
 from common.distribute import Distribution
 from common.metrics import mean_std
 from common.training import Run, resolve_run_dir, setup_logging

@@ -133,7 +133,8 @@ def _write_table(rows: list[dict], stem: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     keys = [k for k in rows[0] if not k.endswith(("_mean", "_std"))]
-    shown = keys + sorted({k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")}, key=list(rows[0]).index)
+    # Each `<metric>_mean` / `<metric>_std` pair becomes one "mean ± std" column, in the CSV's order.
+    shown = keys + [k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")]
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for row in rows:
         cells = [str(row[k]) if k in keys else _fmt(row[k + "_mean"], row[k + "_std"]) for k in shown]

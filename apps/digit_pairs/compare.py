@@ -5,8 +5,8 @@
 Trains every model of `--models` `--rounds` times, round k with seed
 `--seed + k` (new random pairs and a new initialisation each round), each
 round a normal run directory `OUT/runs/<model>/seed<seed>/`. Then writes
-`OUT/comparison.csv` (model, train_mean, train_std, test_mean, test_std, n),
-`OUT/comparison.md` and `OUT/comparison.png` (test accuracy, std error bars);
+`OUT/comparison.csv` (model, train_mean, train_std, test_mean, test_std),
+`OUT/comparison.md` (also the number of rounds per model) and `OUT/comparison.png` (test accuracy, std error bars);
 they are rewritten after every round, so a partial table is always there.
 
 Running the same command again resumes: finished rounds are read back from
@@ -37,7 +37,7 @@ log = logging.getLogger("hybridvision")
 
 # Test accuracy, mean of 10 runs, from SEEDS.md (system 2); siamese: no number given.
 REPORTED = {"fc": 0.740, "fc_dropout": 0.764, "cnn": 0.825, "deep_cnn": 0.830, "aux": 0.956}
-COLUMNS = ("model", "train_mean", "train_std", "test_mean", "test_std", "n")
+COLUMNS = ("model", "train_mean", "train_std", "test_mean", "test_std")
 _NOT_COMPARED = ("run_dir", "quiet")
 
 
@@ -91,7 +91,7 @@ def write_tables(rows: list[dict], out: Path, title: str = "") -> None:
     """comparison.csv, comparison.md and comparison.png in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "comparison.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
             writer.writerow({k: (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k]) for k in COLUMNS})
@@ -125,8 +125,9 @@ def compare(cfg: CompareConfig) -> list[dict]:
     title = f"{cfg.rounds} rounds, {cfg.epochs} epochs, data {cfg.data_dir or 'SYNTHETIC demo digits'}"
     results = {m: [] for m in models}
     total, done, trained_seconds, trained = len(models) * cfg.rounds, 0, 0.0, 0
-    for model in models:
-        for k in range(cfg.rounds):
+    # Rounds outermost: a comparison stopped part-way has every model at the same number of rounds.
+    for k in range(cfg.rounds):
+        for model in models:
             run_cfg = round_config(cfg, model, k)
             _check_same_settings(run_cfg)
             metrics_file = Path(run_cfg.run_dir) / "metrics.json"

@@ -31,7 +31,7 @@ class PairSet:
     def __len__(self):
         return len(self.target)
 
-    def take(self, index) -> "PairSet":
+    def take(self, index) -> PairSet:
         return PairSet(self.x[index], self.target[index], self.classes[index])
 
 
@@ -93,7 +93,7 @@ def load_pair_splits(data_dir: str | Path, n_pairs: int, val_fraction: float, se
     rng = np.random.default_rng(seed)
     train_all = make_pairs(*train_pool, n_pairs, rng, size)
     test = make_pairs(*test_pool, n_pairs, rng, size)
-    n_val = int(round(n_pairs * val_fraction))
+    n_val = round(n_pairs * val_fraction)
     if n_val < 1 or n_val >= n_pairs:
         raise ValueError(f"--val-fraction {val_fraction} of {n_pairs} pairs leaves an empty train or val split")
     splits = {"train": train_all.take(slice(0, n_pairs - n_val)), "val": train_all.take(slice(n_pairs - n_val, None)), "test": test}

@@ -54,8 +54,8 @@ def build_model(cfg, num_classes: int) -> keras.Model:
     """The (uncompiled) classifier for `cfg.model`; transfer bases come frozen.
 
     from_scratch: the `from_scratch` backbone (VGG-style, BatchNorm after the
-    activations, dropout after each pooling at `cfg.conv_dropout` + 0.05 per
-    block) -> Flatten -> Dense(`cfg.dense_units`) -> Dropout(`cfg.head_dropout`)
+    activations with momentum `cfg.bn_momentum`, dropout after each pooling at
+    `cfg.conv_dropout` + 0.05 per block) -> Flatten -> Dense(`cfg.dense_units`) -> Dropout(`cfg.head_dropout`)
     -> softmax. Transfer: frozen base (BatchNorm in inference mode) -> GAP ->
     Dense 512 -> Dense 128 -> Dropout(`cfg.head_dropout`) -> softmax.
     """
@@ -69,6 +69,10 @@ def build_model(cfg, num_classes: int) -> keras.Model:
             # Dropout reads its rate when called, so changing it before the
             # first fit (and before saving: get_config reads it too) is enough.
             layer.rate = min(0.9, cfg.conv_dropout + 0.05 * block)
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                # Like the rates above: read when called and by get_config.
+                layer.momentum = cfg.bn_momentum
         x = keras.layers.Flatten(name="flatten")(base(x))
         x = keras.layers.Dense(cfg.dense_units, activation="relu", name="dense")(x)
     else:

@@ -9,6 +9,12 @@ epochs with the report's figures.
 """
 
 DESCRIPTION = "Pascal VOC multi-label classification with a patch pre-training curriculum (SPP head)"
-DEMO_ARGS = ["--backbone", "small", "--image-size", "64", "--epochs", "8", "--switch-epoch", "2", "--min-patch", "32"]
+# 36 val images, 84 train for 20 classes: a higher rate and less dropout than
+# the defaults let the random-init small net learn in 20 short epochs.
+DEMO_ARGS = [
+    "--backbone", "small", "--image-size", "64", "--epochs", "20", "--switch-epoch", "5", "--min-patch", "32",
+    "--learning-rate", "0.03", "--dropout", "0.2",
+]  # fmt: skip
 HEADLINE = ("val", "map")
-CHANCE = 0.15
+# metrics.json's val.chance_map on the demo val split (random scores): 0.189.
+CHANCE = 0.19

@@ -64,13 +64,17 @@ def timed_fit(run, model, train, val, phase, **kwargs) -> float | None:
     return seconds.get(phase)
 
 
-def run_experiment(cfg: PatchTrainingConfig, data=None) -> dict:
-    """One curriculum run; returns metrics.json's content. `data`: a `load_data` result to reuse."""
+def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dict:
+    """One curriculum run; returns metrics.json's content.
+
+    `data`: a `load_data` result to reuse; `export_name`: the model's name
+    under saved_models/patch_training/ (default: the run directory's name).
+    """
     cfg = resolve(cfg)
     setup_logging(cfg.quiet)
     splits, notes = data or load_data(cfg)
     dist = Distribution.from_config(cfg)
-    run = Run(APP, cfg)  # seeds every RNG: every switch epoch starts from the same weights
+    run = Run(APP, cfg, export_name=export_name)  # seeds every RNG: every switch epoch starts from the same weights
     for key, value in notes.items():
         run.note(key, value)
     (train_images, train_boxes), (val_images, val_boxes) = splits["train"], splits["val"]

@@ -217,7 +217,7 @@ def split_partitions(table, seed=0, val_fraction=0.15, test_fraction=0.15):
         order = np.random.default_rng(seed).permutation(len(train))
         start = 0
         for name in lacking:
-            count = max(1, int(round(len(train) * fractions[name])))
+            count = max(1, round(len(train) * fractions[name]))
             parts[name] = train.iloc[np.sort(order[start : start + count])]
             start += count
         parts["train"] = train.iloc[np.sort(order[start:])]

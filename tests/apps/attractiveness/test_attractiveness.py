@@ -12,8 +12,14 @@ from apps.attractiveness import train, tune
 from apps.attractiveness.config import AttractivenessConfig, resolve
 from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.metrics import BinaryMacroF1
-from apps.attractiveness.models import build_model, compile_model, parse_positions
+from apps.attractiveness.models import (
+    build_late_fusion,
+    build_model,
+    compile_model,
+    parse_positions,
+)
 from common.data.celeba import read_celeba, split_partitions
+from common.transfer import hybridize
 from data_prep.demo_data import generate
 
 COVARIATES = ["Male", "Smiling"]
@@ -37,8 +43,8 @@ def train_only_root(tmp_path_factory, celeba_root):
 
 
 def _cfg(**kw):
-    base = dict(backbone="small", weights="none", image_size=16, batch_size=4, epochs=1, covariates=COVARIATES,
-                hybrid_positions=["first", "last"], quiet=True)
+    base = {"backbone": "small", "weights": "none", "image_size": 16, "batch_size": 4, "epochs": 1,
+            "covariates": COVARIATES, "hybrid_positions": ["first", "last"], "quiet": True}
     return resolve(AttractivenessConfig(**{**base, **kw}))
 
 
@@ -126,13 +132,19 @@ def test_vgg16_bn_models_train_one_step_and_match_at_init():
     cfg = _cfg(backbone="vgg16_bn", image_size=32, hybrid_positions=["last"])
     x, s = _inputs(n=2, size=32)
     y = np.array([[1.0], [0.0]], "float32")
-    outputs = {}
-    for kind in ("baseline", "hybrid", "late_fusion"):
-        keras.utils.set_random_seed(3)
-        model = compile_model(build_model(dataclasses.replace(cfg, model=kind), 2), cfg)
-        inputs = x if kind == "baseline" else [x, s]
-        outputs[kind] = np.asarray(model(inputs, training=False))
-        history = model.fit(inputs, y, batch_size=2, epochs=1, verbose=0).history
+    keras.utils.set_random_seed(3)
+    baseline = build_model(dataclasses.replace(cfg, model="baseline"), 2)
+    # One VGG16-BN build (the costly part) shared by the three kinds, as build_model does it.
+    models = {
+        "baseline": baseline,
+        "hybrid": hybridize(baseline, parse_positions(cfg.hybrid_positions), 2),
+        "late_fusion": build_late_fusion(baseline, 2),
+    }
+    inputs = {kind: x if kind == "baseline" else [x, s] for kind in models}
+    # All outputs before any training step: late fusion shares the baseline's layers.
+    outputs = {kind: np.asarray(model(inputs[kind], training=False)) for kind, model in models.items()}
+    for kind, model in models.items():
+        history = compile_model(model, cfg).fit(inputs[kind], y, batch_size=2, epochs=1, verbose=0).history
         assert np.isfinite(history["loss"][0])
     np.testing.assert_allclose(outputs["hybrid"], outputs["baseline"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outputs["late_fusion"], outputs["baseline"], rtol=1e-5, atol=1e-6)

@@ -6,7 +6,13 @@ import struct
 import numpy as np
 import pytest
 
-from apps.digit_pairs.data import load_pair_splits, make_dataset, make_pairs, pool_digits, targets
+from apps.digit_pairs.data import (
+    load_pair_splits,
+    make_dataset,
+    make_pairs,
+    pool_digits,
+    targets,
+)
 
 
 def _indexed_digits(n, seed=0):

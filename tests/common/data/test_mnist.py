@@ -78,7 +78,7 @@ def test_gzip_of_truncated_data_reports_expected_bytes(tmp_path):
 
 
 def test_wrong_magic_and_swapped_files(tmp_path):
-    images, labels = _digits()
+    _, labels = _digits()
     path = tmp_path / "labels"
     path.write_bytes(_idx_bytes(labels, LABELS_MAGIC))
     with pytest.raises(ValueError, match=r"magic number 2049, expected 2051"):

@@ -20,7 +20,12 @@ def numpy_conv2d(image, kernel, strides, padding, dilation):
         pad_h = max((out_h - 1) * sh + span_h - height, 0)
         pad_w = max((out_w - 1) * sw + span_w - width, 0)
         image = np.pad(
-            image, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0))
+            image,
+            (
+                (pad_h // 2, pad_h - pad_h // 2),
+                (pad_w // 2, pad_w - pad_w // 2),
+                (0, 0),
+            ),
         )
     else:
         out_h, out_w = (height - span_h) // sh + 1, (width - span_w) // sw + 1
@@ -42,7 +47,9 @@ def numpy_hybrid_conv2d(images, covariates, layer):
     outputs = []
     for image, s in zip(images, covariates):
         kernel = w0 + np.tensordot(s, wl, axes=1)
-        out = numpy_conv2d(image, kernel, layer.strides, layer.padding, layer.dilation_rate)
+        out = numpy_conv2d(
+            image, kernel, layer.strides, layer.padding, layer.dilation_rate
+        )
         outputs.append(out + bias)
     return np.stack(outputs)
 
@@ -65,8 +72,9 @@ def random_inputs(batch, height, width, channels, num_covariates, seed=0):
         (1, 3, 1, "valid", 2, 1),
     ],
 )
+@pytest.mark.parametrize("implementation", ["grouped", "map"])
 def test_matches_per_sample_numpy_reference(
-    num_covariates, kernel_size, strides, padding, dilation, batch
+    num_covariates, kernel_size, strides, padding, dilation, batch, implementation
 ):
     images, covariates = random_inputs(batch, 11, 9, 3, num_covariates)
     layer = HybridConv2D(
@@ -78,6 +86,7 @@ def test_matches_per_sample_numpy_reference(
         dilation_rate=dilation,
         covariate_initializer="glorot_uniform",
         bias_initializer="random_normal",
+        implementation=implementation,
     )
     output = keras.ops.convert_to_numpy(layer([images, covariates]))
     expected = numpy_hybrid_conv2d(images, covariates, layer)
@@ -89,19 +98,31 @@ def test_activation_and_integer_covariates():
     images, _ = random_inputs(2, 8, 8, 2, 2)
     covariates = np.array([[0, 1], [1, 1]], dtype="int32")
     layer = HybridConv2D(
-        3, 3, 2, activation="relu", covariate_initializer="glorot_uniform", padding="same"
+        3,
+        3,
+        2,
+        activation="relu",
+        covariate_initializer="glorot_uniform",
+        padding="same",
     )
     output = keras.ops.convert_to_numpy(layer([images, covariates]))
     expected = np.maximum(numpy_hybrid_conv2d(images, covariates, layer), 0.0)
     np.testing.assert_allclose(output, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_gradients_match_per_sample_loop_and_reach_every_covariate_kernel():
+@pytest.mark.parametrize("implementation", ["grouped", "map"])
+def test_gradients_match_per_sample_loop_and_reach_every_covariate_kernel(
+    implementation,
+):
     images, covariates = random_inputs(3, 8, 8, 2, 3)
-    layer = HybridConv2D(4, 3, 3, covariate_initializer="glorot_uniform")
+    layer = HybridConv2D(
+        4, 3, 3, covariate_initializer="glorot_uniform", implementation=implementation
+    )
     layer.build([images.shape, covariates.shape])
     weights = [layer.kernel, layer.covariate_kernels, layer.bias]
-    upstream = tf.constant(np.random.default_rng(1).normal(size=(3, 6, 6, 4)), tf.float32)
+    upstream = tf.constant(
+        np.random.default_rng(1).normal(size=(3, 6, 6, 4)), tf.float32
+    )
 
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer([images, covariates]) * upstream)
@@ -111,7 +132,9 @@ def test_gradients_match_per_sample_loop_and_reach_every_covariate_kernel():
     with tf.GradientTape() as tape:
         w0, wl, bias = (w.value for w in weights)
         outputs = [
-            tf.nn.conv2d(images[i : i + 1], w0 + tf.tensordot(covariates[i], wl, 1), 1, "VALID")
+            tf.nn.conv2d(
+                images[i : i + 1], w0 + tf.tensordot(covariates[i], wl, 1), 1, "VALID"
+            )
             for i in range(3)
         ]
         loss = tf.reduce_sum((tf.concat(outputs, 0) + bias) * upstream)
@@ -120,7 +143,9 @@ def test_gradients_match_per_sample_loop_and_reach_every_covariate_kernel():
     for grad, ref in zip(grads, expected):
         np.testing.assert_allclose(grad.numpy(), ref.numpy(), atol=1e-4, rtol=1e-4)
     for index in range(3):
-        assert np.abs(grads[1][index].numpy()).sum() > 0, f"no gradient reaches W_{index + 1}"
+        assert np.abs(grads[1][index].numpy()).sum() > 0, (
+            f"no gradient reaches W_{index + 1}"
+        )
 
 
 def test_training_step_moves_zero_initialised_covariate_kernels():
@@ -141,16 +166,26 @@ def test_training_step_moves_zero_initialised_covariate_kernels():
 def test_from_conv2d_starts_exactly_at_the_convolution():
     images, covariates = random_inputs(3, 10, 10, 3, 2)
     conv = keras.layers.Conv2D(
-        5, 3, strides=2, padding="same", activation="relu", bias_initializer="random_normal"
+        5,
+        3,
+        strides=2,
+        padding="same",
+        activation="relu",
+        bias_initializer="random_normal",
     )
     expected = keras.ops.convert_to_numpy(conv(images))
     hybrid = HybridConv2D.from_conv2d(conv, num_covariates=2, name="hybrid")
     assert hybrid.name == "hybrid"
     assert (hybrid.filters, hybrid.kernel_size, hybrid.strides, hybrid.padding) == (
-        5, (3, 3), (2, 2), "same"
+        5,
+        (3, 3),
+        (2, 2),
+        "same",
     )
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(hybrid.kernel),
-                                  keras.ops.convert_to_numpy(conv.kernel))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(hybrid.kernel),
+        keras.ops.convert_to_numpy(conv.kernel),
+    )
     output = keras.ops.convert_to_numpy(hybrid([images, covariates * 10.0]))
     np.testing.assert_allclose(output, expected, atol=1e-5, rtol=1e-5)
 
@@ -167,9 +202,9 @@ def test_from_conv2d_rejects_unbuilt_or_reshaped_conv():
 def test_save_and_reload_without_custom_objects():
     images, covariates = random_inputs(2, 8, 8, 2, 3)
     image_input, covariate_input = keras.Input((8, 8, 2)), keras.Input((3,))
-    outputs = HybridConv2D(4, 3, 3, covariate_initializer="random_normal", name="hybrid")(
-        [image_input, covariate_input]
-    )
+    outputs = HybridConv2D(
+        4, 3, 3, covariate_initializer="random_normal", name="hybrid"
+    )([image_input, covariate_input])
     model = keras.Model([image_input, covariate_input], outputs)
     expected = keras.ops.convert_to_numpy(model([images, covariates]))
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,34 +250,144 @@ def test_functional_model_with_unknown_batch_and_size():
         np.testing.assert_allclose(output, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_traced_with_unknown_batch():
-    layer = HybridConv2D(3, 3, 2, padding="same", covariate_initializer="random_normal")
+@pytest.mark.parametrize("implementation", ["grouped", "map"])
+def test_traced_with_unknown_batch(implementation):
+    layer = HybridConv2D(
+        3,
+        3,
+        2,
+        padding="same",
+        covariate_initializer="random_normal",
+        implementation=implementation,
+    )
     traced = tf.function(
         layer,
-        input_signature=[[tf.TensorSpec((None, None, None, 2)), tf.TensorSpec((None, 2))]],
+        input_signature=[
+            [tf.TensorSpec((None, None, None, 2)), tf.TensorSpec((None, 2))]
+        ],
     )
     images, covariates = random_inputs(3, 7, 6, 2, 2)
     np.testing.assert_allclose(
-        traced([images, covariates]).numpy(), numpy_hybrid_conv2d(images, covariates, layer),
-        atol=1e-4, rtol=1e-4,
+        traced([images, covariates]).numpy(),
+        numpy_hybrid_conv2d(images, covariates, layer),
+        atol=1e-4,
+        rtol=1e-4,
     )
 
 
-def test_mixed_bfloat16_policy():
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_policy(policy):
     images, covariates = random_inputs(2, 8, 8, 2, 2)
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
+    keras.config.set_dtype_policy(policy)
     try:
         layer = HybridConv2D(4, 3, 2, covariate_initializer="random_normal")
         output = layer([images, covariates.astype("int32")])
-        assert keras.backend.standardize_dtype(output.dtype) == "bfloat16"
+        assert keras.backend.standardize_dtype(output.dtype) == policy.split("_")[1]
         assert keras.backend.standardize_dtype(layer.kernel.dtype) == "float32"
         expected = numpy_hybrid_conv2d(images, covariates.astype("int32"), layer)
         output = keras.ops.convert_to_numpy(keras.ops.cast(output, "float32"))
         np.testing.assert_allclose(output, expected, atol=0.1 * np.abs(expected).max())
+        # A training step under the policy (float16 needs loss scaling, which
+        # compile adds) moves the float32 covariate kernels.
+        image_input, covariate_input = keras.Input((8, 8, 2)), keras.Input((2,))
+        hybrid = HybridConv2D(3, 3, 2)
+        model = keras.Model(
+            [image_input, covariate_input],
+            keras.layers.GlobalAveragePooling2D()(
+                hybrid([image_input, covariate_input])
+            ),
+        )
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+        model.fit(
+            [images, covariates], np.ones((2, 3)), batch_size=2, epochs=1, verbose=0
+        )
+        trained = keras.ops.convert_to_numpy(hybrid.covariate_kernels)
+        assert np.all(np.isfinite(trained)) and np.any(trained)
     finally:
         keras.config.set_dtype_policy(previous)
     assert keras.config.dtype_policy().name == previous.name
+
+
+_JAX_SCRIPT = """
+import sys
+import numpy as np, jax, jax.numpy as jnp, keras
+from common.layers import HybridConv2D
+assert keras.config.backend() == "jax"
+data = np.load(sys.argv[1])
+x, s = data["images"], data["covariates"]
+layer = HybridConv2D(4, 3, 2, strides=2, padding="same", implementation="grouped",
+                     covariate_initializer="glorot_uniform", bias_initializer="random_normal")
+output = layer([x, s])
+mapped = HybridConv2D.from_config({**layer.get_config(), "implementation": "map"})
+mapped.build([x.shape, s.shape])
+mapped.set_weights(layer.get_weights())
+def loss(covariate_kernels):
+    y, _ = mapped.stateless_call(
+        [layer.kernel.value, covariate_kernels, layer.bias.value], [], [x, s])
+    return jnp.sum(y ** 2)
+grad = jax.grad(loss)(layer.covariate_kernels.value)
+np.savez(sys.argv[1], output=np.asarray(output), output_map=np.asarray(mapped([x, s])),
+         kernel=np.asarray(layer.kernel.value),
+         covariate_kernels=np.asarray(layer.covariate_kernels.value),
+         bias=np.asarray(layer.bias.value), grad=np.asarray(grad))
+"""
+
+
+@pytest.mark.slow
+def test_jax_backend_matches_reference(tmp_path):
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    images, covariates = random_inputs(3, 9, 8, 2, 2)
+    data = tmp_path / "data.npz"
+    np.savez(data, images=images, covariates=covariates)
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", _JAX_SCRIPT, str(data)],
+        check=False,
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = np.load(data)
+    layer = SimpleNamespace(
+        kernel=result["kernel"],
+        covariate_kernels=result["covariate_kernels"],
+        bias=result["bias"],
+        use_bias=True,
+        strides=(2, 2),
+        padding="same",
+        dilation_rate=(1, 1),
+    )
+    expected = numpy_hybrid_conv2d(images, covariates, layer)
+    np.testing.assert_allclose(result["output"], expected, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(result["output_map"], expected, atol=1e-4, rtol=1e-4)
+    assert all(np.abs(result["grad"][index]).sum() > 0 for index in range(2))
+
+
+def test_auto_implementation_follows_the_measured_rule():
+    from common.layers.hybrid_conv2d import _accelerator_visible
+
+    small = HybridConv2D(8, 3, 1)
+    big = HybridConv2D(64, 3, 1)
+    cases = [
+        (small, (None, 16, 16, 8)),
+        (big, (None, 64, 64, 64)),
+        (big, (None, None, None, 8)),
+    ]
+    picked = [layer._auto_implementation(shape) for layer, shape in cases]
+    if _accelerator_visible():
+        assert picked == ["grouped"] * 3
+    else:
+        assert picked == ["grouped", "map", "map"]
 
 
 def test_wrong_covariate_width_errors_clearly():
@@ -251,7 +396,9 @@ def test_wrong_covariate_width_errors_clearly():
     with pytest.raises(ValueError, match=r"covariates must have shape \(batch, 2\)"):
         layer([images, covariates])
     with pytest.raises(ValueError, match="num_covariates"):
-        HybridConv2D(4, 3, num_covariates=2)([keras.Input((8, 8, 2)), keras.Input((3,))])
+        HybridConv2D(4, 3, num_covariates=2)(
+            [keras.Input((8, 8, 2)), keras.Input((3,))]
+        )
 
 
 def test_bad_arguments_error_clearly():
@@ -263,3 +410,5 @@ def test_bad_arguments_error_clearly():
         HybridConv2D(4, 3, 1, padding="causal")
     with pytest.raises(ValueError, match="num_covariates"):
         HybridConv2D(4, 3, 0)
+    with pytest.raises(ValueError, match="implementation"):
+        HybridConv2D(4, 3, 1, implementation="loop")

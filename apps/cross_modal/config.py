@@ -1,0 +1,104 @@
+"""Settings of the cross_modal app; defaults are SEEDS.md system 4's, CPU-sized where it is silent."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from common.backbones import BACKBONES
+from common.config import TrainConfig, option
+
+MODELS = ("frozen", "finetune", "scratch", "per_modality")
+PROTOCOLS = ("all", "from_source", "leave_one_out")
+OPTIMIZERS = ("rmsprop", "adam", "sgd", "adabound")
+# SEEDS.md: RMSprop 2e-5 for the frozen VGG16 base; the models trained from
+# random weights need a larger rate to learn anything in a few CPU epochs.
+DEFAULT_LEARNING_RATES = {"frozen": 2e-5, "finetune": 2e-5, "scratch": 1e-3, "per_modality": 1e-3}
+MIN_IMAGE_SIZE = {"vgg16": 32, "vgg16_bn": 32, "resnet50": 32, "inception_v3": 75, "small": 16, "from_scratch": 16}
+
+
+@dataclasses.dataclass
+class CrossModalConfig(TrainConfig):
+    """Scene / object classes across modalities (photos, clip art, sketches)."""
+
+    model: str = option(
+        "frozen",
+        "frozen: fixed backbone -> Flatten/GAP -> Dense 256 -> softmax (SEEDS.md's feature extraction); "
+        "finetune: the same, then the top block unfrozen (BatchNorm stays frozen); scratch: no pretrained "
+        "weights, all trained; per_modality: one CNN per modality, a shared classifier",
+        choices=MODELS,
+    )
+    backbone: str = option("vgg16", "convolutional base (SEEDS.md: VGG16); small = CPU-sized", choices=BACKBONES)
+    weights: str = option(
+        "imagenet", "backbone weights: imagenet, none, or a .weights.h5 path (e.g. converted Places365 VGG16); "
+        "--model scratch always uses none"
+    )
+    protocol: str = option(
+        "all",
+        "all: one network on all modalities (the report's 'sequential'); from_source: train on --source "
+        "only, test on every modality; leave_one_out: per modality, train on the others, test on it",
+        choices=PROTOCOLS,
+    )
+    source: list[str] = option(["photo"], "from_source: the training modality (several, comma-separated: one "
+                                          "model each, the rows of the modality x modality table)")
+    modalities: list[str] = option([], "modalities to read (default: every folder under --data-dir)")
+    split: str = option("70,20,10", "train,val,test shares per modality and class (SEEDS.md: 70/20/10)")
+    folds: int = option(0, "K-fold cross-validation with K >= 2 (test = each fold in turn; val from the rest "
+                           "by --split's shares): mean and std; 0 = one --split")
+    epochs: int = option(10, "epochs")
+    batch_size: int = option(20, "batch size (SEEDS.md: 20)")
+    image_size: int = option(150, "images are resized to image_size x image_size (SEEDS.md: 150)")
+    learning_rate: float | None = option(
+        None, "learning rate; default by model: frozen/finetune 2e-5 (SEEDS.md, RMSprop), scratch/per_modality 1e-3"
+    )
+    optimizer: str = option("rmsprop", "optimizer (SEEDS.md: RMSprop)", choices=OPTIMIZERS)
+    pooling: str = option("flatten", "how the feature map meets Dense 256: flatten (SEEDS.md) or avg (GAP)",
+                          choices=("flatten", "avg"))
+    dense_units: int = option(256, "units of the hidden dense layer (SEEDS.md: 256)")
+    dropout: float = option(0.5, "dropout before the softmax")
+    bn_momentum: float = option(
+        0.9, "BatchNorm momentum of backbones trained from random weights (scratch, per_modality with --weights "
+             "none); Keras's 0.99 is too slow for a few hundred steps"
+    )
+    cache_features: bool = option(
+        True, "frozen phase: compute the backbone's features once (cached under <run-dir>/../feature_cache) "
+              "and train the head on them; fast, but without augmentation in that phase"
+    )
+    finetune_layers: int = option(0, "finetune: layers with weights to unfreeze at the top of the base "
+                                     "(BatchNorm not counted); 0 = its top block (vgg16: 3 convs, small: 1)")
+    finetune_epochs: int = option(5, "finetune: epochs of the fine-tuning phase")
+    finetune_learning_rate_factor: float = option(0.5, "finetune: its learning rate = learning rate x this")
+    augment: bool = option(True, "ImageDataGenerator-style augmentation of the training images (SEEDS.md)")
+    rotation_range: float = option(40.0, "--augment: rotation in degrees (SEEDS.md: 40)")
+    width_shift_range: float = option(0.2, "--augment: horizontal shift, fraction of the width (SEEDS.md: 0.2)")
+    height_shift_range: float = option(0.2, "--augment: vertical shift, fraction of the height (SEEDS.md: 0.2)")
+    shear_range: float = option(0.2, "--augment: shear angle in degrees, as ImageDataGenerator (SEEDS.md: 0.2)")
+    zoom_range: float = option(0.2, "--augment: zoom factors in [1 - z, 1 + z] (SEEDS.md: 0.2)")
+    horizontal_flip: bool = option(True, "--augment: random left-right flips (SEEDS.md: on)")
+    fill_mode: str = option("nearest", "--augment: fill of pixels from outside the image (SEEDS.md: nearest)",
+                            choices=("nearest", "constant", "reflect", "wrap"))
+    cache: bool = option(True, "keep decoded images in memory")
+    monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
+
+
+def resolve(cfg: CrossModalConfig) -> CrossModalConfig:
+    """The config with its automatic values filled in and its combinations checked."""
+    changes = {}
+    if cfg.learning_rate is None:
+        changes["learning_rate"] = DEFAULT_LEARNING_RATES[cfg.model]
+    if cfg.model == "scratch" and str(cfg.weights).lower() != "none":
+        changes["weights"] = "none"
+    if cfg.image_size < MIN_IMAGE_SIZE[cfg.backbone]:
+        raise ValueError(f"--image-size {cfg.image_size} is too small for --backbone {cfg.backbone}; "
+                         f"use at least {MIN_IMAGE_SIZE[cfg.backbone]}")
+    if cfg.backbone in ("small", "from_scratch") and str(cfg.weights).lower() == "imagenet":
+        raise ValueError(f"--backbone {cfg.backbone} has no ImageNet weights; pass --weights none or a .weights.h5 file")
+    if cfg.model == "per_modality" and cfg.protocol != "all":
+        raise ValueError(f"--model per_modality needs every modality in training (one CNN each); use --protocol all, "
+                         f"not {cfg.protocol}")
+    if cfg.protocol == "from_source" and not cfg.source:
+        raise ValueError("--protocol from_source needs --source, e.g. --source photo")
+    if cfg.folds == 1 or cfg.folds < 0:
+        raise ValueError(f"--folds {cfg.folds}: use 0 (one --split) or K >= 2")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ValueError(f"--dropout {cfg.dropout} must be in [0, 1)")
+    return dataclasses.replace(cfg, **changes) if changes else cfg

@@ -1,0 +1,99 @@
+"""Tables, partitions, experiments and tf.data pipelines of the cross_modal app."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from common.data.affine_augment import AffineAugmentation
+from common.data.class_folders import make_dataset
+from common.data.domains import kfold_domains, parse_split, read_domains, split_domains
+
+log = logging.getLogger("hybridvision")
+
+
+def data_root(cfg):
+    """`cfg.data_dir`, or the SYNTHETIC demo domains when it is omitted."""
+    if cfg.data_dir:
+        return cfg.data_dir
+    from data_prep.demo_data import demo_dir
+
+    root = demo_dir("domains")
+    log.warning("no --data-dir: using the SYNTHETIC demo domains in %s (numbers say nothing about real images)", root)
+    return root
+
+
+def load_table(cfg):
+    """The `read_domains` table of the config's data, with `--source` checked."""
+    table = read_domains(data_root(cfg), cfg.modalities or None)
+    modalities = table.attrs["modalities"]
+    if cfg.protocol == "from_source":
+        unknown = [s for s in cfg.source if s not in modalities]
+        if unknown:
+            raise ValueError(f"--source {','.join(unknown)} is not a modality of the data; choose from {modalities}")
+    if cfg.protocol == "leave_one_out" and len(modalities) < 2:
+        raise ValueError(f"--protocol leave_one_out needs at least 2 modalities; the data has {modalities}")
+    return table
+
+
+def partitions(cfg, table) -> list[dict]:
+    """One `{"train", "val", "test"}` dict per fold (a single one without `--folds`)."""
+    fractions = parse_split(cfg.split)
+    if not cfg.folds:
+        return [split_domains(table, fractions, seed=cfg.seed)]
+    # Within each fold's remaining rows, train and val keep --split's ratio.
+    val_share = fractions[1] / (fractions[0] + fractions[1])
+    parts = []
+    for rest, test in kfold_domains(table, cfg.folds, seed=cfg.seed):
+        split = split_domains(rest, (1 - val_share, val_share, 0.0), seed=cfg.seed)
+        parts.append({"train": split["train"], "val": split["val"], "test": test})
+    return parts
+
+
+def experiments(cfg, modalities) -> list[tuple[str, list[str]]]:
+    """`(row name, training modalities)` of each model the protocol trains."""
+    if cfg.protocol == "all":
+        return [("all", list(modalities))]
+    if cfg.protocol == "from_source":
+        return [(source, [source]) for source in cfg.source]
+    return [(f"without_{m}", [o for o in modalities if o != m]) for m in modalities]
+
+
+def augmentation(cfg):
+    """SEEDS.md's ImageDataGenerator knobs as one `AffineAugmentation`, or None without `--augment`."""
+    if not cfg.augment:
+        return None
+    return AffineAugmentation(
+        rotation_range=cfg.rotation_range, width_shift_range=cfg.width_shift_range,
+        height_shift_range=cfg.height_shift_range, shear_range=cfg.shear_range, zoom_range=cfg.zoom_range,
+        horizontal_flip=cfg.horizontal_flip, fill_mode=cfg.fill_mode, seed=cfg.seed,
+    )
+
+
+def modality_columns(modalities) -> list[str]:
+    return [f"is_{m}" for m in modalities]
+
+
+def with_modality_onehot(table, modalities):
+    """The table plus one 0/1 column per modality (the per_modality model's second input)."""
+    table = table.copy()
+    for m, column in zip(modalities, modality_columns(modalities)):
+        table[column] = (table["modality"] == m).astype("float32")
+    return table
+
+
+def make_images(cfg, table, batch_size, train: bool, modalities):
+    """tf.data of `(images, labels)` (or `((images, one-hot), labels)` for per_modality)."""
+    extra = None
+    if cfg.model == "per_modality":
+        table = with_modality_onehot(table, modalities)
+        extra = modality_columns(modalities)
+    return make_dataset(
+        table, (cfg.image_size, cfg.image_size), batch_size, shuffle=train, seed=cfg.seed,
+        augment=augmentation(cfg) if train else None, cache=cfg.cache, extra_columns=extra,
+    )
+
+
+def labels_of(table) -> np.ndarray:
+    return table["label"].to_numpy().astype("int32")

@@ -1,0 +1,113 @@
+"""Visual explanations of a trained cross_modal model: Grad-CAM, activations, first-layer filters.
+
+    python -m apps.cross_modal.explain --run-dir runs/cross_modal/20260101-120000
+    python -m apps.cross_modal.explain --run-dir RUN --layer block5_conv3 --images 4 --out explain/
+
+Reads `model.keras`, `config.json` and the class names in `metrics.json` of a
+finished run (default: the newest finished run under runs/cross_modal/),
+draws `--images` test images per modality from the run's data (seeded), and
+writes into `--out` (default `<run-dir>/explain/`):
+`gradcam_<modality>.png` (each image beside its Grad-CAM overlay, titled
+with the class explained), `activations_<layer>_<modality>.png` (channels of
+the chosen layers for the first image) and `filters.png` (first-layer
+filters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from common.data.domains import read_domains, split_domains
+from common.data.images import decode_image
+from common.explain import (
+    conv_layers,
+    save_activation_grid,
+    save_filter_grid,
+    save_grad_cam_grid,
+)
+from common.training import setup_logging
+
+log = logging.getLogger("hybridvision")
+
+
+def newest_run(root="runs/cross_modal") -> Path:
+    runs = sorted(p for p in Path(root).glob("*") if (p / "metrics.json").exists())
+    if not runs:
+        raise FileNotFoundError(f"no finished run under {root}; train one first or pass --run-dir")
+    return runs[-1]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m apps.cross_modal.explain", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--run-dir", default=None, help="finished run (model.keras, config.json, metrics.json); "
+                                                        "default: the newest under runs/cross_modal/")
+    parser.add_argument("--data-dir", default=None, help="data to draw images from; default: the run's --data-dir")
+    parser.add_argument("--images", type=int, default=3, help="test images per modality")
+    parser.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last convolution)")
+    parser.add_argument("--activation-layers", default=None,
+                        help="comma-separated layers whose activations to draw (default: first and last convolution)")
+    parser.add_argument("--out", default=None, help="output folder (default: <run-dir>/explain)")
+    parser.add_argument("--seed", type=int, default=0, help="which test images are drawn")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and the final line")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> list[Path]:
+    args = parse_args(argv)
+    setup_logging(args.quiet)
+    run_dir = Path(args.run_dir) if args.run_dir else newest_run()
+    for name in ("model.keras", "config.json", "metrics.json"):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir / name} is missing; --run-dir must be a finished cross_modal run")
+    if args.images < 1:
+        raise ValueError(f"--images {args.images} must be >= 1")
+    cfg = json.loads((run_dir / "config.json").read_text())
+    class_names = json.loads((run_dir / "metrics.json").read_text())["notes"]["class_names"]
+    data_dir = args.data_dir or cfg.get("data_dir")
+    if not data_dir:
+        from data_prep.demo_data import demo_dir
+
+        data_dir = demo_dir("domains")
+    model = keras.models.load_model(run_dir / "model.keras")
+    out = Path(args.out or run_dir / "explain")
+    out.mkdir(parents=True, exist_ok=True)
+    table = read_domains(data_dir, cfg.get("modalities") or None)
+    modalities = table.attrs["modalities"]
+    test = split_domains(table, cfg.get("split", "70,20,10"), seed=cfg.get("seed", 0))["test"]
+    layers = conv_layers(model)
+    chosen = args.activation_layers.split(",") if args.activation_layers else []
+    per_modality = cfg.get("model") == "per_modality"
+    written = []
+    for index, modality in enumerate(modalities):
+        rows = test[test["modality"] == modality]
+        rows = rows.sample(min(args.images, len(rows)), random_state=args.seed)
+        size = (cfg["image_size"], cfg["image_size"])
+        images = np.stack([decode_image(p, size).numpy() for p in rows["path"]])
+        extra = None
+        grad_layer = args.layer
+        if per_modality:
+            extra = [np.tile(np.eye(len(modalities), dtype="float32")[index], (len(images), 1))]
+            # Only the sample's own branch sees gradients: explain that branch.
+            grad_layer = grad_layer or [n for n in layers if n.startswith(f"{modality}_")][-1]
+        written.append(save_grad_cam_grid(model, images, out / f"gradcam_{modality}.png", class_names,
+                                          layer_name=grad_layer, extra_inputs=extra))
+        inputs = [images, *extra] if extra else images
+        own = [n for n in layers if n.startswith(f"{modality}_")] if per_modality else layers
+        for layer in chosen if args.activation_layers else [own[0], own[-1]]:
+            if per_modality and not layer.startswith(f"{modality}_"):
+                continue
+            written.append(save_activation_grid(model, inputs, layer, out / f"activations_{layer}_{modality}.png"))
+    written.append(save_filter_grid(model, out / "filters.png"))
+    print(f"cross_modal explain: {len(written)} PNG grids in {out}")
+    return written
+
+
+if __name__ == "__main__":
+    main()

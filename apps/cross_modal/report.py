@@ -1,0 +1,114 @@
+"""Per-modality evaluation, the modality x modality table, and metrics.json's layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from apps.cross_modal.data import make_images
+from common.metrics import mean_std, predict_labels
+from common.plots import plot_confusion_matrix
+
+
+def evaluate_per_modality(model, cfg, test_table, class_names, modalities, batch_size, out_dir=None, tag=""):
+    """`{modality: {"accuracy", ["top5_accuracy"], "images"}, "all": {...}}` on the test rows.
+
+    With `out_dir`, writes `confusion_<tag>_<modality>.png` per modality.
+    """
+    result, pooled_true, pooled_prob = {}, [], []
+    for modality in modalities:
+        rows = test_table[test_table["modality"] == modality]
+        if len(rows) == 0:
+            continue
+        y_true, prob = predict_labels(model, make_images(cfg, rows, batch_size, False, modalities))
+        result[modality] = _scores(y_true, prob, len(class_names))
+        pooled_true.append(y_true)
+        pooled_prob.append(prob)
+        if out_dir is not None:
+            matrix = _confusion(y_true, prob.argmax(-1), len(class_names))
+            plot_confusion_matrix(matrix, class_names, Path(out_dir) / f"confusion_{tag}_{modality}.png",
+                                  title=f"{tag}: test on {modality}")
+    result["all"] = _scores(np.concatenate(pooled_true), np.concatenate(pooled_prob), len(class_names))
+    return result
+
+
+def _scores(y_true, prob, num_classes):
+    scores = {"accuracy": float((prob.argmax(-1) == y_true).mean()), "images": len(y_true)}
+    if num_classes > 5:
+        top5 = np.argsort(-prob, axis=-1)[:, :5]
+        scores["top5_accuracy"] = float((top5 == y_true[:, None]).any(-1).mean())
+    return scores
+
+
+def _confusion(y_true, y_pred, n):
+    matrix = np.zeros((n, n), dtype=int)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def _mean_of(results, key, column):
+    values = [r[column][key] for r in results if column in r and key in r[column]]
+    return mean_std(values) + (values,) if values else None
+
+
+def summarize(rows: dict, protocol: str, modalities) -> dict:
+    """metrics["test"] from `{row name: [one evaluate_per_modality dict per fold]}`.
+
+    `per_modality[m]` is the first row's score on m (`all`, the first
+    source), or for leave_one_out the score on m of the model trained
+    without m; with several folds each value is the mean, with `_std` and the
+    per-fold values beside it. `table[row][column]` holds every mean accuracy.
+    """
+    folds = max(len(v) for v in rows.values())
+
+    def cell(results, column):
+        out = {}
+        for key in ("accuracy", "top5_accuracy"):
+            stats = _mean_of(results, key, column)
+            if stats is None:
+                continue
+            out[key] = stats[0]
+            if folds > 1:
+                out[f"{key}_std"], out[f"{key}_folds"] = stats[1], stats[2]
+        # Test images behind the score (summed over folds).
+        out["images"] = sum(r[column]["images"] for r in results if column in r)
+        return out
+
+    table = {row: {col: cell(res, col)["accuracy"] for col in [*modalities, "all"] if _mean_of(res, "accuracy", col)}
+             for row, res in rows.items()}
+    if protocol == "leave_one_out":
+        per_modality = {m: cell(rows[f"without_{m}"], m) for m in modalities if f"without_{m}" in rows}
+        accuracy = float(np.mean([v["accuracy"] for v in per_modality.values()]))
+    else:
+        first = next(iter(rows.values()))
+        per_modality = {m: cell(first, m) for m in modalities if _mean_of(first, "accuracy", m)}
+        accuracy = cell(first, "all")["accuracy"]
+    test = {"accuracy": accuracy, "per_modality": per_modality, "table": table}
+    test["mean_modality_accuracy"] = float(np.mean([v["accuracy"] for v in per_modality.values()]))
+    if folds > 1:
+        test["folds"] = folds
+    return test
+
+
+def write_table(rows: dict, test: dict, modalities, out_dir, caption: str) -> str:
+    """`modality_table.csv` and `.md` (rows: trained on, columns: tested on); returns the Markdown."""
+    columns = [*modalities, "all"]
+    folds = test.get("folds", 1)
+
+    def text(results, col):
+        stats = _mean_of(results, "accuracy", col)
+        if stats is None:
+            return ""
+        return f"{stats[0]:.3f} ± {stats[1]:.3f}" if folds > 1 else f"{stats[0]:.3f}"
+
+    csv = ["trained_on," + ",".join(columns)]
+    md = [caption, "", "| trained on \\ tested on | " + " | ".join(columns) + " |",
+          "|---|" + "---|" * len(columns)]
+    for row, results in rows.items():
+        csv.append(row + "," + ",".join(f"{test['table'][row].get(c, ''):.4f}" if c in test["table"][row] else ""
+                                         for c in columns))
+        md.append(f"| {row} | " + " | ".join(text(results, c) for c in columns) + " |")
+    Path(out_dir, "modality_table.csv").write_text("\n".join(csv) + "\n")
+    Path(out_dir, "modality_table.md").write_text("\n".join(md) + "\n")
+    return "\n".join(md)

@@ -1,0 +1,130 @@
+"""Train and compare classifiers across modalities (photos, clip art, sketches).
+
+    python -m apps.cross_modal.train --data-dir ../shared/data/pacs_small --protocol from_source --source photo
+    python -m apps.cross_modal.train --data-dir data/pacs --model finetune --protocol leave_one_out --folds 5
+    python -m apps.cross_modal.train --backbone small --weights none --model scratch --image-size 64   # CPU
+
+Data: `<data-dir>/<modality>/<class>/*.jpg`. Besides the shared run directory
+(see `common.training`) it writes `modality_table.csv|md` (rows: the
+modalities a model was trained on, columns: the modality it was tested on),
+`confusion_<row>_<modality>.png`, and in metrics.json
+`test.per_modality.<modality>.accuracy` (and top-5 with more than 5 classes).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+
+from apps.cross_modal.config import CrossModalConfig, resolve
+from apps.cross_modal.data import (
+    experiments,
+    labels_of,
+    load_table,
+    make_images,
+    partitions,
+)
+from apps.cross_modal.models import build_model, compile_model, prepare_finetuning
+from apps.cross_modal.report import evaluate_per_modality, summarize, write_table
+from common.config import parse_config
+from common.distribute import Distribution
+from common.features import cached_features
+from common.training import Run, setup_logging
+
+APP = "cross_modal"
+log = logging.getLogger("hybridvision")
+
+
+def _load_best(run, phase, target):
+    if run.best_path(phase).exists():
+        target.set_weights(keras.models.load_model(run.best_path(phase)).get_weights())
+
+
+def fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities, batch_size, learning_rate):
+    """Train one model on `train_modalities` of a partition; returns the model with its best weights."""
+    train, val = ({s: part[s][part[s]["modality"].isin(train_modalities)] for s in ("train", "val")}).values()
+    num_classes = len(class_names)
+    with dist.scope():
+        model, extractor, head = build_model(cfg, num_classes, modalities)
+        compile_model(model, cfg, learning_rate, num_classes)
+
+    def images():
+        return (make_images(cfg, train, batch_size, True, modalities),
+                make_images(cfg, val, batch_size, False, modalities))
+
+    if cfg.model in ("frozen", "finetune") and cfg.cache_features:
+        size = (cfg.image_size, cfg.image_size)
+        cache = Path(run.dir).parent / "feature_cache"
+        feats = [cached_features(extractor, t["path"], size, cache, cfg.backbone, cfg.weights, batch_size)
+                 for t in (train, val)]
+        with dist.scope():
+            compile_model(head, cfg, learning_rate, num_classes)
+        run.fit(head, (feats[0], labels_of(train)), (feats[1], labels_of(val)), monitor=cfg.monitor,
+                phase=tag, batch_size=batch_size, shuffle=True)
+        _load_best(run, tag, head)
+    else:
+        run.fit(model, *images(), monitor=cfg.monitor, phase=tag)
+        _load_best(run, tag, model)
+    if cfg.model == "finetune":
+        with dist.scope():
+            n_layers = prepare_finetuning(extractor, cfg)
+            compile_model(model, cfg, learning_rate * cfg.finetune_learning_rate_factor, num_classes)
+        log.info("%s: fine-tuning the top %d layers of %s", tag, n_layers, cfg.backbone)
+        run.fit(model, *images(), epochs=cfg.finetune_epochs, monitor=cfg.monitor, phase=f"{tag}_finetune")
+        _load_best(run, f"{tag}_finetune", model)
+    return model
+
+
+def train(cfg: CrossModalConfig) -> dict:
+    """One run of the protocol (per fold with `--folds`); returns metrics."""
+    cfg = resolve(cfg)
+    table = load_table(cfg)
+    class_names, modalities = table.attrs["class_names"], table.attrs["modalities"]
+    dist = Distribution.from_config(cfg)
+    batch_size, learning_rate = dist.global_batch_size(cfg.batch_size), dist.learning_rate(cfg.learning_rate)
+    run = Run(APP, cfg, export_name=f"{cfg.model}_{cfg.protocol}")
+    run.note("class_names", class_names)
+    run.note("modalities", modalities)
+    if table.attrs["missing_classes"]:
+        run.note("missing_classes", table.attrs["missing_classes"])
+    if cfg.model in ("frozen", "finetune") and cfg.cache_features and cfg.augment:
+        run.note("augmentation", "frozen phase trained on cached features: no augmentation there"
+                 + (" (used when fine-tuning)" if cfg.model == "finetune" else ""))
+    if str(cfg.weights).lower() == "none" and cfg.model in ("frozen", "finetune"):
+        run.note("weights", "random frozen backbone (--weights none): not transfer learning")
+    parts = partitions(cfg, table)
+    rows, model = {}, None
+    for k, part in enumerate(parts):
+        for name, train_modalities in experiments(cfg, modalities):
+            tag = name if len(parts) == 1 else f"{name}_fold{k}"
+            model = fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities,
+                            batch_size, learning_rate)
+            rows.setdefault(name, []).append(evaluate_per_modality(
+                model, cfg, part["test"], class_names, modalities, batch_size,
+                out_dir=run.dir if k == 0 else None, tag=name))
+    test = summarize(rows, cfg.protocol, modalities)
+    split = f"{cfg.folds}-fold cross-validation" if cfg.folds else f"split {cfg.split}"
+    markdown = write_table(rows, test, modalities, run.dir,
+                           f"Test accuracy, model {cfg.model} ({cfg.backbone}, weights {cfg.weights}), "
+                           f"protocol {cfg.protocol}, {split}")
+    run.note("exported_model_is", f"the model of row '{list(rows)[-1]}'" + (" (last fold)" if cfg.folds else ""))
+    _, metrics = run.finish(model, {}, metrics={"test": test}, use_best=False)
+    metrics["markdown_table"] = markdown
+    return metrics
+
+
+def main(argv=None) -> dict:
+    cfg = parse_config(CrossModalConfig, argv, description=__doc__.split("\n")[0],
+                       prog="python -m apps.cross_modal.train")
+    setup_logging(cfg.quiet)
+    metrics = train(cfg)
+    print(metrics.pop("markdown_table"))
+    per = ", ".join(f"{m} {v['accuracy']:.3f}" for m, v in metrics["test"]["per_modality"].items())
+    print(f"cross_modal {cfg.model} {cfg.protocol}: test accuracy {metrics['test']['accuracy']:.4f} ({per})")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Visual explanations of a functional classifier: Grad-CAM, activations, first-layer filters.
+
+Works on any functional (or Sequential) Keras model, also when the layer of
+interest sits inside a nested backbone: the model's graph is re-run layer by
+layer (`Functional._run_through_graph`, as `common.transfer.hybridize` does),
+capturing the chosen layers' outputs on the way. Grad-CAM needs gradients,
+so it runs on the TensorFlow backend; everything else is backend-agnostic.
+
+    maps = grad_cam(model, images)                       # (N, H, W) in [0, 1]
+    save_grad_cam_grid(model, images, "gradcam.png", class_names)
+    save_activation_grid(model, images[0], "block2_conv", "acts.png")
+    save_filter_grid(model, "filters.png")
+
+Reference: Selvaraju et al., "Grad-CAM: Visual Explanations from Deep
+Networks via Gradient-based Localization", ICCV 2017.
+"""
+
+from __future__ import annotations
+
+import keras
+import matplotlib
+import numpy as np
+from keras import tree
+
+from common.plots import plot_image_grid
+
+matplotlib.use("Agg")
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        elif not isinstance(layer, keras.layers.InputLayer):
+            yield layer
+
+
+def find_layer(model, name):
+    """The layer called `name` anywhere in `model` (nested models included)."""
+    for layer in _leaf_layers(model):
+        if layer.name == name:
+            return layer
+    names = [layer.name for layer in _leaf_layers(model)]
+    raise ValueError(f"layer {name!r} is not in model '{model.name}'; layers: {', '.join(names)}")
+
+
+def conv_layers(model):
+    """Names of the 2D convolution layers (4D outputs), nested models included, in graph order."""
+    return [layer.name for layer in _leaf_layers(model) if isinstance(layer, keras.layers.Conv2D)]
+
+
+def last_conv_layer(model):
+    """Name of the last Conv2D layer: Grad-CAM's default target."""
+    names = conv_layers(model)
+    if not names:
+        raise ValueError(f"model '{model.name}' has no Conv2D layer for Grad-CAM; pass layer_name=")
+    return names[-1]
+
+
+def _contains(model, names):
+    return any(layer.name in names for layer in _leaf_layers(model))
+
+
+def run_capturing(model, inputs, layer_names, on_capture=None):
+    """Runs `model` on `inputs` (inference mode) and returns `(outputs, {name: output})`.
+
+    Args:
+        model: a functional or Sequential `keras.Model`.
+        inputs: what the model is called on.
+        layer_names: layers whose outputs to capture, nested models included.
+        on_capture: optional `f(name, tensor) -> tensor` called on each
+            captured output before it flows on (Grad-CAM watches it there).
+    """
+    names, captured = set(layer_names), {}
+
+    def run(container, container_inputs):
+        def call(op, *args, **kwargs):
+            if isinstance(op, keras.Model) and _contains(op, names):
+                return run(op, args[0])
+            if getattr(op, "_call_has_training_arg", False):
+                kwargs["training"] = False
+            out = op(*args, **kwargs)
+            if op.name in names:
+                if on_capture is not None:
+                    out = on_capture(op.name, out)
+                captured[op.name] = out
+            return out
+
+        if isinstance(container, keras.Sequential):
+            x = container_inputs
+            for layer in container.layers:
+                x = call(layer, x)
+            return x
+        return container._run_through_graph(tree.flatten(container_inputs), operation_fn=lambda op: op, call_fn=call)
+
+    outputs = run(model, inputs)
+    missing = names - set(captured)
+    if missing:
+        for name in missing:
+            find_layer(model, name)  # raises with the list of layer names
+        raise ValueError(f"layer(s) {sorted(missing)} were not reached by the inputs of '{model.name}'")
+    return outputs, captured
+
+
+def layer_outputs(model, inputs, layer_names):
+    """`{name: NumPy output}` of the given (possibly nested) layers on `inputs`."""
+    _, captured = run_capturing(model, inputs, layer_names)
+    return {name: np.asarray(value) for name, value in captured.items()}
+
+
+def grad_cam(model, inputs, layer_name=None, class_index=None):
+    """Grad-CAM maps of a classifier, resized to the input images.
+
+    Args:
+        model: classifier with a `(batch, classes)` output (the first one
+            when there are several); the first input holds the images.
+        inputs: images `(N, H, W, C)` as the model takes them, or the list
+            of all inputs (images first) of a multi-input model.
+        layer_name: the convolution layer to explain; default the last.
+        class_index: None (each image's predicted class), an int, or one int
+            per image.
+
+    Returns:
+        `(maps, class_indices)`: float32 `(N, H, W)` in [0, 1] and the class
+        explained for each image.
+    """
+    import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError("grad_cam needs KERAS_BACKEND=tensorflow (it uses tf.GradientTape)")
+    layer_name = layer_name or last_conv_layer(model)
+    inputs = [tf.convert_to_tensor(x, tf.float32) for x in inputs] if isinstance(inputs, (list, tuple)) \
+        else tf.convert_to_tensor(inputs, tf.float32)
+    images = inputs[0] if isinstance(inputs, list) else inputs
+    with tf.GradientTape() as tape:
+        def watch(_, tensor):
+            # Frozen backbones have no trainable variables to record from.
+            tape.watch(tensor)
+            return tensor
+
+        outputs, captured = run_capturing(model, inputs, [layer_name], on_capture=watch)
+        probs = tree.flatten(outputs)[0]
+        if class_index is None:
+            chosen = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        else:
+            chosen = tf.broadcast_to(tf.constant(class_index, tf.int32), tf.shape(probs)[:1])
+        score = tf.gather(probs, chosen, axis=1, batch_dims=1)
+    feature_map = captured[layer_name]
+    if len(feature_map.shape) != 4:
+        raise ValueError(f"layer {layer_name!r} has output shape {feature_map.shape}; Grad-CAM needs a 4D feature map")
+    grads = tape.gradient(score, feature_map)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1))
+    cam = cam / (tf.reduce_max(cam, axis=(1, 2), keepdims=True) + 1e-8)
+    cam = tf.image.resize(cam[..., None], tf.shape(images)[1:3], method="bilinear")[..., 0]
+    return np.clip(cam.numpy(), 0.0, 1.0).astype("float32"), chosen.numpy()
+
+
+def overlay(image, heatmap, alpha=0.4):
+    """An RGB uint8 image with a jet-coloured `heatmap` (H, W in [0, 1]) blended on it."""
+    colours = matplotlib.colormaps["jet"](np.asarray(heatmap))[..., :3] * 255.0
+    image = np.asarray(image, dtype="float32")
+    if image.ndim == 2 or image.shape[-1] == 1:
+        image = np.repeat(image.reshape(image.shape[:2] + (1,)), 3, axis=-1)
+    return np.clip((1 - alpha) * image + alpha * colours, 0, 255).astype("uint8")
+
+
+def save_grad_cam_grid(model, images, out_png, class_names=None, layer_name=None, extra_inputs=None, ncols=4):
+    """A PNG grid: each image beside its Grad-CAM overlay, titled with the explained class."""
+    images = np.asarray(images, dtype="float32")
+    inputs = [images, *extra_inputs] if extra_inputs is not None else images
+    maps, chosen = grad_cam(model, inputs, layer_name)
+    tiles, titles = [], []
+    for image, heat, k in zip(images, maps, chosen):
+        label = class_names[k] if class_names is not None else str(k)
+        tiles += [image, overlay(image, heat)]
+        titles += ["input", f"Grad-CAM: {label}"]
+    return plot_image_grid(tiles, titles, out_png, ncols=ncols - ncols % 2 or 2)
+
+
+def _to_uint8(array):
+    array = np.asarray(array, dtype="float32")
+    low, high = float(array.min()), float(array.max())
+    return ((array - low) / (high - low + 1e-8) * 255.0).astype("uint8")
+
+
+def save_activation_grid(model, inputs, layer_name, out_png, max_channels=16, ncols=4):
+    """A PNG grid of the first `max_channels` channels of a layer's output for one image."""
+    if not isinstance(inputs, (list, tuple)):
+        inputs = np.asarray(inputs, dtype="float32")
+        inputs = inputs[None] if inputs.ndim == 3 else inputs[:1]
+    else:
+        inputs = [np.asarray(x, dtype="float32")[:1] for x in inputs]
+    output = layer_outputs(model, inputs, [layer_name])[layer_name]
+    if output.ndim != 4:
+        raise ValueError(f"layer {layer_name!r} has output shape {output.shape}; pick a convolution/pooling layer")
+    channels = min(max_channels, output.shape[-1])
+    tiles = [_to_uint8(output[0, :, :, c]) for c in range(channels)]
+    return plot_image_grid(tiles, [f"{layer_name} #{c}" for c in range(channels)], out_png, ncols=ncols)
+
+
+def first_layer_filters(model):
+    """Kernel `(kh, kw, in, out)` of the first Conv2D that sees the image (not a 1x1 preprocessing conv)."""
+    for layer in _leaf_layers(model):
+        if isinstance(layer, keras.layers.Conv2D) and max(layer.kernel_size) > 1:
+            return np.asarray(layer.kernel)
+    raise ValueError(f"model '{model.name}' has no Conv2D layer with a kernel larger than 1x1")
+
+
+def save_filter_grid(model, out_png, max_filters=32, ncols=8):
+    """A PNG grid of the first-layer filters, each scaled to 0..255 (RGB when it has 3 inputs)."""
+    kernel = first_layer_filters(model)
+    count = min(max_filters, kernel.shape[-1])
+    tiles = []
+    for k in range(count):
+        tile = _to_uint8(kernel[..., k])
+        if tile.shape[-1] not in (1, 3):
+            tile = tile.mean(-1).astype("uint8")
+        # Nearest-neighbour upsampling keeps 3x3 kernels readable.
+        tiles.append(np.kron(tile, np.ones((8, 8, 1) if tile.ndim == 3 else (8, 8), dtype="uint8")))
+    return plot_image_grid(tiles, [f"filter {k}" for k in range(count)], out_png, ncols=ncols)

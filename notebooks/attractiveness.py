@@ -1,0 +1,247 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Attractiveness: CelebA attributes from faces plus structured covariates
+#
+# The task: predict the CelebA attribute `Attractive` from a face image *and*
+# a few other attributes given as side information (`Male`, `Young`, ...).
+# Three ways to use the covariates, all from the same starting weights:
+#
+# - `baseline`: the image alone;
+# - `hybrid` (ShortFuse): one or more convolutions become `HybridConv2D`,
+#   whose kernel depends on each face's covariates (see the `hybrid_conv2d`
+#   notebook);
+# - `late_fusion`: the covariates are concatenated to the image features.
+#
+# The demo faces are **synthetic**: their `Attractive` depends on the eye size
+# and on Male, Young, Smiling and High_Cheekbones, so a model given both the
+# pixels and the covariates has something to gain. `QUICK = True` trains a
+# small network for two epochs on 32 px faces; the real settings are the
+# app's defaults (VGG16 with ImageNet weights, 1 epoch over all of CelebA:
+# use a GPU).
+
+# %% tags=["parameters"]
+REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
+QUICK = True  # real value: False (the app's defaults, SEEDS.md: VGG16, ImageNet weights)
+DATA_DIR = None  # None: synthetic demo faces; else a CelebA root (img_align_celeba/, list_attr_celeba.txt, ...)
+MODEL = "hybrid"  # baseline, hybrid or late_fusion
+COVARIATES = "Male,Young,Smiling,High_Cheekbones"  # CelebA attributes given to the model
+
+# %% [markdown]
+# ## Setup
+# In Colab this clones `REPO_URL` and installs the suite (a minute); in a
+# local checkout, or where the suite is installed already, it only makes sure
+# the checkout is importable.
+
+# %%
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+IN_COLAB = importlib.util.find_spec("google.colab") is not None
+
+
+def find_checkout():
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "setup.cfg").is_file() and (folder / "apps").is_dir():
+            return folder
+    return None
+
+
+ROOT = find_checkout()
+if ROOT is None and IN_COLAB:
+    if "OWNER" in REPO_URL:
+        raise ValueError("set REPO_URL in the first code cell to the git URL of the hybridvision repository")
+    ROOT = Path("/content/hybridvision")
+    if not ROOT.exists():
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(ROOT)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(ROOT)], check=True)
+if ROOT is not None and str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+try:
+    import apps  # noqa: F401
+    import common  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
+        "`pip install -e .` the checkout, or run it in Colab with REPO_URL set"
+    ) from error
+
+# %% [markdown]
+# ## Backend and GPU
+# The suite runs on Keras 3 with TensorFlow (`KERAS_BACKEND`). In Colab pick
+# *Runtime > Change runtime type > GPU* for the real runs.
+
+# %%
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from IPython import get_ipython
+from IPython.display import Image, display
+
+import common.plots  # noqa: F401
+
+if get_ipython() is not None:
+    # common.plots selects the file-only Agg backend on import; a notebook wants its plots inline.
+    get_ipython().run_line_magic("matplotlib", "inline")
+
+print("Keras", keras.__version__, "on", keras.config.backend())
+gpus = tf.config.list_physical_devices("GPU")
+print("GPU:", gpus if gpus else "none (CPU only; fine with QUICK = True, slow for the real settings)")
+
+
+def show(png):
+    """Shows a PNG the app wrote (curves, confusion matrices) inline."""
+    display(Image(filename=str(png)))
+
+
+def plot_history(history_csv, title=""):
+    """Loss and metric curves from a run's history CSV, train and validation side by side."""
+    history = pd.read_csv(history_csv)
+    metrics = sorted({c.removeprefix("val_") for c in history.columns if c != "epoch" and c != "learning_rate"})
+    ncols = min(4, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), metrics):
+        for column, style in ((name, "-o"), (f"val_{name}", "--o")):
+            if column in history:
+                ax.plot(history["epoch"] + 1, history[column], style, label=column, markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.show()
+
+
+# %% [markdown]
+# ## Data
+# With `DATA_DIR = None` the app uses the embedded **synthetic** demo data
+# (generated on first use, in the real on-disk format; the numbers say
+# nothing about real data). For real data set `DATA_DIR` to a local path or to
+# a folder on Google Drive (`/content/drive/MyDrive/...`, mounted below).
+
+# %%
+from data_prep.demo_data import demo_root
+
+if DATA_DIR:
+    if IN_COLAB and str(DATA_DIR).startswith("/content/drive"):
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+    data_dir = Path(DATA_DIR).expanduser()
+    if not data_dir.exists():
+        raise FileNotFoundError(f"DATA_DIR {data_dir} does not exist: fix the path in the first code cell")
+    DATA_ARGS = ["--data-dir", str(data_dir)]
+else:
+    data_dir = demo_root("celeba")
+    DATA_ARGS = []
+    print("SYNTHETIC demo data:", data_dir)
+RUN_DIR = Path("runs") / "attractiveness" / time.strftime("notebook-%Y%m%d-%H%M%S")
+print("run directory:", RUN_DIR.resolve())
+
+# %% [markdown]
+# A few demo faces with their `Attractive` label and covariates, read by the
+# same CelebA reader the app uses (`common.data.celeba`).
+
+# %%
+from common.data.celeba import read_celeba
+
+faces = read_celeba(data_dir)
+columns = ["Attractive", *COVARIATES.split(",")]
+fig, axes = plt.subplots(1, 6, figsize=(12, 3))
+for ax, (_, row) in zip(axes, faces.head(6).iterrows()):
+    ax.imshow(plt.imread(row["path"]))
+    ax.set_title("\n".join(f"{c}={int(row[c])}" for c in columns[:3]), fontsize=8)
+    ax.axis("off")
+plt.show()
+faces[columns].mean().rename("share of 1s").to_frame().T
+
+# %% [markdown]
+# ## Train
+# The app's own entry point, as `python -m apps.attractiveness.train`. Without
+# pretrained weights the `small` backbone trains from scratch; with
+# `QUICK = False` the app's defaults apply (VGG16 + ImageNet weights, which
+# need the internet once or a local `.weights.h5` via `--weights`).
+
+# %%
+from apps.attractiveness.train import main
+
+if QUICK:
+    settings = ["--backbone", "small", "--weights", "none", "--hybrid-positions", "first",
+                "--image-size", "32", "--epochs", "3", "--cache"]
+else:
+    settings = []  # real: the app's defaults (SEEDS.md)
+metrics = main(["--model", MODEL, "--covariates", COVARIATES, *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
+table = pd.DataFrame({split: metrics[split] for split in ("val", "test")}).T[["accuracy", "f1_macro"]]
+table.loc["covariates only (floor)"] = [metrics["covariate_floor"]["test"]["accuracy"], np.nan]
+table
+
+# %% [markdown]
+# The "covariates only" row is a logistic regression on the covariates alone
+# (test split): with the real settings a model that also uses the pixels
+# should beat it (QUICK is only a smoke run).
+#
+# ## Learning curves
+
+# %%
+plot_history(RUN_DIR / "history.csv", f"attractiveness {MODEL}")
+
+# %% [markdown]
+# ## Confusion matrix and predictions on the test faces
+# The run's saved config rebuilds the same test split with the app's own data
+# functions; `model.keras` loads with no custom objects.
+
+# %%
+from apps.attractiveness.config import AttractivenessConfig
+from apps.attractiveness.train import load_tables, make_datasets
+from common.config import parse_config
+from common.metrics import classification_summary
+from common.plots import plot_confusion_matrix
+
+cfg = parse_config(AttractivenessConfig, ["--config", str(RUN_DIR / "config.yaml")])
+tables, _ = load_tables(cfg)
+test_ds = make_datasets(cfg, tables, 64)["test"]
+model = keras.models.load_model(RUN_DIR / "model.keras")
+p = model.predict(test_ds, verbose=0).reshape(-1)
+y = np.concatenate([np.asarray(batch_y).reshape(-1) for _, batch_y in test_ds]).astype(int)
+summary = classification_summary(y, np.stack([1 - p, p], axis=1), ["not attractive", "attractive"])
+show(plot_confusion_matrix(summary["confusion_matrix"], ["0", "1"], RUN_DIR / "confusion_test.png", "test: Attractive"))
+
+# %%
+test_table = tables["test"].reset_index(drop=True)
+fig, axes = plt.subplots(2, 6, figsize=(12, 6))
+for ax, i in zip(axes.ravel(), range(12)):
+    row = test_table.iloc[i]
+    ax.imshow(plt.imread(row["path"]))
+    ax.set_title(f"p={p[i]:.2f} true={int(row['Attractive'])}", fontsize=9,
+                 color="green" if int(p[i] >= 0.5) == int(row["Attractive"]) else "red")
+    ax.axis("off")
+fig.suptitle("test faces: predicted probability of Attractive (green right, red wrong)")
+plt.show()
+
+# %% [markdown]
+# ## Next
+# `python -m apps.attractiveness.tune` runs matched sweeps of the three model
+# kinds and writes the comparison table; `--seeds 0,1,2` on the train command
+# gives the mean and spread over seeds.

@@ -1,0 +1,235 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Cross-modal classes: photos, clip art and sketches
+#
+# Do features learnt on natural images carry over to clip art and sketches?
+# The app trains one of four models (a frozen pretrained backbone with a new
+# head, the same fine-tuned, a network from scratch, or one CNN per modality
+# with a shared classifier) under one of three protocols (`all` modalities
+# together, `from_source`: train on one modality and test on every one,
+# `leave_one_out`), and reports accuracy per modality as a modality x
+# modality table. Grad-CAM shows which pixels drove each prediction.
+#
+# Data: `<DATA_DIR>/<modality>/<class>/*.jpg` (PACS-like). The demo images
+# are **synthetic** (five classes drawn as photos, cartoons and sketches).
+# `QUICK = True` trains a small CNN from scratch for a few epochs at 32 px (a
+# smoke run); `False` uses the app's defaults (frozen VGG16 with ImageNet
+# weights, 150 px, 10 epochs: use a GPU).
+
+# %% tags=["parameters"]
+REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
+QUICK = True  # real value: False (the app's defaults, SEEDS.md: frozen VGG16, ImageNet weights, 150 px)
+DATA_DIR = None  # None: synthetic demo modalities; else a folder of <modality>/<class>/ image folders
+PROTOCOL = "from_source"  # all, from_source or leave_one_out
+SOURCE = "photo"  # from_source: the modality to train on
+
+# %% [markdown]
+# ## Setup
+# In Colab this clones `REPO_URL` and installs the suite (a minute); in a
+# local checkout, or where the suite is installed already, it only makes sure
+# the checkout is importable.
+
+# %%
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+IN_COLAB = importlib.util.find_spec("google.colab") is not None
+
+
+def find_checkout():
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "setup.cfg").is_file() and (folder / "apps").is_dir():
+            return folder
+    return None
+
+
+ROOT = find_checkout()
+if ROOT is None and IN_COLAB:
+    if "OWNER" in REPO_URL:
+        raise ValueError("set REPO_URL in the first code cell to the git URL of the hybridvision repository")
+    ROOT = Path("/content/hybridvision")
+    if not ROOT.exists():
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(ROOT)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(ROOT)], check=True)
+if ROOT is not None and str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+try:
+    import apps  # noqa: F401
+    import common  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
+        "`pip install -e .` the checkout, or run it in Colab with REPO_URL set"
+    ) from error
+
+# %% [markdown]
+# ## Backend and GPU
+# The suite runs on Keras 3 with TensorFlow (`KERAS_BACKEND`). In Colab pick
+# *Runtime > Change runtime type > GPU* for the real runs.
+
+# %%
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from IPython import get_ipython
+from IPython.display import Image, display
+
+import common.plots  # noqa: F401
+
+if get_ipython() is not None:
+    # common.plots selects the file-only Agg backend on import; a notebook wants its plots inline.
+    get_ipython().run_line_magic("matplotlib", "inline")
+
+print("Keras", keras.__version__, "on", keras.config.backend())
+gpus = tf.config.list_physical_devices("GPU")
+print("GPU:", gpus if gpus else "none (CPU only; fine with QUICK = True, slow for the real settings)")
+
+
+def show(png):
+    """Shows a PNG the app wrote (curves, confusion matrices) inline."""
+    display(Image(filename=str(png)))
+
+
+def plot_history(history_csv, title=""):
+    """Loss and metric curves from a run's history CSV, train and validation side by side."""
+    history = pd.read_csv(history_csv)
+    metrics = sorted({c.removeprefix("val_") for c in history.columns if c != "epoch" and c != "learning_rate"})
+    ncols = min(4, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), metrics):
+        for column, style in ((name, "-o"), (f"val_{name}", "--o")):
+            if column in history:
+                ax.plot(history["epoch"] + 1, history[column], style, label=column, markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.show()
+
+
+# %% [markdown]
+# ## Data
+# With `DATA_DIR = None` the app uses the embedded **synthetic** demo data
+# (generated on first use, in the real on-disk format; the numbers say
+# nothing about real data). For real data set `DATA_DIR` to a local path or to
+# a folder on Google Drive (`/content/drive/MyDrive/...`, mounted below).
+
+# %%
+from data_prep.demo_data import demo_root
+
+if DATA_DIR:
+    if IN_COLAB and str(DATA_DIR).startswith("/content/drive"):
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+    data_dir = Path(DATA_DIR).expanduser()
+    if not data_dir.exists():
+        raise FileNotFoundError(f"DATA_DIR {data_dir} does not exist: fix the path in the first code cell")
+    DATA_ARGS = ["--data-dir", str(data_dir)]
+else:
+    data_dir = demo_root("domains")
+    DATA_ARGS = []
+    print("SYNTHETIC demo data:", data_dir)
+RUN_DIR = Path("runs") / "cross_modal" / time.strftime("notebook-%Y%m%d-%H%M%S")
+print("run directory:", RUN_DIR.resolve())
+
+# %% [markdown]
+# Two images per modality of the first class, read with the app's reader (`common.data.domains`).
+
+# %%
+from common.data.domains import read_domains
+
+table = read_domains(data_dir)
+modalities, class_names = table.attrs["modalities"], table.attrs["class_names"]
+print("modalities:", modalities, "| classes:", class_names)
+sample = table[table["label"] == 0].groupby("modality", group_keys=False).head(2)
+fig, axes = plt.subplots(1, len(sample), figsize=(2 * len(sample), 2.3))
+for ax, (_, row) in zip(axes, sample.iterrows()):
+    ax.imshow(plt.imread(row["path"]))
+    ax.set_title(f"{row['modality']}", fontsize=9)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Train
+# Through the app's entry point, as `python -m apps.cross_modal.train`. With
+# `from_source` one model is trained on `SOURCE` and tested on every modality.
+
+# %%
+from apps.cross_modal.train import main
+
+if QUICK:
+    settings = ["--model", "scratch", "--backbone", "small", "--weights", "none", "--image-size", "32",
+                "--epochs", "3", "--batch-size", "16"]
+else:
+    settings = []  # real: the app's defaults (SEEDS.md)
+metrics = main(["--protocol", PROTOCOL, "--source", SOURCE, *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
+pd.DataFrame(metrics["test"]["per_modality"]).T
+
+# %% [markdown]
+# ## The modality x modality table
+# Rows: the modalities a model was trained on; columns: the modality it was tested on.
+
+# %%
+from IPython.display import Markdown
+
+display(Markdown((RUN_DIR / "modality_table.md").read_text()))
+
+# %% [markdown]
+# ## Learning curves and confusion matrices
+# One history per trained model (`history_<row>.csv`), one confusion matrix
+# per tested modality.
+
+# %%
+for history in sorted(RUN_DIR.glob("history*.csv")):
+    plot_history(history, history.stem)
+for png in sorted(RUN_DIR.glob("confusion_*.png")):
+    show(png)
+
+# %% [markdown]
+# ## Grad-CAM, activations and first-layer filters
+# `apps.cross_modal.explain` (also `python -m apps.cross_modal.explain`) loads
+# the run's `model.keras`, draws test images of every modality and writes
+# each beside its Grad-CAM overlay: the regions that raised the score of the
+# predicted class.
+
+# %%
+from apps.cross_modal import explain
+
+written = explain.main(["--run-dir", str(RUN_DIR), "--images", "2"])
+if get_ipython() is not None:
+    # common.explain selects the file-only Agg backend on import; back to inline plots.
+    get_ipython().run_line_magic("matplotlib", "inline")
+for png in written:
+    if png.name.startswith(("gradcam_", "filters")):
+        show(png)
+
+# %% [markdown]
+# ## Next
+# `--protocol leave_one_out` trains on two modalities and tests on the third;
+# `--model per_modality` gives every modality its own CNN; `--folds 5` runs
+# K-fold cross-validation and reports the mean and spread.

@@ -1,0 +1,229 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Digit pairs: is the first MNIST digit <= the second?
+#
+# Each example is two 14x14 digits stacked as two channels; the label says
+# whether the first digit is at most the second. The app trains the report's
+# models (`fc`, `fc_dropout`, `cnn`, `deep_cnn`, `siamese`, `aux`) and
+# `aux_prob`; the auxiliary-loss models share one digit classifier between the
+# two digits (weight sharing) and also learn the digit classes (loss weights
+# 0.2 / 0.2 / 0.6), which is what lets them generalise from 1000 pairs.
+#
+# `QUICK = True` trains for a few epochs on fewer pairs (under a minute on a
+# CPU); set it to `False` for the report's settings (100 epochs, 1000 pairs).
+
+# %% tags=["parameters"]
+REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
+QUICK = True  # real value: False (the app's defaults: 100 epochs, 1000 pairs)
+DATA_DIR = None  # None: synthetic demo digits; else a folder with MNIST's IDX files (.gz or not)
+MODEL = "aux"  # fc, fc_dropout, cnn, deep_cnn, siamese, aux, aux_prob
+
+# %% [markdown]
+# ## Setup
+# In Colab this clones `REPO_URL` and installs the suite (a minute); in a
+# local checkout, or where the suite is installed already, it only makes sure
+# the checkout is importable.
+
+# %%
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+IN_COLAB = importlib.util.find_spec("google.colab") is not None
+
+
+def find_checkout():
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "setup.cfg").is_file() and (folder / "apps").is_dir():
+            return folder
+    return None
+
+
+ROOT = find_checkout()
+if ROOT is None and IN_COLAB:
+    if "OWNER" in REPO_URL:
+        raise ValueError("set REPO_URL in the first code cell to the git URL of the hybridvision repository")
+    ROOT = Path("/content/hybridvision")
+    if not ROOT.exists():
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(ROOT)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(ROOT)], check=True)
+if ROOT is not None and str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+try:
+    import apps  # noqa: F401
+    import common  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
+        "`pip install -e .` the checkout, or run it in Colab with REPO_URL set"
+    ) from error
+
+# %% [markdown]
+# ## Backend and GPU
+# The suite runs on Keras 3 with TensorFlow (`KERAS_BACKEND`). In Colab pick
+# *Runtime > Change runtime type > GPU* for the real runs.
+
+# %%
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from IPython import get_ipython
+from IPython.display import Image, display
+
+import common.plots  # noqa: F401
+
+if get_ipython() is not None:
+    # common.plots selects the file-only Agg backend on import; a notebook wants its plots inline.
+    get_ipython().run_line_magic("matplotlib", "inline")
+
+print("Keras", keras.__version__, "on", keras.config.backend())
+gpus = tf.config.list_physical_devices("GPU")
+print("GPU:", gpus if gpus else "none (CPU only; fine with QUICK = True, slow for the real settings)")
+
+
+def show(png):
+    """Shows a PNG the app wrote (curves, confusion matrices) inline."""
+    display(Image(filename=str(png)))
+
+
+def plot_history(history_csv, title=""):
+    """Loss and metric curves from a run's history CSV, train and validation side by side."""
+    history = pd.read_csv(history_csv)
+    metrics = sorted({c.removeprefix("val_") for c in history.columns if c != "epoch" and c != "learning_rate"})
+    ncols = min(4, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), metrics):
+        for column, style in ((name, "-o"), (f"val_{name}", "--o")):
+            if column in history:
+                ax.plot(history["epoch"] + 1, history[column], style, label=column, markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.show()
+
+
+# %% [markdown]
+# ## Data
+# With `DATA_DIR = None` the app uses the embedded **synthetic** demo data
+# (generated on first use, in the real on-disk format; the numbers say
+# nothing about real data). For real data set `DATA_DIR` to a local path or to
+# a folder on Google Drive (`/content/drive/MyDrive/...`, mounted below).
+
+# %%
+from data_prep.demo_data import demo_root
+
+if DATA_DIR:
+    if IN_COLAB and str(DATA_DIR).startswith("/content/drive"):
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+    data_dir = Path(DATA_DIR).expanduser()
+    if not data_dir.exists():
+        raise FileNotFoundError(f"DATA_DIR {data_dir} does not exist: fix the path in the first code cell")
+    DATA_ARGS = ["--data-dir", str(data_dir)]
+else:
+    data_dir = demo_root("mnist")
+    DATA_ARGS = []
+    print("SYNTHETIC demo data:", data_dir)
+RUN_DIR = Path("runs") / "digit_pairs" / time.strftime("notebook-%Y%m%d-%H%M%S")
+print("run directory:", RUN_DIR.resolve())
+
+# %% [markdown]
+# A few digits of the training split, as the app reads them (`common.data.mnist`).
+
+# %%
+from common.data.mnist import load_mnist
+
+digits = load_mnist(data_dir)
+images, labels = digits["train"] if "train" in digits else next(iter(digits.values()))
+fig, axes = plt.subplots(1, 10, figsize=(10, 1.4))
+for ax, image, label in zip(axes, images[:10], labels[:10]):
+    ax.imshow(image, cmap="gray")
+    ax.set_title(int(label))
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Train
+# Training goes through the app's own entry point, the same code as
+# `python -m apps.digit_pairs.train --model aux`. It writes a run directory
+# (config, history, curves, best checkpoint, `metrics.json`) and exports the
+# model to `saved_models/digit_pairs/`.
+
+# %%
+from apps.digit_pairs.train import main
+
+quick_args = ["--epochs", "8", "--pairs", "500"] if QUICK else []  # real: the defaults (SEEDS.md)
+metrics = main(["--model", MODEL, *DATA_ARGS, "--run-dir", str(RUN_DIR), *quick_args])
+pd.DataFrame({split: {"accuracy": metrics[split]["accuracy"]} for split in ("train", "val", "test")})
+
+# %% [markdown]
+# ## Learning curves
+# From the run's `history.csv` (one row per epoch).
+
+# %%
+plot_history(RUN_DIR / "history.csv", f"digit_pairs {MODEL}")
+
+# %% [markdown]
+# ## Confusion matrix and predictions on the test pairs
+# The test pairs are rebuilt from the run's saved config (same seed, so the
+# same pairs), and the best checkpoint `model.keras` is loaded as any user
+# would load it.
+
+# %%
+from apps.digit_pairs.data import load_pair_splits
+from common.metrics import classification_summary
+from common.plots import plot_confusion_matrix
+
+cfg = json.loads((RUN_DIR / "config.json").read_text())
+splits, _ = load_pair_splits(data_dir, cfg["pairs"], cfg["val_fraction"], cfg["seed"], cfg["image_size"])
+test = splits["test"]
+model = keras.models.load_model(RUN_DIR / "model.keras")
+outputs = model.predict(test.x, verbose=0)
+probabilities = outputs["compare"] if isinstance(outputs, dict) else outputs
+summary = classification_summary(test.target, probabilities, ["first > second", "first <= second"])
+show(plot_confusion_matrix(summary["confusion_matrix"], ["a > b", "a <= b"], RUN_DIR / "confusion_test.png", "test pairs"))
+
+# %%
+fig, axes = plt.subplots(2, 6, figsize=(12, 4.6))
+for ax, i in zip(axes.ravel(), range(12)):
+    pair = np.concatenate([test.x[i, :, :, 0], np.ones((test.x.shape[1], 2)), test.x[i, :, :, 1]], axis=1)
+    predicted = int(probabilities[i].argmax())
+    ax.imshow(pair, cmap="gray")
+    ax.set_title(
+        f"{test.classes[i, 0]} <= {test.classes[i, 1]}? {'yes' if predicted else 'no'}",
+        color="green" if predicted == test.target[i] else "red",
+        fontsize=10,
+    )
+    ax.axis("off")
+fig.suptitle("test pairs: the model's answer (green right, red wrong)")
+plt.show()
+
+# %% [markdown]
+# ## Next
+# `python -m apps.digit_pairs.compare --rounds 10` trains every model ten
+# times with new pairs and seeds and writes the report's comparison table.

@@ -1,0 +1,220 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Face orientation and light source (left, center, right)
+#
+# Two 3-class tasks on face crops: which way the face is turned
+# (`orientation`) and which side the light comes from (`light`). The app
+# trains a from-scratch VGG-style CNN or a transfer model (InceptionV3,
+# ResNet50 with a frozen base and optional fine-tuning of the top layers),
+# writes confusion matrices and per-class precision/recall, and exports a
+# model the labeller (`common.predict`) uses to label whole image folders.
+#
+# Data layout: `<DATA_DIR>/{train,val,test}/<class>/*.jpg`; the class names
+# come from the folders. The demo faces are **synthetic**. `QUICK = True`
+# trains a few epochs at 32 px; the real value `False` uses the app's
+# defaults (64 px, 15 epochs, SEEDS.md's best from-scratch settings).
+
+# %% tags=["parameters"]
+REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
+QUICK = True  # real value: False (the app's defaults: 64 px, 15 epochs)
+DATA_DIR = None  # None: synthetic demo faces; else a folder with train/, val/ (and test/) class folders
+TASK = "orientation"  # orientation or light
+MODEL = "from_scratch"  # from_scratch, inception_v3 or resnet50 (transfer: set WEIGHTS)
+WEIGHTS = "none"  # transfer models: imagenet (needs the internet once) or a .weights.h5 path
+
+# %% [markdown]
+# ## Setup
+# In Colab this clones `REPO_URL` and installs the suite (a minute); in a
+# local checkout, or where the suite is installed already, it only makes sure
+# the checkout is importable.
+
+# %%
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+IN_COLAB = importlib.util.find_spec("google.colab") is not None
+
+
+def find_checkout():
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "setup.cfg").is_file() and (folder / "apps").is_dir():
+            return folder
+    return None
+
+
+ROOT = find_checkout()
+if ROOT is None and IN_COLAB:
+    if "OWNER" in REPO_URL:
+        raise ValueError("set REPO_URL in the first code cell to the git URL of the hybridvision repository")
+    ROOT = Path("/content/hybridvision")
+    if not ROOT.exists():
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(ROOT)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(ROOT)], check=True)
+if ROOT is not None and str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+try:
+    import apps  # noqa: F401
+    import common  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
+        "`pip install -e .` the checkout, or run it in Colab with REPO_URL set"
+    ) from error
+
+# %% [markdown]
+# ## Backend and GPU
+# The suite runs on Keras 3 with TensorFlow (`KERAS_BACKEND`). In Colab pick
+# *Runtime > Change runtime type > GPU* for the real runs.
+
+# %%
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from IPython import get_ipython
+from IPython.display import Image, display
+
+import common.plots  # noqa: F401
+
+if get_ipython() is not None:
+    # common.plots selects the file-only Agg backend on import; a notebook wants its plots inline.
+    get_ipython().run_line_magic("matplotlib", "inline")
+
+print("Keras", keras.__version__, "on", keras.config.backend())
+gpus = tf.config.list_physical_devices("GPU")
+print("GPU:", gpus if gpus else "none (CPU only; fine with QUICK = True, slow for the real settings)")
+
+
+def show(png):
+    """Shows a PNG the app wrote (curves, confusion matrices) inline."""
+    display(Image(filename=str(png)))
+
+
+def plot_history(history_csv, title=""):
+    """Loss and metric curves from a run's history CSV, train and validation side by side."""
+    history = pd.read_csv(history_csv)
+    metrics = sorted({c.removeprefix("val_") for c in history.columns if c != "epoch" and c != "learning_rate"})
+    ncols = min(4, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), metrics):
+        for column, style in ((name, "-o"), (f"val_{name}", "--o")):
+            if column in history:
+                ax.plot(history["epoch"] + 1, history[column], style, label=column, markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.show()
+
+
+# %% [markdown]
+# ## Data
+# With `DATA_DIR = None` the app uses the embedded **synthetic** demo data
+# (generated on first use, in the real on-disk format; the numbers say
+# nothing about real data). For real data set `DATA_DIR` to a local path or to
+# a folder on Google Drive (`/content/drive/MyDrive/...`, mounted below).
+
+# %%
+from data_prep.demo_data import demo_root
+
+if DATA_DIR:
+    if IN_COLAB and str(DATA_DIR).startswith("/content/drive"):
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+    data_dir = Path(DATA_DIR).expanduser()
+    if not data_dir.exists():
+        raise FileNotFoundError(f"DATA_DIR {data_dir} does not exist: fix the path in the first code cell")
+    DATA_ARGS = ["--data-dir", str(data_dir)]
+else:
+    data_dir = demo_root(TASK)
+    DATA_ARGS = []
+    print("SYNTHETIC demo data:", data_dir)
+RUN_DIR = Path("runs") / "orientation_light" / time.strftime("notebook-%Y%m%d-%H%M%S")
+print("run directory:", RUN_DIR.resolve())
+
+# %% [markdown]
+# A few training faces per class, read with the class-folder reader the app uses.
+
+# %%
+from common.data.class_folders import read_class_folders
+
+train_table = read_class_folders(data_dir, "train")
+class_names = list(train_table.attrs["class_names"])
+print("classes:", class_names, "| images per class:", train_table["class_name"].value_counts().to_dict())
+sample = train_table.groupby("class_name", group_keys=False).head(3)
+fig, axes = plt.subplots(1, len(sample), figsize=(1.6 * len(sample), 2.2))
+for ax, (_, row) in zip(axes, sample.iterrows()):
+    ax.imshow(plt.imread(row["path"]))
+    ax.set_title(row["class_name"], fontsize=8)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Train
+# Through the app's entry point, as `python -m apps.orientation_light.train`.
+# For a transfer model, `--finetune-layers N` adds a fine-tuning phase of the
+# top N layers (BatchNorm layers stay frozen).
+
+# %%
+from apps.orientation_light.train import main
+
+quick_args = ["--image-size", "32", "--epochs", "4", "--batch-size", "16"] if QUICK else []  # real: the defaults
+metrics = main(["--task", TASK, "--model", MODEL, "--weights", WEIGHTS, *DATA_ARGS, "--run-dir", str(RUN_DIR), *quick_args])
+split = "test" if "test" in metrics else "val"
+pd.DataFrame({name: scores for name, scores in metrics[split]["per_class"].items()}).T.assign(
+    **{f"{split} accuracy": metrics[split]["accuracy"]}
+)
+
+# %% [markdown]
+# ## Learning curves and confusion matrix
+# The curves come from `history.csv`; the app wrote the confusion matrix.
+
+# %%
+plot_history(RUN_DIR / "history.csv", f"{TASK} {MODEL}")
+show(RUN_DIR / f"confusion_{split}.png")
+
+# %% [markdown]
+# ## Label a folder
+# The exported model labels every image under a folder into a CSV
+# (`file,label,p_<class>...`, resumable), the way
+# `python -m apps.orientation_light.predict` does; here the held-out faces,
+# with a 3x3 grid of the predictions.
+
+# %%
+from common.predict import label_folder, save_prediction_grid
+
+images_dir = data_dir / split
+labels_csv = RUN_DIR / f"labels_{split}.csv"
+result = label_folder(RUN_DIR / "model.keras", images_dir, labels_csv, class_names, progress=False)
+print(f"labelled {result['labelled']} images, {result['errors']} errors")
+show(save_prediction_grid(labels_csv, images_dir, RUN_DIR / "prediction_grid.png"))
+pd.read_csv(labels_csv).head()
+
+# %% [markdown]
+# ## Next
+# `python -m apps.orientation_light.tune` searches learning rate, dropout and
+# dense units with KerasTuner (grid, random or Hyperband).

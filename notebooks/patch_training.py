@@ -1,0 +1,249 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Pascal VOC multi-label classification with patch pre-training
+#
+# One backbone, two heads: a multi-label head (sigmoid per class, weighted
+# binary cross-entropy) for whole images, and a patch head (pooling to 4x4 or
+# a spatial pyramid, dense layers, softmax) for single-object crops. The
+# curriculum: epochs before `--switch-epoch` train on the object crops
+# (PatchSet), the remaining epochs on full images (FullSet); `0` is the
+# baseline without patches.
+#
+# Data: a `VOCdevkit/VOC2012` folder (`JPEGImages/`, `Annotations/`,
+# `ImageSets/Main/`). The demo images are **synthetic** glyphs of the 20 VOC
+# classes. `QUICK = True` trains a small network for a few epochs at 32 px
+# (a smoke run: expect mAP near the random level); `False` uses the app's
+# defaults (VGG16, ImageNet weights, 224 px, 10 epochs, switch at 5: use a GPU).
+
+# %% tags=["parameters"]
+REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
+QUICK = True  # real value: False (the app's defaults, SEEDS.md: VGG16, 224 px, 10 epochs, switch at 5)
+DATA_DIR = None  # None: synthetic demo VOC; else the VOC2012 folder (e.g. /content/drive/MyDrive/VOCdevkit/VOC2012)
+SWITCH_EPOCH = 2 if QUICK else 5  # epochs on patches before the full images; 0 = baseline
+
+# %% [markdown]
+# ## Setup
+# In Colab this clones `REPO_URL` and installs the suite (a minute); in a
+# local checkout, or where the suite is installed already, it only makes sure
+# the checkout is importable.
+
+# %%
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+IN_COLAB = importlib.util.find_spec("google.colab") is not None
+
+
+def find_checkout():
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "setup.cfg").is_file() and (folder / "apps").is_dir():
+            return folder
+    return None
+
+
+ROOT = find_checkout()
+if ROOT is None and IN_COLAB:
+    if "OWNER" in REPO_URL:
+        raise ValueError("set REPO_URL in the first code cell to the git URL of the hybridvision repository")
+    ROOT = Path("/content/hybridvision")
+    if not ROOT.exists():
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(ROOT)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(ROOT)], check=True)
+if ROOT is not None and str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+try:
+    import apps  # noqa: F401
+    import common  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
+        "`pip install -e .` the checkout, or run it in Colab with REPO_URL set"
+    ) from error
+
+# %% [markdown]
+# ## Backend and GPU
+# The suite runs on Keras 3 with TensorFlow (`KERAS_BACKEND`). In Colab pick
+# *Runtime > Change runtime type > GPU* for the real runs.
+
+# %%
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from IPython import get_ipython
+from IPython.display import Image, display
+
+import common.plots  # noqa: F401
+
+if get_ipython() is not None:
+    # common.plots selects the file-only Agg backend on import; a notebook wants its plots inline.
+    get_ipython().run_line_magic("matplotlib", "inline")
+
+print("Keras", keras.__version__, "on", keras.config.backend())
+gpus = tf.config.list_physical_devices("GPU")
+print("GPU:", gpus if gpus else "none (CPU only; fine with QUICK = True, slow for the real settings)")
+
+
+def show(png):
+    """Shows a PNG the app wrote (curves, confusion matrices) inline."""
+    display(Image(filename=str(png)))
+
+
+def plot_history(history_csv, title=""):
+    """Loss and metric curves from a run's history CSV, train and validation side by side."""
+    history = pd.read_csv(history_csv)
+    metrics = sorted({c.removeprefix("val_") for c in history.columns if c != "epoch" and c != "learning_rate"})
+    ncols = min(4, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), metrics):
+        for column, style in ((name, "-o"), (f"val_{name}", "--o")):
+            if column in history:
+                ax.plot(history["epoch"] + 1, history[column], style, label=column, markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.show()
+
+
+# %% [markdown]
+# ## Data
+# With `DATA_DIR = None` the app uses the embedded **synthetic** demo data
+# (generated on first use, in the real on-disk format; the numbers say
+# nothing about real data). For real data set `DATA_DIR` to a local path or to
+# a folder on Google Drive (`/content/drive/MyDrive/...`, mounted below).
+
+# %%
+from data_prep.demo_data import demo_root
+
+if DATA_DIR:
+    if IN_COLAB and str(DATA_DIR).startswith("/content/drive"):
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+    data_dir = Path(DATA_DIR).expanduser()
+    if not data_dir.exists():
+        raise FileNotFoundError(f"DATA_DIR {data_dir} does not exist: fix the path in the first code cell")
+    DATA_ARGS = ["--data-dir", str(data_dir)]
+else:
+    data_dir = demo_root("voc")
+    DATA_ARGS = []
+    print("SYNTHETIC demo data:", data_dir)
+RUN_DIR = Path("runs") / "patch_training" / time.strftime("notebook-%Y%m%d-%H%M%S")
+print("run directory:", RUN_DIR.resolve())
+
+# %% [markdown]
+# A few training images with their boxes, parsed by the VOC reader the app uses (`common.data.voc`).
+
+# %%
+from common.data.voc import read_voc
+
+images, boxes = read_voc(data_dir, "train")
+print(f"{len(images)} training images, {len(boxes)} boxes")
+fig, axes = plt.subplots(1, 4, figsize=(12, 2.8))
+for ax, (_, row) in zip(axes, images.head(4).iterrows()):
+    ax.imshow(plt.imread(row["path"]))
+    for _, box in boxes[boxes["image_id"] == row["image_id"]].iterrows():
+        ax.add_patch(plt.Rectangle((box["xmin"] - 1, box["ymin"] - 1), box["xmax"] - box["xmin"], box["ymax"] - box["ymin"],
+                                   fill=False, color="yellow", linewidth=1.5))
+        ax.text(box["xmin"], box["ymin"], box["class_name"], color="yellow", fontsize=7, va="bottom")
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Train the curriculum
+# Through the app's entry point, as `python -m apps.patch_training.train`.
+# It crops the patches once into a cache folder, trains `SWITCH_EPOCH` epochs
+# on them and the rest on full images, and reports micro precision/recall
+# and mAP on the validation split.
+
+# %%
+from apps.patch_training.train import main
+
+if QUICK:
+    settings = ["--backbone", "small", "--image-size", "32", "--epochs", "4", "--min-patch", "16", "--cache"]
+else:
+    settings = []  # real: the app's defaults (SEEDS.md)
+metrics = main(["--switch-epoch", str(SWITCH_EPOCH), *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
+val = metrics["val"]
+pd.Series({"mAP": val["map"], "random mAP": val["chance_map"], "precision": val["precision"],
+           "recall": val["recall"], "train seconds": metrics["train_seconds"]}).to_frame("val").T
+
+# %% [markdown]
+# ## Learning curves of both phases
+# One history per phase: `history_patches.csv` (patch head) and
+# `history_full.csv` (multi-label head).
+
+# %%
+for phase in ("patches", "full"):
+    history = RUN_DIR / f"history_{phase}.csv"
+    if history.exists():
+        plot_history(history, f"phase '{phase}'")
+
+# %% [markdown]
+# ## Per-class average precision and the summed confusion matrix
+# Multi-label, so every class has its own 2x2 matrix; the sum over classes
+# (at the 0.5 threshold) gives the micro precision and recall above.
+
+# %%
+from common.plots import plot_confusion_matrix
+
+ap = pd.Series(val["per_class_ap"]).sort_values()
+ap.plot.barh(figsize=(5, 5), title="val AP per class")
+plt.show()
+matrix = [[val["tn"], val["fp"]], [val["fn"], val["tp"]]]
+show(plot_confusion_matrix(matrix, ["absent", "present"], RUN_DIR / "confusion_val.png", "val, summed over classes"))
+
+# %% [markdown]
+# ## Predictions on validation images
+# The run's saved config rebuilds the same validation split with the app's
+# own loader; `model.keras` is the multi-label model.
+
+# %%
+from apps.patch_training.config import PatchTrainingConfig
+from apps.patch_training.train import load_data
+from common.backbones import preprocess
+from common.config import parse_config
+from common.data.voc import VOC_CLASSES, full_dataset
+
+cfg = parse_config(PatchTrainingConfig, ["--config", str(RUN_DIR / "config.yaml")])
+splits, _ = load_data(cfg)
+val_images = splits["val"][0].head(8).reset_index(drop=True)
+model = keras.models.load_model(RUN_DIR / "model.keras")
+scores = model.predict(full_dataset(val_images, cfg.image_size, 8, preprocess=preprocess(cfg.backbone)), verbose=0)
+fig, axes = plt.subplots(2, 4, figsize=(12, 5.5))
+for ax, (i, row) in zip(axes.ravel(), val_images.iterrows()):
+    true = [c for c in VOC_CLASSES if row[c]]
+    top = [VOC_CLASSES[k] for k in np.argsort(scores[i])[::-1][:2]]
+    ax.imshow(plt.imread(row["path"]))
+    ax.set_title(f"true: {', '.join(true)}\ntop-2: {', '.join(top)}", fontsize=8)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Next
+# `python -m apps.patch_training.sweep` runs a range of switch epochs and
+# plots mAP and training time against the switch epoch.

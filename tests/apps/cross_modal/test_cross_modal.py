@@ -1,0 +1,133 @@
+"""cross_modal: every model kind trains a step, fine-tuning keeps BatchNorm frozen, the CLI runs end to end."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from apps.cross_modal import explain as explain_module
+from apps.cross_modal import train as train_module
+from apps.cross_modal.config import CrossModalConfig, resolve
+from apps.cross_modal.data import make_images
+from apps.cross_modal.models import build_model, compile_model, prepare_finetuning
+from common.data.domains import read_domains
+
+SMALL = {"backbone": "small", "weights": "none", "image_size": 16, "batch_size": 2, "augment": True, "cache": False}
+
+
+@pytest.fixture(scope="module")
+def tiny_domains(tmp_path_factory):
+    from data_prep.demo_data import generate
+
+    return generate("domains", tmp_path_factory.mktemp("domains"), scale="tiny")
+
+
+@pytest.mark.parametrize("kind", ["frozen", "finetune", "scratch", "per_modality"])
+def test_each_model_kind_trains_one_step(kind, tiny_domains):
+    table = read_domains(tiny_domains)
+    modalities, classes = table.attrs["modalities"], table.attrs["class_names"]
+    cfg = resolve(CrossModalConfig(model=kind, **SMALL))
+    model, _, head = build_model(cfg, len(classes), modalities)
+    compile_model(model, cfg, 1e-2, len(classes))
+    x, y = next(iter(make_images(cfg, table.iloc[:2], 2, True, modalities)))
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    changed = [not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
+    assert any(changed)
+    probs = np.asarray(model(x))
+    assert probs.shape == (2, len(classes))
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    if kind in ("frozen", "finetune"):
+        # Only the head trains: the backbone is a fixed feature extractor.
+        assert len(model.trainable_weights) == len(head.trainable_weights) == 4
+    if kind == "per_modality":
+        assert [i.shape[1:] for i in model.inputs] == [(16, 16, 3), (len(modalities),)]
+
+
+def test_finetune_unfreezes_the_top_block_and_keeps_batchnorm_statistics(tiny_domains):
+    table = read_domains(tiny_domains)
+    cfg = resolve(CrossModalConfig(model="finetune", **SMALL))
+    model, extractor, _ = build_model(cfg, 5)
+    assert prepare_finetuning(extractor, cfg) == 1
+    compile_model(model, cfg, 1e-2, 5)
+    bns = [layer for layer in extractor._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    stats = [[w.numpy().copy() for w in bn.weights] for bn in bns]
+    convs = {layer.name: layer for layer in extractor._flatten_layers() if isinstance(layer, keras.layers.Conv2D)}
+    kernels = {name: conv.kernel.numpy().copy() for name, conv in convs.items()}
+    x, y = next(iter(make_images(cfg, table.iloc[:2], 2, True, table.attrs["modalities"])))
+    model.train_on_batch(x, y)
+    for bn, before in zip(bns, stats):
+        assert not bn.trainable
+        for w, b in zip(bn.weights, before):
+            np.testing.assert_array_equal(w.numpy(), b)
+    assert not np.allclose(kernels["block4_conv"], convs["block4_conv"].kernel.numpy())
+    for name in ("block1_conv", "block2_conv", "block3_conv"):
+        np.testing.assert_array_equal(kernels[name], convs[name].kernel.numpy())
+
+
+def test_help_lists_the_app_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--model", "--protocol", "--source", "--folds", "--split", "--backbone", "--rotation-range"):
+        assert flag in text
+
+
+def test_explain_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        explain_module.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--run-dir" in capsys.readouterr().out
+
+
+def test_bad_source_is_a_one_line_error(tiny_domains, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="--source clipart"):
+        train_module.main(["--data-dir", str(tiny_domains), "--protocol", "from_source", "--source", "clipart",
+                           "--backbone", "small", "--weights", "none", "--run-dir", str(tmp_path / "r")])
+
+
+@pytest.mark.slow
+def test_from_source_end_to_end_writes_per_modality_metrics(tiny_domains, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    metrics = train_module.main([
+        "--data-dir", str(tiny_domains), "--protocol", "from_source", "--source", "photo", "--model", "frozen",
+        "--backbone", "small", "--weights", "none", "--image-size", "16", "--epochs", "1", "--batch-size", "4",
+        "--run-dir", str(tmp_path / "run"), "--quiet",
+    ])
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    per = written["test"]["per_modality"]
+    assert set(per) == {"photo", "cartoon", "sketch"}
+    for scores in per.values():
+        assert 0.0 <= scores["accuracy"] <= 1.0 and scores["images"] == 5
+    assert metrics["test"]["per_modality"] == per
+    assert set(written["test"]["table"]) == {"photo"}
+    assert (tmp_path / "run" / "modality_table.csv").read_text().startswith("trained_on,cartoon,photo,sketch,all")
+    assert (tmp_path / "run" / "confusion_photo_sketch.png").exists()
+    assert list((tmp_path / "feature_cache").glob("*.npy"))
+    # The explanations CLI on the finished run: Grad-CAM, activations, filters as PNG grids.
+    written = explain_module.main(["--run-dir", str(tmp_path / "run"), "--images", "2", "--quiet"])
+    names = {p.name for p in written}
+    assert {"gradcam_photo.png", "gradcam_sketch.png", "filters.png", "activations_block1_conv_cartoon.png"} <= names
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
+@pytest.mark.slow
+def test_leave_one_out_with_folds_reports_mean_and_std(tiny_domains, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train_module.main([
+        "--data-dir", str(tiny_domains), "--protocol", "leave_one_out", "--folds", "2", "--model", "frozen",
+        "--backbone", "small", "--weights", "none", "--image-size", "16", "--epochs", "1", "--batch-size", "8",
+        "--run-dir", str(tmp_path / "run"), "--quiet",
+    ])
+    test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert test["folds"] == 2
+    assert set(test["table"]) == {"without_cartoon", "without_photo", "without_sketch"}
+    for modality, scores in test["per_modality"].items():
+        assert len(scores["accuracy_folds"]) == 2
+        assert scores["accuracy"] == pytest.approx(np.mean(scores["accuracy_folds"]))
+        assert scores["accuracy"] == pytest.approx(test["table"][f"without_{modality}"][modality])
+    assert "±" in (tmp_path / "run" / "modality_table.md").read_text()

@@ -1,0 +1,81 @@
+"""Grad-CAM, captured activations and filter grids, also through a nested backbone."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common.explain import (
+    conv_layers,
+    first_layer_filters,
+    grad_cam,
+    layer_outputs,
+    save_activation_grid,
+    save_filter_grid,
+    save_grad_cam_grid,
+)
+
+
+def _nested_classifier():
+    """A 1x1 'preprocessing' conv, a nested backbone, a head: the cross_modal shape."""
+    inner_in = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(inner_in)
+    x = keras.layers.MaxPooling2D(name="pool")(x)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv_b")(x)
+    backbone = keras.Model(inner_in, x, name="backbone")
+    backbone.trainable = False  # frozen: Grad-CAM must not rely on trainable variables
+    inputs = keras.Input((16, 16, 3))
+    pre = keras.layers.Conv2D(3, 1, name="preprocess")(inputs)
+    y = keras.layers.GlobalAveragePooling2D()(backbone(pre))
+    outputs = keras.layers.Dense(3, activation="softmax", name="probs")(y)
+    return keras.Model(inputs, outputs), backbone
+
+
+def _reference_cam(model, backbone, images, class_index):
+    """Grad-CAM by hand: split the model at the backbone output."""
+    pre = model.get_layer("preprocess")
+    feature = backbone(pre(images))
+    with tf.GradientTape() as tape:
+        tape.watch(feature)
+        pooled = tf.reduce_mean(feature, axis=(1, 2))
+        probs = model.get_layer("probs")(pooled)
+        score = probs[:, class_index]
+    grads = tape.gradient(score, feature)
+    cam = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(grads, axis=(1, 2), keepdims=True) * feature, -1)).numpy()
+    return cam / (cam.max(axis=(1, 2), keepdims=True) + 1e-8)
+
+
+def test_grad_cam_shape_range_and_reference():
+    model, backbone = _nested_classifier()
+    images = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    maps, chosen = grad_cam(model, images, class_index=1)
+    assert maps.shape == (2, 16, 16) and maps.dtype == np.float32
+    assert 0.0 <= maps.min() and maps.max() <= 1.0
+    assert list(chosen) == [1, 1]
+    reference = _reference_cam(model, backbone, images, 1)  # (2, 8, 8) before resizing
+    expected = tf.image.resize(reference[..., None], (16, 16))[..., 0].numpy()
+    np.testing.assert_allclose(maps, np.clip(expected, 0, 1), atol=1e-4)
+    _, chosen = grad_cam(model, images)
+    np.testing.assert_array_equal(chosen, np.argmax(model(images), -1))
+
+
+def test_layer_outputs_reach_inside_nested_models():
+    model, backbone = _nested_classifier()
+    assert conv_layers(model) == ["preprocess", "conv_a", "conv_b"]
+    images = np.random.default_rng(1).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    out = layer_outputs(model, images, ["conv_b"])["conv_b"]
+    expected = backbone(model.get_layer("preprocess")(images))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="not in model"):
+        layer_outputs(model, images, ["nope"])
+
+
+def test_first_layer_filters_skip_1x1_and_grids_are_written(tmp_path):
+    model, _ = _nested_classifier()
+    kernel = first_layer_filters(model)
+    assert kernel.shape == (3, 3, 3, 4)
+    images = np.random.default_rng(2).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    for path in (save_filter_grid(model, tmp_path / "f.png"),
+                 save_activation_grid(model, images[0], "conv_a", tmp_path / "a.png"),
+                 save_grad_cam_grid(model, images, tmp_path / "g.png", ["x", "y", "z"])):
+        assert path.exists() and path.stat().st_size > 1000

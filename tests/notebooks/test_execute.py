@@ -1,0 +1,53 @@
+"""Every notebook runs top to bottom with QUICK = True on the demo data (nbclient).
+
+The kernel is the `python3` kernelspec, which jupyter_client starts with the
+interpreter running pytest (the venv's), so no `ipykernel install` is needed.
+Each notebook runs in its own tmp dir, so its runs/ and saved_models/ land there.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+# Overrides put right after the tagged parameters cell, as papermill does.
+INJECTED = "# injected by tests/notebooks/test_execute.py\nQUICK = True\nDATA_DIR = None\n"
+
+
+def _params(path):
+    app = REPO / "apps" / path.stem / "train.py"
+    if path.stem in ("hybrid_conv2d",) or app.exists():
+        return pytest.param(path, id=path.stem)
+    reason = f"apps/{path.stem}/train.py does not exist yet: the notebook follows the issue's spec only"
+    return pytest.param(path, id=path.stem, marks=pytest.mark.xfail(reason=reason, run=False))
+
+
+def inject_parameters(notebook):
+    tagged = [i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell must be tagged 'parameters'"
+    cell = nbformat.v4.new_code_cell(INJECTED, metadata={"tags": ["injected-parameters"]})
+    notebook.cells.insert(tagged[0] + 1, cell)
+    return notebook
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [_params(p) for p in sorted(NOTEBOOKS.glob("*.ipynb"))])
+def test_notebook_runs(path, tmp_path, monkeypatch):
+    notebook = inject_parameters(nbformat.read(path, as_version=4))
+    # The kernel inherits this environment: the checkout must be importable
+    # from the tmp dir even where it is not pip-installed.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    start = time.perf_counter()
+    client.execute()  # raises CellExecutionError naming the failing cell
+    print(f"{path.name}: {time.perf_counter() - start:.1f} s")
+    assert (tmp_path / "runs").is_dir() or path.stem == "hybrid_conv2d", "the notebook wrote no run directory"
