@@ -75,7 +75,7 @@ def main(argv=None) -> list[Path]:
         from data_prep.demo_data import demo_dir
 
         data_dir = demo_dir("domains")
-    model = keras.models.load_model(run_dir / "model.keras")
+    model = keras.models.load_model(run_dir / "model.keras", compile=False)
     out = Path(args.out or run_dir / "explain")
     out.mkdir(parents=True, exist_ok=True)
     table = read_domains(data_dir, cfg.get("modalities") or None)

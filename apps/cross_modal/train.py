@@ -39,7 +39,7 @@ log = logging.getLogger("hybridvision")
 
 def _load_best(run, phase, target):
     if run.best_path(phase).exists():
-        target.set_weights(keras.models.load_model(run.best_path(phase)).get_weights())
+        target.set_weights(keras.models.load_model(run.best_path(phase), compile=False).get_weights())
 
 
 def fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities, batch_size, learning_rate):

@@ -23,7 +23,9 @@ def tiny_domains(tmp_path_factory):
     return generate("domains", tmp_path_factory.mktemp("domains"), scale="tiny")
 
 
-@pytest.mark.parametrize("kind", ["frozen", "finetune", "scratch", "per_modality"])
+@pytest.mark.parametrize(
+    "kind", ["frozen", "finetune", "scratch", pytest.param("per_modality", marks=pytest.mark.slow)]
+)
 def test_each_model_kind_trains_one_step(kind, tiny_domains):
     table = read_domains(tiny_domains)
     modalities, classes = table.attrs["modalities"], table.attrs["class_names"]
