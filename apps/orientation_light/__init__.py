@@ -10,14 +10,18 @@ predictions for a whole image folder.
 """
 
 DESCRIPTION = "CelebA face orientation / light source (left, center, right): from-scratch CNN vs transfer, tuner, labeller"
-# The from-scratch CNN on the synthetic orientation faces (60 train images per
-# class at 48 px): about 30 s on 2 CPU cores.
+# The from-scratch CNN on the synthetic light faces (60 train images per class
+# at 48 px): about 20 s of CPU time. Light rather than orientation because its
+# synthetic cue is learnt reliably in 10 epochs (test 0.87 measured; the
+# orientation demo reached only 0.62 with the same settings). A lighter head
+# dropout than SEEDS.md's 0.7: with 120 steps 0.7 left the model at chance.
 DEMO_ARGS = [
-    "--task", "orientation",
+    "--task", "light",
     "--model", "from_scratch",
     "--image-size", "48",
-    "--epochs", "8",
+    "--epochs", "10",
     "--batch-size", "16",
+    "--head-dropout", "0.5",
 ]
 HEADLINE = ("test", "accuracy")
 # Three balanced classes (15 test images each).

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from apps.orientation_light import predict, train, tune
-from apps.orientation_light.config import OrientationLightConfig
+from apps.orientation_light.config import OrientationLightConfig, resolve
+from apps.orientation_light.data import load_tables
 from common.config import parse_config
 from data_prep.demo_data import generate
 
@@ -51,7 +52,7 @@ def test_train_then_predict(tiny_faces, tmp_path, capsys):
     assert summary["labelled"] == 6 and summary["errors"] == 0
     with open(out) as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["file", "label", "p_left", "p_center", "p_right"]
+    assert list(rows[0]) == ["file", "label", "p_center", "p_left", "p_right"]
     assert sorted(r["file"].split("/")[0] for r in rows) == ["center"] * 2 + ["left"] * 2 + ["right"] * 2
     assert (tmp_path / "grid.png").stat().st_size > 0
     assert "6 labelled now" in capsys.readouterr().out
@@ -62,10 +63,10 @@ def test_missing_test_folder_uses_holdout_or_val(tiny_faces, tmp_path):
     import shutil
 
     shutil.rmtree(tiny_faces / "test")
-    common = ["--data-dir", str(tiny_faces), "--image-size", "16", "--epochs", "1", "--batch-size", "4", "--quiet"]
-    metrics = train.main(common + ["--run-dir", str(tmp_path / "a")])
-    assert "test" not in metrics and "val only" in metrics["notes"]["test_split"]
-    metrics = train.main(common + ["--holdout-fraction", "0.5", "--run-dir", str(tmp_path / "b")])
+    tables, _, note = load_tables(resolve(OrientationLightConfig(data_dir=str(tiny_faces))))
+    assert tables["test"] is None and len(tables["val"]) == 6 and "metrics are on val only" in note
+    metrics = train.main(["--data-dir", str(tiny_faces), "--image-size", "16", "--epochs", "1", "--batch-size", "4",
+                          "--holdout-fraction", "0.5", "--run-dir", str(tmp_path / "b"), "--quiet"])
     assert np.asarray(metrics["test"]["confusion_matrix"]).sum() == 3
     assert np.asarray(metrics["val"]["confusion_matrix"]).sum() == 3
     assert "held out" in metrics["notes"]["test_split"]
