@@ -46,7 +46,6 @@ COVARIATES = "Male,Young,Smiling,High_Cheekbones"  # CelebA attributes given to 
 
 # %%
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -76,7 +75,7 @@ if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
     import apps  # noqa: F401
-    import common  # noqa: F401
+    import common
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -91,7 +90,6 @@ except ImportError as error:
 # %%
 import keras
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 from IPython import get_ipython
@@ -165,6 +163,8 @@ print("run directory:", RUN_DIR.resolve())
 # same CelebA reader the app uses (`common.data.celeba`).
 
 # %%
+import numpy as np
+
 from common.data.celeba import read_celeba
 
 faces = read_celeba(data_dir)
@@ -175,7 +175,7 @@ for ax, (_, row) in zip(axes, faces.head(6).iterrows()):
     ax.set_title("\n".join(f"{c}={int(row[c])}" for c in columns[:3]), fontsize=8)
     ax.axis("off")
 plt.show()
-faces[columns].mean().rename("share of 1s").to_frame().T
+display(faces[columns].mean().rename("share of 1s").to_frame().T)
 
 # %% [markdown]
 # ## Train
@@ -189,13 +189,13 @@ from apps.attractiveness.train import main
 
 if QUICK:
     settings = ["--backbone", "small", "--weights", "none", "--hybrid-positions", "first",
-                "--image-size", "32", "--epochs", "3", "--cache"]
+                "--image-size", "32", "--epochs", "2", "--cache"]
 else:
     settings = []  # real: the app's defaults (SEEDS.md)
 metrics = main(["--model", MODEL, "--covariates", COVARIATES, *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
 table = pd.DataFrame({split: metrics[split] for split in ("val", "test")}).T[["accuracy", "f1_macro"]]
 table.loc["covariates only (floor)"] = [metrics["covariate_floor"]["test"]["accuracy"], np.nan]
-table
+display(table)
 
 # %% [markdown]
 # The "covariates only" row is a logistic regression on the covariates alone

@@ -43,7 +43,6 @@ SOURCE = "photo"  # from_source: the modality to train on
 
 # %%
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -73,7 +72,7 @@ if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
     import apps  # noqa: F401
-    import common  # noqa: F401
+    import common
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -88,7 +87,6 @@ except ImportError as error:
 # %%
 import keras
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 from IPython import get_ipython
@@ -184,11 +182,11 @@ from apps.cross_modal.train import main
 
 if QUICK:
     settings = ["--model", "scratch", "--backbone", "small", "--weights", "none", "--image-size", "32",
-                "--epochs", "3", "--batch-size", "16"]
+                "--epochs", "2", "--batch-size", "16"]
 else:
     settings = []  # real: the app's defaults (SEEDS.md)
 metrics = main(["--protocol", PROTOCOL, "--source", SOURCE, *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
-pd.DataFrame(metrics["test"]["per_modality"]).T
+display(pd.DataFrame(metrics["test"]["per_modality"]).T)
 
 # %% [markdown]
 # ## The modality x modality table
@@ -220,7 +218,7 @@ for png in sorted(RUN_DIR.glob("confusion_*.png")):
 # %%
 from apps.cross_modal import explain
 
-written = explain.main(["--run-dir", str(RUN_DIR), "--images", "2"])
+written = explain.main(["--run-dir", str(RUN_DIR), "--images", "1" if QUICK else "3"])
 if get_ipython() is not None:
     # common.explain selects the file-only Agg backend on import; back to inline plots.
     get_ipython().run_line_magic("matplotlib", "inline")

@@ -38,7 +38,6 @@ MODEL = "aux"  # fc, fc_dropout, cnn, deep_cnn, siamese, aux, aux_prob
 
 # %%
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -68,7 +67,7 @@ if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
     import apps  # noqa: F401
-    import common  # noqa: F401
+    import common
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -83,7 +82,6 @@ except ImportError as error:
 # %%
 import keras
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 from IPython import get_ipython
@@ -156,6 +154,10 @@ print("run directory:", RUN_DIR.resolve())
 # A few digits of the training split, as the app reads them (`common.data.mnist`).
 
 # %%
+import json
+
+import numpy as np
+
 from common.data.mnist import load_mnist
 
 digits = load_mnist(data_dir)
@@ -177,9 +179,9 @@ plt.show()
 # %%
 from apps.digit_pairs.train import main
 
-quick_args = ["--epochs", "8", "--pairs", "500"] if QUICK else []  # real: the defaults (SEEDS.md)
+quick_args = ["--epochs", "5", "--pairs", "400"] if QUICK else []  # real: the defaults (SEEDS.md)
 metrics = main(["--model", MODEL, *DATA_ARGS, "--run-dir", str(RUN_DIR), *quick_args])
-pd.DataFrame({split: {"accuracy": metrics[split]["accuracy"]} for split in ("train", "val", "test")})
+display(pd.DataFrame({split: {"accuracy": metrics[split]["accuracy"]} for split in ("train", "val", "test")}))
 
 # %% [markdown]
 # ## Learning curves

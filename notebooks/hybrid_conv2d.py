@@ -167,9 +167,9 @@ assert np.allclose(same, plain, atol=1e-5)
 from benchmarks.hybrid_conv import measure
 
 if QUICK:
-    shape = dict(batch=4, size=16, channels=8, filters=8, kernel_size=3, warmup=1, repeats=3)
+    shape = {"batch": 4, "size": 16, "channels": 8, "filters": 8, "kernel_size": 3, "warmup": 1, "repeats": 3}
 else:
-    shape = dict(batch=32, size=64, channels=64, filters=64, kernel_size=3, warmup=2, repeats=7)
+    shape = {"batch": 32, "size": 64, "channels": 64, "filters": 64, "kernel_size": 3, "warmup": 2, "repeats": 7}
 medians, _ = measure(d=3, **shape)
 for name, seconds in medians.items():
     print(f"{name:>7}: {1e3 * seconds:8.2f} ms per train step")

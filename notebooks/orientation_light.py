@@ -42,7 +42,6 @@ WEIGHTS = "none"  # transfer models: imagenet (needs the internet once) or a .we
 
 # %%
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -72,7 +71,7 @@ if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
     import apps  # noqa: F401
-    import common  # noqa: F401
+    import common
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -87,7 +86,6 @@ except ImportError as error:
 # %%
 import keras
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 from IPython import get_ipython
@@ -182,12 +180,11 @@ plt.show()
 # %%
 from apps.orientation_light.train import main
 
-quick_args = ["--image-size", "32", "--epochs", "4", "--batch-size", "16"] if QUICK else []  # real: the defaults
+quick_args = ["--image-size", "32", "--epochs", "3", "--batch-size", "16"] if QUICK else []  # real: the defaults
 metrics = main(["--task", TASK, "--model", MODEL, "--weights", WEIGHTS, *DATA_ARGS, "--run-dir", str(RUN_DIR), *quick_args])
 split = "test" if "test" in metrics else "val"
-pd.DataFrame({name: scores for name, scores in metrics[split]["per_class"].items()}).T.assign(
-    **{f"{split} accuracy": metrics[split]["accuracy"]}
-)
+print(f"{split} accuracy: {metrics[split]['accuracy']:.3f}")
+display(pd.DataFrame(metrics[split]["per_class"]).T)
 
 # %% [markdown]
 # ## Learning curves and confusion matrix
@@ -212,7 +209,7 @@ labels_csv = RUN_DIR / f"labels_{split}.csv"
 result = label_folder(RUN_DIR / "model.keras", images_dir, labels_csv, class_names, progress=False)
 print(f"labelled {result['labelled']} images, {result['errors']} errors")
 show(save_prediction_grid(labels_csv, images_dir, RUN_DIR / "prediction_grid.png"))
-pd.read_csv(labels_csv).head()
+display(pd.read_csv(labels_csv).head())
 
 # %% [markdown]
 # ## Next

@@ -31,7 +31,7 @@
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
 QUICK = True  # real value: False (the app's defaults, SEEDS.md: VGG16, 224 px, 10 epochs, switch at 5)
 DATA_DIR = None  # None: synthetic demo VOC; else the VOC2012 folder (e.g. /content/drive/MyDrive/VOCdevkit/VOC2012)
-SWITCH_EPOCH = 2 if QUICK else 5  # epochs on patches before the full images; 0 = baseline
+SWITCH_EPOCH = None  # epochs on patches before the full images (0 = baseline); None: 1 with QUICK, else 5 (SEEDS.md)
 
 # %% [markdown]
 # ## Setup
@@ -41,7 +41,6 @@ SWITCH_EPOCH = 2 if QUICK else 5  # epochs on patches before the full images; 0 
 
 # %%
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -71,7 +70,7 @@ if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
     import apps  # noqa: F401
-    import common  # noqa: F401
+    import common
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -86,7 +85,6 @@ except ImportError as error:
 # %%
 import keras
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 from IPython import get_ipython
@@ -159,6 +157,8 @@ print("run directory:", RUN_DIR.resolve())
 # A few training images with their boxes, parsed by the VOC reader the app uses (`common.data.voc`).
 
 # %%
+import numpy as np
+
 from common.data.voc import read_voc
 
 images, boxes = read_voc(data_dir, "train")
@@ -184,13 +184,14 @@ plt.show()
 from apps.patch_training.train import main
 
 if QUICK:
-    settings = ["--backbone", "small", "--image-size", "32", "--epochs", "4", "--min-patch", "16", "--cache"]
+    settings = ["--backbone", "small", "--image-size", "32", "--epochs", "2", "--min-patch", "16", "--cache"]
 else:
     settings = []  # real: the app's defaults (SEEDS.md)
-metrics = main(["--switch-epoch", str(SWITCH_EPOCH), *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
+switch_epoch = SWITCH_EPOCH if SWITCH_EPOCH is not None else (1 if QUICK else 5)
+metrics = main(["--switch-epoch", str(switch_epoch), *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
 val = metrics["val"]
-pd.Series({"mAP": val["map"], "random mAP": val["chance_map"], "precision": val["precision"],
-           "recall": val["recall"], "train seconds": metrics["train_seconds"]}).to_frame("val").T
+display(pd.Series({"mAP": val["map"], "random mAP": val["chance_map"], "precision": val["precision"],
+                   "recall": val["recall"], "train seconds": metrics["train_seconds"]}).to_frame("val").T)
 
 # %% [markdown]
 # ## Learning curves of both phases

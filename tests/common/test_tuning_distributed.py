@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from common import tuning
-from common.tuning_launch import ENV_ORACLE_IP, ENV_ORACLE_PORT, ENV_TUNER_ID, Launcher, role
+from common.tuning_launch import (
+    ENV_ORACLE_IP,
+    ENV_ORACLE_PORT,
+    ENV_TUNER_ID,
+    Launcher,
+    role,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,7 +137,7 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path, monkeypatch):
     # the restarted tuner0 (same tuner ID -> the oracle hands back its trial).
     assert len(ends) == 4 and len(set(ends)) == 4, marks
     assert starts.count(killed[1]) == 2 and ends.count(killed[1]) == 1, marks
-    assert [w for w in marks if w[0] == "end" and w[1] == killed[1]][0][2] == "tuner0"
+    assert next(w for w in marks if w[0] == "end" and w[1] == killed[1])[2] == "tuner0"
     assert {w[2] for w in marks if w[0] == "end"} == {"tuner0", "tuner1"}
 
     report = json.loads((tmp_path / "result.json").read_text())

@@ -50,9 +50,9 @@ def test_two_processes_end_with_identical_trained_weights(tmp_path):
 
     # Same steps on one device with the global batches: data parallelism must
     # give the same model as plain training (gradients averaged over both processes).
-    from common.multihost import build_demo_model, demo_data
-
     import tensorflow as tf
+
+    from common.multihost import build_demo_model, demo_data
 
     model = build_demo_model()
     model.set_weights([w0[f"initial_{i}"] for i in range(n)])

@@ -1,0 +1,84 @@
+"""Distribution: strategies, batch/learning-rate scaling, mixed precision with HybridConv2D."""
+
+import keras
+import numpy as np
+import pytest
+
+from common.config import TrainConfig
+from common.distribute import Distribution
+from common.layers import HybridConv2D
+
+
+@pytest.fixture(autouse=True)
+def _restore_policy():
+    previous = keras.config.dtype_policy().name
+    yield
+    keras.config.set_dtype_policy(previous)
+
+
+def _hybrid_classifier():
+    images, covariates = keras.Input((8, 8, 3)), keras.Input((2,))
+    x = HybridConv2D(4, 3, 2, padding="same", activation="relu", covariate_initializer="glorot_uniform")(
+        [images, covariates]
+    )
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    # Heads keep float32 outputs under mixed precision (house rule for every app).
+    outputs = keras.layers.Dense(3, activation="softmax", dtype="float32")(x)
+    return keras.Model([images, covariates], outputs)
+
+
+def _data(n=8):
+    rng = np.random.default_rng(0)
+    return [rng.normal(size=(n, 8, 8, 3)).astype("float32"), rng.normal(size=(n, 2)).astype("float32")], rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_hybrid_model_trains_with_float32_outputs_and_weights(policy):
+    dist = Distribution.from_config(TrainConfig(mixed_precision=policy))
+    assert keras.config.dtype_policy().name == policy
+    with dist.scope():
+        model = _hybrid_classifier()
+        model.compile(optimizer=keras.optimizers.Adam(dist.learning_rate(1e-2)), loss="sparse_categorical_crossentropy")
+    hybrid = model.layers[2]
+    assert isinstance(hybrid, HybridConv2D) and hybrid.compute_dtype == policy.split("_")[1]
+    assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in model.weights)
+    if policy == "mixed_float16":
+        # float16 gradients underflow without loss scaling; Keras adds it at compile.
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    x, y = _data()
+    before = keras.ops.convert_to_numpy(hybrid.covariate_kernels).copy()
+    history = model.fit(x, y, batch_size=dist.global_batch_size(4), epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    probs = model(x)
+    assert keras.backend.standardize_dtype(probs.dtype) == "float32"
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(probs).sum(axis=1), 1.0, atol=1e-5)
+    assert not np.array_equal(before, keras.ops.convert_to_numpy(hybrid.covariate_kernels))
+
+
+def test_default_strategy_and_scaling():
+    dist = Distribution.from_config(TrainConfig(scale_learning_rate=True))
+    assert keras.config.dtype_policy().name == "float32"
+    assert dist.num_replicas == 1 and dist.global_batch_size(16) == 16 and dist.learning_rate(0.1) == 0.1
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="MirroredStrategy is TensorFlow-only")
+def test_mirrored_on_local_devices_scales_batch_and_learning_rate():
+    import tensorflow as tf
+
+    dist = Distribution("mirrored", scale_learning_rate=True)
+    replicas = len(tf.config.list_logical_devices("GPU")) or 1
+    assert dist.num_replicas == replicas
+    assert dist.global_batch_size(8) == 8 * replicas and dist.learning_rate(0.1) == pytest.approx(0.1 * replicas)
+    with dist.scope():
+        model = _hybrid_classifier()
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = _data()
+    assert np.isfinite(model.fit(x, y, batch_size=dist.global_batch_size(4), epochs=1, verbose=0).history["loss"][0])
+
+
+def test_wrong_backend_or_name_errors_clearly():
+    other = "data_parallel" if keras.config.backend() == "tensorflow" else "mirrored"
+    with pytest.raises(ValueError, match="needs KERAS_BACKEND"):
+        Distribution(other)
+    with pytest.raises(ValueError, match="--strategy 'ring' is not valid"):
+        Distribution("ring")
