@@ -37,6 +37,16 @@ test: install browser
 test-quick: install
 	$(BIN)/python -m pytest -m "not slow"
 
+# The layers, optimizer, augmentation and harness tests again on the JAX backend,
+# plus a two-process keras.distribution data-parallel run (tests/jax).
+test-jax: install
+	$(BIN)/python -m pip install -q "jax[cpu]>=0.4.30,<0.11"
+	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/jax
+
+# The notebooks' .py (jupytext percent format) is the source; regenerate the .ipynb.
+notebooks: install
+	$(BIN)/jupytext --to ipynb notebooks/*.py
+
 bench: install
 	$(BIN)/python -m pip install -q -r requirements-bench.txt
 	$(BIN)/python -m benchmarks.hybrid_conv

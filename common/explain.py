@@ -24,8 +24,6 @@ from keras import tree
 
 from common.plots import plot_image_grid
 
-matplotlib.use("Agg")
-
 
 def _leaf_layers(model):
     for layer in model.layers:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+# No matplotlib.use("Agg") here: matplotlib falls back to Agg by itself where
+# there is no display, and forcing it would switch off inline plots in notebooks.
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def plot_history(history_csv: str | Path, out_png: str | Path) -> Path | None:

@@ -3,8 +3,14 @@
 A search space is a dict `{config_field: [values]}`; each trial is the app's
 config with those fields replaced, so a trial trains exactly what
 `train.py --config best_config.yaml` trains afterwards. The config's own value
-is always the space's default (`hp.Choice(..., default=cfg.<field>)`), so the
-first grid/random trial is the known-best setting.
+is always the space's default (`hp.Choice(..., default=cfg.<field>)`), so a
+grid search's first trial is the config's own setting (random search draws
+every trial).
+
+The same `search` call serves a distributed search (`python -m common.tuning
+launch --workers N -- <search command>`, see common.tuning_launch): on a
+worker (`KERASTUNER_TUNER_ID` other than `chief`) it trains the trials the
+oracle hands out and returns `(None, tuner)`; the chief returns the best.
 
     hypermodel = ConfigHyperModel(cfg, {"learning_rate": [1e-3, 3e-4], "batch_size": [16, 32]},
                                   build_model=lambda c: ..., make_data=lambda c: (train_ds, val_ds))
@@ -20,6 +26,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import keras
@@ -121,10 +128,14 @@ def search(hypermodel: ConfigHyperModel, kind: str, objective: str, directory, p
     """Run (or resume) a search and write the best trial's config for `train.py --config`.
 
     Returns:
-        (best config, tuner)
+        (best config, tuner); `(None, tuner)` on a worker of a distributed search,
+        since only the chief holds the oracle's results (and may have exited).
     """
     tuner = make_tuner(hypermodel, kind, objective, directory, project_name, max_trials=max_trials, seed=seed)
     tuner.search(**search_kwargs)
+    if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief":
+        log.info("worker %s: no trials left", os.environ["KERASTUNER_TUNER_ID"])
+        return None, tuner
     best_hp = tuner.get_best_hyperparameters(1)[0]
     best = hypermodel.config_for(best_hp)
     best = dataclasses.replace(best, run_dir=None) if hasattr(best, "run_dir") else best

@@ -20,11 +20,11 @@ cluster).
 On this machine, the launcher starts the chief and N workers running one
 command, restarts workers that die, and waits for the chief:
 
-    python -m common.tuning launch --workers 2 -- python -m apps.attractiveness.tune --max-trials 8
+    python -m common.tuning launch --workers 2 -- python -m apps.orientation_light.tune --tuner random --max-trials 8
 
-In the search script use `search_distributed` (same arguments as
-`common.tuning.search`): the chief writes best_config.yaml and trials.csv,
-workers only train.
+The search script calls `common.tuning.search` as usual: on the chief it
+writes best_config.yaml and trials.csv; on a worker it only trains and
+returns `(None, tuner)`.
 
 On a SLURM cluster, one task per process (task 0 is the chief), all tasks
 running the same command:
@@ -35,7 +35,7 @@ running the same command:
     export KERASTUNER_ORACLE_PORT=8000
     srun bash -c 'if [ "$SLURM_PROCID" = 0 ]; then export KERASTUNER_TUNER_ID=chief;
                   else export KERASTUNER_TUNER_ID=tuner$((SLURM_PROCID - 1)); fi;
-                  exec python -m apps.attractiveness.tune --max-trials 32'
+                  exec python -m apps.orientation_light.tune --tuner random --max-trials 32'
 
 (A preempted worker task resumes its trial when requeued with the same ID.)
 """
@@ -70,26 +70,6 @@ def role() -> str | None:
             f"({ENV_TUNER_ID}=chief|tuner0|..., {ENV_ORACLE_IP}, {ENV_ORACLE_PORT}) or none"
         )
     return os.environ[ENV_TUNER_ID]
-
-
-def search_distributed(hypermodel, kind: str, objective: str, directory, project_name: str,
-                       max_trials: int = 10, seed: int = 0, best_config_path=None, **search_kwargs):
-    """`common.tuning.search` that also works as a worker of a distributed search.
-
-    The chief (and a plain, non-distributed run) returns `(best config, tuner)`
-    and writes best_config.yaml and trials.csv; a worker trains its trials and
-    returns `(None, tuner)`: only the chief holds the oracle's results.
-    """
-    from common import tuning
-
-    current = role()
-    if current is None or current == "chief":
-        return tuning.search(hypermodel, kind, objective, directory, project_name, max_trials=max_trials,
-                             seed=seed, best_config_path=best_config_path, **search_kwargs)
-    tuner = tuning.make_tuner(hypermodel, kind, objective, directory, project_name, max_trials=max_trials, seed=seed)
-    tuner.search(**search_kwargs)
-    log.info("worker %s: no trials left", current)
-    return None, tuner
 
 
 def free_port(ip: str = "127.0.0.1") -> int:

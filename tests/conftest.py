@@ -5,6 +5,10 @@ import random
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# tests/jax re-runs the backend-neutral tests on JAX, in a process of its own
+# (`make test-jax`): Keras picks its backend once per process.
+collect_ignore = [] if os.environ.get("KERAS_BACKEND") == "jax" else ["jax"]
+
 import numpy as np
 import pytest
 

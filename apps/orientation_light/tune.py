@@ -93,6 +93,8 @@ def main(argv=None):
     hypermodel = ConfigHyperModel(base, space, build, make_data)
     best, tuner = search(hypermodel, cfg.tuner, OBJECTIVE, cfg.run_dir, project, max_trials=cfg.max_trials,
                          seed=cfg.seed, best_config_path=best_path)
+    if best is None:  # a worker of a distributed search: the chief reports
+        return None, best_path
     trial = tuner.oracle.get_best_trials(1)[0]
     settings = ", ".join(f"{name} {getattr(best, name)}" for name in space)
     print(f"orientation_light tune {cfg.task} {cfg.model} ({cfg.tuner}): best {OBJECTIVE} {trial.score:.4f} "

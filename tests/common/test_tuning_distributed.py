@@ -31,8 +31,8 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     import numpy as np, keras, tensorflow as tf
     from common.config import TrainConfig
-    from common.tuning import ConfigHyperModel, trials_table
-    from common.tuning_launch import role, search_distributed
+    from common.tuning import ConfigHyperModel, search, trials_table
+    from common.tuning_launch import role
 
     out = Path(sys.argv[1])
     rng = np.random.default_rng(0)
@@ -63,8 +63,8 @@ SCRIPT = textwrap.dedent(
 
     cfg = TrainConfig(epochs=1, quiet=True)
     hypermodel = Marked(cfg, {"learning_rate": [0.3, 0.1, 0.03, 0.01, 0.003]}, build, data)
-    best, tuner = search_distributed(hypermodel, "random", "val_loss", out / "search", "toy", max_trials=4,
-                                     best_config_path=out / "best.yaml")
+    best, tuner = search(hypermodel, "random", "val_loss", out / "search", "toy", max_trials=4,
+                         best_config_path=out / "best.yaml")
     if best is not None:
         rows = trials_table(tuner)
         best_trial = tuner.oracle.get_best_trials(1)[0]
