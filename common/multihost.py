@@ -23,9 +23,11 @@ Run two processes on this machine (each writes its final weights to --out):
 
 On a cluster, start one process per host with the first host's address as
 `--coordinator` (under SLURM: `--process-id $SLURM_PROCID --num-processes
-$SLURM_NTASKS`). The demo model is a tiny HybridConv2D network; apps get
-the same behaviour from `--strategy data_parallel` (common.distribute),
-after calling `initialize()` below.
+$SLURM_NTASKS`). The demo model is a tiny HybridConv2D network. A script of
+your own does the same: call `initialize()` below first, then
+`keras.distribution.set_distribution(keras.distribution.DataParallel())`,
+which is what the apps' `--strategy data_parallel` sets up over the devices
+of one host (the app CLIs do not call `initialize()`).
 """
 
 from __future__ import annotations
