@@ -291,6 +291,9 @@ class Run:
         log.info("training phase '%s' for %d epochs, monitoring %s (%s)", phase, epochs, monitor, mode)
         # Datasets pass through; an (x, y) tuple of arrays is unpacked.
         x, y = train_data if isinstance(train_data, tuple) else (train_data, None)
+        if y is None:
+            # A dataset or generator orders its own batches (Keras warns about shuffle=True otherwise).
+            fit_kwargs.setdefault("shuffle", False)
         model.fit(
             x,
             y,

@@ -56,8 +56,7 @@ def run_experiment(cfg: DigitPairsConfig, saved_models_dir="saved_models", expor
     evals = {name: make_dataset(pairs, aux, batch) for name, pairs in splits.items()}
 
     key = accuracy_key(cfg.model)
-    # shuffle=False: the pipeline shuffles already (Keras warns about the flag otherwise).
-    run.fit(model, train_ds, evals["val"], monitor=f"val_{key}", shuffle=False)
+    run.fit(model, train_ds, evals["val"], monitor=f"val_{key}")
     best = run.best_model() if run.best_path().exists() else model
     results = run.evaluate(best, evals)
     for split in results.values():

@@ -56,7 +56,7 @@ def timed_fit(run, model, train, val, phase, **kwargs) -> float | None:
     seconds = json.loads(path.read_text()) if path.exists() else {}
     done_before = run.phase_done(phase)
     start = time.perf_counter()
-    run.fit(model, train, val, phase=phase, shuffle=False, **kwargs)
+    run.fit(model, train, val, phase=phase, **kwargs)
     if not done_before:
         # A phase resumed after a crash counts only the epochs run in this invocation.
         seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
