@@ -125,8 +125,14 @@ def build_model(name: str, size: int = 14, dropout: float = 0.4) -> keras.Model:
     return keras.Model(pair, {"compare": compare, "digit_a": p_a, "digit_b": p_b}, name=name)
 
 
-def compile_model(model: keras.Model, name: str, learning_rate: float, aux_weight: float = 0.2) -> keras.Model:
-    """Adam + cross-entropy on the comparison; aux models add the digit losses, weighted."""
+def compile_model(
+    model: keras.Model, name: str, learning_rate: float, aux_weight: float = 0.2, warmup_steps: int = 0
+) -> keras.Model:
+    """Adam + cross-entropy on the comparison; aux models add the digit losses, weighted.
+
+    `warmup_steps` > 0 ramps the learning rate linearly from 0 to `learning_rate`
+    over that many steps, then holds it.
+    """
     loss = {"compare": "sparse_categorical_crossentropy"}
     metrics = {"compare": ["accuracy"]}
     weights = None
@@ -139,8 +145,14 @@ def compile_model(model: keras.Model, name: str, learning_rate: float, aux_weigh
         weights = {"compare": 1.0 - 2.0 * aux_weight, "digit_a": aux_weight, "digit_b": aux_weight}
     # No XLA: for these small models it compiled for 20 s and then ran 2-5x
     # slower per epoch than plain TensorFlow on a 2-core CPU (measured).
+    schedule = learning_rate
+    if warmup_steps > 0:
+        # CosineDecay with alpha=1 never decays: a linear warm-up, then constant.
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=1, alpha=1.0, warmup_target=learning_rate, warmup_steps=warmup_steps
+        )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss=loss, loss_weights=weights, metrics=metrics,
+        optimizer=keras.optimizers.Adam(schedule), loss=loss, loss_weights=weights, metrics=metrics,
         jit_compile=False,
     )
     return model

@@ -47,7 +47,9 @@ def run_experiment(cfg: DigitPairsConfig, saved_models_dir="saved_models", expor
 
     with dist.scope():
         model = build_model(cfg.model, cfg.image_size, cfg.dropout)
-        compile_model(model, cfg.model, dist.learning_rate(cfg.learning_rate), cfg.aux_weight)
+        steps_per_epoch = -(-len(splits["train"]) // dist.global_batch_size(cfg.batch_size))
+        warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+        compile_model(model, cfg.model, dist.learning_rate(cfg.learning_rate), cfg.aux_weight, warmup_steps)
     log.info("model %s: %d parameters", cfg.model, model.count_params())
     aux = has_aux(cfg.model)
     batch = dist.global_batch_size(cfg.batch_size)

@@ -71,3 +71,14 @@ def test_bad_names_and_weights():
         build_model("lenet")
     with pytest.raises(ValueError, match="--aux-weight"):
         compile_model(build_model("aux"), "aux", 0.005, aux_weight=0.5)
+
+
+def test_warmup_ramps_the_learning_rate_then_holds_it():
+    x, y, _ = _batch()
+    model = compile_model(build_model("fc"), "fc", learning_rate=0.004, warmup_steps=4)
+    optimizer = model.optimizer
+    rates = []
+    for _ in range(6):
+        rates.append(float(optimizer.learning_rate))
+        model.train_on_batch(x, y)
+    np.testing.assert_allclose(rates, [0.0, 0.001, 0.002, 0.003, 0.004, 0.004], atol=1e-7)
