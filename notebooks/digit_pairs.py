@@ -41,7 +41,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -67,7 +66,7 @@ if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
     import apps  # noqa: F401
-    import common
+    import common  # noqa: F401
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -83,46 +82,11 @@ except ImportError as error:
 import keras
 import matplotlib.pyplot as plt
 import pandas as pd
-import tensorflow as tf
-from IPython import get_ipython
-from IPython.display import Image, display
+from IPython.display import display
 
-import common.plots  # noqa: F401
+from common.notebook import plot_history, report_backend, resolve_data, show
 
-if get_ipython() is not None:
-    # common.plots selects the file-only Agg backend on import; a notebook wants its plots inline.
-    get_ipython().run_line_magic("matplotlib", "inline")
-
-print("Keras", keras.__version__, "on", keras.config.backend())
-gpus = tf.config.list_physical_devices("GPU")
-print("GPU:", gpus if gpus else "none (CPU only; fine with QUICK = True, slow for the real settings)")
-
-
-def show(png):
-    """Shows a PNG the app wrote (curves, confusion matrices) inline."""
-    display(Image(filename=str(png)))
-
-
-def plot_history(history_csv, title=""):
-    """Loss and metric curves from a run's history CSV, train and validation side by side."""
-    history = pd.read_csv(history_csv)
-    metrics = sorted({c.removeprefix("val_") for c in history.columns if c != "epoch" and c != "learning_rate"})
-    ncols = min(4, len(metrics))
-    nrows = -(-len(metrics) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3 * nrows), squeeze=False)
-    for ax in axes.ravel()[len(metrics):]:
-        ax.axis("off")
-    for ax, name in zip(axes.ravel(), metrics):
-        for column, style in ((name, "-o"), (f"val_{name}", "--o")):
-            if column in history:
-                ax.plot(history["epoch"] + 1, history[column], style, label=column, markersize=3)
-        ax.set_xlabel("epoch")
-        ax.set_title(name)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    plt.show()
-
+gpus = report_backend()
 
 # %% [markdown]
 # ## Data
@@ -132,23 +96,7 @@ def plot_history(history_csv, title=""):
 # a folder on Google Drive (`/content/drive/MyDrive/...`, mounted below).
 
 # %%
-from data_prep.demo_data import demo_root
-
-if DATA_DIR:
-    if IN_COLAB and str(DATA_DIR).startswith("/content/drive"):
-        from google.colab import drive
-
-        drive.mount("/content/drive")
-    data_dir = Path(DATA_DIR).expanduser()
-    if not data_dir.exists():
-        raise FileNotFoundError(f"DATA_DIR {data_dir} does not exist: fix the path in the first code cell")
-    DATA_ARGS = ["--data-dir", str(data_dir)]
-else:
-    data_dir = demo_root("mnist")
-    DATA_ARGS = []
-    print("SYNTHETIC demo data:", data_dir)
-RUN_DIR = Path("runs") / "digit_pairs" / time.strftime("notebook-%Y%m%d-%H%M%S")
-print("run directory:", RUN_DIR.resolve())
+data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, "mnist", "digit_pairs")
 
 # %% [markdown]
 # A few digits of the training split, as the app reads them (`common.data.mnist`).

@@ -87,9 +87,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-print("Keras", keras.__version__, "on", keras.config.backend())
-gpus = tf.config.list_physical_devices("GPU")
-print("GPU:", gpus if gpus else "none (CPU only; fine with QUICK = True)")
+from common.notebook import report_backend
+
+gpus = report_backend()
 
 # %% [markdown]
 # ## 1. One kernel per sample
