@@ -44,8 +44,8 @@ import tensorflow as tf
 # warning about that would only clutter the table.
 tf.get_logger().setLevel("ERROR")
 
-from common.layers import HybridConv2D
-from common.layers.hybrid_conv2d import _accelerator_visible
+from common.layers import HybridConv2D  # noqa: E402  (after the logger is quietened)
+from common.layers.hybrid_conv2d import _accelerator_visible  # noqa: E402
 
 
 def _train_step(layer, images, covariates=None):

@@ -63,7 +63,7 @@ class Distribution:
             raise ValueError(f"--strategy {strategy!r} is not valid; choose default, mirrored or data_parallel")
 
     @classmethod
-    def from_config(cls, config) -> "Distribution":
+    def from_config(cls, config) -> Distribution:
         return cls(
             getattr(config, "strategy", "default"),
             getattr(config, "mixed_precision", "off"),

@@ -9,8 +9,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # (`make test-jax`): Keras picks its backend once per process.
 collect_ignore = [] if os.environ.get("KERAS_BACKEND") == "jax" else ["jax"]
 
-import numpy as np
-import pytest
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

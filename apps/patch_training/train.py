@@ -22,7 +22,13 @@ from apps.patch_training.models import build_models, compile_models
 from common.backbones import preprocess
 from common.config import parse_config
 from common.data.voc import (
-    VOC_CLASSES, cache_patches, full_dataset, label_matrix, patch_dataset, patch_table, positive_weights,
+    VOC_CLASSES,
+    cache_patches,
+    full_dataset,
+    label_matrix,
+    patch_dataset,
+    patch_table,
+    positive_weights,
     read_train_val,
 )  # fmt: skip
 from common.distribute import Distribution

@@ -8,7 +8,14 @@ import keras
 import numpy as np
 import pytest
 
-from common.predict import errors_path, label_folder, list_images, read_class_names, save_prediction_grid, write_class_names
+from common.predict import (
+    errors_path,
+    label_folder,
+    list_images,
+    read_class_names,
+    save_prediction_grid,
+    write_class_names,
+)
 
 NAMES = ["left", "center", "right"]
 

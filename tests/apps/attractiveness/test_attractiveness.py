@@ -38,7 +38,7 @@ def train_only_root(tmp_path_factory, celeba_root):
     root = tmp_path_factory.mktemp("celeba_train_only") / "celeba"
     shutil.copytree(celeba_root, root)
     lines = (root / "list_eval_partition.txt").read_text().split("\n")
-    (root / "list_eval_partition.txt").write_text("\n".join(l.split()[0] + " 0" for l in lines if l) + "\n")
+    (root / "list_eval_partition.txt").write_text("\n".join(line.split()[0] + " 0" for line in lines if line) + "\n")
     return root
 
 

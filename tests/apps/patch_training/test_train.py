@@ -5,9 +5,8 @@ import json
 
 import pytest
 
-from apps.patch_training import DEMO_ARGS
+from apps.patch_training import DEMO_ARGS, train
 from apps.patch_training import sweep as sweep_module
-from apps.patch_training import train
 from apps.patch_training.config import PatchTrainingConfig, resolve
 from common.config import parse_config
 from data_prep.demo_data import generate

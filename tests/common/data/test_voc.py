@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from common.data.voc import (
-    VOC_CLASSES, cache_patches, full_dataset, label_matrix, patch_dataset, patch_table, positive_weights,
-    read_train_val, read_voc, split_train_val,
+    VOC_CLASSES,
+    cache_patches,
+    full_dataset,
+    label_matrix,
+    patch_dataset,
+    patch_table,
+    positive_weights,
+    read_train_val,
+    read_voc,
+    split_train_val,
 )  # fmt: skip
 from data_prep.demo_data import generate
 
