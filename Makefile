@@ -32,6 +32,7 @@ demo: install
 	$(BIN)/python -m apps demo
 
 test: install browser
+	$(BIN)/python -m pip install -q -r requirements-bench.txt
 	$(BIN)/python -m pytest
 
 test-quick: install

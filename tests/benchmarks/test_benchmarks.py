@@ -52,7 +52,7 @@ def test_input_pipeline_quick_json_without_tf_keras(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_input_pipeline_quick_json_against_image_data_generator(capsys, tmp_path):
-    pytest.importorskip("tf_keras")
+    # tf_keras (ImageDataGenerator) comes from requirements-bench.txt, which `make test` installs.
     from benchmarks import input_pipeline
 
     data = make_tree(tmp_path / "jpegs")

@@ -21,8 +21,6 @@ reuse_tests(
         # tf.GradientTape / tf.function: TensorFlow-only; JAX versions below.
         "test_gradients_match_per_sample_loop_and_reach_every_covariate_kernel",
         "test_traced_with_unknown_batch",
-        # Starts its own JAX subprocess; this whole module already runs on JAX.
-        "test_jax_backend_matches_reference",
     ),
 )
 reuse_tests(
