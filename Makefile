@@ -33,10 +33,10 @@ demo: install
 
 test: install browser
 	$(BIN)/python -m pip install -q -r requirements-bench.txt
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 4
 
 test-quick: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 -m "not slow"
 
 # The layers, optimizer, augmentation and harness tests again on the JAX backend,
 # plus a two-process keras.distribution data-parallel run (tests/jax).

@@ -83,6 +83,8 @@ class ConfigHyperModel(keras_tuner.HyperModel):
         kwargs.setdefault("epochs", config.epochs)
         kwargs.pop("validation_data", None)
         kwargs.setdefault("verbose", 0 if getattr(config, "quiet", False) else "auto")
+        # `train` is a dataset, which orders its own batches (Keras warns about shuffle=True).
+        kwargs.setdefault("shuffle", False)
         return model.fit(train, validation_data=val, **kwargs)
 
 
