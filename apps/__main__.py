@@ -13,6 +13,7 @@ import datetime as _dt
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -38,6 +39,24 @@ def _lookup(metrics: dict, split: str, key: str):
     return value if isinstance(value, (int, float)) else None
 
 
+# TensorFlow's C++ start-up notes (oneDNN, no CUDA driver) are printed before
+# absl logging starts, so TF_CPP_MIN_LOG_LEVEL cannot hide them; the demo drops them.
+_STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog|I\d{4} \d\d:\d\d:\d\d|E\d{4} .*failed call to cuInit)"
+)
+
+
+def _run_quietly(cmd) -> subprocess.CompletedProcess:
+    """Runs `cmd`, passing its output through without TensorFlow's start-up noise."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            if not _STARTUP_NOISE.match(line):
+                sys.stdout.write(line)
+                sys.stdout.flush()
+    return subprocess.CompletedProcess(cmd, proc.returncode)
+
+
 def run_demos(names, out_root: Path) -> list[dict]:
     rows = []
     for name, module in names.items():
@@ -45,7 +64,7 @@ def run_demos(names, out_root: Path) -> list[dict]:
         cmd = [sys.executable, "-m", f"apps.{name}.train", *module.DEMO_ARGS, "--run-dir", str(run_dir), "--quiet"]
         print(f"[{name}] {' '.join(cmd[1:])}", flush=True)
         start = time.time()
-        proc = subprocess.run(cmd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        proc = _run_quietly(cmd)
         seconds = time.time() - start
         split, key = module.HEADLINE
         value = None

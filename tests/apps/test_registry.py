@@ -2,10 +2,11 @@
 
 import importlib
 import json
+import sys
 
 import pytest
 
-from apps.__main__ import APP_ORDER, _lookup, available_apps, main
+from apps.__main__ import APP_ORDER, _lookup, _run_quietly, available_apps, main
 
 APPS = available_apps()
 
@@ -48,3 +49,20 @@ def test_headline_lookup_reads_dotted_keys():
     assert _lookup(metrics, "test", "accuracy") == 0.5
     assert _lookup(metrics, "test", "per_modality.photo.accuracy") == 0.75
     assert _lookup(metrics, "val", "accuracy") is None
+
+
+def test_demo_runner_drops_tensorflow_startup_noise_and_keeps_the_rest(capsys):
+    script = (
+        "import sys\n"
+        "print('WARNING: All log messages before absl::InitializeLog() is called are written to STDERR', file=sys.stderr)\n"
+        "print('I0000 00:00:1795431322.861121    4930 port.cc:153] oneDNN custom operations are on.', file=sys.stderr)\n"
+        "print('E0000 00:00:1795428492.533661   29228 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)')\n"
+        "print('E0000 00:00:1795428492.533661   29228 other.cc:1] a real error', file=sys.stderr)\n"
+        "print('digit_pairs aux: test accuracy 0.951')\n"
+        "sys.exit(3)\n"
+    )
+    done = _run_quietly([sys.executable, "-c", script])
+    out = capsys.readouterr().out
+    assert done.returncode == 3
+    assert "a real error" in out and "test accuracy 0.951" in out
+    assert "absl" not in out and "oneDNN" not in out and "cuInit" not in out
