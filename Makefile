@@ -38,11 +38,12 @@ test: install browser
 test-quick: install
 	$(BIN)/python -m pytest -n auto --maxprocesses 4 -m "not slow"
 
-# The layers, optimizer, augmentation and harness tests again on the JAX backend,
-# plus a two-process keras.distribution data-parallel run (tests/jax).
+# The layers, optimizer, augmentation, harness, backbone, transfer and app-model
+# tests again on the JAX backend, plus a two-process keras.distribution
+# data-parallel run (tests/jax).
 test-jax: install
 	$(BIN)/python -m pip install -q "jax[cpu]>=0.4.30,<0.11"
-	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/jax
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -n auto --maxprocesses 4 tests/jax
 
 # The notebooks' .py (jupytext percent format) is the source; regenerate the .ipynb.
 notebooks: install
