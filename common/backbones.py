@@ -24,6 +24,8 @@ import keras
 import numpy as np
 
 BACKBONES = ("vgg16", "vgg16_bn", "resnet50", "inception_v3", "small", "from_scratch")
+# keras.applications' "caffe" preprocessing subtracts these ImageNet means, in BGR order.
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 _KERAS_APPLICATIONS = {
     "vgg16": keras.applications.VGG16,
@@ -113,6 +115,27 @@ def preprocess(name):
     if key == "inception_v3":
         return _inception_preprocess
     return _caffe_preprocess
+
+
+def preprocessing_layer(name, layer_name="preprocess"):
+    """A built-in Keras layer computing `preprocess(name)` inside a model.
+
+    Caffe style (VGGs, ResNet50: RGB -> BGR minus the ImageNet means) is a
+    fixed 1x1 convolution, which, unlike a Lambda or a custom layer, reloads
+    with no custom objects; the others are a `Rescaling`.
+    """
+    key = _check_name(name)
+    if key in ("small", "from_scratch"):
+        return keras.layers.Rescaling(1 / 255, name=layer_name)
+    if key == "inception_v3":
+        return keras.layers.Rescaling(1 / 127.5, offset=-1.0, name=layer_name)
+    layer = keras.layers.Conv2D(3, 1, name=layer_name, trainable=False)
+    layer.build((None, None, None, 3))
+    kernel = np.zeros((1, 1, 3, 3), "float32")
+    for out_channel in range(3):
+        kernel[0, 0, 2 - out_channel, out_channel] = 1.0
+    layer.set_weights([kernel, -np.asarray(_CAFFE_MEAN_BGR, "float32")])
+    return layer
 
 
 def conv_layer_names(model):

@@ -11,39 +11,20 @@ those weights with the full model. Only built-in Keras layers are used.
 from __future__ import annotations
 
 import keras
-import numpy as np
 
-from common.backbones import build_backbone
+from common.backbones import build_backbone, preprocessing_layer
 from common.optimizers import get_optimizer
 from common.transfer import freeze, unfreeze_top
 
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 # Layers with weights in each backbone's top block (BatchNorm not counted).
 TOP_BLOCK_LAYERS = {"vgg16": 3, "vgg16_bn": 3, "resnet50": 3, "inception_v3": 3, "small": 1, "from_scratch": 2}
-
-
-def preprocessing_layer(backbone: str, name: str = "preprocess") -> keras.layers.Layer:
-    """The layer mapping 0..255 RGB to what `backbone` expects (as `common.backbones.preprocess`)."""
-    if backbone in ("small", "from_scratch"):
-        return keras.layers.Rescaling(1 / 255, name=name)
-    if backbone == "inception_v3":
-        return keras.layers.Rescaling(1 / 127.5, offset=-1.0, name=name)
-    # caffe style (VGG, ResNet50): RGB -> BGR minus the ImageNet means, as a
-    # fixed 1x1 convolution, which reloads with no custom objects.
-    layer = keras.layers.Conv2D(3, 1, name=name, trainable=False)
-    layer.build((None, None, None, 3))
-    kernel = np.zeros((1, 1, 3, 3), "float32")
-    for out_channel in range(3):
-        kernel[0, 0, 2 - out_channel, out_channel] = 1.0
-    layer.set_weights([kernel, -np.asarray(CAFFE_MEAN_BGR, "float32")])
-    return layer
 
 
 def build_extractor(cfg, name_prefix: str = "") -> keras.Model:
     """Raw images -> `cfg.backbone`'s feature map (4D), loaded with `cfg.weights`."""
     shape = (cfg.image_size, cfg.image_size, 3)
     inputs = keras.Input(shape, name=f"{name_prefix}image")
-    preprocess = preprocessing_layer(cfg.backbone, name=f"{name_prefix}preprocess")
+    preprocess = preprocessing_layer(cfg.backbone, layer_name=f"{name_prefix}preprocess")
     base = build_backbone(cfg.backbone, shape, weights=cfg.weights, name_prefix=name_prefix or None)
     outputs = base(preprocess(inputs))
     return keras.Model(inputs, outputs, name=f"{name_prefix}extractor")

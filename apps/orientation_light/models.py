@@ -9,37 +9,10 @@ are used, so loading needs no custom objects.
 from __future__ import annotations
 
 import keras
-import numpy as np
 
-from common.backbones import build_backbone
+from common.backbones import build_backbone, preprocessing_layer
 from common.optimizers import get_optimizer
 from common.transfer import freeze, unfreeze_top
-
-# keras.applications' "caffe" preprocessing (ResNet50): RGB -> BGR, then the
-# ImageNet channel means subtracted, in BGR order.
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-
-
-def preprocessing_layer(model_name: str) -> keras.layers.Layer:
-    """The layer mapping 0..255 RGB to what `model_name`'s backbone expects.
-
-    Matches `common.backbones.preprocess(model_name)`, as a built-in layer.
-    """
-    if model_name == "from_scratch":
-        return keras.layers.Rescaling(1 / 255, name="preprocess")
-    if model_name == "inception_v3":
-        return keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")
-    if model_name == "resnet50":
-        # A fixed 1x1 convolution is exactly "swap R and B, subtract the mean",
-        # and unlike a Lambda or a custom layer it reloads with no custom objects.
-        layer = keras.layers.Conv2D(3, 1, name="preprocess", trainable=False)
-        layer.build((None, None, None, 3))
-        kernel = np.zeros((1, 1, 3, 3), "float32")
-        for out_channel in range(3):
-            kernel[0, 0, 2 - out_channel, out_channel] = 1.0
-        layer.set_weights([kernel, -np.asarray(CAFFE_MEAN_BGR, "float32")])
-        return layer
-    raise ValueError(f"--model {model_name!r} is not valid; choose from_scratch, inception_v3 or resnet50")
 
 
 def backbone_of(model: keras.Model) -> keras.Model:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from common import backbones
-from common.backbones import BACKBONES, build_backbone, conv_layer_names, preprocess
+from common.backbones import BACKBONES, build_backbone, conv_layer_names, preprocess, preprocessing_layer
 
 
 def images(size=32, batch=2):
@@ -199,6 +199,15 @@ def test_preprocess():
     np.testing.assert_allclose(inception, x / 127.5 - 1.0, rtol=1e-6, atol=1e-6)
     tensor = preprocess("vgg16")(keras.ops.convert_to_tensor(x))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(tensor), caffe, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_preprocessing_layer_equals_preprocess(name):
+    x = images(4)
+    layer = preprocessing_layer(name, layer_name="prep")
+    assert layer.name == "prep" and not layer.trainable_weights
+    out = keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(x)))
+    np.testing.assert_allclose(out, preprocess(name)(x), rtol=1e-5, atol=1e-3)
 
 
 def test_conv_layer_names_nested():
