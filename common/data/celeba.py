@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from common.data.images import decode_image, log_skipped, validate_images
+from common.data.images import decode_image, drop_unreadable
 
 LOGGER = logging.getLogger("hybridvision")
 
@@ -275,10 +275,7 @@ def make_dataset(
     check_attributes([target], valid, flag="--target")
     check_attributes(covariates, valid)
     if validate:
-        good, bad = validate_images(table["path"])
-        log_skipped(bad)
-        if bad:
-            table = table[table["path"].isin(set(good))]
+        table = drop_unreadable(table)
     if len(table) == 0:
         raise ValueError("no readable CelebA images left to build a dataset from")
     columns = {

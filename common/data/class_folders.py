@@ -15,12 +15,7 @@ import pandas as pd
 import tensorflow as tf
 
 from common.data.affine_augment import AffineAugmentation
-from common.data.images import (
-    IMAGE_EXTENSIONS,
-    decode_image,
-    log_skipped,
-    validate_images,
-)
+from common.data.images import IMAGE_EXTENSIONS, decode_image, drop_unreadable
 
 SPLITS = ("train", "val", "test")
 LAYOUT = "<root>/<class>/*.jpg (or <root>/{train,val,test}/<class>/*.jpg with split=)"
@@ -174,10 +169,7 @@ def make_dataset(
     class_names = table.attrs.get("class_names")
 
     if validate:
-        good, bad = validate_images(table["path"])
-        log_skipped(bad)
-        if bad:
-            table = table[table["path"].isin(set(good))]
+        table = drop_unreadable(table)
     if len(table) == 0:
         raise ValueError("No readable images left to build a dataset from.")
 
@@ -269,10 +261,7 @@ def image_dataset_from_folders(
     """
     table = read_class_folders(root, split=split)
     # Drop unreadable files before splitting so both parts keep their shares.
-    good, bad = validate_images(table["path"])
-    log_skipped(bad)
-    if bad:
-        table = table[table["path"].isin(set(good))].reset_index(drop=True)
+    table = drop_unreadable(table)
     common = {
         "image_size": image_size,
         "batch_size": batch_size,

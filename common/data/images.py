@@ -146,6 +146,13 @@ def validate_images(paths):
     return good, bad
 
 
+def drop_unreadable(table, column="path", what="images"):
+    """`table` without the rows whose `column` file fails `validate_images`; those are logged."""
+    good, bad = validate_images(table[column])
+    log_skipped(bad, what=what)
+    return table[table[column].isin(set(good))].reset_index(drop=True) if bad else table
+
+
 def log_skipped(bad, what="images"):
     """Logs unreadable files on the "hybridvision" logger (never silently)."""
     if bad:

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from common.data.images import decode_image, log_skipped, validate_images
+from common.data.images import decode_image, drop_unreadable, log_skipped
 
 log = logging.getLogger("hybridvision")
 
@@ -383,12 +383,6 @@ def _pipeline(paths, labels, image_size, batch_size, shuffle, seed, preprocess, 
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _readable(table, column, what):
-    good, bad = validate_images(table[column])
-    log_skipped(bad, what=what)
-    return table[table[column].isin(set(good))] if bad else table
-
-
 def full_dataset(images, image_size, batch_size, shuffle=False, seed=0, preprocess=None, cache=False, augment=False):
     """FullSet: batches of (image, multi-hot labels float32 (batch, 20)).
 
@@ -403,7 +397,7 @@ def full_dataset(images, image_size, batch_size, shuffle=False, seed=0, preproce
         cache: False, True (decoded images in memory) or a file path.
         augment: random horizontal flips.
     """
-    images = _readable(images, "path", "images")
+    images = drop_unreadable(images, "path", "images")
     if images.empty:
         raise ValueError("no readable images left to build the FullSet from")
     return _pipeline(images["path"].to_numpy(str), label_matrix(images), image_size, batch_size, shuffle, seed, preprocess, cache, augment)

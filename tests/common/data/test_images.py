@@ -11,6 +11,7 @@ from common.data.images import (
     IMAGE_EXTENSIONS,
     decode_image,
     decode_image_bytes,
+    drop_unreadable,
     log_skipped,
     validate_images,
 )
@@ -125,6 +126,22 @@ def test_validation_cache_is_keyed_by_mtime_and_size(tmp_path, monkeypatch):
     write(tmp_path / "a.jpg", jpeg[: len(jpeg) // 3])  # same path, new size
     ok, bad = validate_images([path])
     assert ok == [] and bad[0][0] == path
+
+
+def test_drop_unreadable_keeps_readable_rows_in_order_and_logs_the_rest(tmp_path, caplog):
+    import pandas as pd
+
+    jpeg = encode(pixels(), "JPEG")
+    a = write(tmp_path / "a.jpg", jpeg)
+    broken = write(tmp_path / "broken.jpg", jpeg[:20])
+    b = write(tmp_path / "b.jpg", jpeg)
+    table = pd.DataFrame({"file": [a, broken, b], "label": [0, 1, 2]})
+    with caplog.at_level(logging.WARNING, logger="hybridvision"):
+        kept = drop_unreadable(table, column="file", what="faces")
+    assert kept["file"].tolist() == [a, b] and kept["label"].tolist() == [0, 2]
+    assert kept.index.tolist() == [0, 1]
+    assert "skipped 1 unreadable faces" in caplog.text and "broken.jpg" in caplog.text
+    assert drop_unreadable(kept, column="file") is kept  # nothing to drop: the same table
 
 
 def test_log_skipped_names_count_and_first_paths(caplog):
