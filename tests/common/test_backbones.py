@@ -1,3 +1,5 @@
+import importlib
+
 import keras
 import numpy as np
 import pytest
@@ -39,7 +41,10 @@ def fake_imagenet(monkeypatch, tmp_path):
 
 
 def test_names_and_unknown_name():
-    assert BACKBONES == ("vgg16", "vgg16_bn", "resnet50", "inception_v3", "small", "from_scratch")
+    assert BACKBONES == (
+        "vgg16", "vgg16_bn", "resnet50", "inception_v3",
+        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "small", "from_scratch",
+    )
     with pytest.raises(ValueError, match="valid names: vgg16, vgg16_bn, resnet50"):
         build_backbone("vgg19")
     with pytest.raises(ValueError, match="valid names"):
@@ -231,5 +236,19 @@ def test_inception_v3_builds_at_minimum_size():
     assert run(model, preprocess("inception_v3")(images(75))).shape == (2, 1, 1, 2048)
 
 
-def test_module_needs_no_network_at_import():
-    assert backbones.build_backbone is build_backbone
+def test_import_and_building_without_weights_never_download(offline):
+    # `offline` makes every keras.applications download raise; importing the
+    # package again and building each backbone from random weights must not ask.
+    importlib.reload(backbones.registry)
+    importlib.reload(backbones)
+    for name in BACKBONES:
+        size = 75 if name == "inception_v3" else 32
+        assert backbones.build_backbone(name, (size, size, 3), weights="none").count_params() > 0
+
+
+def test_default_weights_per_backbone():
+    for name in BACKBONES:
+        expected = "none" if name in ("small", "from_scratch") else "imagenet"
+        assert backbones.default_weights(name) == expected
+    assert backbones.is_pretrained("imagenet") and not backbones.is_pretrained("none")
+    assert not backbones.is_pretrained(None)

