@@ -5,19 +5,45 @@
     runs/<app>/<timestamp>/
         config.yaml          the resolved config (what `--config` reads back)
         run.log              the log, including skipped images
+        run.lock             held (flock) by the process training in the folder; holds its PID
         history.csv          one row per finished epoch (per phase: history_<phase>.csv)
         curves.png           loss and metric curves
         best.keras           best checkpoint by the monitored validation metric
+        best.json            {"score", "epoch", "monitor", "mode"} of best.keras
         model.keras          the model to use (the best checkpoint)
         metrics.json         {"val": {...}, "test": {...}} with every compiled metric
         tensorboard/         TensorBoard logs
         backup/              training state while a run is unfinished
 
+Crash safety. At the end of every epoch its results become durable in one
+order, each step an atomic rename of a completely written file, so a kill -9
+at any instant leaves a directory that the next invocation can trust:
+
+    1. backup/epoch-<n>.weights.h5   the weights and optimizer state after epoch n
+    2. history.csv                   with the row of epoch n
+    3. best.keras, then best.json    when the monitored metric improved
+    4. backup/state.json             the epoch counter: the commit point
+
+A kill before step 4 leaves the counter at the previous epoch. On resume
+`Run.fit` looks at what the dead process left: when every step up to 4 is
+there (the row, the weights, a best.json that agrees with history.csv), the
+epoch is committed; otherwise its partial results are dropped and it runs
+again. Leftovers of interrupted writes (`*.tmp*` files) are removed, and a
+directory that cannot be repaired (rows missing, the backup weights gone) is
+refused with one line. Resuming is logged (console and run.log) as
+"resuming <dir> from epoch N of M".
+
 Running the same command again after a crash resumes from the last finished
-epoch (Keras's `BackupAndRestore`, with writes made atomic here), keeps the
-history rows and the best-so-far score, and then carries on. Apps with
-several phases (fine-tuning after a frozen phase, a curriculum) call
-`Run.fit` once per phase; finished phases are skipped on resume.
+epoch, keeps the history rows and the best-so-far score (read from best.json,
+the score of the model in best.keras), and then carries on. Apps with several
+phases (fine-tuning after a frozen phase, a curriculum) call `Run.fit` once
+per phase; finished phases are skipped on resume.
+
+Concurrency. A run directory is locked (`fcntl.flock` on run.lock) for the
+life of the `Run`; a second process given the same `--run-dir` is refused with
+the holder's PID, and the automatic resume (no `--run-dir`) skips folders in
+use. Exports to `saved_models/` are atomic (a temporary file renamed), and a
+run that trained 0 epochs or whose weights are not finite exports nothing.
 
 Typical use in an app:
 
@@ -28,22 +54,45 @@ Typical use in an app:
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import datetime as _dt
 import json
 import logging
 import math
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from common.config import save_config
+from common.cli import UserError, environment_error
+from common.config import save_config, validate
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Linux/macOS: no locking
+    fcntl = None
 
 log = logging.getLogger("hybridvision")
 
 _IGNORED_FOR_RESUME = ("run_dir", "quiet")
+# Test hook: `HYBRIDVISION_KILL_AT=<point>[@<epoch>]` kills this process with
+# SIGKILL at that commit point (of that 0-based epoch); see `_commit_point`.
+KILL_ENV = "HYBRIDVISION_KILL_AT"
+COMMIT_POINTS = (
+    "mid_backup",  # backup/epoch-<n>.tmp.weights.h5 half written
+    "backup",  # backup/epoch-<n>.weights.h5 in place
+    "history",  # history.csv has the row
+    "mid_checkpoint",  # best.tmp.keras half written
+    "best_tmp",  # best.tmp.keras and best.json.tmp complete, neither renamed
+    "best_keras",  # best.keras renamed, best.json not yet
+    "best",  # best.json renamed
+    "counter",  # backup/state.json says n: the epoch is committed
+)
 
 
 def setup_logging(quiet: bool = False) -> None:
@@ -60,114 +109,461 @@ def setup_logging(quiet: bool = False) -> None:
     log.propagate = False
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
+# ---- crash-safe file writing ------------------------------------------------
+def _commit_point(name: str, epoch: int | None = None, truncate: Path | None = None) -> None:
+    """Kill -9 this process here when `HYBRIDVISION_KILL_AT` names this point (tests only).
+
+    `truncate`: a file to cut to half its size first (a write interrupted midway).
+    """
+    spec = os.environ.get(KILL_ENV)
+    if not spec:
+        return
+    point, _, at = spec.partition("@")
+    if point != name or (at and (epoch is None or int(at) != epoch)):
+        return
+    if truncate is not None and truncate.exists():
+        with open(truncate, "r+b") as f:
+            f.truncate(truncate.stat().st_size // 2)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _writing(what: str, *leftovers: Path):
+    """Turn out-of-space / read-only errors while writing `what` into one line; remove `leftovers`."""
+    try:
+        yield
+    except Exception as err:
+        for path in leftovers:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if environment_error(err):
+            reason = getattr(err, "strerror", None) or " ".join(str(err).split())[:200]
+            raise UserError(f"cannot write {what}: {reason}; free some space or make it writable "
+                            "(a run resumes from its last finished epoch)") from err
+        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with _writing(str(path), tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def _model_bytes(model) -> int:
+    """About the bytes a checkpoint of `model` takes (weights + optimizer state)."""
+    variables = list(model.weights)
+    if getattr(model, "optimizer", None) is not None and model.optimizer.built:
+        variables += list(model.optimizer.variables)
+    return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables))
+
+
+def _ensure_space(folder: Path, needed: int, what: str) -> None:
+    """Refuse (one line) before a write that would not fit: h5py can crash the process on a full disk."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    needed = int(needed * 1.2) + (1 << 20)
+    if free < needed:
+        raise UserError(f"not enough disk space in {folder} for {what}: about {needed / 1e6:.1f} MB needed, "
+                        f"{free / 1e6:.1f} MB free; free some space (the run resumes from its last finished epoch)")
+
+
+def _save_model_file(model, path: Path, tmp: Path, epoch: int | None = None) -> None:
+    """`model.save` into `tmp`, flushed to disk (the caller renames it)."""
+    _ensure_space(path.parent, _model_bytes(model), path.name)
+    with _writing(str(path), tmp):
+        model.save(tmp)
+        _commit_point("mid_checkpoint", epoch, truncate=tmp)
+        _fsync_file(tmp)
 
 
 def _atomic_save_model(model, path: Path) -> None:
-    # A kill during model.save must never leave a half-written best checkpoint.
+    # A kill during model.save must never leave a half-written model behind.
+    path = Path(path)
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    model.save(tmp)
+    _save_model_file(model, path, tmp)
     os.replace(tmp, path)
 
 
-class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore whose weights and epoch counter are replaced atomically.
-
-    Keras writes the weights file in place and then the metadata file; a kill in
-    between (or during the write) leaves a corrupt or inconsistent backup. We
-    write both to temporary names and rename them, the epoch counter last.
-    """
-
-    def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        weights_tmp = self._weights_path + ".tmp.weights.h5"
-        self.model.save_weights(weights_tmp, overwrite=True)
-        meta_tmp = self._training_metadata_path + ".tmp"
-        with open(meta_tmp, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(weights_tmp, self._weights_path)
-        os.replace(meta_tmp, self._training_metadata_path)
+def _atomic_save_weights(model, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
+    _ensure_space(path.parent, _model_bytes(model), path.name)
+    with _writing(str(path), tmp):
+        model.save_weights(tmp, overwrite=True)
+        _fsync_file(tmp)
+        os.replace(tmp, path)
 
 
-class _HistoryCSV(keras.callbacks.Callback):
-    """history.csv that survives resume: rows of redone epochs are replaced, not duplicated."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = path
-        self.rows: list[dict] = []
-
-    def on_train_begin(self, logs=None):
-        start = getattr(self.model, "_initial_epoch", None) or 0
-        self.rows = [r for r in read_history(self.path) if int(r["epoch"]) < start]
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch}
-        for key, value in (logs or {}).items():
-            row[key] = float(value)
-        self.rows = [r for r in self.rows if int(r["epoch"]) != epoch] + [row]
-        keys = ["epoch"] + sorted({k for r in self.rows for k in r} - {"epoch"})
-        lines = [",".join(keys)]
-        for r in self.rows:
-            lines.append(",".join(str(r.get(k, "")) for k in keys))
-        _atomic_write_text(self.path, "\n".join(lines) + "\n")
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    _ensure_space(dst.parent, Path(src).stat().st_size, str(dst))
+    with _writing(str(dst), tmp):
+        shutil.copyfile(src, tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, dst)
+    _fsync_dir(dst.parent)
 
 
-class _BestCheckpoint(keras.callbacks.Callback):
-    """Saves the best model by `monitor`; on resume it remembers the best score so far."""
-
-    def __init__(self, path: Path, history_path: Path, monitor: str, mode: str):
-        super().__init__()
-        self.path, self.history_path = path, history_path
-        self.monitor, self.mode = monitor, mode
-        self.best = None
-
-    def _better(self, value, best):
-        return best is None or (value < best if self.mode == "min" else value > best)
-
-    def on_train_begin(self, logs=None):
-        start = getattr(self.model, "_initial_epoch", None) or 0
-        self.best = None
-        if not self.path.exists():
-            return
-        for row in read_history(self.history_path):
-            value = row.get(self.monitor)
-            if int(row["epoch"]) < start and value not in (None, ""):
-                if self._better(float(value), self.best):
-                    self.best = float(value)
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            raise KeyError(
-                f"monitored metric '{self.monitor}' is not in the epoch logs "
-                f"({', '.join(sorted(logs or {}))}); pass one of these as monitor"
-            )
-        value = float(value)
-        if math.isnan(value):
-            return
-        if self._better(value, self.best):
-            log.info("epoch %d: %s improved to %.4f, saving %s", epoch + 1, self.monitor, value, self.path.name)
-            self.best = value
-            _atomic_save_model(self.model, self.path)
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} is unreadable ({' '.join(str(err).split())}); the {what} is damaged: delete the "
+                        "run directory or pass a new --run-dir") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a JSON object; delete the run directory or pass a new --run-dir")
+    return data
 
 
+# ---- history ------------------------------------------------------------------
 def read_history(path: Path) -> list[dict]:
-    """Rows of a history CSV as dicts of floats (empty if the file is missing)."""
+    """Rows of a history CSV as dicts of floats, `epoch` an int (empty if the file is missing)."""
     path = Path(path)
     if not path.exists():
         return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in rows]
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        out = []
+        for r in rows:
+            row = {k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k is not None}
+            row["epoch"] = int(row["epoch"])
+            out.append(row)
+    except (ValueError, KeyError, TypeError, csv.Error) as err:
+        raise UserError(f"{path} is not a history this harness wrote ({err}); delete the run directory or pass "
+                        "a new --run-dir") from None
+    return out
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    rows = sorted(rows, key=lambda r: r["epoch"])
+    keys = ["epoch"] + sorted({k for r in rows for k in r} - {"epoch"})
+    lines = [",".join(keys)]
+    for r in rows:
+        cells = [str(int(r["epoch"]))]
+        cells += ["" if r.get(k) is None else repr(float(r[k])) for k in keys[1:]]
+        lines.append(",".join(cells))
+    _atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _better(value, best, mode: str) -> bool:
+    return best is None or (value < best if mode == "min" else value > best)
+
+
+def _best_of(rows: list[dict], monitor: str, mode: str):
+    """(score, epoch) the checkpoint callback keeps for these rows, or None."""
+    best = None
+    for row in sorted(rows, key=lambda r: r["epoch"]):
+        value = row.get(monitor)
+        if value is None or math.isnan(value):
+            continue
+        if _better(value, None if best is None else best[0], mode):
+            best = (value, row["epoch"])
+    return best
+
+
+# ---- one phase's files and state --------------------------------------------
+@dataclasses.dataclass
+class _PhaseFiles:
+    dir: Path
+    suffix: str
+
+    @property
+    def history(self) -> Path:
+        return self.dir / f"history{self.suffix}.csv"
+
+    @property
+    def best(self) -> Path:
+        return self.dir / f"best{self.suffix}.keras"
+
+    @property
+    def best_tmp(self) -> Path:
+        return self.dir / f"best{self.suffix}.tmp.keras"
+
+    @property
+    def best_json(self) -> Path:
+        return self.dir / f"best{self.suffix}.json"
+
+    @property
+    def best_json_tmp(self) -> Path:
+        return self.dir / f"best{self.suffix}.json.tmp"
+
+    @property
+    def backup(self) -> Path:
+        return self.dir / f"backup{self.suffix}"
+
+    @property
+    def state(self) -> Path:
+        return self.backup / "state.json"
+
+    def weights(self, epochs_done: int) -> Path:
+        return self.backup / f"epoch-{epochs_done}.weights.h5"
+
+    @property
+    def last_weights(self) -> Path:
+        return self.dir / f"last{self.suffix}.weights.h5"
+
+    @property
+    def done(self) -> Path:
+        return self.dir / f".done{self.suffix}"
+
+
+@dataclasses.dataclass
+class _PhaseState:
+    epoch: int = 0  # epochs committed: training starts at this 0-based index
+    weights: Path | None = None  # their backup, to load before training
+    rows: list = dataclasses.field(default_factory=list)  # history rows of the committed epochs
+    best: tuple | None = None  # (score, epoch) of best.keras
+
+
+class _EpochCommit(keras.callbacks.Callback):
+    """Restores a phase's state on train begin; makes each epoch durable in the documented order."""
+
+    def __init__(self, files: _PhaseFiles, state: _PhaseState, monitor: str, mode: str):
+        super().__init__()
+        self.files, self.state = files, state
+        self.monitor, self.mode = monitor, mode
+        self.rows = {r["epoch"]: r for r in state.rows}
+        self.best = state.best
+
+    def on_train_begin(self, logs=None):
+        if self.state.weights is not None:
+            _load_backup(self.model, self.state.weights)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        value = logs.get(self.monitor)
+        if value is None:
+            raise _MonitorMissing(
+                f"monitored metric '{self.monitor}' is not in the epoch logs "
+                f"({', '.join(sorted(logs))}); pass one of these as monitor"
+            )
+        files, n = self.files, epoch + 1
+        files.backup.mkdir(parents=True, exist_ok=True)
+        # 1. The state after this epoch, under a name of its own (not yet the one to resume from).
+        weights = files.weights(n)
+        tmp = weights.with_name(f"epoch-{n}.tmp.weights.h5")
+        _ensure_space(files.backup, _model_bytes(self.model), "the epoch's backup")
+        with _writing(str(weights), tmp):
+            self.model.save_weights(tmp, overwrite=True)
+            _commit_point("mid_backup", epoch, truncate=tmp)
+            _fsync_file(tmp)
+            os.replace(tmp, weights)
+        _commit_point("backup", epoch)
+        # 2. Its history row.
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
+        self.rows[epoch] = row
+        _write_history(files.history, list(self.rows.values()))
+        _commit_point("history", epoch)
+        # 3. The best checkpoint and its score, when it improved.
+        value = float(value)
+        if not math.isnan(value) and _better(value, None if self.best is None else self.best[0], self.mode):
+            log.info("epoch %d: %s improved to %.4f, saving %s", n, self.monitor, value, files.best.name)
+            _save_model_file(self.model, files.best, files.best_tmp, epoch)
+            record = {"score": value, "epoch": epoch, "monitor": self.monitor, "mode": self.mode}
+            with _writing(str(files.best_json), files.best_tmp, files.best_json_tmp):
+                with open(files.best_json_tmp, "w") as f:
+                    json.dump(record, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+            _commit_point("best_tmp", epoch)
+            os.replace(files.best_tmp, files.best)
+            _commit_point("best_keras", epoch)
+            os.replace(files.best_json_tmp, files.best_json)
+            _commit_point("best", epoch)
+            self.best = (value, epoch)
+        # 4. The counter: from now on a resume starts after this epoch.
+        _atomic_write_text(files.state, json.dumps({"epoch": n, "weights": weights.name}))
+        _fsync_dir(files.backup)
+        _commit_point("counter", epoch)
+        for old in files.backup.glob("epoch-*.weights.h5"):
+            if old != weights:
+                old.unlink(missing_ok=True)
+
+
+class _MonitorMissing(UserError, KeyError):
+    """The monitored metric is not logged (a bad --monitor): one line, and a KeyError as before."""
+
+    __str__ = ValueError.__str__
+
+
+def _load_backup(model, weights: Path) -> None:
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(weights)
+
+
+def _recover(files: _PhaseFiles, monitor: str, mode: str) -> _PhaseState:
+    """What a previous invocation left of this phase: repaired, or refused with one line.
+
+    See the module docstring for the order of an epoch's writes this relies on.
+    """
+    notes = []
+    # An interrupted best checkpoint: before its rename it is dropped; after it,
+    # best.json.tmp (complete: it is written before best.keras is renamed) is
+    # renamed too, finishing that commit.
+    if files.best_tmp.exists():
+        files.best_tmp.unlink()
+        files.best_json_tmp.unlink(missing_ok=True)
+        notes.append(f"removed {files.best_tmp.name}, a checkpoint interrupted while being written")
+    elif files.best_json_tmp.exists():
+        try:
+            json.loads(files.best_json_tmp.read_text())
+            os.replace(files.best_json_tmp, files.best_json)
+            notes.append(f"completed the write of {files.best_json.name} interrupted after {files.best.name}")
+        except (OSError, ValueError):
+            files.best_json_tmp.unlink(missing_ok=True)
+    # Leftovers of other interrupted writes.
+    leftovers = [files.history.with_name(files.history.name + ".tmp"), files.state.with_name("state.json.tmp"),
+                 files.last_weights.with_name(files.last_weights.name.replace(".weights.h5", ".tmp.weights.h5"))]
+    if files.backup.is_dir():
+        leftovers += list(files.backup.glob("*.tmp.weights.h5")) + list(files.backup.glob("*.tmp"))
+    for path in leftovers:
+        if path.exists():
+            path.unlink()
+            notes.append(f"removed {path.relative_to(files.dir)}, left by an interrupted write")
+
+    rows = read_history(files.history)
+    epoch, weights = 0, None
+    if files.state.exists():
+        state = _read_json(files.state, "backup")
+        epoch, weights = int(state.get("epoch", 0)), files.backup / str(state.get("weights", ""))
+    elif (files.backup / "training_metadata.json").exists():  # a backup of an earlier version of this harness
+        epoch = int(_read_json(files.backup / "training_metadata.json", "backup").get("epoch", 0))
+        weights = files.backup / "latest.weights.h5"
+    if epoch and not weights.is_file():
+        raise UserError(f"run directory {files.dir} is damaged: {weights.relative_to(files.dir)} (the state after "
+                        f"epoch {epoch}) is missing; delete the folder or pass a new --run-dir")
+    best = None
+    if files.best_json.exists():
+        record = _read_json(files.best_json, "best checkpoint's score")
+        try:
+            best = (float(record["score"]), int(record["epoch"]))
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{files.best_json} lacks score/epoch; delete the run directory or pass a new "
+                            "--run-dir") from None
+        if not files.best.exists():
+            raise UserError(f"run directory {files.dir} is damaged: {files.best_json.name} is there but "
+                            f"{files.best.name} is missing; delete the folder or pass a new --run-dir")
+
+    # The epoch after the counter: committed when all its steps are durable.
+    pending = files.weights(epoch + 1)
+    pending_row = [r for r in rows if r["epoch"] == epoch]
+    if pending.is_file() and pending_row:
+        expected = _best_of([r for r in rows if r["epoch"] <= epoch], monitor, mode)
+        if expected is None or (best is not None and expected == best):
+            _atomic_write_text(files.state, json.dumps({"epoch": epoch + 1, "weights": pending.name}))
+            notes.append(f"epoch {epoch + 1} had finished but its commit was interrupted; committed it")
+            epoch, weights = epoch + 1, pending
+    if files.backup.is_dir():  # the partial results of an uncommitted epoch are dropped: it runs again
+        for path in files.backup.glob("epoch-*.weights.h5"):
+            if path != weights:
+                path.unlink()
+    if best is not None and best[1] >= epoch:
+        # best.keras from an epoch that was not committed (only from damaged or foreign folders).
+        notes.append(f"dropped {files.best.name} of uncommitted epoch {best[1] + 1}")
+        files.best.unlink()
+        files.best_json.unlink()
+        best = None
+    stale = [r for r in rows if r["epoch"] >= epoch]
+    if stale:
+        rows = [r for r in rows if r["epoch"] < epoch]
+        _write_history(files.history, rows)
+        notes.append(f"dropped the history row(s) of uncommitted epoch(s) "
+                     f"{', '.join(str(r['epoch'] + 1) for r in stale)}")
+    missing = sorted(set(range(epoch)) - {r["epoch"] for r in rows})
+    if missing:
+        raise UserError(f"run directory {files.dir} is damaged: {epoch} epoch(s) finished but {files.history.name} "
+                        f"lacks the row(s) of epoch(s) {', '.join(str(m + 1) for m in missing)}; delete the folder "
+                        "or pass a new --run-dir")
+    if best is None and files.best.exists():
+        if epoch == 0:
+            files.best.unlink()
+        else:  # a run directory of an earlier version of this harness: no best.json yet
+            best = _best_of(rows, monitor, mode)
+            if best is not None:
+                _atomic_write_text(files.best_json, json.dumps(
+                    {"score": best[0], "epoch": best[1], "monitor": monitor, "mode": mode}))
+                notes.append(f"wrote {files.best_json.name} from {files.history.name} (a run of an earlier version)")
+    for note in notes:
+        log.warning("%s: %s", files.dir, note)
+    return _PhaseState(epoch=epoch, weights=weights if epoch else None, rows=rows, best=best)
+
+
+# ---- run directories and their locks ----------------------------------------
+class _DirLock:
+    """An exclusive `flock` on `<dir>/run.lock` for the life of the process (released on close or exit)."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / "run.lock"
+        self.file = None
+
+    def acquire(self) -> bool:
+        if fcntl is None:
+            return True
+        with _writing(f"run directory {self.path.parent}"):
+            f = open(self.path, "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            return False
+        with _writing(f"run directory {self.path.parent}"):
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+        self.file = f
+        return True
+
+    def holder(self) -> str:
+        try:
+            pid = self.path.read_text().strip()
+        except OSError:
+            pid = ""
+        return f"pid {pid}" if pid else "a process that has not written its pid yet"
+
+    def release(self) -> None:
+        if self.file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                fcntl.flock(self.file.fileno(), fcntl.LOCK_UN)
+            self.file.close()
+            self.file = None
+
+
+def _locked(directory: Path) -> bool:
+    """Whether another open `Run` holds `directory` (probes without keeping the lock)."""
+    if fcntl is None or not (Path(directory) / "run.lock").exists():
+        return False
+    probe = _DirLock(directory)
+    try:
+        if probe.acquire():
+            probe.release()
+            return False
+    except UserError:
+        return False
+    return True
 
 
 def _comparable(config) -> dict:
@@ -175,30 +571,61 @@ def _comparable(config) -> dict:
     return {k: v for k, v in data.items() if k not in _IGNORED_FOR_RESUME}
 
 
-def resolve_run_dir(app: str, config, root: str | Path = "runs") -> Path:
-    """The run directory: `config.run_dir`, else an unfinished run of the same config, else a new one."""
-    if getattr(config, "run_dir", None):
-        return Path(config.run_dir)
-    app_root = Path(root) / app
-    if app_root.is_dir():
-        for candidate in sorted(app_root.iterdir(), reverse=True):
-            cfg_file = candidate / "config.json"
-            if not cfg_file.exists() or (candidate / "metrics.json").exists():
-                continue
-            try:
-                saved = json.loads(cfg_file.read_text())
-            except json.JSONDecodeError:
-                continue
-            if {k: v for k, v in saved.items() if k not in _IGNORED_FOR_RESUME} == _comparable(config):
-                log.info("resuming the unfinished run in %s", candidate)
-                return candidate
+def _unfinished_candidates(app_root: Path, config):
+    if not app_root.is_dir():
+        return
+    for candidate in sorted(app_root.iterdir(), reverse=True):
+        cfg_file = candidate / "config.json"
+        if not cfg_file.exists() or (candidate / "metrics.json").exists():
+            continue
+        try:
+            saved = json.loads(cfg_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(saved, dict) and {k: v for k, v in saved.items() if k not in _IGNORED_FOR_RESUME} == _comparable(config):
+            yield candidate
+
+
+def _new_run_dir(app_root: Path) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = app_root / stamp
-    n = 1
+    path, n = app_root / stamp, 1
     while path.exists():
         n += 1
         path = app_root / f"{stamp}-{n}"
     return path
+
+
+def resolve_run_dir(app: str, config, root: str | Path = "runs") -> Path:
+    """The run directory: `config.run_dir`, else an unfinished run of the same config not in use, else a new one."""
+    if getattr(config, "run_dir", None):
+        return Path(config.run_dir)
+    app_root = Path(root) / app
+    for candidate in _unfinished_candidates(app_root, config):
+        if not _locked(candidate):
+            log.info("resuming the unfinished run in %s", candidate)
+            return candidate
+        log.info("not resuming %s: in use by %s", candidate, _DirLock(candidate).holder())
+    return _new_run_dir(app_root)
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"run directory {path} exists and is not a folder; pass another --run-dir") from None
+    except OSError as err:
+        raise UserError(f"cannot create run directory {path}: {err.strerror or err}; pass a writable --run-dir") \
+            from None
+
+
+def _check_writable(path: Path) -> None:
+    probe = path / f".write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"run directory {path} is not writable ({err.strerror or err}); pass a writable --run-dir") \
+            from None
 
 
 class Run:
@@ -210,6 +637,10 @@ class Run:
         export_name: file name (without `.keras`) under `saved_models/<app>/`;
             default: the run directory's name.
         saved_models_dir: where exported models go (default `saved_models`).
+
+    Raises `UserError` (one line) when the directory is finished, in use by
+    another process, holds an unfinished run with other settings, is not
+    writable, or is damaged beyond repair.
     """
 
     def __init__(self, app: str, config, export_name: str | None = None, saved_models_dir: str | Path = "saved_models"):
@@ -217,49 +648,113 @@ class Run:
         self.config = config
         self.quiet = bool(getattr(config, "quiet", False))
         setup_logging(self.quiet)
-        self.dir = resolve_run_dir(app, config)
-        if (self.dir / "metrics.json").exists():
-            raise FileExistsError(
-                f"run directory {self.dir} already holds a finished run (metrics.json); "
-                "pass a new --run-dir or delete that folder"
-            )
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.export_name = export_name or self.dir.name
-        self.saved_models_dir = Path(saved_models_dir)
-        self._log_handler = logging.FileHandler(self.dir / "run.log")
-        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(self._log_handler)
-        save_config(config, self.dir / "config.yaml")
-        _atomic_write_text(self.dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True))
+        if dataclasses.is_dataclass(config):
+            validate(config)
+        self._lock = None
+        self.dir = self._claim_dir(app, config)
+        try:
+            self._check_same_settings(config)
+            self.export_name = export_name or self.dir.name
+            self.saved_models_dir = Path(saved_models_dir)
+            with _writing(f"run directory {self.dir}"):
+                self._log_handler = logging.FileHandler(self.dir / "run.log")
+            self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            log.addHandler(self._log_handler)
+            with _writing(str(self.dir / "config.yaml")):
+                save_config(config, self.dir / "config.yaml")
+            _atomic_write_text(self.dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True))
+        except BaseException:
+            self._release()
+            raise
         self.notes: dict = {}
         keras.utils.set_random_seed(int(getattr(config, "seed", 0)))
         log.info("run directory: %s", self.dir)
+
+    # ---- the directory ------------------------------------------------------
+    def _claim_dir(self, app: str, config) -> Path:
+        """The run directory, locked for this process."""
+        if getattr(config, "run_dir", None):
+            path = Path(config.run_dir)
+            if (path / "metrics.json").exists():
+                raise FileExistsError(
+                    f"run directory {path} already holds a finished run (metrics.json); "
+                    "pass a new --run-dir or delete that folder"
+                )
+            _make_dir(path)
+            lock = _DirLock(path)
+            if not lock.acquire():
+                raise UserError(f"run directory {path} is in use by another training ({lock.holder()}); wait for it "
+                                "to finish or pass another --run-dir")
+            self._lock = lock
+            _check_writable(path)
+            return path
+        app_root = Path("runs") / app
+        for candidate in _unfinished_candidates(app_root, config):
+            lock = _DirLock(candidate)
+            if lock.acquire():
+                if (candidate / "metrics.json").exists():  # finished while we looked
+                    lock.release()
+                    continue
+                self._lock = lock
+                log.info("resuming the unfinished run in %s", candidate)
+                return candidate
+            log.info("not resuming %s: in use by %s", candidate, lock.holder())
+        while True:
+            path = _new_run_dir(app_root)
+            _make_dir(path.parent)
+            try:
+                path.mkdir()
+            except FileExistsError:  # another process took that name a moment ago
+                continue
+            except OSError as err:
+                raise UserError(f"cannot create run directory {path}: {err.strerror or err}; "
+                                "pass a writable --run-dir") from None
+            lock = _DirLock(path)
+            if lock.acquire():
+                self._lock = lock
+                return path
+
+    def _check_same_settings(self, config) -> None:
+        """An unfinished run continues only with its own settings (else its files would mix two runs)."""
+        saved_file = self.dir / "config.json"
+        started = any(self.dir.glob("history*.csv")) or any(self.dir.glob("backup*"))
+        if not saved_file.exists() or not started:
+            return
+        try:
+            saved = json.loads(saved_file.read_text())
+        except (OSError, ValueError):
+            return
+        now = _comparable(config)
+        saved = {k: v for k, v in saved.items() if k not in _IGNORED_FOR_RESUME}
+        diff = [f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
+                if saved.get(k) != now.get(k)]
+        if diff:
+            raise UserError(f"run directory {self.dir} holds an unfinished run with other settings "
+                            f"({'; '.join(diff[:3])}{'; ...' if len(diff) > 3 else ''}); run it with its own settings "
+                            f"(--config {self.dir / 'config.yaml'}) or pass another --run-dir")
 
     # ---- paths -------------------------------------------------------------
     def _suffix(self, phase: str) -> str:
         return "" if phase == "main" else f"_{phase}"
 
+    def _files(self, phase: str) -> _PhaseFiles:
+        return _PhaseFiles(self.dir, self._suffix(phase))
+
     def history_path(self, phase: str = "main") -> Path:
-        return self.dir / f"history{self._suffix(phase)}.csv"
+        return self._files(phase).history
 
     def best_path(self, phase: str = "main") -> Path:
-        return self.dir / f"best{self._suffix(phase)}.keras"
+        return self._files(phase).best
+
+    def best_record(self, phase: str = "main") -> dict | None:
+        """best.json of `phase`: {"score", "epoch", "monitor", "mode"} of best.keras, or None."""
+        path = self._files(phase).best_json
+        return json.loads(path.read_text()) if path.exists() else None
 
     def phase_done(self, phase: str = "main") -> bool:
-        return (self.dir / f".done{self._suffix(phase)}").exists()
+        return self._files(phase).done.exists()
 
     # ---- training ----------------------------------------------------------
-    def callbacks(self, phase: str, monitor: str, mode: str) -> list:
-        backup = self.dir / f"backup{self._suffix(phase)}"
-        return [
-            # Order matters: the backup restores the epoch counter that the
-            # history and checkpoint callbacks read in on_train_begin.
-            _AtomicBackupAndRestore(str(backup), double_checkpoint=True, delete_checkpoint=False),
-            _HistoryCSV(self.history_path(phase)),
-            _BestCheckpoint(self.best_path(phase), self.history_path(phase), monitor, mode),
-            keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase)),
-        ]
-
     def fit(
         self,
         model,
@@ -275,40 +770,55 @@ class Run:
         """Train `model` (compiled) for one phase and return its history rows.
 
         A phase finished in an earlier invocation is not trained again: its
-        final weights are loaded instead, so later phases resume correctly.
+        final weights are loaded instead, so later phases resume correctly. An
+        unfinished one resumes after its last committed epoch.
         """
         epochs = int(epochs if epochs is not None else self.config.epochs)
         mode = mode or ("min" if "loss" in monitor else "max")
-        last_weights = self.dir / f"last{self._suffix(phase)}.weights.h5"
+        files = self._files(phase)
         if self.phase_done(phase):
             log.info("phase '%s' already finished in %s; loading its weights", phase, self.dir)
-            if model.optimizer is not None and not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
-            model.load_weights(last_weights)
-            return read_history(self.history_path(phase))
+            _load_backup(model, files.last_weights)
+            return read_history(files.history)
         if not model.built:
             raise ValueError("build the model (call it or give it an Input) before Run.fit")
+        state = _recover(files, monitor, mode)
+        if state.epoch:
+            log.warning("resuming %s from epoch %d of %d%s (%d finished before; best %s so far: %s)",
+                        self.dir, state.epoch + 1, epochs, "" if phase == "main" else f" of phase '{phase}'",
+                        state.epoch, monitor, "none" if state.best is None else f"{state.best[0]:.4f} at epoch "
+                        f"{state.best[1] + 1}")
         log.info("training phase '%s' for %d epochs, monitoring %s (%s)", phase, epochs, monitor, mode)
-        # Datasets pass through; an (x, y) tuple of arrays is unpacked.
-        x, y = train_data if isinstance(train_data, tuple) else (train_data, None)
-        if y is None:
-            # A dataset or generator orders its own batches (Keras warns about shuffle=True otherwise).
-            fit_kwargs.setdefault("shuffle", False)
-        model.fit(
-            x,
-            y,
-            validation_data=val_data,
-            epochs=epochs,
-            callbacks=self.callbacks(phase, monitor, mode) + list(callbacks or []),
-            verbose=0 if self.quiet else "auto",
-            **fit_kwargs,
-        )
-        model.save_weights(last_weights)
-        _atomic_write_text(self.dir / f".done{self._suffix(phase)}", "done\n")
+        if state.epoch >= epochs:
+            if state.weights is not None:
+                _load_backup(model, state.weights)
+        else:
+            # Datasets pass through; an (x, y) tuple of arrays is unpacked.
+            x, y = train_data if isinstance(train_data, tuple) else (train_data, None)
+            if y is None:
+                # A dataset or generator orders its own batches (Keras warns about shuffle=True otherwise).
+                fit_kwargs.setdefault("shuffle", False)
+            model.fit(
+                x,
+                y,
+                validation_data=val_data,
+                epochs=epochs,
+                initial_epoch=state.epoch,
+                callbacks=[
+                    # First: the epoch's results are durable before any other callback runs.
+                    _EpochCommit(files, state, monitor, mode),
+                    keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase)),
+                    *(callbacks or []),
+                ],
+                verbose=0 if self.quiet else "auto",
+                **fit_kwargs,
+            )
+        _atomic_save_weights(model, files.last_weights)
+        _atomic_write_text(files.done, "done\n")
         # Only now that the phase is marked done may its backup go: a kill before
         # this line resumes from the backup, after it skips the phase.
-        shutil.rmtree(self.dir / f"backup{self._suffix(phase)}", ignore_errors=True)
-        return read_history(self.history_path(phase))
+        shutil.rmtree(files.backup, ignore_errors=True)
+        return read_history(files.history)
 
     # ---- results -----------------------------------------------------------
     def best_model(self, phase: str = "main"):
@@ -327,6 +837,18 @@ class Run:
             results[split] = {k: float(v) for k, v in values.items()}
         return results
 
+    def epochs_trained(self) -> int:
+        """Epochs trained in this run directory, all phases together (history rows)."""
+        return sum(len(read_history(p)) for p in self.dir.glob("history*.csv"))
+
+    def _export_refusal(self, model) -> str | None:
+        """Why `model` must not replace an export (None: it may)."""
+        if self.epochs_trained() == 0:
+            return "the run trained 0 epochs"
+        if not all(np.isfinite(np.asarray(w)).all() for w in model.get_weights()):
+            return "its weights are not finite (the training diverged)"
+        return None
+
     def finish(self, model, datasets: dict | None = None, metrics: dict | None = None, phase: str = "main", use_best: bool = True):
         """Write model.keras, metrics.json and curves; export to saved_models/<app>/.
 
@@ -338,7 +860,9 @@ class Run:
             phase: whose best checkpoint becomes model.keras.
             use_best: False keeps `model` as is (e.g. the last epoch).
         Returns:
-            (final_model, metrics dict)
+            (final_model, metrics dict); `metrics["notes"]["exported_model"]`
+            is the exported file, or None when the model was not exported
+            (then `notes["not_exported"]` says why).
         """
         from common.plots import plot_history
 
@@ -353,15 +877,22 @@ class Run:
         if self.notes:
             results.setdefault("notes", {}).update(self.notes)
         for hist in sorted(self.dir.glob("history*.csv")):
-            plot_history(hist, self.dir / hist.name.replace("history", "curves").replace(".csv", ".png"))
+            with _writing(str(hist.with_suffix(".png"))):
+                plot_history(hist, self.dir / hist.name.replace("history", "curves").replace(".csv", ".png"))
         export = self.saved_models_dir / self.app / f"{self.export_name}.keras"
-        export.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.dir / "model.keras", export)
-        results.setdefault("notes", {})["exported_model"] = str(export)
+        refusal = self._export_refusal(final)
+        if refusal is None:
+            _make_dir(export.parent)
+            _atomic_copy(self.dir / "model.keras", export)
+            results.setdefault("notes", {})["exported_model"] = str(export)
+        else:
+            log.warning("not exported to %s: %s", export, refusal)
+            results.setdefault("notes", {}).update(exported_model=None, not_exported=refusal)
         # metrics.json last: its presence marks the run finished.
         _atomic_write_text(self.dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
         log.info("metrics: %s", json.dumps({k: v for k, v in results.items() if k != "notes"}, sort_keys=True))
-        log.info("model saved to %s and exported to %s", self.dir / "model.keras", export)
+        if refusal is None:
+            log.info("model saved to %s and exported to %s", self.dir / "model.keras", export)
         self.close()
         return final, results
 
@@ -370,7 +901,15 @@ class Run:
         self.notes[key] = value
         log.info("note: %s = %s", key, value)
 
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
     def close(self) -> None:
-        if self._log_handler in log.handlers:
-            log.removeHandler(self._log_handler)
-            self._log_handler.close()
+        """Stop logging into run.log and release the run directory's lock."""
+        handler = getattr(self, "_log_handler", None)
+        if handler is not None and handler in log.handlers:
+            log.removeHandler(handler)
+            handler.close()
+        self._release()

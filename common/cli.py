@@ -1,0 +1,96 @@
+"""One entry point for every command-line tool: expected errors as one line, exit code 2.
+
+Each tool's `main(argv)` raises as usual (tests call it and catch the
+exception); its `if __name__ == "__main__":` hands it to `main_entry`:
+
+    if __name__ == "__main__":
+        main_entry(main)
+
+`main_entry` prints an expected error as `error: <message>` on one line and
+exits with 2, without a traceback. Expected are: `UserError`, and a
+`ValueError`, `FileNotFoundError` (and the other file errors) raised by this
+project's own code (apps/, common/, data_prep/, benchmarks/); running out of
+disk space or writing to a read-only place, wherever it happens. Anything else
+(a bug, an error deep inside TensorFlow) keeps its traceback and exits 1.
+`HYBRIDVISION_TRACEBACK=1` shows the traceback of expected errors too.
+
+This module imports nothing heavy, so tools that do not need Keras stay fast.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import traceback
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+_ROOT = Path(__file__).resolve().parents[1]
+_OUR_PACKAGES = tuple(str(_ROOT / name) + os.sep for name in ("apps", "common", "data_prep", "benchmarks", "hybridvision"))
+# Out of space, read-only, no permission, quota: conditions of the machine, not bugs.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+_OURS_IF_RAISED_HERE = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+                        PermissionError)
+
+
+class UserError(ValueError):
+    """An error the user can fix (a bad flag, a missing file, a busy run directory).
+
+    `main_entry` prints it as one line, `error: <message>`, and exits with 2.
+    It is a `ValueError`, so code and tests that catch `ValueError` still do.
+    """
+
+
+def _raised_by_us(err: BaseException) -> bool:
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and str(Path(frames[-1].filename).resolve()).startswith(_OUR_PACKAGES)
+
+
+def environment_error(err: BaseException) -> bool:
+    """True for out-of-space / read-only / permission errors (an `OSError` or h5py's wrapping of one)."""
+    if isinstance(err, OSError) and err.errno in _ENVIRONMENT_ERRNOS:
+        return True
+    text = str(err)
+    return any(s in text for s in ("No space left on device", "Read-only file system", "Disk quota exceeded",
+                                   "errno = 28", "errno = 30"))
+
+
+def is_expected(err: BaseException) -> bool:
+    """Whether `main_entry` reports `err` as one line (see the module docstring)."""
+    if isinstance(err, UserError) or environment_error(err):
+        return True
+    return isinstance(err, _OURS_IF_RAISED_HERE) and _raised_by_us(err)
+
+
+def one_line(err: BaseException) -> str:
+    """The message of `err` on one line (an OSError of the system as '<file>: <reason>')."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
+def main_entry(main, argv=None) -> None:
+    """Run `main(argv)` as a command: exit 0, or 2 with `error: ...` for expected errors.
+
+    A `main` returning an int exits with it (other return values mean 0).
+    """
+    try:
+        result = main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as err:  # noqa: BLE001 - sorted into expected and unexpected below
+        if not is_expected(err):
+            raise
+        if os.environ.get("HYBRIDVISION_TRACEBACK"):
+            traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.write(f"error: {one_line(err)}\n")
+        sys.stderr.flush()
+        sys.exit(EXIT_USER_ERROR)
+    sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
