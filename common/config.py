@@ -58,6 +58,19 @@ class TrainConfig:
         "mixed precision policy",
         choices=("off", "mixed_float16", "mixed_bfloat16"),
     )
+    # Multi-process runs (JAX, one process per host; see common/distribute.py).
+    coordinator: str | None = option(
+        None, "multi-host (JAX): HOST:PORT of process 0, the same in every process "
+        "(default: KERAS_DISTRIBUTION_JOB_ADDRESSES, or SLURM's first node with --strategy data_parallel)"
+    )
+    num_processes: int | None = option(
+        None, "multi-host (JAX): number of processes; > 1 trains data-parallel over all of them "
+        "(default: KERAS_DISTRIBUTION_NUM_PROCESSES, or SLURM_NTASKS with --strategy data_parallel; else 1)"
+    )
+    process_id: int | None = option(
+        None, "multi-host (JAX): this process's index, 0..N-1; process 0 writes the run directory and export "
+        "(default: KERAS_DISTRIBUTION_PROCESS_ID, or SLURM_PROCID with --strategy data_parallel)"
+    )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,4 +1,4 @@
-"""Device placement for training: distribution strategy and mixed precision.
+"""Device placement for training: distribution strategy, mixed precision, multi-host.
 
 Apps build and compile their model inside `scope`:
 
@@ -9,38 +9,211 @@ Apps build and compile their model inside `scope`:
     train_ds = make_dataset(..., batch_size=dist.global_batch_size(cfg.batch_size))
 
 `--strategy default` runs on one device, `mirrored` uses
-tf.distribute.MirroredStrategy over the local GPUs (TensorFlow backend), and
+tf.distribute.MirroredStrategy over the local GPUs (TensorFlow backend; on a
+machine without GPUs, over its logical CPU devices, normally one), and
 `data_parallel` uses keras.distribution.DataParallel (JAX backend; the route
 to multi-host training, since MultiWorkerMirroredStrategy does not work with
 Keras 3: keras-team/keras#20585). `--mixed-precision mixed_float16|mixed_bfloat16`
 sets Keras's global dtype policy; model heads keep float32 outputs.
+
+Several processes (hosts), JAX only: every app takes
+`--coordinator HOST:PORT --num-processes N --process-id K` (one process per
+host, all with the same coordinator, process 0's address). `Distribution`
+then calls `keras.distribution.initialize` (before any JAX computation) and
+`DataParallel` over the devices of all processes; `--strategy` may stay
+`default`. Unset flags are read from the environment, first Keras's own
+variables (`KERAS_DISTRIBUTION_JOB_ADDRESSES`, `KERAS_DISTRIBUTION_NUM_PROCESSES`,
+`KERAS_DISTRIBUTION_PROCESS_ID`), then, with `--strategy data_parallel`
+only, SLURM's (`SLURM_NTASKS`, `SLURM_PROCID`, the first host of
+`SLURM_STEP_NODELIST`/`SLURM_JOB_NODELIST`, port 61000 + job id mod 4096),
+so `srun python -m apps.<app>.train --strategy data_parallel` needs no
+flags (examples/slurm/multihost_train.sbatch). SLURM's variables are not read
+otherwise: a tuner started under srun runs independent processes.
+
+In a multi-process run `--batch-size` is per device (the global batch is
+batch x all devices), every process builds the same `tf.data` pipeline with
+the global batch and Keras gives each process its slice; every split's size
+should be a multiple of the global batch (a short last batch cannot be split
+evenly over the processes). Process 0 alone writes the run directory and the
+export (`is_chief`); the others read its backup when resuming, so the run
+directory must be on a filesystem all processes see.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
+import re
 
 import keras
 
 log = logging.getLogger("hybridvision")
 
+# Set by `initialize_processes`: (process index, process count) of this run.
+_PROCESSES: tuple[int, int] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiHost:
+    """Where the processes of one multi-process run meet, and which one this is."""
+
+    coordinator: str
+    num_processes: int
+    process_id: int
+    source: str = "flags"
+
+
+def _slurm_first_host(nodelist: str) -> str:
+    """The first host of a SLURM node list: "gpu[03-05,9],cpu1" -> "gpu03"."""
+    match = re.match(r"([^,\[]+)(?:\[([^\],\-]+))?", nodelist.strip())
+    if not match:
+        raise ValueError(f"cannot read the first host of SLURM's node list {nodelist!r}; pass --coordinator HOST:PORT")
+    return match.group(1) + (match.group(2) or "")
+
+
+def multihost_settings(coordinator=None, num_processes=None, process_id=None, use_scheduler_env: bool = False,
+                       environ=None) -> MultiHost | None:
+    """This process's multi-process settings, or None for a one-process run.
+
+    Each setting comes from its argument (the command-line flag), else from
+    Keras's `KERAS_DISTRIBUTION_*` variables, else (when `use_scheduler_env`)
+    from SLURM's. A run is multi-process when the number of processes is > 1.
+    """
+    env = os.environ if environ is None else environ
+    source = "flags"
+    if num_processes is None and env.get("KERAS_DISTRIBUTION_NUM_PROCESSES"):
+        num_processes, source = int(env["KERAS_DISTRIBUTION_NUM_PROCESSES"]), "KERAS_DISTRIBUTION_*"
+    slurm = use_scheduler_env and int(env.get("SLURM_NTASKS", env.get("SLURM_NPROCS", "1")) or 1) > 1
+    if num_processes is None and slurm:
+        num_processes, source = int(env.get("SLURM_NTASKS", env.get("SLURM_NPROCS"))), "SLURM"
+    if num_processes is None or int(num_processes) == 1:
+        if coordinator is not None or process_id not in (None, 0):
+            raise ValueError("--coordinator/--process-id need --num-processes N > 1 (or the scheduler's variables)")
+        return None
+    num_processes = int(num_processes)
+    if num_processes < 1:
+        raise ValueError(f"--num-processes must be at least 1, got {num_processes}")
+    if process_id is None and env.get("KERAS_DISTRIBUTION_PROCESS_ID"):
+        process_id = int(env["KERAS_DISTRIBUTION_PROCESS_ID"])
+    if process_id is None and slurm and "SLURM_PROCID" in env:
+        process_id = int(env["SLURM_PROCID"])
+    if coordinator is None and env.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+        coordinator = env["KERAS_DISTRIBUTION_JOB_ADDRESSES"].split(",")[0]
+    if coordinator is None and slurm:
+        nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+        if nodelist:
+            port = 61000 + int(env.get("SLURM_JOB_ID", "0") or 0) % 4096
+            coordinator = f"{_slurm_first_host(nodelist)}:{port}"
+    if process_id is None:
+        raise ValueError(f"--num-processes {num_processes} needs --process-id K (0..{num_processes - 1}) for this process")
+    if not 0 <= int(process_id) < num_processes:
+        raise ValueError(f"--process-id {process_id} must be in 0..{num_processes - 1} (--num-processes {num_processes})")
+    if not coordinator or not re.fullmatch(r"\S+:\d+", coordinator):
+        raise ValueError(
+            f"--coordinator {coordinator!r}: give process 0's address as HOST:PORT (the same in every process)"
+        )
+    return MultiHost(coordinator, num_processes, int(process_id), source)
+
+
+def initialize_processes(settings: MultiHost) -> None:
+    """Connect this process to the others (`keras.distribution.initialize`); before any JAX computation."""
+    global _PROCESSES
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            "multi-process training (--num-processes > 1) needs KERAS_BACKEND=jax; "
+            "set it before starting Python"
+        )
+    if _PROCESSES is not None:
+        if _PROCESSES != (settings.process_id, settings.num_processes):
+            raise RuntimeError(f"this process already joined a run as {_PROCESSES}; cannot join as {settings}")
+        return
+    import jax
+
+    # On CPU, all-reduces across processes need a collectives implementation
+    # (none by default); gloo comes with jaxlib. GPUs use NCCL regardless.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        keras.distribution.initialize(settings.coordinator, num_processes=settings.num_processes,
+                                      process_id=settings.process_id)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"{err}. keras.distribution.initialize must run before any JAX computation: "
+            "build no model and touch no Keras/JAX tensor before Distribution.from_config"
+        ) from err
+    _PROCESSES = (settings.process_id, settings.num_processes)
+    log.info("process %d of %d joined the run at %s (%s)", settings.process_id, settings.num_processes,
+             settings.coordinator, settings.source)
+
+
+def process_index() -> int:
+    """This process's index in a multi-process run (0 otherwise)."""
+    return _PROCESSES[0] if _PROCESSES else 0
+
+
+def process_count() -> int:
+    return _PROCESSES[1] if _PROCESSES else 1
+
+
+def is_chief() -> bool:
+    """Whether this process writes files (run directory, exports): process 0, or the only process."""
+    return process_index() == 0
+
+
+def barrier(name: str) -> None:
+    """Wait until every process gets here (no-op in a one-process run)."""
+    if process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def chief_value(text: str, size: int = 4096) -> str:
+    """Process 0's `text` on every process (e.g. the run directory it chose); `text` itself in a one-process run."""
+    if process_count() == 1:
+        return text
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    data = text.encode()
+    if len(data) > size:
+        raise ValueError(f"{text[:80]!r}...: longer than {size} bytes")
+    buffer = np.zeros(size + 1, np.uint8)
+    buffer[0], buffer[1 : 1 + len(data)] = 1, np.frombuffer(data, np.uint8)  # buffer[0]: never all zeros
+    shared = np.asarray(multihost_utils.broadcast_one_to_all(buffer))
+    return bytes(shared[1:]).rstrip(b"\0").decode()
+
 
 class Distribution:
-    """The strategy and precision a run trains under.
+    """The strategy and precision a run trains under, over one or several processes.
 
     Args:
         strategy: "default", "mirrored" or "data_parallel".
         mixed_precision: "off", "mixed_float16" or "mixed_bfloat16".
         scale_learning_rate: multiply the learning rate by the replica count.
+        coordinator, num_processes, process_id: multi-process settings (JAX;
+            see the module docstring); None reads them from the environment.
     """
 
-    def __init__(self, strategy: str = "default", mixed_precision: str = "off", scale_learning_rate: bool = False):
-        self.strategy_name = strategy
+    def __init__(self, strategy: str = "default", mixed_precision: str = "off", scale_learning_rate: bool = False,
+                 coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None):
         self.mixed_precision = mixed_precision
         self.scale_learning_rate = scale_learning_rate
         self._strategy = None
         backend = keras.backend.backend()
+        if strategy not in ("default", "mirrored", "data_parallel", None):
+            raise ValueError(f"--strategy {strategy!r} is not valid; choose default, mirrored or data_parallel")
+        # First of all: joining the other processes must precede any JAX computation.
+        self.multihost = multihost_settings(coordinator, num_processes, process_id,
+                                            use_scheduler_env=strategy == "data_parallel")
+        if self.multihost is not None:
+            if strategy == "mirrored":
+                raise ValueError("--strategy mirrored is one host only; several processes train with "
+                                 "--strategy data_parallel on KERAS_BACKEND=jax")
+            initialize_processes(self.multihost)
+            strategy = "data_parallel"
+        self.strategy_name = strategy
         if mixed_precision not in ("off", None):
             keras.mixed_precision.set_global_policy(mixed_precision)
             log.info("mixed precision: %s", mixed_precision)
@@ -51,7 +224,9 @@ class Distribution:
                 raise ValueError("--strategy mirrored needs KERAS_BACKEND=tensorflow; use --strategy data_parallel on JAX")
             import tensorflow as tf
 
-            self._strategy = tf.distribute.MirroredStrategy()
+            devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+            self._strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+            log.info("mirrored strategy over %d devices: %s", len(devices), ", ".join(d.name for d in devices))
         elif strategy == "data_parallel":
             if backend != "jax":
                 raise ValueError(
@@ -59,8 +234,6 @@ class Distribution:
                     "on TensorFlow use --strategy mirrored"
                 )
             keras.distribution.set_distribution(keras.distribution.DataParallel())
-        elif strategy not in ("default", None):
-            raise ValueError(f"--strategy {strategy!r} is not valid; choose default, mirrored or data_parallel")
 
     @classmethod
     def from_config(cls, config) -> Distribution:
@@ -68,6 +241,9 @@ class Distribution:
             getattr(config, "strategy", "default"),
             getattr(config, "mixed_precision", "off"),
             getattr(config, "scale_learning_rate", False),
+            getattr(config, "coordinator", None),
+            getattr(config, "num_processes", None),
+            getattr(config, "process_id", None),
         )
 
     @property

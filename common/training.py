@@ -69,6 +69,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from common import distribute
 from common.cli import UserError, environment_error
 from common.config import save_config, validate
 
@@ -79,7 +80,8 @@ except ImportError:  # pragma: no cover - not on Linux/macOS: no locking
 
 log = logging.getLogger("hybridvision")
 
-_IGNORED_FOR_RESUME = ("run_dir", "quiet")
+# Which process this is, and process 0's address, may change when a multi-process run restarts.
+_IGNORED_FOR_RESUME = ("run_dir", "quiet", "coordinator", "process_id")
 # Test hook: `HYBRIDVISION_KILL_AT=<point>[@<epoch>]` kills this process with
 # SIGKILL at that commit point (of that 0-based epoch); see `_commit_point`.
 KILL_ENV = "HYBRIDVISION_KILL_AT"
@@ -359,6 +361,8 @@ class _EpochCommit(keras.callbacks.Callback):
                 f"monitored metric '{self.monitor}' is not in the epoch logs "
                 f"({', '.join(sorted(logs))}); pass one of these as monitor"
             )
+        if not distribute.is_chief():
+            return  # a multi-process run: process 0 alone writes (the others restore from its backup)
         files, n = self.files, epoch + 1
         files.backup.mkdir(parents=True, exist_ok=True)
         # 1. The state after this epoch, under a name of its own (not yet the one to resume from).
@@ -650,19 +654,25 @@ class Run:
         setup_logging(self.quiet)
         if dataclasses.is_dataclass(config):
             validate(config)
-        self._lock = None
-        self.dir = self._claim_dir(app, config)
+        self._lock = self._log_handler = None
+        # A multi-process run (common.distribute): process 0 claims the directory and alone
+        # writes into it; the others use the one it chose (on a filesystem they all see).
+        self.is_chief = distribute.is_chief()
+        self.dir = self._claim_dir(app, config) if self.is_chief else None
+        if distribute.process_count() > 1:
+            self.dir = Path(distribute.chief_value(str(self.dir.absolute()) if self.is_chief else ""))
         try:
             self._check_same_settings(config)
             self.export_name = export_name or self.dir.name
             self.saved_models_dir = Path(saved_models_dir)
-            with _writing(f"run directory {self.dir}"):
-                self._log_handler = logging.FileHandler(self.dir / "run.log")
-            self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            log.addHandler(self._log_handler)
-            with _writing(str(self.dir / "config.yaml")):
-                save_config(config, self.dir / "config.yaml")
-            _atomic_write_text(self.dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True))
+            if self.is_chief:
+                with _writing(f"run directory {self.dir}"):
+                    self._log_handler = logging.FileHandler(self.dir / "run.log")
+                self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+                log.addHandler(self._log_handler)
+                with _writing(str(self.dir / "config.yaml")):
+                    save_config(config, self.dir / "config.yaml")
+                _atomic_write_text(self.dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True))
         except BaseException:
             self._release()
             raise
@@ -782,7 +792,10 @@ class Run:
             return read_history(files.history)
         if not model.built:
             raise ValueError("build the model (call it or give it an Input) before Run.fit")
-        state = _recover(files, monitor, mode)
+        # Process 0 repairs what a crash left; then the others read the repaired state.
+        state = _recover(files, monitor, mode) if self.is_chief else None
+        distribute.barrier(f"recovered phase {phase}")
+        state = state or _recover(files, monitor, mode)
         if state.epoch:
             log.warning("resuming %s from epoch %d of %d%s (%d finished before; best %s so far: %s)",
                         self.dir, state.epoch + 1, epochs, "" if phase == "main" else f" of phase '{phase}'",
@@ -807,17 +820,19 @@ class Run:
                 callbacks=[
                     # First: the epoch's results are durable before any other callback runs.
                     _EpochCommit(files, state, monitor, mode),
-                    keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase)),
+                    *([keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase))] if self.is_chief else []),
                     *(callbacks or []),
                 ],
                 verbose=0 if self.quiet else "auto",
                 **fit_kwargs,
             )
-        _atomic_save_weights(model, files.last_weights)
-        _atomic_write_text(files.done, "done\n")
-        # Only now that the phase is marked done may its backup go: a kill before
-        # this line resumes from the backup, after it skips the phase.
-        shutil.rmtree(files.backup, ignore_errors=True)
+        if self.is_chief:
+            _atomic_save_weights(model, files.last_weights)
+            _atomic_write_text(files.done, "done\n")
+            # Only now that the phase is marked done may its backup go: a kill before
+            # this line resumes from the backup, after it skips the phase.
+            shutil.rmtree(files.backup, ignore_errors=True)
+        distribute.barrier(f"finished phase {phase}")  # the others read process 0's files next
         return read_history(files.history)
 
     # ---- results -----------------------------------------------------------
@@ -867,13 +882,17 @@ class Run:
         from common.plots import plot_history
 
         final = self.best_model(phase) if use_best and self.best_path(phase).exists() else model
-        _atomic_save_model(final, self.dir / "model.keras")
-        results = self.evaluate(final, datasets or {})
+        if self.is_chief:
+            _atomic_save_model(final, self.dir / "model.keras")
+        results = self.evaluate(final, datasets or {})  # every process: evaluation is a collective
         for key, value in (metrics or {}).items():
             if isinstance(value, dict) and isinstance(results.get(key), dict):
                 results[key].update(value)
             else:
                 results[key] = value
+        if not self.is_chief:
+            self.close()
+            return final, results
         if self.notes:
             results.setdefault("notes", {}).update(self.notes)
         for hist in sorted(self.dir.glob("history*.csv")):
