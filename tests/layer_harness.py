@@ -30,7 +30,11 @@ first axis of every array is the batch. What is checked, in order:
    weight: a weight no gradient reaches fails here;
 5. (`run_saving_check`) the model saved as `.keras` in a temporary directory
    and reloaded with `keras.models.load_model(path)` and NO `custom_objects`
-   gives the same outputs, and its layer is again a `layer_cls`.
+   gives the same outputs, and its layer is again a `layer_cls`;
+6. (`run_jit_check`, off unless asked) the layer says `supports_jit`, and a
+   fresh model around it compiled with `jit_compile=True` (XLA, on CPU too)
+   predicts what the same model does eagerly and trains one step that
+   changes every trainable weight.
 """
 
 import inspect
@@ -102,7 +106,7 @@ def check_init_args_in_config(layer_cls, init_kwargs):
     assert not missing, f"{layer_cls.__name__}.get_config() lacks __init__ arguments {missing}"
 
 
-def _changed_weights_check(model, layer, input_data, example_outputs):
+def _changed_weights_check(model, layer, input_data, example_outputs, jit_compile="auto"):
     # A random target, not the current output: MSE against the output itself
     # has zero gradient and would prove nothing.
     rng = np.random.default_rng(0)
@@ -112,7 +116,7 @@ def _changed_weights_check(model, layer, input_data, example_outputs):
     before = [np.array(keras.ops.convert_to_numpy(w)) for w in layer.trainable_weights]
     # Adam moves every weight with a non-zero gradient by about the learning
     # rate however small that gradient is, so "unchanged" means "no gradient".
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2), loss="mse", jit_compile=jit_compile)
     batch_size = len(tree.flatten(input_data)[0])
     model.fit(input_data, targets, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     unchanged = [
@@ -141,6 +145,23 @@ def _saving_check(model, layer_cls, input_data, call_outputs, atol):
     )
 
 
+def _jit_check(layer_cls, init_kwargs, input_data, atol):
+    layer = layer_cls(**init_kwargs)
+    assert layer.supports_jit, f"{layer_cls.__name__}: supports_jit is False"
+    symbolic_inputs = _symbolic_inputs(input_data)
+    model = keras.Model(symbolic_inputs, layer(symbolic_inputs))
+    eager = _to_numpy(model(input_data, training=False))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2), loss="mse", jit_compile=True)
+    assert model.jit_compile, f"{layer_cls.__name__}: Keras turned jit_compile off for the model"
+    batch_size = len(tree.flatten(input_data)[0])
+    compiled = _to_numpy(model.predict(input_data, batch_size=batch_size, verbose=0))
+    tree.map_structure(
+        lambda a, b: np.testing.assert_allclose(a, b, atol=atol, rtol=atol), eager, compiled
+    )
+    # compile() again so fit() builds its own (jit-compiled) train function.
+    _changed_weights_check(model, layer, input_data, eager, jit_compile=True)
+
+
 def run_layer_test(
     layer_cls,
     init_kwargs,
@@ -150,7 +171,9 @@ def run_layer_test(
     expected_num_non_trainable_weights=None,
     run_training_check=True,
     run_saving_check=True,
+    run_jit_check=False,
     atol=1e-6,
+    jit_atol=1e-4,
 ):
     """Run the standard checks (see the module docstring) on one layer class.
 
@@ -166,7 +189,10 @@ def run_layer_test(
         run_training_check: fit one step and require every trainable weight
             to change (turn off for layers without weights).
         run_saving_check: `.keras` save / reload with equal outputs.
+        run_jit_check: a `jit_compile=True` model predicts the eager outputs
+            (within `jit_atol`: XLA may reorder sums) and trains every weight.
         atol: tolerance for the reload comparison.
+        jit_atol: tolerance for the jit comparison.
 
     Returns:
         The eager output of a fresh layer on `input_data`, as NumPy.
@@ -216,4 +242,6 @@ def run_layer_test(
         if run_saving_check:
             outputs = _to_numpy(model(input_data, training=False))
             _saving_check(model, layer_cls, input_data, outputs, atol)
+    if run_jit_check:
+        _jit_check(layer_cls, init_kwargs, input_data, jit_atol)
     return eager_outputs

@@ -1,5 +1,6 @@
 import os
 import tempfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from common.layers import HybridConv2D
+from common.layers.per_sample_conv import _accelerator_visible
 from tests.layer_harness import run_layer_test
 
 
@@ -72,7 +74,7 @@ def random_inputs(batch, height, width, channels, num_covariates, seed=0):
         (1, 3, 1, "valid", 2, 1),
     ],
 )
-@pytest.mark.parametrize("implementation", ["grouped", "map"])
+@pytest.mark.parametrize("implementation", ["grouped", "map", "patches"])
 def test_matches_per_sample_numpy_reference(
     num_covariates, kernel_size, strides, padding, dilation, batch, implementation
 ):
@@ -110,7 +112,7 @@ def test_activation_and_integer_covariates():
     np.testing.assert_allclose(output, expected, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("implementation", ["grouped", "map"])
+@pytest.mark.parametrize("implementation", ["grouped", "map", "patches"])
 def test_gradients_match_per_sample_loop_and_reach_every_covariate_kernel(
     implementation,
 ):
@@ -250,7 +252,7 @@ def test_functional_model_with_unknown_batch_and_size():
         np.testing.assert_allclose(output, expected, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("implementation", ["grouped", "map"])
+@pytest.mark.parametrize("implementation", ["grouped", "map", "patches"])
 def test_traced_with_unknown_batch(implementation):
     layer = HybridConv2D(
         3,
@@ -310,8 +312,6 @@ def test_mixed_precision_policy(policy):
 
 
 def test_auto_implementation_follows_the_measured_rule():
-    from common.layers.hybrid_conv2d import _accelerator_visible
-
     small = HybridConv2D(8, 3, 1)
     big = HybridConv2D(64, 3, 1)
     cases = [
@@ -348,3 +348,64 @@ def test_bad_arguments_error_clearly():
         HybridConv2D(4, 3, 0)
     with pytest.raises(ValueError, match="implementation"):
         HybridConv2D(4, 3, 1, implementation="loop")
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_loads_a_keras_file_saved_before_the_rank_generic_rewrite():
+    # Saved with the single-file HybridConv2D of Keras 3.15 / TF 2.21 (strides 2,
+    # "same", relu, random covariate kernels and bias, an l2 covariate regularizer).
+    model = keras.models.load_model(DATA / "hybrid_conv2d_keras3.15.keras")
+    layer = model.get_layer("hybrid")
+    assert isinstance(layer, HybridConv2D) and layer.strides == (2, 2)
+    stored = np.load(DATA / "hybrid_conv2d_keras3.15.npz")
+    output = keras.ops.convert_to_numpy(model([stored["images"], stored["covariates"]]))
+    np.testing.assert_allclose(output, stored["outputs"], atol=1e-5, rtol=1e-5)
+
+
+def test_layer_harness_under_jit():
+    images, covariates = random_inputs(2, 8, 8, 3, 2)
+    run_layer_test(
+        HybridConv2D,
+        init_kwargs={
+            "filters": 4,
+            "kernel_size": 3,
+            "num_covariates": 2,
+            "strides": 2,
+            "padding": "same",
+            "covariate_initializer": "random_normal",
+        },
+        input_data=[images, covariates],
+        expected_output_shape=(2, 4, 4, 4),
+        run_jit_check=True,
+    )
+
+
+def test_auto_implementation_under_xla():
+    layer = HybridConv2D(8, 3, 1)
+    picked = [layer._auto_implementation(shape, xla=True) for shape in [(None, 16, 16, 8), (None, 64, 64, 64)]]
+    assert picked == (["grouped"] * 2 if _accelerator_visible() else ["patches"] * 2)
+
+
+def test_jit_compiled_tf_function_picks_patches_on_a_cpu(monkeypatch):
+    # TensorFlow: inside tf.function(jit_compile=True) "auto" sees XLA.
+    if _accelerator_visible():
+        pytest.skip("on a GPU auto is 'grouped' with or without XLA")
+    picked = []
+    layer = HybridConv2D(3, 3, 2, padding="same", covariate_initializer="random_normal")
+    layer.build([(None, None, None, 2), (None, 2)])
+    original = HybridConv2D._resolved_implementation
+
+    def spy(self, images):
+        picked.append(original(self, images))
+        return picked[-1]
+
+    monkeypatch.setattr(HybridConv2D, "_resolved_implementation", spy)
+    images, covariates = random_inputs(3, 7, 6, 2, 2)
+    jitted = tf.function(lambda x, s: layer([x, s]), jit_compile=True)(images, covariates)
+    plain = tf.function(lambda x, s: layer([x, s]))(images, covariates)
+    assert picked == ["patches", "grouped"]
+    expected = numpy_hybrid_conv2d(images, covariates, layer)
+    for output in (jitted, plain):
+        np.testing.assert_allclose(output.numpy(), expected, atol=1e-4, rtol=1e-4)

@@ -1,0 +1,474 @@
+"""PerSampleConv: the rank-generic base of the convolutions whose kernel differs per sample.
+
+`HybridConv1D/2D/3D` (kernel `W0 + sum_l s_il W_l`), `CondConv2D` (kernel
+`sum_e r_ie W_e`) and `FiLMConv2D` (kernel `W0` scaled per filter) share it:
+the convolution hyper-parameters, their checks, the output shape, copying a
+Keras `ConvND` in `from_conv*`, and the ways of applying one kernel per
+sample without a Python loop over the batch:
+
+- `"grouped"`: the per-sample kernels stacked into one grouped convolution
+  with the batch folded into the channels (one cuDNN call on a GPU);
+- `"map"`: one ordinary convolution per sample inside the graph
+  (`keras.ops.map`: `tf.map_fn` / `jax.lax.map`);
+- `"patches"`: im2col (the `prod(kernel_size)` shifted views of the input
+  concatenated along the channels) and one batched matrix multiply with the
+  per-sample kernels; it materialises `prod(kernel_size)` times the input.
+
+All three cost the multiply-adds of one plain convolution. Which is fastest
+depends on the device and on whether XLA compiles the step; `"auto"` picks
+from what was measured (see `PerSampleConv._auto_implementation`):
+
+| where | picked | why (2-core CPU, batch 32, 64x64x64 -> 64, 3x3, train step) |
+|---|---|---|
+| GPU / TPU | grouped | one grouped cuDNN call; XLA lowers it to cuDNN too |
+| CPU, TensorFlow, no XLA | map (grouped below ~4 M multiply-adds per sample) | oneDNN per-sample convs ~0.4x grouped |
+| CPU under XLA (TF `jit_compile=True`, JAX) | patches | XLA's CPU grouped conv is a naive loop (~17 s), and the gradient of a mapped conv inside an XLA while loop took ~14 s; patches ~1.1x XLA's batched Conv2D |
+"""
+
+import itertools
+import math
+
+import keras
+from keras import ops
+
+_IMPLEMENTATIONS = ("auto", "grouped", "map", "patches")
+# Per-sample multiply-adds from which "auto" maps over the batch on a CPU
+# (TensorFlow without XLA).
+_MAP_MIN_MULTIPLY_ADDS = 2**22
+_SPATIAL_LETTERS = "pqr"  # einsum letters for up to three spatial axes
+_KERAS_CONV = {1: "Conv1D", 2: "Conv2D", 3: "Conv3D"}
+
+
+def _accelerator_visible():
+    """Whether the backend sees a GPU or TPU (decides `implementation="auto"`)."""
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(
+            tf.config.list_logical_devices("GPU")
+            or tf.config.list_logical_devices("TPU")
+        )
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
+
+
+def _compiled_by_xla():
+    """Whether the ops being built now will be compiled by XLA.
+
+    Always on JAX; on TensorFlow inside a `tf.function(jit_compile=True)`
+    (which is what `model.compile(jit_compile=True)` traces the train step
+    in), detected through the XLA control-flow context that TensorFlow
+    enters for such functions.
+    """
+    backend = keras.config.backend()
+    if backend == "jax":
+        return True
+    if backend != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return False
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.ops import control_flow_util
+
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
+
+
+def _tuple(value, rank, name, owner):
+    if isinstance(value, int):
+        value = (value,) * rank
+    value = tuple(value)
+    if len(value) != rank or not all(isinstance(v, int) and v > 0 for v in value):
+        what = {1: "a positive int", 2: "a positive int or a pair of positive ints"}.get(
+            rank, f"a positive int or a tuple of {rank} positive ints"
+        )
+        raise ValueError(f"{owner}: `{name}` must be {what}; received {name}={value!r}.")
+    return value
+
+
+def _pad(x, widths):
+    """Zero-pad `x` by `widths` ((before, after) per axis); the amounts may be tensors on TF."""
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.pad(x, widths)
+    return ops.pad(x, widths)
+
+
+class PerSampleConv(keras.layers.Layer):
+    """Base of N-D convolutions applying a different kernel to each sample (channels last).
+
+    Not used directly (like Keras's `BaseConv`): subclasses build their
+    weights, compute the per-sample kernels and call `_per_sample_conv` (or,
+    when the per-sample kernel factorises, `_conv` with one shared kernel).
+
+    Args:
+        rank: 1, 2 or 3, the number of spatial axes.
+        filters, kernel_size, strides, padding, dilation_rate, activation,
+        use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+        bias_regularizer, kernel_constraint, bias_constraint: as for
+            `keras.layers.ConvND` (`padding`: `"valid"`, `"same"`, and for
+            rank 1 also `"causal"`).
+        implementation: `"auto"`, `"grouped"`, `"map"` or `"patches"`: how
+            the per-sample kernels are applied (the same result at a
+            different speed; see the module docstring).
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`, ...).
+    """
+
+    def __init__(
+        self,
+        rank,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        implementation="auto",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        if rank not in (1, 2, 3):
+            raise ValueError(f"{owner}: `rank` must be 1, 2 or 3; received {rank!r}.")
+        self.rank = rank
+        if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
+            raise ValueError(f"{owner}: `filters` must be a positive int; received {filters!r}.")
+        padding = str(padding).lower()
+        paddings = ("valid", "same", "causal") if rank == 1 else ("valid", "same")
+        if padding not in paddings:
+            raise ValueError(
+                f"{owner}: `padding` must be {' or '.join(repr(p) for p in paddings)}; "
+                f"received {padding!r}."
+            )
+        if implementation not in _IMPLEMENTATIONS:
+            raise ValueError(
+                f"{owner}: `implementation` must be one of {_IMPLEMENTATIONS}; "
+                f"received {implementation!r}."
+            )
+        self.filters = filters
+        self.kernel_size = _tuple(kernel_size, rank, "kernel_size", owner)
+        self.strides = _tuple(strides, rank, "strides", owner)
+        self.padding = padding
+        self.dilation_rate = _tuple(dilation_rate, rank, "dilation_rate", owner)
+        self.implementation = implementation
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                f"{owner}: `strides > 1` cannot be combined with `dilation_rate > 1` "
+                f"(as in Conv{rank}D); received strides={self.strides}, "
+                f"dilation_rate={self.dilation_rate}."
+            )
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+
+    # ------------------------------------------------------------ shapes
+
+    def _check_image_shape(self, image_shape, what="images"):
+        image_shape = tuple(image_shape)
+        axes = ", ".join(["length"] if self.rank == 1 else ["height", "width", "depth"][: self.rank])
+        if len(image_shape) != self.rank + 2 or image_shape[-1] is None:
+            raise ValueError(
+                f"{type(self).__name__}: {what} must have shape (batch, {axes}, channels) with "
+                f"known channels (channels_last); received {image_shape}."
+            )
+        return image_shape
+
+    def _check_covariate_shape(self, covariate_shape, num_covariates):
+        covariate_shape = tuple(covariate_shape)
+        if len(covariate_shape) != 2 or covariate_shape[-1] not in (None, num_covariates):
+            raise ValueError(
+                f"{type(self).__name__}: covariates must have shape (batch, {num_covariates}) "
+                f"(num_covariates={num_covariates}); received {covariate_shape}. Pass "
+                "one column per covariate or change `num_covariates`."
+            )
+        return covariate_shape
+
+    def _output_shape_of(self, image_shape):
+        spatial = []
+        for size, k, s, d in zip(
+            image_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate
+        ):
+            if size is None:
+                spatial.append(None)
+            elif self.padding in ("same", "causal"):
+                spatial.append(-(-size // s))
+            else:
+                spatial.append((size - d * (k - 1) - 1) // s + 1)
+        return (image_shape[0], *spatial, self.filters)
+
+    def _kernel_shape(self, in_channels):
+        return (*self.kernel_size, in_channels, self.filters)
+
+    # ------------------------------------------------------------ convolutions
+
+    def _explicit_padding(self, images):
+        """Zero-pad `images` so that a "valid" convolution gives the layer's output."""
+        if self.padding == "valid":
+            return images
+        shape = ops.shape(images)
+        widths = [(0, 0)]
+        for axis, (k, s, d) in enumerate(zip(self.kernel_size, self.strides, self.dilation_rate)):
+            span = d * (k - 1) + 1
+            if self.padding == "causal":
+                widths.append((span - 1, 0))
+                continue
+            size = shape[1 + axis]
+            if s == 1:
+                total = span - 1
+            elif isinstance(size, int):
+                total = max((-(-size // s) - 1) * s + span - size, 0)
+            else:  # unknown size in a TensorFlow graph
+                total = ops.maximum((-(-size // s) - 1) * s + span - size, 0)
+            widths.append((total // 2, total - total // 2))
+        widths.append((0, 0))
+        return _pad(images, widths)
+
+    def _conv(self, inputs, kernel, padding=None):
+        """One convolution of `inputs` with `kernel` (grouped if the channels are a multiple)."""
+        padding = self.padding if padding is None else padding
+        grouped = inputs.shape[-1] is not None and inputs.shape[-1] != kernel.shape[-2]
+        # Why not keras.ops.conv on TensorFlow: it forces XLA for every grouped
+        # convolution, and XLA's CPU grouped conv took 16.8 s per train step
+        # here versus 0.29 s for tf.nn.conv2d (oneDNN grouped kernel), batch
+        # 32, 64x64x64 -> 64, 3x3. TensorFlow has no grouped Conv3D kernel on
+        # a CPU, so that one goes through keras.ops.conv (XLA) after all.
+        # Other backends (JAX) group natively.
+        if keras.config.backend() == "tensorflow" and not (grouped and self.rank == 3):
+            import tensorflow as tf
+
+            return tf.nn.convolution(
+                inputs,
+                kernel,
+                strides=self.strides,
+                padding=padding.upper(),
+                dilations=self.dilation_rate,
+            )
+        return ops.conv(
+            inputs,
+            kernel,
+            strides=self.strides,
+            padding=padding,
+            data_format="channels_last",
+            dilation_rate=self.dilation_rate,
+        )
+
+    def _auto_implementation(self, image_shape, xla=False):
+        """The implementation "auto" stands for, given the image shape and whether XLA compiles.
+
+        Off XLA on a CPU the per-sample map wins once each sample's
+        convolution is big enough to hide the loop's per-iteration overhead.
+        Train step, loaded 2-core CPU, map time / grouped time: 1.6 at 0.6 M
+        multiply-adds per sample (16x16x16 -> 16), 0.7-1.6 at 9.4 M, 0.4 at
+        151 M (64x64x64 -> 64), 0.17 at 38 M (4x4x512 -> 512). Under XLA on
+        a CPU both are slow (see the module docstring) and "patches" wins.
+        """
+        if _accelerator_visible():
+            return "grouped"
+        if xla:
+            return "patches"
+        if self.rank == 3 and keras.config.backend() == "tensorflow":
+            return "map"  # no grouped Conv3D kernel on a TensorFlow CPU
+        spatial, channels = image_shape[1:-1], image_shape[-1]
+        if any(size is None for size in spatial):
+            return "map"
+        per_sample = channels * self.filters
+        for size, k, s in zip(spatial, self.kernel_size, self.strides):
+            per_sample *= (size // s) * k
+        return "map" if per_sample >= _MAP_MIN_MULTIPLY_ADDS else "grouped"
+
+    def _resolved_implementation(self, images):
+        if self.implementation != "auto":
+            return self.implementation
+        return self._auto_implementation(tuple(images.shape), xla=_compiled_by_xla())
+
+    def _per_sample_kernels(self, coefficients, stacked, base, layout):
+        """`base + sum_n coefficients[:, n] * stacked[n]` for each sample.
+
+        `coefficients` (batch, n), `stacked` (n, *kernel_size, in, out),
+        `base` (*kernel_size, in, out) or None. `layout` "batch_first" gives
+        (batch, *kernel_size, in, out); "grouped" gives (*kernel_size, in,
+        batch, out), the layout a grouped convolution reshapes into.
+        """
+        sp = _SPATIAL_LETTERS[: self.rank]
+        if layout == "batch_first":
+            kernels = ops.einsum(f"bn,n{sp}io->b{sp}io", coefficients, stacked)
+            if base is not None:
+                kernels = kernels + base[None]
+        else:
+            kernels = ops.einsum(f"bn,n{sp}io->{sp}ibo", coefficients, stacked)
+            if base is not None:
+                kernels = kernels + ops.expand_dims(base, -2)
+        return kernels
+
+    def _per_sample_conv(self, images, coefficients, stacked, base=None):
+        """Convolve sample `i` with `base + sum_n coefficients[i, n] * stacked[n]` (no bias)."""
+        implementation = self._resolved_implementation(images)
+        layout = "grouped" if implementation == "grouped" else "batch_first"
+        kernels = self._per_sample_kernels(coefficients, stacked, base, layout)
+        if implementation == "grouped":
+            return self._grouped_conv(images, kernels)
+        if implementation == "patches":
+            return self._patches_conv(images, kernels)
+        return self._mapped_conv(images, kernels)
+
+    def _mapped_conv(self, images, kernels):
+        if self.padding == "causal":
+            images = self._explicit_padding(images)
+        padding = "valid" if self.padding == "causal" else self.padding
+        return ops.map(
+            lambda pair: self._conv(pair[0][None], pair[1], padding)[0], (images, kernels)
+        )
+
+    def _grouped_conv(self, images, kernels):
+        # kernels: (*kernel_size, cin, batch, cout) -> (*kernel_size, cin, batch * cout).
+        kernels = ops.reshape(kernels, (*self.kernel_size, kernels.shape[-3], -1))
+        if self.padding == "causal":
+            images = self._explicit_padding(images)
+        padding = "valid" if self.padding == "causal" else self.padding
+        # Fold the batch into the channels: (1, *spatial, batch * cin).
+        shape = ops.shape(images)
+        axes = tuple(range(1, self.rank + 1))
+        folded = ops.reshape(
+            ops.transpose(images, (*axes, 0, self.rank + 1)), (1, *shape[1:-1], -1)
+        )
+        if self.compute_dtype == "float16" and not _accelerator_visible():
+            # TensorFlow has no CPU gradient for a float16 grouped convolution
+            # ("not supported on CPU"), so mixed_float16 on a CPU runs it in
+            # float32.
+            outputs = self._conv(
+                ops.cast(folded, "float32"), ops.cast(kernels, "float32"), padding
+            )
+            outputs = ops.cast(outputs, "float16")
+        else:
+            outputs = self._conv(folded, kernels, padding)
+        out_spatial = ops.shape(outputs)[1:-1]
+        outputs = ops.reshape(outputs, (*out_spatial, -1, self.filters))
+        return ops.transpose(outputs, (self.rank, *range(self.rank), self.rank + 1))
+
+    def _patches_conv(self, images, kernels):
+        # im2col: one strided view of the (explicitly padded) input per kernel
+        # offset, concatenated along the channels in the kernel's row-major
+        # order, then one batched (batch, positions, k*cin) x (batch, k*cin,
+        # cout) matrix multiply: dot_general with a batch dimension, which XLA
+        # runs as well as a plain convolution on a CPU.
+        images = self._explicit_padding(images)
+        shape = ops.shape(images)
+        out_sizes = []
+        for size, k, s, d in zip(shape[1:-1], self.kernel_size, self.strides, self.dilation_rate):
+            out_sizes.append((size - d * (k - 1) - 1) // s + 1)
+        views = []
+        for offset in itertools.product(*(range(k) for k in self.kernel_size)):
+            index = [slice(None)]
+            for o, n, s, d in zip(offset, out_sizes, self.strides, self.dilation_rate):
+                index.append(slice(o * d, o * d + (n - 1) * s + 1, s))
+            index.append(slice(None))
+            views.append(images[tuple(index)])
+        patches = views[0] if len(views) == 1 else ops.concatenate(views, axis=-1)
+        depth = math.prod(self.kernel_size) * kernels.shape[-2]
+        batch = shape[0]
+        outputs = ops.matmul(
+            ops.reshape(patches, (batch, -1, depth)),
+            ops.reshape(kernels, (batch, depth, self.filters)),
+        )
+        return ops.reshape(outputs, (batch, *out_sizes, self.filters))
+
+    # ------------------------------------------------------------ from_conv / config
+
+    @classmethod
+    def _from_keras_conv(cls, conv, method, rank, **overrides):
+        """Constructor arguments copied from a built Keras `Conv{rank}D` (checked)."""
+        expected = getattr(keras.layers, _KERAS_CONV[rank])
+        where = f"{cls.__name__}.{method}"
+        if not isinstance(conv, expected):
+            # ValueError like every other bad-argument error of this project.
+            raise ValueError(  # noqa: TRY004
+                f"{where}: `conv` must be a keras.layers.{expected.__name__}; "
+                f"received {type(conv).__name__}."
+            )
+        if not conv.built:
+            raise ValueError(
+                f"{where}: {expected.__name__} '{conv.name}' is not built; call it on "
+                "an input (or build it) first so its kernel exists."
+            )
+        if conv.data_format != "channels_last" or conv.groups != 1:
+            raise ValueError(
+                f"{where}: {expected.__name__} '{conv.name}' must use "
+                "data_format='channels_last' and groups=1; received "
+                f"data_format={conv.data_format!r}, groups={conv.groups}."
+            )
+        copied = {
+            key: getattr(conv, key)
+            for key in (
+                "filters",
+                "kernel_size",
+                "strides",
+                "padding",
+                "dilation_rate",
+                "activation",
+                "use_bias",
+                "kernel_initializer",
+                "bias_initializer",
+                "kernel_regularizer",
+                "bias_regularizer",
+                "kernel_constraint",
+                "bias_constraint",
+            )
+        }
+        copied["dtype"] = conv.dtype_policy
+        copied.update(overrides)
+        return copied
+
+    @staticmethod
+    def _check_same_kernel_shape(where, conv, kernel_shape):
+        if tuple(kernel_shape) != tuple(conv.kernel.shape):
+            raise ValueError(
+                f"{where}: overrides change the kernel shape from "
+                f"{tuple(conv.kernel.shape)} to {tuple(kernel_shape)}; only override "
+                "arguments that keep the shape (not filters / kernel_size)."
+            )
+
+    def get_config(self):
+        # `rank` is not in the config: the concrete classes fix it (as Keras's
+        # Conv2D does over BaseConv).
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "dilation_rate": self.dilation_rate,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                "implementation": self.implementation,
+            }
+        )
+        return config
