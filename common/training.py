@@ -126,6 +126,11 @@ def _commit_point(name: str, epoch: int | None = None, truncate: Path | None = N
     if truncate is not None and truncate.exists():
         with open(truncate, "r+b") as f:
             f.truncate(truncate.stat().st_size // 2)
+    _die(name)
+
+
+def _die(point: str) -> None:
+    """SIGKILL this process (tests running in-process replace this with a raise)."""
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -811,6 +816,7 @@ class Run:
             if y is None:
                 # A dataset or generator orders its own batches (Keras warns about shuffle=True otherwise).
                 fit_kwargs.setdefault("shuffle", False)
+            distribute.jit_steps_under_data_parallel(model)
             model.fit(
                 x,
                 y,
@@ -843,6 +849,7 @@ class Run:
     def evaluate(self, model, datasets: dict) -> dict:
         """`{"val": {...}, "test": {...}}` with every compiled metric of `model`."""
         results = {}
+        distribute.jit_steps_under_data_parallel(model)
         for split, data in datasets.items():
             if data is None:
                 continue

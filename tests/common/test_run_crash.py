@@ -1,0 +1,370 @@
+"""Crash safety of the harness: a kill at each commit point of an epoch, damaged folders, concurrent runs.
+
+In-process tests stop the run at a commit point by raising where the harness
+would SIGKILL itself (`common.training._die`); the files on disk are then
+exactly those a kill -9 leaves (every write is a rename of a flushed file).
+The slow tests kill real processes with SIGKILL through `HYBRIDVISION_KILL_AT`.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from common import training
+from common.cli import UserError
+from common.config import TrainConfig
+from common.training import COMMIT_POINTS, Run, read_history, resolve_run_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+EPOCHS = 3
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL: nothing after the commit point runs, not even `except Exception`."""
+
+
+def _data(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("float32")
+    return x, y
+
+
+def _model():
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dense(4, activation="relu")(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy", metrics=["accuracy"],
+                  run_eagerly=True)  # no graph tracing: faster for a model this small
+    return model
+
+
+class _Epochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
+def _cfg(path, **kw):
+    return TrainConfig(**{"run_dir": str(path), "epochs": EPOCHS, "batch_size": 16, "quiet": True, **kw})
+
+
+def _fit(run, seen=None, **kw):
+    """Fit the toy model; returns (and appends to `seen`) the 0-based epochs it began."""
+    x, y = _data()
+    recorder = _Epochs()
+    if seen is not None:
+        recorder.seen = seen
+    run.fit(_model(), (x, y), (x, y), monitor="val_loss", batch_size=16, callbacks=[recorder], **kw)
+    return recorder.seen
+
+
+def _kill_at(monkeypatch, point, epoch):
+    monkeypatch.setenv(training.KILL_ENV, f"{point}@{epoch}")
+
+    def die(name):
+        raise _Killed(name)
+
+    monkeypatch.setattr(training, "_die", die)
+
+
+def _assert_consistent(run_dir: Path, epochs=EPOCHS):
+    """The finished directory: every epoch's row once, integer epochs, best.keras = best.json = history's best."""
+    history = read_history(run_dir / "history.csv")
+    assert [r["epoch"] for r in history] == list(range(epochs))
+    assert [line.split(",")[0] for line in (run_dir / "history.csv").read_text().splitlines()[1:]] == [
+        str(e) for e in range(epochs)
+    ], "the epoch column must stay integer"
+    record = json.loads((run_dir / "best.json").read_text())
+    best_row = min(history, key=lambda r: r["val_loss"])
+    assert record["epoch"] == best_row["epoch"] and record["score"] == pytest.approx(best_row["val_loss"], rel=1e-6)
+    x, y = _data()
+    loss = keras.models.load_model(run_dir / "best.keras").evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    assert loss == pytest.approx(record["score"], rel=1e-4), "best.keras must be the model best.json describes"
+    leftovers = [p.name for p in run_dir.rglob("*") if ".tmp" in p.name]
+    assert leftovers == [], leftovers
+    assert (run_dir / "metrics.json").is_file() and not (run_dir / "backup").exists()
+
+
+def test_a_kill_at_every_commit_point_in_turn_then_the_run_finishes_whole(tmp_path, monkeypatch):
+    """One run killed once per commit point (point i in epoch i), resumed after each kill."""
+    monkeypatch.chdir(tmp_path)
+    run_dir, epochs = tmp_path / "run", len(COMMIT_POINTS) + 1
+    trained = []
+    for epoch, point in enumerate(COMMIT_POINTS):
+        _kill_at(monkeypatch, point, epoch)
+        run = Run("toy", _cfg(run_dir, epochs=epochs))
+        with pytest.raises(_Killed):
+            _fit(run, trained)
+        run.close()
+    monkeypatch.delenv(training.KILL_ENV)
+    run = Run("toy", _cfg(run_dir, epochs=epochs))
+    _fit(run, trained)
+    run.finish(_model(), {"val": _data()})
+    _assert_consistent(run_dir, epochs)
+    assert trained[-1] == epochs - 1 and sorted(set(trained)) == list(range(epochs))
+    # Every invocation after the first kill (epoch 0, nothing committed yet) says that it resumed.
+    assert (run_dir / "run.log").read_text().count(f"resuming {run_dir} from epoch") == len(COMMIT_POINTS) - 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", COMMIT_POINTS)
+def test_kill_at_each_commit_point_resumes_to_a_consistent_run(point, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    kill_epoch = 1
+    _kill_at(monkeypatch, point, kill_epoch)
+    run = Run("toy", _cfg(run_dir))
+    with pytest.raises(_Killed):
+        _fit(run)
+    run.close()  # the kernel releases a killed process's lock
+    monkeypatch.delenv(training.KILL_ENV)
+
+    run = Run("toy", _cfg(run_dir))
+    seen = _fit(run)
+    # The killed epoch runs again unless all of its results were durable (then only the counter was missing).
+    assert seen in ([kill_epoch, 2], [2]), seen
+    run.finish(_model(), {"val": _data()})
+    _assert_consistent(run_dir)
+    log_text = (run_dir / "run.log").read_text()
+    assert f"resuming {run_dir} from epoch {seen[0] + 1} of {EPOCHS}" in log_text
+
+
+def test_kill_in_the_first_epoch_and_mid_checkpoint_leftovers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    _kill_at(monkeypatch, "mid_checkpoint", 0)
+    run = Run("toy", _cfg(run_dir))
+    with pytest.raises(_Killed):
+        _fit(run)
+    run.close()
+    assert (run_dir / "best.tmp.keras").exists() and not (run_dir / "best.keras").exists()
+    monkeypatch.delenv(training.KILL_ENV)
+    run = Run("toy", _cfg(run_dir))
+    assert _fit(run) == [0, 1, 2]
+    run.finish(_model(), {"val": _data()})
+    _assert_consistent(run_dir)
+    assert "removed best.tmp.keras" in (run_dir / "run.log").read_text()
+
+
+def _interrupted(tmp_path, monkeypatch, point="counter", epoch=1):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    _kill_at(monkeypatch, point, epoch)
+    run = Run("toy", _cfg(run_dir))
+    with pytest.raises(_Killed):
+        _fit(run)
+    run.close()
+    monkeypatch.delenv(training.KILL_ENV)
+    return run_dir
+
+
+def test_missing_history_row_is_refused_with_one_line(tmp_path, monkeypatch):
+    run_dir = _interrupted(tmp_path, monkeypatch)
+    lines = (run_dir / "history.csv").read_text().splitlines()
+    (run_dir / "history.csv").write_text("\n".join(lines[:1] + lines[2:]) + "\n")  # drop epoch 0's row
+    run = Run("toy", _cfg(run_dir))
+    with pytest.raises(UserError, match=r"is damaged: 2 epoch\(s\) finished but history.csv lacks the row\(s\) of "
+                                        r"epoch\(s\) 1; delete the folder or pass a new --run-dir") as info:
+        _fit(run)
+    run.close()
+    assert "\n" not in str(info.value)
+
+
+def test_missing_backup_weights_and_missing_best_are_refused(tmp_path, monkeypatch):
+    run_dir = _interrupted(tmp_path, monkeypatch)
+    state = json.loads((run_dir / "backup" / "state.json").read_text())
+    (run_dir / "best.keras").rename(tmp_path / "best.keras")
+    run = Run("toy", _cfg(run_dir))
+    with pytest.raises(UserError, match="best.json is there but best.keras is missing"):
+        _fit(run)
+    (tmp_path / "best.keras").rename(run_dir / "best.keras")
+    (run_dir / "backup" / state["weights"]).unlink()
+    with pytest.raises(UserError, match=r"backup/epoch-2.weights.h5 \(the state after epoch 2\) is missing"):
+        _fit(run)
+    run.close()
+
+
+def test_unreadable_history_is_refused(tmp_path, monkeypatch):
+    run_dir = _interrupted(tmp_path, monkeypatch)
+    (run_dir / "history.csv").write_text("epoch,loss\nzero,abc\n")
+    run = Run("toy", _cfg(run_dir))
+    with pytest.raises(UserError, match="history.csv is not a history this harness wrote"):
+        _fit(run)
+    run.close()
+
+
+def test_run_dir_of_the_earlier_harness_is_repaired(tmp_path, monkeypatch):
+    """Old layout: backup/latest.weights.h5 + training_metadata.json, best.keras without best.json, float epochs."""
+    run_dir = _interrupted(tmp_path, monkeypatch)
+    backup = run_dir / "backup"
+    state = json.loads((backup / "state.json").read_text())
+    (backup / state["weights"]).rename(backup / "latest.weights.h5")
+    (backup / "state.json").unlink()
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0}))
+    (run_dir / "best.json").unlink()
+    text = (run_dir / "history.csv").read_text().replace("\n0,", "\n0.0,")
+    (run_dir / "history.csv").write_text(text)
+    run = Run("toy", _cfg(run_dir))
+    assert _fit(run) == [2]
+    run.finish(_model(), {"val": _data()})
+    history = read_history(run_dir / "history.csv")
+    assert [r["epoch"] for r in history] == [0, 1, 2]
+    assert json.loads((run_dir / "best.json").read_text())["epoch"] in (0, 1, 2)
+
+
+def test_second_run_on_a_locked_dir_is_refused_naming_the_pid(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = Run("toy", _cfg(tmp_path / "run"))
+    with pytest.raises(UserError, match=rf"run directory {tmp_path / 'run'} is in use by another training "
+                                        rf"\(pid {os.getpid()}\); wait for it to finish or pass another --run-dir"):
+        Run("toy", _cfg(tmp_path / "run"))
+    first.close()
+    Run("toy", _cfg(tmp_path / "run")).close()  # free again
+
+
+def test_automatic_resume_skips_a_dir_in_use(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(epochs=2, quiet=True)
+    first = Run("toy", cfg)
+    assert resolve_run_dir("toy", cfg) != first.dir
+    second = Run("toy", cfg)
+    assert second.dir != first.dir and second.dir.parent == first.dir.parent
+    second.close()
+    first.close()
+    assert resolve_run_dir("toy", cfg) in (first.dir, second.dir)
+
+
+def test_other_settings_on_an_unfinished_dir_are_refused(tmp_path, monkeypatch):
+    run_dir = _interrupted(tmp_path, monkeypatch)
+    with pytest.raises(UserError, match=r"holds an unfinished run with other settings \(epochs: 3 there, 5 now\)"):
+        Run("toy", _cfg(run_dir, epochs=5))
+
+
+def test_zero_epoch_or_diverged_runs_do_not_replace_an_export(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y = _data()
+    export = tmp_path / "saved_models" / "toy" / "same.keras"
+    run = Run("toy", _cfg(tmp_path / "a", epochs=1), export_name="same")
+    model = _model()
+    run.fit(model, (x, y), (x, y), batch_size=16)
+    run.finish(model, {"val": (x, y)})
+    before = export.read_bytes()
+
+    run = Run("toy", _cfg(tmp_path / "b", epochs=1), export_name="same")  # trains nothing
+    _, metrics = run.finish(_model(), {"val": (x, y)})
+    assert metrics["notes"]["exported_model"] is None and "0 epochs" in metrics["notes"]["not_exported"]
+    run = Run("toy", _cfg(tmp_path / "c", epochs=1), export_name="same")
+    model = _model()
+    run.fit(model, (x, y), (x, y), batch_size=16)
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    _, metrics = run.finish(model, {"val": (x, y)}, use_best=False)
+    assert "not finite" in metrics["notes"]["not_exported"]
+    assert export.read_bytes() == before
+    assert [p.name for p in export.parent.iterdir()] == ["same.keras"], "no temporary export files left"
+
+
+def test_disk_full_and_read_only_dir_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    real_usage = training.shutil.disk_usage
+    monkeypatch.setattr(training.shutil, "disk_usage", lambda p: real_usage(p)._replace(free=1000))
+    run = Run("toy", _cfg(tmp_path / "run"))
+    with pytest.raises(UserError, match=r"not enough disk space in .*backup for the epoch's backup: about "
+                                        r"[0-9.]+ MB needed, 0.0 MB free"):
+        _fit(run)
+    run.close()
+    assert not list((tmp_path / "run").rglob("*.tmp*"))
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(training.Path, "write_bytes", read_only)
+    with pytest.raises(UserError, match=r"run directory .*ro is not writable \(Read-only file system\); pass a "
+                                        r"writable --run-dir"):
+        Run("toy", _cfg(tmp_path / "ro"))
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    import keras, numpy as np
+    from common.cli import main_entry
+    from common.config import TrainConfig
+    from common.training import Run
+
+    def main(argv):
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(48, 4)).astype("float32"); y = (x[:, 0] > 0).astype("float32")
+        inputs = keras.Input((4,)); outputs = keras.layers.Dense(1, activation="sigmoid")(inputs)
+        model = keras.Model(inputs, outputs)
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy")
+        run = Run("toy", TrainConfig(run_dir="run", epochs=3, batch_size=16, quiet=True))
+        if argv and argv[0] == "hold":
+            print("HOLDING", flush=True)
+            time.sleep(60)
+        run.fit(model, (x, y), (x, y), batch_size=16)
+        run.finish(model, {{"val": (x, y)}})
+        print("FINISHED", flush=True)
+
+    main_entry(main, sys.argv[1:])
+    """
+)
+
+
+def _script(tmp_path):
+    path = tmp_path / "train.py"
+    path.write_text(_SCRIPT.format(root=str(ROOT)))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["mid_checkpoint", "best_keras", "counter"])
+def test_sigkill_at_commit_points_then_the_same_command_finishes(point, tmp_path):
+    script = _script(tmp_path)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", training.KILL_ENV: f"{point}@1"}
+    first = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    env.pop(training.KILL_ENV)
+    second = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "FINISHED" in second.stdout
+    assert "resuming run from epoch" in second.stderr, "--quiet still says that the run resumed"
+    history = read_history(tmp_path / "run" / "history.csv")
+    assert [r["epoch"] for r in history] == [0, 1, 2]
+    record = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert record["score"] == min(r["val_loss"] for r in history)
+    assert not [p for p in (tmp_path / "run").rglob("*") if ".tmp" in p.name]
+
+
+@pytest.mark.slow
+def test_concurrent_process_on_the_same_run_dir_is_refused(tmp_path):
+    script = _script(tmp_path)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    holder = subprocess.Popen([sys.executable, str(script), "hold"], cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+                              env=env)
+    try:
+        assert holder.stdout.readline().strip() == "HOLDING"
+        second = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env)
+        assert second.returncode == 2
+        assert second.stderr.strip().splitlines()[-1] == (
+            f"error: run directory run is in use by another training (pid {holder.pid}); wait for it to finish or "
+            "pass another --run-dir"
+        )
+        assert "Traceback" not in second.stderr
+    finally:
+        holder.kill()
+        holder.wait()
