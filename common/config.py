@@ -22,9 +22,23 @@ from pathlib import Path
 import yaml
 
 
-def option(default, help="", choices=None, **kwargs):
-    """A dataclass field with help text (and choices) for the CLI."""
+_RANGE_KEYS = ("min", "max", "above", "below")
+
+
+def option(default, help="", choices=None, min=None, max=None, above=None, below=None, **kwargs):
+    """A dataclass field with help text, choices and a numeric range for the CLI.
+
+    `min`/`max` are inclusive bounds, `above`/`below` exclusive ones; they
+    apply to every item of a list field, and `None` values (automatic
+    settings) are not checked. A field an app redeclares without a range keeps
+    the range of the field it overrides (e.g. `epochs` stays >= 1).
+
+        epochs: int = option(10, "number of epochs", min=1)
+        val_fraction: float = option(0.2, "share held out", min=0, below=1)
+    """
     metadata = {"help": help, "choices": choices}
+    bounds = {"min": min, "max": max, "above": above, "below": below}
+    metadata.update({k: v for k, v in bounds.items() if v is not None})
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
@@ -38,11 +52,11 @@ class TrainConfig:
     run_dir: str | None = option(
         None, "run directory; default runs/<app>/<timestamp>, or the unfinished run to resume"
     )
-    epochs: int = option(10, "number of training epochs")
-    batch_size: int = option(32, "batch size (per replica under --strategy mirrored)")
-    learning_rate: float = option(1e-3, "initial learning rate")
-    image_size: int = option(128, "images are resized to image_size x image_size")
-    seed: int = option(0, "random seed for splits, shuffling and initialisation")
+    epochs: int = option(10, "number of training epochs", min=1)
+    batch_size: int = option(32, "batch size (per replica under --strategy mirrored)", min=1)
+    learning_rate: float = option(1e-3, "initial learning rate", above=0)
+    image_size: int = option(128, "images are resized to image_size x image_size", min=1)
+    seed: int = option(0, "random seed for splits, shuffling and initialisation", min=0)
     weights: str = option(
         "none", "backbone weights: imagenet, none, or a path to a .weights.h5 file"
     )
@@ -156,23 +170,82 @@ def config_from_dict(cls, data: dict, source: str = "config"):
     return config
 
 
+def field_range(cls, name: str) -> dict:
+    """The range metadata (`min`, `max`, `above`, `below`) of field `name`, inherited from a base class
+    whose field of that name has one when the class's own field has none."""
+    cls = cls if isinstance(cls, type) else type(cls)
+    for klass in cls.__mro__:
+        if not dataclasses.is_dataclass(klass):
+            continue
+        own = {f.name: f for f in dataclasses.fields(klass)}.get(name)
+        if own is not None and any(k in own.metadata for k in _RANGE_KEYS):
+            return {k: own.metadata[k] for k in _RANGE_KEYS if k in own.metadata}
+    return {}
+
+
+def _number(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def describe_range(bounds: dict) -> str:
+    """'>= 1', '> 0', 'in [0, 1)' ... for a range dict."""
+    low = ("[", bounds["min"]) if "min" in bounds else ("(", bounds["above"]) if "above" in bounds else None
+    high = ("]", bounds["max"]) if "max" in bounds else (")", bounds["below"]) if "below" in bounds else None
+    if low and high:
+        return f"in {low[0]}{_number(low[1])}, {_number(high[1])}{high[0]}"
+    if low:
+        return f"{'>=' if low[0] == '[' else '>'} {_number(low[1])}"
+    if high:
+        return f"{'<=' if high[0] == ']' else '<'} {_number(high[1])}"
+    return ""
+
+
+def check_range(flag: str, value, bounds: dict) -> None:
+    """Raise `ValueError('--flag must be >= 1 (got -1)')` when `value` is outside `bounds` (NaN always is)."""
+    if value is None or not bounds or isinstance(value, bool):
+        return
+    ok = True
+    if "min" in bounds:
+        ok = ok and value >= bounds["min"]
+    if "above" in bounds:
+        ok = ok and value > bounds["above"]
+    if "max" in bounds:
+        ok = ok and value <= bounds["max"]
+    if "below" in bounds:
+        ok = ok and value < bounds["below"]
+    if not ok:
+        raise ValueError(f"{flag} must be {describe_range(bounds)} (got {_number(value)})")
+
+
 def validate(config) -> None:
-    """Check every field with `choices` holds an allowed value."""
+    """Check every field with `choices` holds an allowed value and every numeric field is in its range."""
     for field in dataclasses.fields(config):
         choices = field.metadata.get("choices")
         value = getattr(config, field.name)
-        if not choices or value is None:
+        if value is None:
             continue
         values = value if isinstance(value, list) else [value]
+        flag = "--" + field.name.replace("_", "-")
+        if choices:
+            for v in values:
+                if v not in choices:
+                    raise ValueError(f"{flag} {v!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+        bounds = field_range(config, field.name)
         for v in values:
-            if v not in choices:
-                flag = "--" + field.name.replace("_", "-")
-                raise ValueError(f"{flag} {v!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+            if isinstance(v, (int, float)):
+                check_range(flag, v, bounds)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, `error: <message>`, exit code 2 (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {' '.join(str(message).split())}\n")
 
 
 def build_parser(cls, description: str = "", prog: str | None = None) -> argparse.ArgumentParser:
     """An argparse parser with one flag per dataclass field plus `--config`."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog=prog,
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -198,6 +271,9 @@ def build_parser(cls, description: str = "", prog: str | None = None) -> argpars
             kwargs["help"] = f"{kwargs['help']} (default: {shown})"
         elif kind is bool:
             kwargs["help"] = f"{kwargs['help']} (default: {default})"
+        bounds = field_range(cls, field.name)
+        if bounds:
+            kwargs["help"] = f"{kwargs['help']} [{describe_range(bounds)}]"
         parser.add_argument(flag, **kwargs)
     return parser
 

@@ -185,6 +185,41 @@ def chief_value(text: str, size: int = 4096) -> str:
     return bytes(shared[1:]).rstrip(b"\0").decode()
 
 
+def jit_steps_under_data_parallel(model) -> bool:
+    """Under `DataParallel` on JAX, make `model`'s train/test steps jit-compiled; whether they are.
+
+    A model compiled with `jit_compile=False` (digit_pairs does so for
+    TensorFlow's sake) runs op by op on JAX, and under DataParallel every op
+    is then a program of its own over all devices, many of them holding an
+    all-reduce (the gradients' sums over the batch). On XLA's CPU client with
+    several devices in one process such programs deadlocked now and then:
+    one device waited in an all-reduce whose partner never started, and XLA
+    aborted the process after its 40 s rendezvous timeout (digit_pairs'
+    siamese model: 6 of 7 runs un-jitted on 2 forced CPU devices, 0 of 3
+    jitted). One jitted program per step has a single all-reduce schedule
+    and did not hang. Models that cannot be jitted (holding AffineAugmentation)
+    stay op by op, with a warning.
+    """
+    if keras.backend.backend() != "jax" or keras.distribution.distribution() is None:
+        return bool(getattr(model, "jit_compile", False))
+    if model.jit_compile:
+        return True
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras's "doesn't support jit_compile=True"; ours below says why it matters
+        model.jit_compile = True
+    if not model.jit_compile:
+        log.warning("model %s cannot be jit-compiled (a layer opts out, e.g. AffineAugmentation): under "
+                    "--strategy data_parallel it runs op by op, which hung XLA's CPU all-reduce on several "
+                    "CPU devices; keep such layers in the tf.data pipeline", model.name)
+        return False
+    # Step functions made before were eager; make them again, jitted.
+    model.train_function = model.test_function = model.predict_function = None
+    log.info("model %s: train/test steps jit-compiled under data_parallel", model.name)
+    return True
+
+
 class Distribution:
     """The strategy and precision a run trains under, over one or several processes.
 

@@ -23,11 +23,12 @@ Run two processes on this machine (each writes its final weights to --out):
 
 On a cluster, start one process per host with the first host's address as
 `--coordinator` (under SLURM: `--process-id $SLURM_PROCID --num-processes
-$SLURM_NTASKS`). The demo model is a tiny HybridConv2D network. A script of
-your own does the same: call `initialize()` below first, then
-`keras.distribution.set_distribution(keras.distribution.DataParallel())`,
-which is what the apps' `--strategy data_parallel` sets up over the devices
-of one host (the app CLIs do not call `initialize()`).
+$SLURM_NTASKS`). The demo model is a tiny HybridConv2D network. Every app's
+command line does the same itself (`--coordinator/--num-processes/--process-id`,
+or SLURM's variables with `--strategy data_parallel`: see common/distribute.py
+and examples/slurm/multihost_train.sbatch). A script of your own: call
+`initialize()` below first, then
+`keras.distribution.set_distribution(keras.distribution.DataParallel())`.
 """
 
 from __future__ import annotations
@@ -59,12 +60,10 @@ def initialize(coordinator: str, num_processes: int, process_id: int, local_devi
         os.environ["XLA_FLAGS"] = (
             os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={local_devices}"
         ).strip()
-    import jax
+    from common.distribute import MultiHost, initialize_processes
 
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    import keras
-
-    keras.distribution.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+    # keras.distribution.initialize, with gloo for the cross-process all-reduces on CPU.
+    initialize_processes(MultiHost(coordinator, num_processes, process_id))
 
 
 def build_demo_model(image_size: int = 8, num_covariates: int = 2, num_classes: int = 3):

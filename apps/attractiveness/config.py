@@ -43,7 +43,7 @@ class AttractivenessConfig(TrainConfig):
         "(SEEDS.md: last 0.821 > first 0.813 > 3rd 0.811)",
     )
     bn_momentum: float = option(
-        0.9, "BatchNorm moving-average momentum (torchvision's 0.9; Keras's 0.99 lags in short runs)"
+        0.9, "BatchNorm moving-average momentum (torchvision's 0.9; Keras's 0.99 lags in short runs)", min=0, below=1
     )
     optimizer: str = option("adam", "optimizer name (common.optimizers; SEEDS.md: Adam)")
     learning_rate: float | None = option(
@@ -54,10 +54,10 @@ class AttractivenessConfig(TrainConfig):
     epochs: int = option(1, "epochs (SEEDS.md: 1 epoch over the 162,770 training images)")
     batch_size: int = option(32, "batch size (SEEDS.md: 32 was best of 8-64)")
     weights: str = option("imagenet", "backbone weights: imagenet (SEEDS.md), none, or a .weights.h5 path")
-    seeds: list[int] = option([], "run the configuration once per seed (e.g. 0,1,2) and write mean and std")
-    split_seed: int = option(0, "seed of the fallback split (kept fixed across --seeds: one shared test set)")
-    val_fraction: float = option(0.15, "fallback split: share of the train rows used for validation")
-    test_fraction: float = option(0.15, "fallback split: share of the train rows used for test")
+    seeds: list[int] = option([], "run the configuration once per seed (e.g. 0,1,2) and write mean and std", min=0)
+    split_seed: int = option(0, "seed of the fallback split (kept fixed across --seeds: one shared test set)", min=0)
+    val_fraction: float = option(0.15, "fallback split: share of the train rows used for validation", above=0, below=1)
+    test_fraction: float = option(0.15, "fallback split: share of the train rows used for test", min=0, below=1)
     cache: bool = option(False, "keep decoded images in memory (fine for samples; full CelebA needs GBs)")
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
 

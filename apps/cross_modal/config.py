@@ -43,7 +43,7 @@ class CrossModalConfig(TrainConfig):
     modalities: list[str] = option([], "modalities to read (default: every folder under --data-dir)")
     split: str = option("70,20,10", "train,val,test shares per modality and class (SEEDS.md: 70/20/10)")
     folds: int = option(0, "K-fold cross-validation with K >= 2 (test = each fold in turn; val from the rest "
-                           "by --split's shares): mean and std; 0 = one --split")
+                           "by --split's shares): mean and std; 0 = one --split", min=0)
     epochs: int = option(10, "epochs")
     batch_size: int = option(20, "batch size (SEEDS.md: 20)")
     image_size: int = option(150, "images are resized to image_size x image_size (SEEDS.md: 150)")
@@ -53,26 +53,26 @@ class CrossModalConfig(TrainConfig):
     optimizer: str = option("rmsprop", "optimizer (SEEDS.md: RMSprop)", choices=OPTIMIZERS)
     pooling: str = option("flatten", "how the feature map meets Dense 256: flatten (SEEDS.md) or avg (GAP)",
                           choices=("flatten", "avg"))
-    dense_units: int = option(256, "units of the hidden dense layer (SEEDS.md: 256)")
-    dropout: float = option(0.5, "dropout before the softmax")
+    dense_units: int = option(256, "units of the hidden dense layer (SEEDS.md: 256)", min=1)
+    dropout: float = option(0.5, "dropout before the softmax", min=0, below=1)
     bn_momentum: float = option(
         0.9, "BatchNorm momentum of backbones trained from random weights (scratch, per_modality with --weights "
-             "none); Keras's 0.99 is too slow for a few hundred steps"
+             "none); Keras's 0.99 is too slow for a few hundred steps", min=0, below=1
     )
     cache_features: bool = option(
         True, "frozen phase: compute the backbone's features once (cached under <run-dir>/../feature_cache) "
               "and train the head on them; fast, but without augmentation in that phase"
     )
     finetune_layers: int = option(0, "finetune: layers with weights to unfreeze at the top of the base "
-                                     "(BatchNorm not counted); 0 = its top block (vgg16: 3 convs, small: 1)")
-    finetune_epochs: int = option(5, "finetune: epochs of the fine-tuning phase")
-    finetune_learning_rate_factor: float = option(0.5, "finetune: its learning rate = learning rate x this")
+                                     "(BatchNorm not counted); 0 = its top block (vgg16: 3 convs, small: 1)", min=0)
+    finetune_epochs: int = option(5, "finetune: epochs of the fine-tuning phase", min=1)
+    finetune_learning_rate_factor: float = option(0.5, "finetune: its learning rate = learning rate x this", above=0)
     augment: bool = option(True, "ImageDataGenerator-style augmentation of the training images (SEEDS.md)")
-    rotation_range: float = option(40.0, "--augment: rotation in degrees (SEEDS.md: 40)")
-    width_shift_range: float = option(0.2, "--augment: horizontal shift, fraction of the width (SEEDS.md: 0.2)")
-    height_shift_range: float = option(0.2, "--augment: vertical shift, fraction of the height (SEEDS.md: 0.2)")
-    shear_range: float = option(0.2, "--augment: shear angle in degrees, as ImageDataGenerator (SEEDS.md: 0.2)")
-    zoom_range: float = option(0.2, "--augment: zoom factors in [1 - z, 1 + z] (SEEDS.md: 0.2)")
+    rotation_range: float = option(40.0, "--augment: rotation in degrees (SEEDS.md: 40)", min=0, max=180)
+    width_shift_range: float = option(0.2, "--augment: horizontal shift, fraction of the width (SEEDS.md: 0.2)", min=0, below=1)
+    height_shift_range: float = option(0.2, "--augment: vertical shift, fraction of the height (SEEDS.md: 0.2)", min=0, below=1)
+    shear_range: float = option(0.2, "--augment: shear angle in degrees, as ImageDataGenerator (SEEDS.md: 0.2)", min=0, below=90)
+    zoom_range: float = option(0.2, "--augment: zoom factors in [1 - z, 1 + z] (SEEDS.md: 0.2)", min=0, below=1)
     horizontal_flip: bool = option(True, "--augment: random left-right flips (SEEDS.md: on)")
     fill_mode: str = option("nearest", "--augment: fill of pixels from outside the image (SEEDS.md: nearest)",
                             choices=("nearest", "constant", "reflect", "wrap"))

@@ -45,7 +45,7 @@ _NOT_COMPARED = ("run_dir", "quiet")
 class CompareConfig(DigitPairsConfig):
     """The training settings plus how many rounds of which models."""
 
-    rounds: int = option(10, "training runs per model (SEEDS: 10), round k uses seed --seed + k")
+    rounds: int = option(10, "training runs per model (SEEDS: 10), round k uses seed --seed + k", min=1)
     models: list[str] = option(list(MODELS), "models to compare", choices=MODELS)
     out: str = option("runs/digit_pairs/comparison", "folder for comparison.csv/.md/.png and runs/<model>/seed<k>/")
 

@@ -17,13 +17,13 @@ class DigitPairsConfig(TrainConfig):
     """Defaults are the report's settings (SEEDS.md, system 2)."""
 
     model: str = option("aux", "which model to train", choices=MODELS)
-    pairs: int = option(1000, "pairs drawn for training (split into train/val) and again for test (SEEDS: 1000)")
-    val_fraction: float = option(0.2, "share of the training pairs held out for validation (SEEDS: 800/200)")
+    pairs: int = option(1000, "pairs drawn for training (split into train/val) and again for test (SEEDS: 1000)", min=10)
+    val_fraction: float = option(0.2, "share of the training pairs held out for validation (SEEDS: 800/200)", above=0, below=1)
     aux_weight: float = option(
-        0.2, "loss weight of each digit-class loss in aux models; the comparison gets 1 - 2 * this (SEEDS: 0.2/0.2/0.6)"
+        0.2, "loss weight of each digit-class loss in aux models; the comparison gets 1 - 2 * this (SEEDS: 0.2/0.2/0.6)", min=0, max=0.5
     )
-    dropout: float = option(0.4, "dropout rate of the dropout layers (SEEDS: 0.4)")
-    shift: int = option(0, "augmentation: shift each training digit by up to this many pixels (0 = off, as the report)")
+    dropout: float = option(0.4, "dropout rate of the dropout layers (SEEDS: 0.4)", min=0, below=1)
+    shift: int = option(0, "augmentation: shift each training digit by up to this many pixels (0 = off, as the report)", min=0, max=13)
     # SEEDS: Adam lr 0.005, batch 100 (8 steps per epoch), 100-200 epochs. On
     # real MNIST pairs the deep CNN's validation accuracy still creeps up until
     # about epoch 90, the others level off earlier; the best-by-val checkpoint is kept.
@@ -36,6 +36,6 @@ class DigitPairsConfig(TrainConfig):
     batch_size: int = option(100, "batch size (SEEDS: 100)")
     learning_rate: float = option(0.005, "Adam learning rate (SEEDS: 0.005)")
     warmup_epochs: float = option(
-        2, "ramp the learning rate up linearly over this many epochs (0 = off, as the report)"
+        2, "ramp the learning rate up linearly over this many epochs (0 = off, as the report)", min=0
     )
     image_size: int = option(14, "digits are average-pooled from 28x28 to this size: 14 (SEEDS) or 28", choices=(14, 28))

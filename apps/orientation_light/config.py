@@ -45,33 +45,33 @@ class OrientationLightConfig(TrainConfig):
     batch_size: int = option(32, "batch size")
     image_size: int = option(64, "faces are resized to image_size x image_size (inception_v3 needs >= 75)")
     conv_dropout: float = option(
-        0.2, "from_scratch: dropout after the first pooling, +0.05 per later block (SEEDS.md: 0.2-0.3)"
+        0.2, "from_scratch: dropout after the first pooling, +0.05 per later block (SEEDS.md: 0.2-0.3)", min=0, below=1
     )
     dense_units: int = option(
         48, "from_scratch: units of the dense layer before the classifier (48 keeps the model under SEEDS.md's "
-        "700k parameters up to 64 px)"
+        "700k parameters up to 64 px)", min=1
     )
     bn_momentum: float = option(
         0.9, "from_scratch: BatchNorm moving-average momentum; Keras's 0.99 needs thousands of steps before "
-        "the inference statistics fit, more than a short CPU run makes"
+        "the inference statistics fit, more than a short CPU run makes", min=0, below=1
     )
     head_dropout: float = option(
         0.7, "dropout before the softmax (SEEDS.md: 0.7 after the from-scratch dense layer; the transfer "
-        "head's rate was not reported)"
+        "head's rate was not reported)", min=0, below=1
     )
     finetune_layers: int = option(
         0, "transfer models: after the frozen phase, unfreeze the top N layers with weights of the base "
-        "(BatchNorm stays frozen) and train again; 0 = no fine-tuning"
+        "(BatchNorm stays frozen) and train again; 0 = no fine-tuning", min=0
     )
-    finetune_epochs: int = option(5, "epochs of the fine-tuning phase")
-    finetune_learning_rate_factor: float = option(0.1, "fine-tuning learning rate = learning rate x this")
+    finetune_epochs: int = option(5, "epochs of the fine-tuning phase", min=1)
+    finetune_learning_rate_factor: float = option(0.1, "fine-tuning learning rate = learning rate x this", above=0)
     augment: bool = option(False, "random affine augmentation of the training images (SEEDS.md: tried on and off)")
-    rotation_range: float = option(10.0, "--augment: rotation in degrees, drawn in [-r, r]")
-    width_shift_range: float = option(0.1, "--augment: horizontal shift, fraction of the width")
-    height_shift_range: float = option(0.1, "--augment: vertical shift, fraction of the height")
-    shear_range: float = option(0.0, "--augment: shear angle in degrees")
-    zoom_range: float = option(0.1, "--augment: zoom factors in [1 - z, 1 + z]")
-    brightness_range: list[float] = option([], "--augment: brightness factors low,high (e.g. 0.8,1.2); empty = off")
+    rotation_range: float = option(10.0, "--augment: rotation in degrees, drawn in [-r, r]", min=0, max=180)
+    width_shift_range: float = option(0.1, "--augment: horizontal shift, fraction of the width", min=0, below=1)
+    height_shift_range: float = option(0.1, "--augment: vertical shift, fraction of the height", min=0, below=1)
+    shear_range: float = option(0.0, "--augment: shear angle in degrees", min=0, below=90)
+    zoom_range: float = option(0.1, "--augment: zoom factors in [1 - z, 1 + z]", min=0, below=1)
+    brightness_range: list[float] = option([], "--augment: brightness factors low,high (e.g. 0.8,1.2); empty = off", above=0)
     fill_mode: str = option("nearest", "--augment: how pixels outside the image are filled",
                             choices=("nearest", "constant", "reflect", "wrap"))
     mirror: bool = option(
@@ -80,9 +80,9 @@ class OrientationLightConfig(TrainConfig):
     )
     holdout_fraction: float = option(
         0.0, "when <data-dir>/test/ is missing: share of val held out (seeded, stratified) as the test "
-        "split, e.g. 0.5; 0 = no test split, metrics on val only"
+        "split, e.g. 0.5; 0 = no test split, metrics on val only", min=0, below=1
     )
-    split_seed: int = option(0, "seed of the --holdout-fraction split (fixed across --seed: one test set)")
+    split_seed: int = option(0, "seed of the --holdout-fraction split (fixed across --seed: one test set)", min=0)
     cache: bool = option(True, "keep the decoded images in memory (about 12 kB per image at 64 px)")
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
 

@@ -30,7 +30,7 @@ class PatchTrainingConfig(TrainConfig):
     )
     switch_epoch: int = option(
         5, "epochs before this one train the patch head on patches, the rest the multi-label head "
-        "on full images; 0 = baseline (SEEDS.md: best trade-off at 5 of 10)"
+        "on full images; 0 = baseline (SEEDS.md: best trade-off at 5 of 10)", min=0
     )
     epochs: int = option(10, "total epochs, patch and full together (SEEDS.md: 10)")
     batch_size: int = option(16, "batch size (SEEDS.md: 16; 8 gave more recall but 2x the time)")
@@ -39,22 +39,22 @@ class PatchTrainingConfig(TrainConfig):
         f"(SEEDS.md), {SCRATCH_LEARNING_RATE:g} for a backbone from random weights"
     )
     optimizer: str = option("sgd", "optimizer (SEEDS.md: SGD, momentum 0.9)", choices=OPTIMIZERS)
-    momentum: float = option(0.9, "SGD momentum (SEEDS.md: 0.9)")
+    momentum: float = option(0.9, "SGD momentum (SEEDS.md: 0.9)", min=0, below=1)
     image_size: int = option(224, "full images and patches are resized to this square (VGG16's 224)")
-    min_patch: int = option(64, "patches are the boxes of at least this many pixels a side (SEEDS.md: 64)")
+    min_patch: int = option(64, "patches are the boxes of at least this many pixels a side (SEEDS.md: 64)", min=1)
     patch_pooling: str = option(
         "adaptive", "patch head pooling: adaptive (average to 4x4, SEEDS.md) or spp "
         "(max-pooling pyramid of 1x1, 2x2 and 4x4)", choices=PATCH_POOLING
     )
-    patch_hidden: int = option(512, "units of the patch head's two hidden dense layers")
-    dropout: float = option(0.5, "dropout before the dense layers of both heads")
-    max_pos_weight: float = option(50.0, "clip of the per-class positive weights (negatives / positives)")
-    threshold: float = option(0.5, "a class is predicted when its probability reaches this")
+    patch_hidden: int = option(512, "units of the patch head's two hidden dense layers", min=1)
+    dropout: float = option(0.5, "dropout before the dense layers of both heads", min=0, below=1)
+    max_pos_weight: float = option(50.0, "clip of the per-class positive weights (negatives / positives)", above=0)
+    threshold: float = option(0.5, "a class is predicted when its probability reaches this", min=0, max=1)
     on_bad_annotation: str = option(
         "skip", "bad XML, unknown class or box outside the image: skip it (logged) or fail", choices=("skip", "fail")
     )
     exclude_difficult: bool = option(False, "leave objects marked difficult out of labels and patches")
-    val_fraction: float = option(0.2, "without ImageSets/Main/val.txt: share of the train ids held out (seeded)")
+    val_fraction: float = option(0.2, "without ImageSets/Main/val.txt: share of the train ids held out (seeded)", above=0, below=1)
     augment: bool = option(True, "random horizontal flips of training images and patches")
     cache: bool = option(False, "keep decoded, resized images and patches in memory")
     patch_cache: str | None = option(None, "folder of the cached patch crops (default .cache/voc_patches)")

@@ -82,3 +82,50 @@ def test_wrong_backend_or_name_errors_clearly():
         Distribution(other)
     with pytest.raises(ValueError, match="--strategy 'ring' is not valid"):
         Distribution("ring")
+
+
+# ---- multi-process settings (no processes started: the parsing and its errors) ----
+from common.distribute import MultiHost, multihost_settings  # noqa: E402
+
+
+def test_multihost_settings_from_flags_keras_env_and_slurm():
+    assert multihost_settings(environ={}) is None and multihost_settings(num_processes=1, environ={}) is None
+    assert multihost_settings("h0:1234", 2, 1, environ={}) == MultiHost("h0:1234", 2, 1, "flags")
+    keras_env = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234,10.0.0.2:2345",
+                 "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "1"}
+    assert multihost_settings(environ=keras_env) == MultiHost("10.0.0.1:1234", 2, 1, "KERAS_DISTRIBUTION_*")
+    slurm = {"SLURM_NTASKS": "4", "SLURM_PROCID": "3", "SLURM_JOB_ID": "4097", "SLURM_STEP_NODELIST": "gpu[07-08,11],cpu1"}
+    # SLURM's variables count only with --strategy data_parallel (a tuner under srun runs independent processes).
+    assert multihost_settings(environ=slurm) is None
+    assert multihost_settings(use_scheduler_env=True, environ=slurm) == MultiHost("gpu07:61001", 4, 3, "SLURM")
+    # Flags win over the environment, setting by setting.
+    assert multihost_settings("me:9", None, 0, use_scheduler_env=True, environ=slurm) == MultiHost("me:9", 4, 0, "SLURM")
+    assert multihost_settings(use_scheduler_env=True, environ={"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}) is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_processes": 2, "coordinator": "h:1"}, "needs --process-id"),
+    ({"num_processes": 2, "process_id": 2, "coordinator": "h:1"}, r"--process-id 2 must be in 0\.\.1"),
+    ({"num_processes": 2, "process_id": 0}, "--coordinator None: give process 0's address as HOST:PORT"),
+    ({"num_processes": 2, "process_id": 0, "coordinator": "nohost"}, "HOST:PORT"),
+    ({"coordinator": "h:1"}, "need --num-processes N > 1"),
+])
+def test_multihost_settings_errors_name_the_flag(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        multihost_settings(environ={}, **kwargs)
+
+
+def test_multihost_flags_on_every_app_command_line():
+    from common.config import build_parser
+
+    text = build_parser(TrainConfig).format_help()
+    for flag in ("--coordinator", "--num-processes", "--process-id"):
+        assert flag in text
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="the TensorFlow backend's refusal")
+def test_multihost_on_tensorflow_or_with_mirrored_errors_clearly():
+    with pytest.raises(ValueError, match="needs KERAS_BACKEND=jax"):
+        Distribution(coordinator="localhost:1", num_processes=2, process_id=0)
+    with pytest.raises(ValueError, match="--strategy mirrored is one host only"):
+        Distribution("mirrored", coordinator="localhost:1", num_processes=2, process_id=0)
