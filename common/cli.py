@@ -72,10 +72,12 @@ def one_line(err: BaseException) -> str:
     return " ".join(text.split())
 
 
-def main_entry(main, argv=None) -> None:
+def main_entry(main, argv=None, expected: tuple = ()) -> None:
     """Run `main(argv)` as a command: exit 0, or 2 with `error: ...` for expected errors.
 
-    A `main` returning an int exits with it (other return values mean 0).
+    `expected`: more exception types to report as one line wherever they are
+    raised (e.g. `ImportError` of an optional package). A `main` returning an
+    int exits with it (other return values mean 0).
     """
     try:
         result = main(argv)
@@ -85,7 +87,7 @@ def main_entry(main, argv=None) -> None:
     except SystemExit:
         raise
     except Exception as err:  # noqa: BLE001 - sorted into expected and unexpected below
-        if not is_expected(err):
+        if not (is_expected(err) or isinstance(err, expected)):
             raise
         if os.environ.get("HYBRIDVISION_TRACEBACK"):
             traceback.print_exc()

@@ -165,4 +165,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from common.cli import main_entry
+
+    main_entry(main)

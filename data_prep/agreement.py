@@ -11,7 +11,6 @@ the more confident half of the proposals.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -144,7 +143,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
+    from common.cli import main_entry
+
+    main_entry(main)

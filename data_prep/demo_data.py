@@ -60,7 +60,6 @@ import math
 import os
 import shutil
 import struct
-import sys
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
@@ -1295,4 +1294,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common.cli import main_entry
+
+    main_entry(main)

@@ -400,7 +400,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError, ImportError) as error:
-        sys.exit(f"error: {error}")
+    from common.cli import main_entry
+
+    main_entry(main, expected=(ImportError,))

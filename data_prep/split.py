@@ -13,7 +13,6 @@ label, split) next to them and prints the counts per class and split.
 import argparse
 import os
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -221,7 +220,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError, OSError) as error:
-        sys.exit(f"error: {error}")
+    from common.cli import main_entry
+
+    main_entry(main)

@@ -169,7 +169,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
+    from common.cli import main_entry
+
+    main_entry(main)

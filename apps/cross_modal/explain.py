@@ -110,4 +110,6 @@ def main(argv=None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    main()
+    from common.cli import main_entry
+
+    main_entry(main)

@@ -163,4 +163,6 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    from common.cli import main_entry
+
+    main_entry(main)

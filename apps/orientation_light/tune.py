@@ -103,4 +103,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from common.cli import main_entry
+
+    main_entry(main)
