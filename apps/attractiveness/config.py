@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from common.backbones import EFFICIENTNET_LITE, default_weights, is_pretrained
 from common.config import TrainConfig, option
 
 MODELS = ("baseline", "hybrid", "late_fusion")
-BACKBONES = ("vgg16_bn", "small")
+BACKBONES = (*EFFICIENTNET_LITE, "vgg16_bn", "small")
 # Pretrained VGG16-BN trained best at 1e-5 (SEEDS.md: the hybrid's 0.813 and the
 # baseline's ~0.816 both at bs 32, lr 1e-5). A network from random weights
 # (--weights none, or the small backbone) barely moves at 1e-5 in a few CPU
@@ -33,8 +34,9 @@ class AttractivenessConfig(TrainConfig):
         choices=MODELS,
     )
     backbone: str = option(
-        "vgg16_bn",
-        "vgg16_bn (SEEDS.md: BN was essential) or small (a CPU-sized VGG-style net with BN)",
+        "efficientnet_lite0",
+        "efficientnet_lite0|1|2 (ImageNet weights offline, BatchNorm throughout), vgg16_bn (the thesis's net; "
+        "Keras downloads its VGG16 weights) or small (a CPU-sized VGG-style net with BN, no pretrained weights)",
         choices=BACKBONES,
     )
     hybrid_positions: list[str] = option(
@@ -53,7 +55,10 @@ class AttractivenessConfig(TrainConfig):
     )
     epochs: int = option(1, "epochs (SEEDS.md: 1 epoch over the 162,770 training images)")
     batch_size: int = option(32, "batch size (SEEDS.md: 32 was best of 8-64)")
-    weights: str = option("imagenet", "backbone weights: imagenet (SEEDS.md), none, or a .weights.h5 path")
+    weights: str | None = option(
+        None, "backbone weights: imagenet, none, or a .weights.h5 path; default imagenet where the backbone "
+        "has it, none for small"
+    )
     seeds: list[int] = option([], "run the configuration once per seed (e.g. 0,1,2) and write mean and std", min=0)
     split_seed: int = option(0, "seed of the fallback split (kept fixed across --seeds: one shared test set)", min=0)
     val_fraction: float = option(0.15, "fallback split: share of the train rows used for validation", above=0, below=1)
@@ -63,9 +68,12 @@ class AttractivenessConfig(TrainConfig):
 
 
 def resolve(config: AttractivenessConfig) -> AttractivenessConfig:
-    """The config with its automatic values filled in (the learning rate by weights)."""
+    """The config with its automatic values filled in (weights by backbone, the learning rate by weights)."""
+    if config.weights is None:
+        config = dataclasses.replace(config, weights=default_weights(config.backbone))
+    if config.backbone == "small" and str(config.weights).lower() == "imagenet":
+        raise ValueError("--backbone small has no ImageNet weights; pass --weights none or a .weights.h5 file")
     if config.learning_rate is None:
-        pretrained = str(config.weights).lower() not in ("none", "")
-        rate = PRETRAINED_LEARNING_RATE if pretrained else SCRATCH_LEARNING_RATE
+        rate = PRETRAINED_LEARNING_RATE if is_pretrained(config.weights) else SCRATCH_LEARNING_RATE
         config = dataclasses.replace(config, learning_rate=rate)
     return config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import BACKBONES
+from common.backbones import BACKBONES, EFFICIENTNET_LITE, default_weights
 from common.config import TrainConfig, option
 
 MODELS = ("frozen", "finetune", "scratch", "per_modality")
@@ -13,7 +13,8 @@ OPTIMIZERS = ("rmsprop", "adam", "sgd", "adabound")
 # SEEDS.md: RMSprop 2e-5 for the frozen VGG16 base; the models trained from
 # random weights need a larger rate to learn anything in a few CPU epochs.
 DEFAULT_LEARNING_RATES = {"frozen": 2e-5, "finetune": 2e-5, "scratch": 1e-3, "per_modality": 1e-3}
-MIN_IMAGE_SIZE = {"vgg16": 32, "vgg16_bn": 32, "resnet50": 32, "inception_v3": 75, "small": 16, "from_scratch": 16}
+MIN_IMAGE_SIZE = {"vgg16": 32, "vgg16_bn": 32, "resnet50": 32, "inception_v3": 75, "small": 16, "from_scratch": 16,
+                  **{name: 32 for name in EFFICIENTNET_LITE}}
 
 
 @dataclasses.dataclass
@@ -27,10 +28,14 @@ class CrossModalConfig(TrainConfig):
         "weights, all trained; per_modality: one CNN per modality, a shared classifier",
         choices=MODELS,
     )
-    backbone: str = option("vgg16", "convolutional base (SEEDS.md: VGG16); small = CPU-sized", choices=BACKBONES)
-    weights: str = option(
-        "imagenet", "backbone weights: imagenet, none, or a .weights.h5 path (e.g. converted Places365 VGG16); "
-        "--model scratch always uses none"
+    backbone: str = option(
+        "efficientnet_lite0", "convolutional base: efficientnet_lite0|1|2 have ImageNet weights offline (the "
+        "report used vgg16, whose weights Keras downloads); small = CPU-sized, no pretrained weights",
+        choices=BACKBONES,
+    )
+    weights: str | None = option(
+        None, "backbone weights: imagenet, none, or a .weights.h5 path (e.g. converted Places365 VGG16); default "
+        "imagenet where the backbone has it, none for small/from_scratch; --model scratch always uses none"
     )
     protocol: str = option(
         "all",
@@ -76,6 +81,14 @@ class CrossModalConfig(TrainConfig):
     horizontal_flip: bool = option(True, "--augment: random left-right flips (SEEDS.md: on)")
     fill_mode: str = option("nearest", "--augment: fill of pixels from outside the image (SEEDS.md: nearest)",
                             choices=("nearest", "constant", "reflect", "wrap"))
+    grayscale: float = option(
+        0.0, "--augment: probability of turning a training image grey (keras RandomGrayscale); helps a "
+        "photo-trained model on sketches, which have no colour", min=0, max=1
+    )
+    color_jitter: float = option(
+        0.0, "--augment: strength s of random colour changes (keras RandomColorJitter): brightness +-s/2 of the "
+        "range, contrast x[1 - s, 1 + s], saturation and hue shifts; 0 = off", min=0, below=1
+    )
     cache: bool = option(True, "keep decoded images in memory")
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
 
@@ -85,8 +98,10 @@ def resolve(cfg: CrossModalConfig) -> CrossModalConfig:
     changes = {}
     if cfg.learning_rate is None:
         changes["learning_rate"] = DEFAULT_LEARNING_RATES[cfg.model]
-    if cfg.model == "scratch" and str(cfg.weights).lower() != "none":
+    if cfg.model == "scratch":
         changes["weights"] = "none"
+    elif cfg.weights is None:
+        changes["weights"] = default_weights(cfg.backbone)
     if cfg.image_size < MIN_IMAGE_SIZE[cfg.backbone]:
         raise ValueError(f"--image-size {cfg.image_size} is too small for --backbone {cfg.backbone}; "
                          f"use at least {MIN_IMAGE_SIZE[cfg.backbone]}")
@@ -99,6 +114,10 @@ def resolve(cfg: CrossModalConfig) -> CrossModalConfig:
         raise ValueError("--protocol from_source needs --source, e.g. --source photo")
     if cfg.folds == 1 or cfg.folds < 0:
         raise ValueError(f"--folds {cfg.folds}: use 0 (one --split) or K >= 2")
+    if not 0.0 <= cfg.grayscale <= 1.0:
+        raise ValueError(f"--grayscale {cfg.grayscale} is a probability; use a value in [0, 1]")
+    if not 0.0 <= cfg.color_jitter < 1.0:
+        raise ValueError(f"--color-jitter {cfg.color_jitter} must be in [0, 1), e.g. 0.3")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ValueError(f"--dropout {cfg.dropout} must be in [0, 1)")
     return dataclasses.replace(cfg, **changes) if changes else cfg

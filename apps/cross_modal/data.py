@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
+import keras
 import numpy as np
+import pandas as pd
 
 from common.data.affine_augment import AffineAugmentation
 from common.data.class_folders import make_dataset
@@ -60,15 +62,38 @@ def experiments(cfg, modalities) -> list[tuple[str, list[str]]]:
     return [(f"without_{m}", [o for o in modalities if o != m]) for m in modalities]
 
 
+def test_rows(table, part_test, train_modalities):
+    """The rows a model trained on `train_modalities` is tested on.
+
+    Its own modalities: their test split. Every other modality: all of its
+    images, since none of them was seen in training or validation (the
+    standard leave-one-domain-out protocol; ten times the test images of a
+    split on a small sample).
+    """
+    seen = part_test[part_test["modality"].isin(train_modalities)]
+    unseen = table[~table["modality"].isin(train_modalities)]
+    return pd.concat([seen, unseen], ignore_index=True)
+
+
 def augmentation(cfg):
     """SEEDS.md's ImageDataGenerator knobs as one `AffineAugmentation`, or None without `--augment`."""
     if not cfg.augment:
         return None
-    return AffineAugmentation(
+    steps = [AffineAugmentation(
         rotation_range=cfg.rotation_range, width_shift_range=cfg.width_shift_range,
         height_shift_range=cfg.height_shift_range, shear_range=cfg.shear_range, zoom_range=cfg.zoom_range,
         horizontal_flip=cfg.horizontal_flip, fill_mode=cfg.fill_mode, seed=cfg.seed,
-    )
+    )]
+    if cfg.color_jitter:
+        s = cfg.color_jitter
+        steps.append(keras.layers.RandomColorJitter(
+            value_range=(0, 255), brightness_factor=s / 2, contrast_factor=s, saturation_factor=(max(0.0, 0.5 - s / 2),
+                                                                                               min(1.0, 0.5 + s / 2)),
+            hue_factor=s / 4, seed=cfg.seed,
+        ))
+    if cfg.grayscale:
+        steps.append(keras.layers.RandomGrayscale(factor=cfg.grayscale, seed=cfg.seed))
+    return steps
 
 
 def modality_columns(modalities) -> list[str]:

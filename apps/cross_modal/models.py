@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import keras
 
-from common.backbones import build_backbone, preprocessing_layer
+from common.backbones import EFFICIENTNET_LITE, build_backbone, preprocessing_layer
 from common.optimizers import get_optimizer
 from common.transfer import freeze, unfreeze_top
 
 # Layers with weights in each backbone's top block (BatchNorm not counted).
-TOP_BLOCK_LAYERS = {"vgg16": 3, "vgg16_bn": 3, "resnet50": 3, "inception_v3": 3, "small": 1, "from_scratch": 2}
+# EfficientNet-Lite: the head's 1x1 conv and the last block (expand, depthwise, project).
+TOP_BLOCK_LAYERS = {"vgg16": 3, "vgg16_bn": 3, "resnet50": 3, "inception_v3": 3, "small": 1, "from_scratch": 2,
+                    **{name: 4 for name in EFFICIENTNET_LITE}}
 
 
 def build_extractor(cfg, name_prefix: str = "") -> keras.Model:

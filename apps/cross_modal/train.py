@@ -25,6 +25,7 @@ from apps.cross_modal.data import (
     load_table,
     make_images,
     partitions,
+    test_rows,
 )
 from apps.cross_modal.models import build_model, compile_model, prepare_finetuning
 from apps.cross_modal.report import evaluate_per_modality, summarize, write_table
@@ -102,7 +103,7 @@ def train(cfg: CrossModalConfig) -> dict:
             model = fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities,
                             batch_size, learning_rate)
             rows.setdefault(name, []).append(evaluate_per_modality(
-                model, cfg, part["test"], class_names, modalities, batch_size,
+                model, cfg, test_rows(table, part["test"], train_modalities), class_names, modalities, batch_size,
                 out_dir=run.dir if k == 0 else None, tag=name))
     test = summarize(rows, cfg.protocol, modalities)
     split = f"{cfg.folds}-fold cross-validation" if cfg.folds else f"split {cfg.split}"

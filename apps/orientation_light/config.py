@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 
+from common.backbones import EFFICIENTNET_LITE, default_weights
 from common.config import TrainConfig, option
 
 TASKS = ("orientation", "light")
-MODELS = ("from_scratch", "inception_v3", "resnet50")
-TRANSFER_MODELS = ("inception_v3", "resnet50")
+TRANSFER_MODELS = (*EFFICIENTNET_LITE, "inception_v3", "resnet50")
+MODELS = ("from_scratch", *TRANSFER_MODELS)
 OPTIMIZERS = ("adam", "sgd", "adabound")
 # Learning rates when --learning-rate is not given. SEEDS.md: AdaBound at
 # 0.003-0.005; Adam's and momentum SGD's usual rates otherwise.
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 1e-2, "adabound": 4e-3}
 # keras.applications.InceptionV3 refuses inputs below 75x75.
-MIN_IMAGE_SIZE = {"inception_v3": 75, "resnet50": 32, "from_scratch": 8}
+MIN_IMAGE_SIZE = {"inception_v3": 75, "resnet50": 32, "from_scratch": 8, **{name: 32 for name in EFFICIENTNET_LITE}}
 
 
 @dataclasses.dataclass
@@ -30,7 +31,8 @@ class OrientationLightConfig(TrainConfig):
     model: str = option(
         "from_scratch",
         "from_scratch: VGG-style CNN, < 700k parameters (SEEDS.md: the best, 0.881 / 0.902 test accuracy); "
-        "inception_v3 / resnet50: frozen pretrained base + GAP -> Dense 512 -> Dense 128 -> Dropout head",
+        "efficientnet_lite0|1|2 (ImageNet weights offline) / inception_v3 / resnet50 (weights downloaded by Keras): "
+        "frozen pretrained base + GAP -> Dense 512 -> Dense 128 -> Dropout head",
         choices=MODELS,
     )
     weights: str | None = option(
@@ -91,7 +93,7 @@ def resolve(cfg: OrientationLightConfig) -> OrientationLightConfig:
     """The config with its automatic values filled in and its combinations checked."""
     changes = {}
     if cfg.weights is None:
-        changes["weights"] = "imagenet" if cfg.model in TRANSFER_MODELS else "none"
+        changes["weights"] = default_weights(cfg.model)
     if cfg.learning_rate is None:
         changes["learning_rate"] = DEFAULT_LEARNING_RATES[cfg.optimizer]
     if cfg.image_size < MIN_IMAGE_SIZE[cfg.model]:

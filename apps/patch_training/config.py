@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import BACKBONES
+from common.backbones import BACKBONES, SCRATCH_ONLY, default_weights, is_pretrained
 from common.config import TrainConfig, option
 from common.optimizers import OPTIMIZERS
 
@@ -14,7 +14,6 @@ PATCH_POOLING = ("adaptive", "spp")
 # it barely moves at 1e-3 in a few CPU epochs, while 1e-2 trains it.
 PRETRAINED_LEARNING_RATE = 1e-3
 SCRATCH_LEARNING_RATE = 1e-2
-SCRATCH_BACKBONES = ("small", "from_scratch")
 
 
 @dataclasses.dataclass
@@ -22,11 +21,12 @@ class PatchTrainingConfig(TrainConfig):
     """Pascal VOC multi-label classification with a patch pre-training curriculum."""
 
     backbone: str = option(
-        "vgg16", "backbone (SEEDS.md: VGG16); small is a CPU-sized VGG-style net", choices=BACKBONES
+        "efficientnet_lite0", "backbone: efficientnet_lite0|1|2 have ImageNet weights offline (the report used "
+        "vgg16, whose weights Keras downloads); small is a CPU-sized VGG-style net", choices=BACKBONES
     )
     weights: str | None = option(
         None, "backbone weights: imagenet, none or a .weights.h5 path; default imagenet "
-        "for the pretrained backbones (SEEDS.md: ImageNet normalisation), none for small"
+        "for the pretrained backbones, none for small/from_scratch"
     )
     switch_epoch: int = option(
         5, "epochs before this one train the patch head on patches, the rest the multi-label head "
@@ -62,13 +62,13 @@ class PatchTrainingConfig(TrainConfig):
 
 def resolve(config: PatchTrainingConfig) -> PatchTrainingConfig:
     """The config with its automatic values (weights, learning rate) filled in and checked."""
-    scratch = config.backbone in SCRATCH_BACKBONES
     if config.weights is None:
-        config = dataclasses.replace(config, weights="none" if scratch else "imagenet")
+        config = dataclasses.replace(config, weights=default_weights(config.backbone))
+    if config.backbone in SCRATCH_ONLY and str(config.weights).lower() == "imagenet":
+        raise ValueError(f"--backbone {config.backbone} has no ImageNet weights; pass --weights none or a .weights.h5 file")
     if config.learning_rate is None:
-        pretrained = str(config.weights).lower() not in ("none", "")
         config = dataclasses.replace(
-            config, learning_rate=PRETRAINED_LEARNING_RATE if pretrained else SCRATCH_LEARNING_RATE
+            config, learning_rate=PRETRAINED_LEARNING_RATE if is_pretrained(config.weights) else SCRATCH_LEARNING_RATE
         )
     if not 0 <= config.switch_epoch <= config.epochs:
         raise ValueError(

@@ -137,8 +137,9 @@ def make_dataset(
         shuffle: reshuffle every epoch (seeded).
         seed: shuffle seed.
         augment: an `AffineAugmentation` (or any layer taking a batch and
-            `training=True`), applied after the cache; None for none. An
-            `AffineAugmentation` warps with OpenCV here (`use_opencv=True`).
+            `training=True`), or a list of them applied in order, after the
+            cache; None for none. An `AffineAugmentation` warps with OpenCV
+            here (`use_opencv=True`).
         cache: False, True (in memory) or a file path for `Dataset.cache`.
         label_mode: "int" (int32 labels), "categorical" (one-hot float32) or
             None (images only).
@@ -205,11 +206,12 @@ def make_dataset(
 
     def finish(row):
         images = tf.cast(row["image"], tf.float32)
-        if isinstance(augment, AffineAugmentation):
-            # OpenCV warps about 3x faster than the TF kernel on CPU.
-            images = augment(images, training=True, use_opencv=True)
-        elif augment is not None:
-            images = augment(images, training=True)
+        for step in augment if isinstance(augment, (list, tuple)) else [augment]:
+            if isinstance(step, AffineAugmentation):
+                # OpenCV warps about 3x faster than the TF kernel on CPU.
+                images = step(images, training=True, use_opencv=True)
+            elif step is not None:
+                images = step(images, training=True)
         inputs = (images, row["extras"]) if extra_columns else images
         if label_mode is None:
             return inputs
