@@ -113,4 +113,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from common.cli import main_entry
+
+    main_entry(main)
