@@ -30,8 +30,8 @@ _ROOT = Path(__file__).resolve().parents[1]
 _OUR_PACKAGES = tuple(str(_ROOT / name) + os.sep for name in ("apps", "common", "data_prep", "benchmarks", "hybridvision"))
 # Out of space, read-only, no permission, quota: conditions of the machine, not bugs.
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
-_OURS_IF_RAISED_HERE = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-                        PermissionError)
+# An OSError raised by our own code (open, os.link, ...) names its file: one line too.
+_OURS_IF_RAISED_HERE = (ValueError, OSError)
 
 
 class UserError(ValueError):

@@ -26,13 +26,15 @@ import logging
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from common.data.images import IMAGE_EXTENSIONS, decode_image_bytes, validate_images
+from common.cli import UserError
+from common.data.images import IMAGE_EXTENSIONS, NOT_UTF8, decode_image_bytes, is_utf8_name, shown_name, validate_images
 
 log = logging.getLogger("hybridvision")
 
@@ -122,11 +124,28 @@ def _flush(f) -> None:
     os.fsync(f.fileno())
 
 
+def load_model_file(path, flag: str = "--model", **kwargs):
+    """`keras.models.load_model(path)`, with one-line errors naming the file for what is not a model.
+
+    (Keras reports a `.keras` file that is not a zip archive as "File not found".)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{flag} {path}: no such file; pass a saved .keras model")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise UserError(f"{flag} {path} is not a Keras model (a .keras file is a zip archive, this one is not); "
+                        "pass a model saved by train.py")
+    try:
+        return keras.models.load_model(path, **kwargs)
+    except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as err:
+        first = " ".join(str(err).split())[:300]
+        raise UserError(f"{flag} {path} does not load as a Keras model ({first}); pass a model saved by train.py") \
+            from err
+
+
 def _load_model(model):
     if isinstance(model, (str, os.PathLike)):
-        if not Path(model).is_file():
-            raise FileNotFoundError(f"--model {model}: no such file; pass a saved .keras model")
-        return keras.models.load_model(model)
+        return load_model_file(model)
     return model
 
 
@@ -200,6 +219,16 @@ def label_folder(model, images_dir, out_csv, class_names, batch_size: int = 64, 
         summary["errors"] += len(odd)
         odd = set(odd)
         pending = [f for f in pending if f not in odd]
+    # Nor can a name that is not valid UTF-8 go into the UTF-8 CSV (or TensorFlow): listed by its bytes.
+    undecodable = [f for f in pending if not is_utf8_name(f)]
+    if undecodable:
+        new = [shown_name(rel) for rel in undecodable if shown_name(rel) not in failed]
+        for shown in new:
+            errors_writer.writerow([shown, NOT_UTF8])
+        summary["errors"] += len(new)
+        log.warning("skipped %d file(s) whose names are not valid UTF-8 (rename them): %s%s", len(undecodable),
+                    ", ".join(shown_name(f) for f in undecodable[:5]), " ..." if len(undecodable) > 5 else "")
+        pending = [f for f in pending if is_utf8_name(f)]
     bar = None
     if progress and pending:
         # In a log file (no terminal) one progress line every 10 s is plenty.

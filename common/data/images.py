@@ -18,6 +18,22 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 # (path, mtime_ns, size) -> None when the file decodes, else the reason it does not.
 _VALIDATION_CACHE = {}
+NOT_UTF8 = "file name is not valid UTF-8; rename it"
+
+
+def is_utf8_name(path) -> bool:
+    """Whether `path` is valid UTF-8 (Python holds other bytes of a file name as surrogates)."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_name(path) -> str:
+    """`path` for messages and CSVs: itself, or the repr of its bytes when it is not valid UTF-8."""
+    path = os.fspath(path)
+    return path if is_utf8_name(path) else repr(os.fsencode(path))
 
 
 def _check_image_args(image_size, channels):
@@ -110,6 +126,9 @@ def validate_images(paths):
     paths = [os.fspath(p) for p in paths]
     keys, reasons, to_check = {}, {}, []
     for path in paths:
+        if not is_utf8_name(path):  # TensorFlow (and the UTF-8 logs and CSVs) cannot take it
+            reasons[path] = NOT_UTF8
+            continue
         try:
             stat = os.stat(path)
         except OSError:
@@ -156,6 +175,6 @@ def drop_unreadable(table, column="path", what="images"):
 def log_skipped(bad, what="images"):
     """Logs unreadable files on the "hybridvision" logger (never silently)."""
     if bad:
-        first = "; ".join(f"{path} ({reason})" for path, reason in bad[:5])
+        first = "; ".join(f"{shown_name(path)} ({reason})" for path, reason in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         LOGGER.warning("skipped %d unreadable %s: %s%s", len(bad), what, first, more)
