@@ -64,6 +64,7 @@ import math
 import os
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import keras
@@ -366,8 +367,6 @@ class _EpochCommit(keras.callbacks.Callback):
                 f"monitored metric '{self.monitor}' is not in the epoch logs "
                 f"({', '.join(sorted(logs))}); pass one of these as monitor"
             )
-        if not distribute.is_chief():
-            return  # a multi-process run: process 0 alone writes (the others restore from its backup)
         files, n = self.files, epoch + 1
         files.backup.mkdir(parents=True, exist_ok=True)
         # 1. The state after this epoch, under a name of its own (not yet the one to resume from).
@@ -659,25 +658,24 @@ class Run:
         setup_logging(self.quiet)
         if dataclasses.is_dataclass(config):
             validate(config)
-        self._lock = self._log_handler = None
-        # A multi-process run (common.distribute): process 0 claims the directory and alone
-        # writes into it; the others use the one it chose (on a filesystem they all see).
+        self._lock = self._scratch = None
         self.is_chief = distribute.is_chief()
         self.dir = self._claim_dir(app, config) if self.is_chief else None
         if distribute.process_count() > 1:
-            self.dir = Path(distribute.chief_value(str(self.dir.absolute()) if self.is_chief else ""))
+            self.dir = self._follow_chief(self.dir)
+            if not self.is_chief:
+                saved_models_dir = self._scratch / "saved_models"
         try:
             self._check_same_settings(config)
             self.export_name = export_name or self.dir.name
             self.saved_models_dir = Path(saved_models_dir)
-            if self.is_chief:
-                with _writing(f"run directory {self.dir}"):
-                    self._log_handler = logging.FileHandler(self.dir / "run.log")
-                self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-                log.addHandler(self._log_handler)
-                with _writing(str(self.dir / "config.yaml")):
-                    save_config(config, self.dir / "config.yaml")
-                _atomic_write_text(self.dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True))
+            with _writing(f"run directory {self.dir}"):
+                self._log_handler = logging.FileHandler(self.dir / "run.log")
+            self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            log.addHandler(self._log_handler)
+            with _writing(str(self.dir / "config.yaml")):
+                save_config(config, self.dir / "config.yaml")
+            _atomic_write_text(self.dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True))
         except BaseException:
             self._release()
             raise
@@ -686,6 +684,24 @@ class Run:
         log.info("run directory: %s", self.dir)
 
     # ---- the directory ------------------------------------------------------
+    def _follow_chief(self, claimed: Path | None) -> Path:
+        """A multi-process run (common.distribute): process 0 claims the run directory and alone writes
+        into it. Every other process works in a private copy of it (a temporary folder, deleted on
+        close) and does the same writes there: Keras's saving holds collectives, so all processes
+        must save alike. Resuming needs the run directory on a filesystem all processes see."""
+        chief_dir = Path(distribute.chief_value(str(claimed.absolute()) if self.is_chief else ""))
+        if not self.is_chief:
+            if not chief_dir.is_dir():
+                raise UserError(f"process 0's run directory {chief_dir} is not visible to process "
+                                f"{distribute.process_index()}: a multi-process run needs it on a filesystem all "
+                                "processes see")
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"hybridvision-process{distribute.process_index()}-"))
+            copy = self._scratch / chief_dir.name
+            shutil.copytree(chief_dir, copy, ignore=shutil.ignore_patterns("run.lock", "run.log", "tensorboard"))
+            chief_dir = copy
+        distribute.barrier("run directory copied")  # process 0 changes nothing in it before this
+        return chief_dir
+
     def _claim_dir(self, app: str, config) -> Path:
         """The run directory, locked for this process."""
         if getattr(config, "run_dir", None):
@@ -797,10 +813,7 @@ class Run:
             return read_history(files.history)
         if not model.built:
             raise ValueError("build the model (call it or give it an Input) before Run.fit")
-        # Process 0 repairs what a crash left; then the others read the repaired state.
-        state = _recover(files, monitor, mode) if self.is_chief else None
-        distribute.barrier(f"recovered phase {phase}")
-        state = state or _recover(files, monitor, mode)
+        state = _recover(files, monitor, mode)
         if state.epoch:
             log.warning("resuming %s from epoch %d of %d%s (%d finished before; best %s so far: %s)",
                         self.dir, state.epoch + 1, epochs, "" if phase == "main" else f" of phase '{phase}'",
@@ -826,19 +839,17 @@ class Run:
                 callbacks=[
                     # First: the epoch's results are durable before any other callback runs.
                     _EpochCommit(files, state, monitor, mode),
-                    *([keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase))] if self.is_chief else []),
+                    keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase)),
                     *(callbacks or []),
                 ],
                 verbose=0 if self.quiet else "auto",
                 **fit_kwargs,
             )
-        if self.is_chief:
-            _atomic_save_weights(model, files.last_weights)
-            _atomic_write_text(files.done, "done\n")
-            # Only now that the phase is marked done may its backup go: a kill before
-            # this line resumes from the backup, after it skips the phase.
-            shutil.rmtree(files.backup, ignore_errors=True)
-        distribute.barrier(f"finished phase {phase}")  # the others read process 0's files next
+        _atomic_save_weights(model, files.last_weights)
+        _atomic_write_text(files.done, "done\n")
+        # Only now that the phase is marked done may its backup go: a kill before
+        # this line resumes from the backup, after it skips the phase.
+        shutil.rmtree(files.backup, ignore_errors=True)
         return read_history(files.history)
 
     # ---- results -----------------------------------------------------------
@@ -889,17 +900,13 @@ class Run:
         from common.plots import plot_history
 
         final = self.best_model(phase) if use_best and self.best_path(phase).exists() else model
-        if self.is_chief:
-            _atomic_save_model(final, self.dir / "model.keras")
-        results = self.evaluate(final, datasets or {})  # every process: evaluation is a collective
+        _atomic_save_model(final, self.dir / "model.keras")
+        results = self.evaluate(final, datasets or {})
         for key, value in (metrics or {}).items():
             if isinstance(value, dict) and isinstance(results.get(key), dict):
                 results[key].update(value)
             else:
                 results[key] = value
-        if not self.is_chief:
-            self.close()
-            return final, results
         if self.notes:
             results.setdefault("notes", {}).update(self.notes)
         for hist in sorted(self.dir.glob("history*.csv")):
@@ -939,3 +946,6 @@ class Run:
             log.removeHandler(handler)
             handler.close()
         self._release()
+        if getattr(self, "_scratch", None) is not None:  # another process's private copy of the run directory
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
