@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-requirements.txt
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-quick test-jax browser bench lint notebooks clean
+.PHONY: install demo test test-quick test-jax browser bench bench-gpu lint notebooks clean
 
 $(STAMP): requirements.txt setup.cfg
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench: install
 	$(BIN)/python -m pip install -q -r requirements-bench.txt
 	$(BIN)/python -m benchmarks.hybrid_conv
 	$(BIN)/python -m benchmarks.input_pipeline
+	$(BIN)/python -m benchmarks.feature_extraction
+
+# Layer (HybridConv2D vs Conv2D, XLA, mixed precision), app training step and
+# input pipeline on the first GPU, as JSON; without a GPU: one line, exit 2.
+bench-gpu: install
+	$(BIN)/python -m benchmarks.gpu --out runs/bench-gpu.json
 
 lint: install
 	$(BIN)/python -m pip install -q ruff

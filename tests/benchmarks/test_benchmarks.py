@@ -61,3 +61,17 @@ def test_input_pipeline_quick_json_against_image_data_generator(capsys, tmp_path
     assert result["speedup_vs_imagedatagenerator"] > 0
     assert result["imagedatagenerator_images_per_s"] > 0
     assert 0 < result["fraction_of_decode_ceiling"]
+
+
+@pytest.mark.slow
+def test_feature_extraction_quick_json(capsys, tmp_path):
+    from benchmarks import feature_extraction
+
+    data = make_tree(tmp_path / "jpegs")
+    returned = feature_extraction.main(["--quick", "--json", "--data-dir", str(data), "--weights", "none"])
+    result = last_json_line(capsys)
+    assert result == json.loads(json.dumps(returned))
+    assert result["pipeline_images_per_s"] > 0 and result["bare_predict_images_per_s"] > 0
+    assert result["pipeline_over_bare"] == pytest.approx(
+        result["pipeline_images_per_s"] / result["bare_predict_images_per_s"], rel=1e-6
+    )
