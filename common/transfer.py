@@ -10,9 +10,10 @@ Trainable flags are read when a model is compiled: after `freeze` or
 `unfreeze_top` call `model.compile(...)` again, or pass `recompile=True`.
 
 `hybridize` rebuilds a functional model with some of its Conv2D layers
-replaced by `HybridConv2D` layers fed by an extra covariate input; the new
-layers start from the replaced kernels, so before training the hybrid model
-computes exactly what the plain one did.
+replaced by `HybridConv2D` layers (or, with `kind=`, `FiLMConv2D` /
+`CondConv2D` / any covariate-conditioned layer) fed by an extra covariate
+input; the new layers start from the replaced kernels, so before training
+the hybrid model computes exactly what the plain one did.
 """
 
 import logging
@@ -23,6 +24,8 @@ import keras
 from keras import tree
 from keras.src.models.functional import Functional
 
+from common.layers.condconv2d import CondConv2D
+from common.layers.film_conv2d import FiLMConv2D
 from common.layers.hybrid_conv2d import HybridConv2D
 
 logger = logging.getLogger(__name__)
@@ -109,15 +112,29 @@ def unfreeze_top(model, n_layers, keep_batchnorm_frozen=True, recompile=False):
     return model
 
 
-def hybridize(model, positions, num_covariates, covariate_input_name="covariates"):
-    """Return a new model with chosen Conv2D layers replaced by HybridConv2D.
+def _condconv_from_conv2d(conv, num_covariates, **overrides):
+    return CondConv2D.from_conv2d(conv, num_covariates=num_covariates, **overrides)
+
+
+# kind -> (conv, num_covariates, **overrides) -> a built layer called on [x, covariates].
+_KINDS = {
+    "hybrid": HybridConv2D.from_conv2d,
+    "film": FiLMConv2D.from_conv2d,
+    "condconv": _condconv_from_conv2d,  # routed by the input and the covariates, 4 experts
+}
+# The layers hybridize puts in; not counted as (or replaced again as) Conv2D layers.
+_CONDITIONED = (HybridConv2D, FiLMConv2D, CondConv2D)
+
+
+def hybridize(model, positions, num_covariates, covariate_input_name="covariates", kind="hybrid"):
+    """Return a new model with chosen Conv2D layers replaced by HybridConv2D (or another `kind`).
 
     The new functional model takes the original inputs plus a covariate
     input of shape `(num_covariates,)` (appended to the input list, or added
     as key `covariate_input_name` for dict inputs) that feeds every hybrid
     layer. Each replaced Conv2D becomes `HybridConv2D.from_conv2d(conv,
     num_covariates)` (its kernel and bias as `W0`, covariate kernels at
-    zero) and keeps its trainable flag; all other layers are copies with
+    zero; or the `kind` chosen) and keeps its trainable flag; all other layers are copies with
     the same weights and trainable flags, so the original model is left
     untouched and the new one starts with identical outputs. Conv2D layers
     inside nested models (a backbone inside a classifier) are found and
@@ -131,6 +148,16 @@ def hybridize(model, positions, num_covariates, covariate_input_name="covariates
             negative counts from the end, `-1` = last), or a list of these.
         num_covariates: length of each sample's covariate vector.
         covariate_input_name: name of the new covariate input.
+        kind: what replaces each chosen Conv2D: `"hybrid"` (default,
+            `HybridConv2D.from_conv2d`), `"film"` (`FiLMConv2D.from_conv2d`:
+            per-filter scale and shift from the covariates), `"condconv"`
+            (`CondConv2D.from_conv2d(conv, num_covariates=num_covariates)`:
+            4 experts routed by the input and the covariates), or a callable
+            `(conv, num_covariates, **overrides) -> layer` returning a built
+            layer that is called on `[x, covariates]` and starts equal to
+            `conv`; the overrides passed are `name` and `trainable`. E.g.
+            `lambda conv, d, **kw: CondConv2D.from_conv2d(conv, num_experts=8,
+            num_covariates=d, **kw)`.
 
     Returns:
         The new `keras.Model`.
@@ -141,11 +168,20 @@ def hybridize(model, positions, num_covariates, covariate_input_name="covariates
         )
     if isinstance(num_covariates, bool) or not isinstance(num_covariates, int) or num_covariates < 1:
         raise ValueError(f"num_covariates must be an int >= 1, got {num_covariates!r}.")
+    if callable(kind):
+        factory = kind
+    elif isinstance(kind, str) and kind in _KINDS:
+        factory = _KINDS[kind]
+    else:
+        raise ValueError(
+            f"kind must be one of {sorted(_KINDS)} or a callable (conv, num_covariates, **overrides) "
+            f"-> layer; got {kind!r}."
+        )
     convs = _conv2d_layers(model)
     if not convs:
         raise ValueError(f"model '{model.name}' has no Conv2D layer to hybridize.")
     targets = {id(convs[i]) for i in _resolve_positions(positions, len(convs))}
-    rebuilder = _Rebuilder(targets, num_covariates, covariate_input_name)
+    rebuilder = _Rebuilder(targets, num_covariates, covariate_input_name, factory)
     new_model = rebuilder.rebuild(model)
     for original, copy in rebuilder.copies:
         copy.set_weights(original.get_weights())
@@ -207,7 +243,7 @@ def _conv2d_layers(model):
     seen, convs = set(), []
     for path in _leaf_paths(model):
         layer = path[-1]
-        if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, HybridConv2D):
+        if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, _CONDITIONED):
             if id(layer) not in seen:
                 seen.add(id(layer))
                 convs.append(layer)
@@ -242,13 +278,15 @@ def _resolve_positions(positions, count):
 class _Rebuilder:
     """Copies a (possibly nested) model graph, swapping target convs for hybrids."""
 
-    def __init__(self, targets, num_covariates, covariate_input_name):
+    def __init__(self, targets, num_covariates, covariate_input_name, factory=HybridConv2D.from_conv2d):
         self.targets = targets
+        self.factory = factory
         self.num_covariates = num_covariates
         self.covariate_input_name = covariate_input_name
         self.copies = []  # (original, copy) pairs whose weights are copied at the end
         self.new_layers = {}  # id(original) -> replacement, so shared layers stay shared
         self.takes_covariates = set()  # ids of replacements called with covariates
+        self.conditioned = set()  # ids of the new conditioned layers (the rest are nested models)
 
     def rebuild(self, model, with_covariates=True):
         inputs = [
@@ -286,7 +324,7 @@ class _Rebuilder:
     def _call(self, op, covariates, *args, **kwargs):
         if id(op) not in self.takes_covariates:
             return op(*args, **kwargs)
-        if isinstance(op, HybridConv2D):
+        if id(op) in self.conditioned:
             return op([args[0], covariates], *args[1:], **kwargs)
         # A rebuilt nested model: its original inputs, then the covariates.
         return op(tree.flatten(args[0]) + [covariates], *args[1:], **kwargs)
@@ -297,10 +335,9 @@ class _Rebuilder:
             return self.new_layers[key]
         if key in self.targets:
             # Same name, so code that looks the conv up by name still finds it.
-            new = HybridConv2D.from_conv2d(
-                layer, self.num_covariates, name=layer.name, trainable=layer.trainable
-            )
+            new = self.factory(layer, self.num_covariates, name=layer.name, trainable=layer.trainable)
             self.takes_covariates.add(id(new))
+            self.conditioned.add(id(new))
         elif isinstance(layer, (Functional, keras.Sequential)):
             needs = any(id(conv) in self.targets for conv in _conv2d_layers(layer))
             new = self.rebuild(layer, with_covariates=needs)

@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from common.layers.per_sample_conv import PerSampleConv
@@ -232,10 +233,10 @@ class CondConv2D(PerSampleConv):
         layer.build([image_shape, (None, num_covariates)] if num_covariates else image_shape)
         cls._check_same_kernel_shape(f"{cls.__name__}.from_conv2d", conv, layer.kernel.shape[1:])
         experts = layer.num_experts
-        layer.kernel.assign(ops.stack([conv.kernel] * experts))
+        layer.kernel.assign(np.stack([ops.convert_to_numpy(conv.kernel)] * experts))
         if layer.use_bias:
-            bias = conv.bias if conv.use_bias else ops.zeros((layer.filters,))
-            layer.bias.assign(ops.stack([bias] * experts))
+            bias = ops.convert_to_numpy(conv.bias) if conv.use_bias else np.zeros(layer.filters, "float32")
+            layer.bias.assign(np.stack([bias] * experts))
         layer.routing_kernel.assign(ops.zeros(layer.routing_kernel.shape))
         if layer.covariate_routing_kernel is not None:
             layer.covariate_routing_kernel.assign(ops.zeros(layer.covariate_routing_kernel.shape))

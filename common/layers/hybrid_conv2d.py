@@ -3,6 +3,7 @@
 import keras
 
 from common.layers.hybrid_conv import HybridConv
+
 # Re-exported: tests and the benchmark import these from here.
 from common.layers.per_sample_conv import (  # noqa: F401
     _IMPLEMENTATIONS,

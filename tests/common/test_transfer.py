@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from common.backbones import build_backbone
+from common.layers import CondConv2D, FiLMConv2D
 from common.layers.hybrid_conv2d import HybridConv2D
 from common.transfer import freeze, hybridize, unfreeze_top
 
@@ -323,3 +324,57 @@ def test_hybridize_bad_arguments():
     no_conv = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="no Conv2D"):
         hybridize(no_conv, "first", num_covariates=1)
+
+
+# ---------------------------------------------------------------- hybridize(kind=...)
+
+
+def conditioned_layers(model, cls):
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(conditioned_layers(layer, cls))
+        elif isinstance(layer, cls):
+            found.append(layer)
+    return found
+
+
+def _condconv_8_experts(conv, num_covariates, **overrides):
+    return CondConv2D.from_conv2d(conv, num_experts=8, num_covariates=num_covariates, **overrides)
+
+
+@pytest.mark.parametrize(
+    "kind, cls",
+    [("hybrid", HybridConv2D), ("film", FiLMConv2D), ("condconv", CondConv2D), (_condconv_8_experts, CondConv2D)],
+)
+def test_hybridize_kinds_start_with_identical_outputs_and_save(kind, cls, tmp_path):
+    model, _ = nested_cnn()
+    new = hybridize(model, [1, "last"], num_covariates=2, kind=kind)
+    found = conditioned_layers(new, cls)
+    assert [layer.name for layer in found] == ["block1_conv", "block4_conv"]
+    if kind is _condconv_8_experts:
+        assert all(layer.num_experts == 8 for layer in found)
+    images, covariates = images_and_covariates()
+    expected = run(model, images)
+    np.testing.assert_allclose(run(new, [images, covariates * 5.0]), expected, rtol=1e-5, atol=1e-5)
+    path = tmp_path / "conditioned.keras"
+    new.save(path)
+    restored = keras.models.load_model(path)
+    assert len(conditioned_layers(restored, cls)) == 2
+    np.testing.assert_allclose(run(restored, [images, covariates]), run(new, [images, covariates]), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["film", "condconv"])
+def test_hybridize_kinds_see_the_covariates(kind):
+    new = hybridize(plain_cnn(), "first", num_covariates=2, kind=kind)
+    layer = conditioned_layers(new, (FiLMConv2D, CondConv2D))[0]
+    rng = np.random.default_rng(5)
+    layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.get_weights()])
+    images, _ = images_and_covariates()
+    ones, zeros = np.ones((2, 2), "float32"), np.zeros((2, 2), "float32")
+    assert not np.allclose(run(new, [images, ones]), run(new, [images, zeros]))
+
+
+def test_hybridize_unknown_kind():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        hybridize(plain_cnn(), "first", num_covariates=1, kind="lora")
