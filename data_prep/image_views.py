@@ -6,6 +6,7 @@ parallel processes while printing progress to stderr.
 """
 
 import concurrent.futures
+import logging
 import multiprocessing
 import os
 import sys
@@ -32,15 +33,24 @@ def list_images(folder):
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist or is not a folder")
     real_root = root.resolve()
-    found = []
+    found, undecodable = [], []
     for dirpath, _, filenames in os.walk(root, followlinks=False):
         for name in filenames:
             if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
                 continue
             path = Path(dirpath) / name
+            try:
+                os.fspath(path).encode("utf-8")
+            except UnicodeEncodeError:  # not valid UTF-8: cannot go into the journal, a CSV or a URL
+                undecodable.append(repr(os.fsencode(path.relative_to(root))))
+                continue
             if not path.resolve().is_relative_to(real_root):
                 continue
             found.append(path.relative_to(root).as_posix())
+    if undecodable:
+        logging.getLogger("hybridvision").warning(
+            "skipped %d file(s) whose names are not valid UTF-8 (rename them): %s%s", len(undecodable),
+            ", ".join(sorted(undecodable)[:5]), " ..." if len(undecodable) > 5 else "")
     return sorted(found)
 
 

@@ -18,6 +18,7 @@ listed images of `--images` are ever served.
 
 import argparse
 import collections
+import errno
 import http.server
 import json
 import mimetypes
@@ -374,13 +375,16 @@ def make_handler(session, verbose=False):
                 return self._json(404, {"error": "not found"})
             if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
                 return self._json(415, {"error": "send application/json"})
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                return self._json(400, {"error": "Content-Length must be a number of bytes"})
             if not 0 < length <= MAX_BODY:
                 return self._json(400, {"error": "bad body length"})
             try:
                 body = json.loads(self.rfile.read(length))
-            except ValueError:
-                return self._json(400, {"error": "body is not JSON"})
+            except (ValueError, RecursionError):  # RecursionError: JSON nested too deep for the parser
+                return self._json(400, {"error": "body is not JSON (or is nested too deeply)"})
             if not isinstance(body, dict):
                 return self._json(400, {"error": "body must be a JSON object"})
             code, state, error = session.act(body.get("op"), body.get("file"), body.get("label"))
@@ -393,15 +397,29 @@ def make_handler(session, verbose=False):
 
 
 def make_server(session, port=8765, verbose=False):
-    """A threading HTTP server for `session`, bound to 127.0.0.1 only (port 0 = any free port)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), make_handler(session, verbose))
+    """A threading HTTP server for `session`, bound to 127.0.0.1 only (port 0 = any free port).
+
+    `session` may be None and set later with `server.RequestHandlerClass = make_handler(session)`,
+    so the port is claimed before a session writes its start record. A port in use is a
+    `ValueError` naming it and suggesting `--port 0`.
+    """
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), make_handler(session, verbose))
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise ValueError(f"--port {port}: address 127.0.0.1:{port} is already in use (another labeller?); "
+                             "pass --port 0 for any free port, or another --port") from None
+        raise
     server.daemon_threads = True
     return server
 
 
-def serve(session, port=8765, open_browser=True, verbose=False):
-    """Serves the labeller on 127.0.0.1:`port` until interrupted."""
-    server = make_server(session, port, verbose)
+def serve(session, port=8765, open_browser=True, verbose=False, server=None):
+    """Serves the labeller on 127.0.0.1:`port` (or on `server`, made by `make_server`) until interrupted."""
+    if server is None:
+        server = make_server(session, port, verbose)
+    else:
+        server.RequestHandlerClass = make_handler(session, verbose)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"labeller: {url} (journal {session.journal.path}; Ctrl+C to stop)", flush=True)
     if open_browser:
@@ -523,19 +541,25 @@ def main(argv=None):
     if (args.task is None) == (args.classes is None):
         raise ValueError("pass exactly one of --task orientation|light or --classes a,b,c")
     classes = TASK_CLASSES[args.task] if args.task else [c.strip() for c in args.classes.split(",")]
-    session = LabelSession(
-        args.images,
-        args.journal,
-        classes,
-        args.task or "custom",
-        args.order,
-        args.proposals,
-        args.channel,
-        args.threshold,
-        args.mask_style,
-        args.prefetch,
-    )
-    serve(session, args.port, not args.no_browser, args.verbose)
+    # The port first: a busy one must fail before the session writes a start record to the journal.
+    server = make_server(None, args.port, args.verbose)
+    try:
+        session = LabelSession(
+            args.images,
+            args.journal,
+            classes,
+            args.task or "custom",
+            args.order,
+            args.proposals,
+            args.channel,
+            args.threshold,
+            args.mask_style,
+            args.prefetch,
+        )
+    except BaseException:
+        server.server_close()
+        raise
+    serve(session, args.port, not args.no_browser, args.verbose, server=server)
     return 0
 
 

@@ -128,9 +128,31 @@ def attribute_names(source):
         return f.readline().split()
 
 
+# The 40 attributes of the official list_attr_celeba.txt.
+CELEBA_ATTRIBUTES = frozenset(
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
+    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
+    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
+    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
+    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young".split()
+)
+
+
 def check_attributes(names, valid, flag="--covariates"):
-    """Raises a ValueError listing the valid names when one of `names` is not an attribute."""
+    """Raises a ValueError listing the valid names when one of `names` is not an attribute.
+
+    When the names asked for are official CelebA attributes but the file's names
+    line lacks most of those, the file is blamed, not the flag.
+    """
     unknown = [n for n in names if n not in valid]
+    official = [n for n in valid if n in CELEBA_ATTRIBUTES]
+    if unknown and set(unknown) <= CELEBA_ATTRIBUTES and len(official) < len(CELEBA_ATTRIBUTES) // 2:
+        shown = " ".join(list(valid)[:4]) + (" ..." if len(valid) > 4 else "")
+        raise ValueError(
+            f"{ATTRIBUTE_FILE}: its names line (line 2) holds {len(official)} of CelebA's 40 attribute names "
+            f"({shown!r}), so {', '.join(unknown)} is missing; line 2 must list the attribute names "
+            "(5_o_Clock_Shadow Arched_Eyebrows ... Young)"
+        )
     if unknown:
         raise ValueError(
             f"{flag}: unknown CelebA attribute(s) {', '.join(unknown)}; "
