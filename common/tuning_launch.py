@@ -27,17 +27,15 @@ writes best_config.yaml and trials.csv; on a worker it only trains and
 returns `(None, tuner)`.
 
 On a SLURM cluster, one task per process (task 0 is the chief), all tasks
-running the same command:
+running the same command: examples/slurm/tune_distributed.sbatch sets
+KERASTUNER_ORACLE_IP to the first node of the job, KERASTUNER_ORACLE_PORT,
+and KERASTUNER_TUNER_ID from SLURM_PROCID (0: chief, k: tuner{k-1}):
 
-    #!/bin/bash
-    #SBATCH --ntasks=5 --gpus-per-task=1
-    export KERASTUNER_ORACLE_IP=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1)
-    export KERASTUNER_ORACLE_PORT=8000
-    srun bash -c 'if [ "$SLURM_PROCID" = 0 ]; then export KERASTUNER_TUNER_ID=chief;
-                  else export KERASTUNER_TUNER_ID=tuner$((SLURM_PROCID - 1)); fi;
-                  exec python -m apps.orientation_light.tune --tuner random --max-trials 32'
+    sbatch examples/slurm/tune_distributed.sbatch
 
 (A preempted worker task resumes its trial when requeued with the same ID.)
+For data-parallel training of one model over several hosts see
+examples/slurm/multihost_train.sbatch and common/distribute.py.
 """
 
 from __future__ import annotations
