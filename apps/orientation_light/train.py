@@ -72,7 +72,8 @@ def train(cfg: OrientationLightConfig) -> dict:
     report = class_report(best, evaluated, class_names, run.dir)
     write_class_names(run.dir / "model.keras", class_names, task=cfg.task, model=cfg.model)
     _, metrics = run.finish(best, evaluated, metrics=report, use_best=False)
-    write_class_names(metrics["notes"]["exported_model"], class_names, task=cfg.task, model=cfg.model)
+    if metrics["notes"].get("exported_model"):  # None when the run may not replace an export (0 epochs, diverged)
+        write_class_names(metrics["notes"]["exported_model"], class_names, task=cfg.task, model=cfg.model)
     return metrics
 
 
