@@ -205,8 +205,21 @@ def _save_model_file(model, path: Path, tmp: Path, epoch: int | None = None) -> 
         _fsync_file(tmp)
 
 
+def _build_optimizer(model) -> None:
+    """Build a compiled model's unused optimizer, so its saved state matches what loading builds.
+
+    (A model whose parts were trained separately, e.g. a head on cached features, has an
+    optimizer that never ran; saved that way, loading warns about skipped optimizer variables.)
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        with contextlib.suppress(Exception):
+            optimizer.build(model.trainable_variables)
+
+
 def _atomic_save_model(model, path: Path) -> None:
     # A kill during model.save must never leave a half-written model behind.
+    _build_optimizer(model)
     path = Path(path)
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     _save_model_file(model, path, tmp)

@@ -1,0 +1,73 @@
+"""Saved models load in a fresh process after one `import hybridvision`, safe_mode on, without warnings."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from apps.attractiveness.metrics import BinaryMacroF1
+from common.layers import HybridConv2D, SpatialPyramidPooling2D
+from common.losses import WeightedBinaryCrossentropy
+from common.optimizers import AdaBound
+from common.training import _atomic_save_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _hybrid_model():
+    """Like attractiveness's: a HybridConv2D fed by covariates, the BinaryMacroF1 metric."""
+    images, covariates = keras.Input((8, 8, 3)), keras.Input((2,))
+    x = HybridConv2D(4, 3, num_covariates=2, padding="same")([images, covariates])
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model([images, covariates], outputs)
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy", BinaryMacroF1(name="f1_macro")])
+    return model, [np.zeros((4, 8, 8, 3), "float32"), np.zeros((4, 2), "float32")], np.ones((4, 1), "float32")
+
+
+def _multilabel_model():
+    """Like patch_training's: spatial pyramid pooling, the weighted BCE loss, AdaBound."""
+    images = keras.Input((8, 8, 3))
+    x = SpatialPyramidPooling2D()(keras.layers.Conv2D(4, 3, padding="same")(images))
+    model = keras.Model(images, keras.layers.Dense(3, activation="sigmoid")(x))
+    model.compile(AdaBound(1e-3), WeightedBinaryCrossentropy([1.0, 2.0, 3.0]))
+    return model, np.zeros((4, 8, 8, 3), "float32"), np.ones((4, 3), "float32")
+
+
+_LOAD = textwrap.dedent(
+    """
+    import sys, warnings
+    sys.path.insert(0, {root!r})
+    warnings.simplefilter("error")  # a warning on load (skipped optimizer variables, ...) fails
+    import keras
+    import hybridvision
+    for path in sys.argv[1:]:
+        model = keras.saving.load_model(path)  # safe_mode=True, the default
+        print("loaded", path, model.optimizer.__class__.__name__)
+    """
+)
+
+
+def test_saved_models_load_in_a_fresh_process_after_one_import(tmp_path):
+    paths = []
+    for name, make in (("hybrid", _hybrid_model), ("multilabel", _multilabel_model)):
+        model, x, y = make()
+        model.fit(x, y, epochs=1, verbose=0)
+        paths.append(tmp_path / f"{name}.keras")
+        _atomic_save_model(model, paths[-1])
+    # A compiled model whose optimizer never ran (cross_modal trains its head on cached features).
+    model, _, _ = _multilabel_model()
+    model.compile("rmsprop", "binary_crossentropy")
+    paths.append(tmp_path / "unused_optimizer.keras")
+    _atomic_save_model(model, paths[-1])
+
+    script = tmp_path / "load.py"
+    script.write_text(_LOAD.format(root=str(ROOT)))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, str(script), *map(str, paths)], cwd=tmp_path, capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("loaded") == 3, result.stdout
