@@ -58,3 +58,41 @@ def mean_std(values) -> tuple[float, float]:
     if values.size == 0:
         return float("nan"), float("nan")
     return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
+def retrieval_map(query, query_labels, gallery, gallery_labels, same_set=False) -> float:
+    """Mean average precision of retrieving same-class gallery items by cosine similarity.
+
+    Each query ranks the gallery by cosine similarity; its average precision
+    is the mean, over the gallery items of its class, of the precision at
+    that item's rank. Queries whose class is absent from the gallery are
+    left out. `same_set=True` (the query set is the gallery, e.g.
+    within-modality retrieval) leaves each query out of its own ranking.
+
+    Args:
+        query: `(n, d)` embeddings; `query_labels`: `(n,)` class ids.
+        gallery: `(m, d)` embeddings; `gallery_labels`: `(m,)` class ids.
+
+    Returns:
+        The mAP in [0, 1], or NaN when no query has a relevant item.
+    """
+    def unit(x):
+        x = np.asarray(x, dtype="float64")
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    similarity = unit(query) @ unit(gallery).T
+    relevant = np.asarray(query_labels)[:, None] == np.asarray(gallery_labels)[None, :]
+    if same_set:
+        np.fill_diagonal(similarity, -np.inf)
+        np.fill_diagonal(relevant, False)
+    order = np.argsort(-similarity, axis=1, kind="stable")
+    hits = np.take_along_axis(relevant, order, axis=1)
+    if same_set:  # the query itself sorts last (similarity -inf): drop that column
+        hits = hits[:, :-1]
+    counts = hits.sum(axis=1)
+    precision = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
+    keep = counts > 0
+    if not keep.any():
+        return float("nan")
+    ap = (precision * hits).sum(axis=1)[keep] / counts[keep]
+    return float(ap.mean())

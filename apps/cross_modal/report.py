@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.cross_modal.data import make_images
-from common.metrics import mean_std, predict_labels
+from common.metrics import mean_std, predict_labels, retrieval_map
 from common.plots import plot_confusion_matrix
 
 
@@ -31,6 +31,50 @@ def evaluate_per_modality(model, cfg, test_table, class_names, modalities, batch
                                   title=f"{tag}: test on {modality}")
     result["all"] = _scores(np.concatenate(pooled_true), np.concatenate(pooled_prob), len(class_names))
     return result
+
+
+def retrieval_tables(extractor, head, cfg, test_table, modalities, batch_size) -> dict:
+    """Retrieval mAP per (query modality, gallery modality), from two embeddings.
+
+    `embedding`: the head's hidden Dense layer (what the classifier learnt);
+    `backbone_features`: the backbone's globally averaged features (for a
+    frozen backbone, the "no adjustment" baseline). Similarity is cosine;
+    within a modality each query is left out of its own gallery.
+
+    Returns:
+        `{embedding name: {query modality: {gallery modality: mAP or None}}}`
+        (None where no query has a same-class item in the gallery).
+    """
+    import keras
+
+    hidden = keras.Model(head.input, head.get_layer("dense").output)
+    embeddings, labels = {"embedding": {}, "backbone_features": {}}, {}
+    for modality in modalities:
+        rows = test_table[test_table["modality"] == modality]
+        if len(rows) == 0:
+            continue
+        features = extractor.predict(make_images(cfg, rows, batch_size, False, modalities), verbose=0)
+        embeddings["embedding"][modality] = hidden.predict(features, batch_size=batch_size, verbose=0)
+        embeddings["backbone_features"][modality] = features.mean(axis=(1, 2)) if features.ndim == 4 else features
+        labels[modality] = rows["label"].to_numpy()
+    def score(vectors, q, g):  # None where no query has a same-class item (e.g. one image per class)
+        value = retrieval_map(vectors[q], labels[q], vectors[g], labels[g], same_set=q == g)
+        return None if np.isnan(value) else value
+
+    return {name: {q: {g: score(vectors, q, g) for g in vectors} for q in vectors}
+            for name, vectors in embeddings.items()}
+
+
+def retrieval_markdown(retrieval: dict, caption: str) -> str:
+    """One Markdown table per (row, embedding): rows query modality, columns gallery modality."""
+    lines = [caption]
+    for row, by_embedding in retrieval.items():
+        for name, table in by_embedding.items():
+            galleries = list(next(iter(table.values())))
+            lines += ["", f"{row}, {name}: mAP (query \\ gallery)", "",
+                      "| query \\ gallery | " + " | ".join(galleries) + " |", "|---|" + "---|" * len(galleries)]
+            lines += [f"| {q} | " + " | ".join("-" if v[g] is None else f"{v[g]:.3f}" for g in galleries) + " |" for q, v in table.items()]
+    return "\n".join(lines)
 
 
 def _scores(y_true, prob, num_classes):

@@ -9,6 +9,11 @@ Data: `<data-dir>/<modality>/<class>/*.jpg`. Besides the shared run directory
 modalities a model was trained on, columns: the modality it was tested on),
 `confusion_<row>_<modality>.png`, and in metrics.json
 `test.per_modality.<modality>.accuracy` (and top-5 with more than 5 classes).
+A model trained on some modalities is tested on their test split and on every
+image of the other modalities (none of which it saw). Retrieval mAP per
+(query modality, gallery modality), from the head's Dense embedding and from
+the backbone's pooled features, goes into metrics.json under `retrieval` and
+into `retrieval_table.md`.
 """
 
 from __future__ import annotations
@@ -28,7 +33,13 @@ from apps.cross_modal.data import (
     test_rows,
 )
 from apps.cross_modal.models import build_model, compile_model, prepare_finetuning
-from apps.cross_modal.report import evaluate_per_modality, summarize, write_table
+from apps.cross_modal.report import (
+    evaluate_per_modality,
+    retrieval_markdown,
+    retrieval_tables,
+    summarize,
+    write_table,
+)
 from common.config import parse_config
 from common.distribute import Distribution
 from common.features import cached_features
@@ -44,7 +55,7 @@ def _load_best(run, phase, target):
 
 
 def fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities, batch_size, learning_rate):
-    """Train one model on `train_modalities` of a partition; returns the model with its best weights."""
+    """Train one model on `train_modalities` of a partition; returns `(model, extractor, head)`, best weights."""
     train, val = ({s: part[s][part[s]["modality"].isin(train_modalities)] for s in ("train", "val")}).values()
     num_classes = len(class_names)
     with dist.scope():
@@ -75,7 +86,7 @@ def fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities
         log.info("%s: fine-tuning the top %d layers of %s", tag, n_layers, cfg.backbone)
         run.fit(model, *images(), epochs=cfg.finetune_epochs, monitor=cfg.monitor, phase=f"{tag}_finetune")
         _load_best(run, f"{tag}_finetune", model)
-    return model
+    return model, extractor, head
 
 
 def train(cfg: CrossModalConfig) -> dict:
@@ -96,22 +107,31 @@ def train(cfg: CrossModalConfig) -> dict:
     if str(cfg.weights).lower() == "none" and cfg.model in ("frozen", "finetune"):
         run.note("weights", "random frozen backbone (--weights none): not transfer learning")
     parts = partitions(cfg, table)
-    rows, model = {}, None
+    rows, retrieval, model = {}, {}, None
     for k, part in enumerate(parts):
         for name, train_modalities in experiments(cfg, modalities):
             tag = name if len(parts) == 1 else f"{name}_fold{k}"
-            model = fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities,
-                            batch_size, learning_rate)
+            model, extractor, head = fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities,
+                                             batch_size, learning_rate)
+            tested = test_rows(table, part["test"], train_modalities)
             rows.setdefault(name, []).append(evaluate_per_modality(
-                model, cfg, test_rows(table, part["test"], train_modalities), class_names, modalities, batch_size,
+                model, cfg, tested, class_names, modalities, batch_size,
                 out_dir=run.dir if k == 0 else None, tag=name))
+            if k == 0 and extractor is not None:  # per_modality has no single embedding
+                retrieval[name] = retrieval_tables(extractor, head, cfg, tested, modalities, batch_size)
     test = summarize(rows, cfg.protocol, modalities)
     split = f"{cfg.folds}-fold cross-validation" if cfg.folds else f"split {cfg.split}"
     markdown = write_table(rows, test, modalities, run.dir,
                            f"Test accuracy, model {cfg.model} ({cfg.backbone}, weights {cfg.weights}), "
                            f"protocol {cfg.protocol}, {split}")
+    extra = {"test": test}
+    if retrieval:
+        extra["retrieval"] = retrieval
+        Path(run.dir, "retrieval_table.md").write_text(retrieval_markdown(
+            retrieval, f"Retrieval mAP (cosine), model {cfg.model} ({cfg.backbone}), protocol {cfg.protocol}"
+            + (", first fold" if cfg.folds else "")) + "\n")
     run.note("exported_model_is", f"the model of row '{list(rows)[-1]}'" + (" (last fold)" if cfg.folds else ""))
-    _, metrics = run.finish(model, {}, metrics={"test": test}, use_best=False)
+    _, metrics = run.finish(model, {}, metrics=extra, use_best=False)
     metrics["markdown_table"] = markdown
     return metrics
 

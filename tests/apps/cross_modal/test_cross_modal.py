@@ -103,8 +103,20 @@ def test_from_source_end_to_end_writes_per_modality_metrics(tiny_domains, tmp_pa
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
     per = written["test"]["per_modality"]
     assert set(per) == {"photo", "cartoon", "sketch"}
-    for scores in per.values():
-        assert 0.0 <= scores["accuracy"] <= 1.0 and scores["images"] == 5
+    table = read_domains(tiny_domains)
+    for modality, scores in per.items():
+        assert 0.0 <= scores["accuracy"] <= 1.0
+        # The source's test split; every image of the modalities it never saw.
+        expected = 5 if modality == "photo" else int((table["modality"] == modality).sum())
+        assert scores["images"] == expected, modality
+    retrieval = written["retrieval"]["photo"]
+    assert set(retrieval) == {"embedding", "backbone_features"}
+    for by_query in retrieval.values():
+        assert set(by_query) == {"photo", "cartoon", "sketch"}
+        assert all(0.0 < v <= 1.0 for row in by_query.values() for v in row.values() if v is not None)
+        assert by_query["photo"]["photo"] is None  # 5 test photos of 5 classes: no same-class pair
+        assert by_query["sketch"]["photo"] is not None and by_query["sketch"]["sketch"] is not None
+    assert "query \\ gallery" in (tmp_path / "run" / "retrieval_table.md").read_text()
     assert metrics["test"]["per_modality"] == per
     assert set(written["test"]["table"]) == {"photo"}
     assert (tmp_path / "run" / "modality_table.csv").read_text().startswith("trained_on,cartoon,photo,sketch,all")
@@ -133,3 +145,52 @@ def test_leave_one_out_with_folds_reports_mean_and_std(tiny_domains, tmp_path, m
         assert scores["accuracy"] == pytest.approx(np.mean(scores["accuracy_folds"]))
         assert scores["accuracy"] == pytest.approx(test["table"][f"without_{modality}"][modality])
     assert "±" in (tmp_path / "run" / "modality_table.md").read_text()
+
+
+def test_unseen_modalities_are_tested_on_every_image(tiny_domains):
+    from apps.cross_modal.data import partitions, test_rows
+
+    table = read_domains(tiny_domains)
+    part = partitions(resolve(CrossModalConfig(**SMALL)), table)[0]
+    tested = test_rows(table, part["test"], ["photo"])
+    photo_test = part["test"][part["test"]["modality"] == "photo"]
+    assert sorted(tested[tested["modality"] == "photo"]["path"]) == sorted(photo_test["path"])
+    for modality in ("cartoon", "sketch"):
+        assert sorted(tested[tested["modality"] == modality]["path"]) == sorted(
+            table[table["modality"] == modality]["path"])
+    # Seen images never leak into the test rows.
+    seen = set(part["train"]["path"]) | set(part["val"]["path"])
+    assert not seen & set(tested[tested["modality"] == "photo"]["path"])
+
+
+def test_leave_one_out_rotates_every_modality_out():
+    from apps.cross_modal.data import experiments
+
+    cfg = CrossModalConfig(protocol="leave_one_out", **SMALL)
+    rows = experiments(cfg, ["art", "cartoon", "photo", "sketch"])
+    assert [name for name, _ in rows] == ["without_art", "without_cartoon", "without_photo", "without_sketch"]
+    for (name, train), held_out in zip(rows, ["art", "cartoon", "photo", "sketch"]):
+        assert held_out not in train and len(train) == 3
+
+
+def test_places_style_layout_with_205_classes_needs_no_per_class_code(tmp_path):
+    from PIL import Image
+
+    from apps.cross_modal.data import partitions
+
+    classes = [f"scene_{i:03d}" for i in range(205)]
+    pixels = np.zeros((8, 8, 3), "uint8")
+    for modality in ("natural", "sketch"):
+        for name in classes:
+            folder = tmp_path / modality / name
+            folder.mkdir(parents=True)
+            for k in range(3):
+                Image.fromarray(pixels + k).save(folder / f"{k}.png")
+    table = read_domains(tmp_path)
+    assert table.attrs["class_names"] == classes and len(table) == 2 * 205 * 3
+    assert sorted(table["label"].unique()) == list(range(205))
+    part = partitions(resolve(CrossModalConfig(**SMALL, split="34,33,33")), table)[0]
+    assert set(part["train"]["label"]) == set(range(205))
+    cfg = resolve(CrossModalConfig(model="frozen", **SMALL))
+    model, _, _ = build_model(cfg, len(classes))
+    assert model.output.shape == (None, 205)
