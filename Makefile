@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-requirements.txt
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-quick test-jax browser bench bench-gpu lint notebooks clean
+.PHONY: install demo test test-quick test-jax browser bench bench-gpu lint notebooks results clean
 
 $(STAMP): requirements.txt setup.cfg
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ bench: install
 # input pipeline on the first GPU, as JSON; without a GPU: one line, exit 2.
 bench-gpu: install
 	$(BIN)/python -m benchmarks.gpu --out runs/bench-gpu.json
+
+# The README's real-data results, from the samples in ../shared/data (hours on 2 CPU cores);
+# docs/results/regenerate.sh NAME runs one entry, --list shows them.
+results: install
+	docs/results/regenerate.sh
 
 lint: install
 	$(BIN)/python -m pip install -q ruff

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Regenerates the README's real-data results: each entry runs one command on
+# a sample in ../shared/data and stores what it printed and wrote under
+# docs/results/<name>/ (command.txt, output.txt, metrics.json and the tables).
+#
+#   make results                         # every entry (hours on 2 CPU cores)
+#   docs/results/regenerate.sh NAME ...  # only these entries
+#   docs/results/regenerate.sh --list    # the entries
+#
+# SHARED (default ../shared/data) is where the samples are.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PY:-.venv/bin/python}
+SHARED=${SHARED:-../shared/data}
+OUT=docs/results
+RUNS=${RUNS:-runs/results}
+
+PACS="--data-dir $SHARED/pacs_small"
+CELEBA="--data-dir $SHARED/celeba_sample"
+VOC="--data-dir $SHARED/voc_sample"
+FACES="$SHARED/faces_orient_light"
+
+declare -A CMD=(
+  # cross_modal, pretrained EfficientNet-Lite0 (the defaults), trained on photos only
+  [cross_modal_photo_finetune]="-m apps.cross_modal.train $PACS --protocol from_source --source photo"
+  [cross_modal_photo_frozen]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --model frozen"
+  [cross_modal_photo_linear_probe]="-m apps.cross_modal.linear_probe $PACS --protocol from_source --source photo"
+  [cross_modal_leave_one_out]="-m apps.cross_modal.train $PACS --protocol leave_one_out"
+  [cross_modal_all]="-m apps.cross_modal.train $PACS --protocol all"
+  # cross_modal from scratch (the comparison from before pretrained weights)
+  [cross_modal_photo_scratch]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --model scratch --backbone small --image-size 64 --epochs 20"
+  # attractiveness, pretrained EfficientNet-Lite0 fine-tuned (the defaults)
+  [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --cache"
+  [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --cache"
+  # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
+  [orientation_lite0]="-m apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
+  [light_lite0]="-m apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
+  # patch_training, pretrained EfficientNet-Lite0 (the default), switch-epoch sweep
+  [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 160 --epochs 6 --switch-epochs 0,2,4 --cache"
+)
+ORDER=(cross_modal_photo_finetune cross_modal_photo_frozen cross_modal_photo_linear_probe cross_modal_leave_one_out
+       cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male
+       orientation_lite0 light_lite0 patch_sweep_lite0)
+
+if [[ "${1:-}" == "--list" ]]; then
+  for name in "${ORDER[@]}"; do echo "$name: python ${CMD[$name]}"; done
+  exit 0
+fi
+[[ -d "$SHARED" ]] || { echo "error: no samples at $SHARED; set SHARED=/path/to/shared/data" >&2; exit 2; }
+names=("$@")
+[[ ${#names[@]} -gt 0 ]] || names=("${ORDER[@]}")
+for name in "${names[@]}"; do
+  [[ -n "${CMD[$name]:-}" ]] || { echo "error: unknown entry $name; see --list" >&2; exit 2; }
+  run_dir="$RUNS/$name"
+  rm -rf "$run_dir" "$OUT/$name"
+  mkdir -p "$OUT/$name"
+  where="--run-dir"
+  [[ "${CMD[$name]}" == *".sweep "* ]] && where="--out"  # a sweep writes one run per setting under --out
+  echo "python ${CMD[$name]} $where $run_dir --quiet" > "$OUT/$name/command.txt"
+  echo "== $name: python ${CMD[$name]}"
+  start=$(date +%s)
+  # shellcheck disable=SC2086
+  $PY ${CMD[$name]} $where "$run_dir" --quiet 2>&1 | grep -v -E "^(WARNING: All log|I0000|E0000|W0000|To enable)" \
+    | tee "$OUT/$name/output.txt"
+  echo "wall seconds: $(( $(date +%s) - start ))" >> "$OUT/$name/output.txt"
+  for file in metrics.json modality_table.md retrieval_table.md linear_probe.md linear_probe.json sweep.md sweep.csv \
+              summary.md summary.csv; do
+    [[ -f "$run_dir/$file" ]] && cp "$run_dir/$file" "$OUT/$name/"
+  done
+done
