@@ -17,14 +17,47 @@ def test_hybrid_conv_quick_json(capsys):
     returned = hybrid_conv.main(["--quick", "--json", "--covariates", "1", "3"])
     result = last_json_line(capsys)
     assert result == json.loads(json.dumps(returned))
-    for key in ("hybrid_over_conv_d3", "loop_over_hybrid_d3", "hybrid_over_conv_d1"):
-        assert result[key] > 0
-    assert (
-        result["hybrid_ms_d3"] > 0
-        and result["conv_ms_d3"] > 0
-        and result["loop_ms_d3"] > 0
-    )
+    for d in (1, 3):
+        for key in (
+            f"hybrid_over_fastest_plain_d{d}",
+            f"hybrid_over_fastest_plain_jit_d{d}",
+            f"hybrid_jit_over_fastest_plain_any_d{d}",
+            f"hybrid_over_conv_d{d}",
+            f"loop_over_hybrid_d{d}",
+            f"loop_over_hybrid_jit_d{d}",
+            f"hybrid_ms_d{d}",
+            f"hybrid_jit_ms_d{d}",
+            f"loop_ms_d{d}",
+            f"conv_ms_d{d}",
+        ):
+            assert result[key] > 0, key
+    for key in ("film", "condconv"):
+        assert result[f"{key}_over_fastest_plain_d3"] > 0 and result[f"{key}_over_fastest_plain_jit_d3"] > 0
+    for key in ("conv_ms", "conv_jit_ms", "mapped_ms", "mapped_jit_ms", "grouped_ms_d3"):
+        assert result[key] > 0, key
+    assert result["fastest_plain"] in ("conv", "mapped")
+    assert result["fastest_plain_jit"] in ("conv_jit", "mapped_jit")
+    # The floor is the faster plain convolution of the run.
+    floor = min(result["conv_ms"], result["mapped_ms"])
+    assert abs(result["hybrid_over_fastest_plain_d3"] - result["hybrid_ms_d3"] / floor) < 0.02 * result[
+        "hybrid_over_fastest_plain_d3"
+    ] + 1e-3
     assert result["quick"] is True and result["batch_size"] == 4
+
+
+def test_hybrid_conv_ratios_use_the_faster_plain_convolution():
+    from benchmarks.hybrid_conv import ratios
+
+    medians = {
+        "conv": 2.0, "mapped": 1.0, "conv_jit": 1.5, "mapped_jit": 30.0,
+        "hybrid_d3": 1.1, "hybrid_d3_jit": 1.8, "loop_d3": 4.0,
+    }
+    result = ratios(medians, [3])
+    assert result["fastest_plain"] == "mapped" and result["fastest_plain_jit"] == "conv_jit"
+    assert result["hybrid_over_fastest_plain_d3"] == 1.1
+    assert result["hybrid_over_fastest_plain_jit_d3"] == 1.2
+    assert result["hybrid_jit_over_fastest_plain_any_d3"] == 1.8
+    assert result["loop_over_hybrid_d3"] == round(4.0 / 1.1, 3)
 
 
 def make_tree(root):

@@ -1,7 +1,8 @@
-"""HybridConv2D and SpatialPyramidPooling2D on the JAX backend.
+"""The custom layers on the JAX backend.
 
-The backend-neutral tests of tests/common/layers are imported and run again
-here; the two TensorFlow-only ones (tf.GradientTape, tf.function) get JAX
+The backend-neutral tests of tests/common/layers (HybridConv1D/2D/3D, FiLM,
+FiLMConv2D, CondConv2D, SpatialPyramidPooling2D) are imported and run again
+here; the TensorFlow-only ones (tf.GradientTape, tf.function) get JAX
 counterparts below.
 """
 
@@ -9,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from common.layers import HybridConv2D, SpatialPyramidPooling2D
+from common.layers import CondConv2D, HybridConv2D, HybridConv3D, SpatialPyramidPooling2D
+from tests.common.layers._reference import numpy_hybrid
 from tests.common.layers.test_hybrid_conv2d import numpy_hybrid_conv2d, random_inputs
 from tests.jax._reuse import reuse_tests
 from tests.layer_harness import run_layer_test
@@ -21,8 +23,15 @@ reuse_tests(
         # tf.GradientTape / tf.function: TensorFlow-only; JAX versions below.
         "test_gradients_match_per_sample_loop_and_reach_every_covariate_kernel",
         "test_traced_with_unknown_batch",
+        "test_jit_compiled_tf_function_picks_patches_on_a_cpu",  # tf.function; see test_auto_is_patches_on_jax_cpu
     ),
 )
+for module in (
+    "tests.common.layers.test_hybrid_conv",
+    "tests.common.layers.test_film",
+    "tests.common.layers.test_condconv2d",
+):
+    reuse_tests(module, globals())
 reuse_tests(
     "tests.common.layers.test_spatial_pyramid_pooling2d",
     globals(),
@@ -113,3 +122,40 @@ def test_spatial_pyramid_pooling_unknown_size_feeds_dense_head():
     for size in (5, 12):
         x = np.random.default_rng(size).normal(size=(2, size, size, 3)).astype("float32")
         assert model.predict(x, verbose=0).shape == (2, 2)
+
+
+def test_auto_is_patches_on_jax_cpu(monkeypatch):
+    # JAX compiles everything with XLA, so on a CPU "auto" is the im2col path.
+    from common.layers.per_sample_conv import PerSampleConv, _accelerator_visible
+
+    if _accelerator_visible():
+        pytest.skip("on a GPU auto is 'grouped'")
+    picked = []
+    original = PerSampleConv._resolved_implementation
+    monkeypatch.setattr(
+        PerSampleConv, "_resolved_implementation", lambda self, x: picked.append(original(self, x)) or picked[-1]
+    )
+    layer = HybridConv3D(3, 3, 2, padding="same", covariate_initializer="random_normal")
+    samples, covariates = random_inputs(2, 5, 4, 2, 2)
+    samples = np.repeat(samples[:, :, :, None, :], 3, axis=3)  # (2, 5, 4, 3, 2) volumes
+    output = np.asarray(layer([samples, covariates]))
+    np.testing.assert_allclose(output, numpy_hybrid(samples, covariates, layer), atol=1e-4, rtol=1e-4)
+    CondConv2D(3, 3, num_experts=2)(samples[..., 0, :])
+    assert picked == ["patches", "patches"]
+
+
+def test_condconv_gradients_reach_routing_under_jax_grad():
+    import jax
+
+    images, _ = random_inputs(3, 8, 8, 2, 1)
+    layer = CondConv2D(4, 3, num_experts=3, padding="same")
+    layer.build(images.shape)
+    weights = [v.value for v in layer.trainable_variables]
+
+    def loss(weights):
+        outputs, _ = layer.stateless_call(weights, [], images)
+        return (outputs**2).sum()
+
+    grads = dict(zip([v.path for v in layer.trainable_variables], jax.grad(loss)(weights)))
+    for path, grad in grads.items():
+        assert np.abs(np.asarray(grad)).sum() > 0, f"no gradient reaches {path}"
