@@ -32,11 +32,15 @@ otherwise: a tuner started under srun runs independent processes.
 
 In a multi-process run `--batch-size` is per device (the global batch is
 batch x all devices), every process builds the same `tf.data` pipeline with
-the global batch and Keras gives each process its slice; every split's size
-should be a multiple of the global batch (a short last batch cannot be split
-evenly over the processes). Process 0 alone writes the run directory and the
-export (`is_chief`); the others read its backup when resuming, so the run
-directory must be on a filesystem all processes see.
+the global batch and takes its own contiguous share of every batch
+(`even_shards`; Keras's own sharding would leave the processes with different
+numbers of steps when the last batch is short, and DataParallel cannot split
+a batch that the device count does not divide, so a last batch is cut to a
+multiple of the device count: fewer samples than there are devices are left
+out of that epoch or evaluation). Process 0 alone writes the run directory
+and the export (`is_chief`); the others work in a private copy of it
+(common.training.Run), taken when they start, so resuming needs the run
+directory on a filesystem all processes see.
 """
 
 from __future__ import annotations
@@ -185,6 +189,43 @@ def chief_value(text: str, size: int = 4096) -> str:
     return bytes(shared[1:]).rstrip(b"\0").decode()
 
 
+def even_shards(dataset, devices: int, processes: int = 1, index: int = 0):
+    """This process's share of every batch of `dataset`, each batch cut to a multiple of `devices`.
+
+    Every process reads the same batches (the same pipeline and seed) and
+    keeps rows [index * b / processes, (index + 1) * b / processes) of each,
+    b being the batch size cut down to a multiple of `devices` (batches left
+    empty are dropped), so all processes take the same number of steps with
+    equal shares that split evenly over their devices.
+    """
+    import tensorflow as tf
+
+    def share(*element):
+        element = element[0] if len(element) == 1 else element
+        size = tf.shape(tf.nest.flatten(element)[0])[0] // devices * devices
+        part = size // processes
+        return tf.nest.map_structure(lambda t: t[index * part : (index + 1) * part], element)
+
+    def nonempty(*element):
+        return tf.shape(tf.nest.flatten(element)[0])[0] > 0
+
+    return dataset.map(share).filter(nonempty)
+
+
+class EvenDataParallel(keras.distribution.DataParallel):
+    """`DataParallel` whose tf.data batches always split evenly over the devices and processes (`even_shards`)."""
+
+    def distribute_dataset(self, dataset):
+        import tensorflow as tf
+
+        if not isinstance(dataset, tf.data.Dataset):
+            return super().distribute_dataset(dataset)
+        devices = len(keras.distribution.list_devices()) if self.device_mesh is None else int(
+            self.device_mesh.devices.size)
+        shards = even_shards(dataset, devices, self.num_processes, getattr(self, "_process_id", 0))
+        return shards.prefetch(tf.data.AUTOTUNE)
+
+
 def jit_steps_under_data_parallel(model) -> bool:
     """Under `DataParallel` on JAX, make `model`'s train/test steps jit-compiled; whether they are.
 
@@ -268,7 +309,7 @@ class Distribution:
                     "--strategy data_parallel needs KERAS_BACKEND=jax (keras.distribution); "
                     "on TensorFlow use --strategy mirrored"
                 )
-            keras.distribution.set_distribution(keras.distribution.DataParallel())
+            keras.distribution.set_distribution(EvenDataParallel())
 
     @classmethod
     def from_config(cls, config) -> Distribution:

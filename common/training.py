@@ -181,7 +181,14 @@ def _model_bytes(model) -> int:
     variables = list(model.weights)
     if getattr(model, "optimizer", None) is not None and model.optimizer.built:
         variables += list(model.optimizer.variables)
-    return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables))
+    return int(sum(np.prod(v.shape) * _itemsize(v.dtype) for v in variables))
+
+
+def _itemsize(dtype) -> int:
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:  # bfloat16 and other dtypes NumPy does not know
+        return 4
 
 
 def _ensure_space(folder: Path, needed: int, what: str) -> None:

@@ -129,3 +129,22 @@ def test_multihost_on_tensorflow_or_with_mirrored_errors_clearly():
         Distribution(coordinator="localhost:1", num_processes=2, process_id=0)
     with pytest.raises(ValueError, match="--strategy mirrored is one host only"):
         Distribution("mirrored", coordinator="localhost:1", num_processes=2, process_id=0)
+
+
+def test_even_shards_give_every_process_equal_shares_of_every_batch():
+    import tensorflow as tf
+
+    from common.distribute import even_shards
+
+    def batches(dataset):
+        return [tf.nest.map_structure(lambda t: t.numpy().tolist(), b) for b in dataset]
+
+    numbers = tf.data.Dataset.range(11).batch(4)  # 4, 4, 3: the last one is short
+    assert batches(even_shards(numbers, devices=2)) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert batches(even_shards(numbers, devices=2, processes=2, index=0)) == [[0, 1], [4, 5], [8]]
+    assert batches(even_shards(numbers, devices=2, processes=2, index=1)) == [[2, 3], [6, 7], [9]]
+    # A last batch smaller than the device count is dropped, so no process gets an empty step.
+    assert batches(even_shards(tf.data.Dataset.range(9).batch(4), devices=2, processes=2, index=1)) == [[2, 3], [6, 7]]
+    # (inputs, labels) tuples and dicts are cut alike.
+    pairs = tf.data.Dataset.from_tensor_slices(({"a": tf.range(6)}, tf.range(6) * 10)).batch(3)
+    assert batches(even_shards(pairs, devices=2, processes=2, index=1)) == [({"a": [1]}, [10]), ({"a": [4]}, [40])]

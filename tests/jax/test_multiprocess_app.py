@@ -61,8 +61,9 @@ def test_two_processes_train_an_app_resume_and_end_with_identical_weights(tmp_pa
     from data_prep.demo_data import generate
 
     mnist = generate("mnist", tmp_path / "mnist", scale="tiny")
-    # 40 pairs: 32 train, 8 val, 40 test, each a multiple of the global batch (4 per device x 2 devices).
-    app_argv = ["--data-dir", str(mnist), "--model", "cnn", "--pairs", "40", "--epochs", "2", "--batch-size", "4",
+    # 42 pairs: 34 train, 8 val, 42 test; global batch 8 (4 per device x 2 devices), so the last
+    # train and test batches are short (2): each process takes 1 of them (common.distribute.even_shards).
+    app_argv = ["--data-dir", str(mnist), "--model", "cnn", "--pairs", "42", "--epochs", "2", "--batch-size", "4",
                 "--warmup-epochs", "0", "--quiet"]
     # Process 0 chooses runs/digit_pairs/<timestamp> under its own folder; process 1 is told that one.
     first = _launch(tmp_path, app_argv, crash=True, tag="crash")
