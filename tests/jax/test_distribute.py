@@ -19,8 +19,8 @@ def test_data_parallel_runs_eager_compiled_models_jitted():
     import keras
 
     from apps.digit_pairs.models import build_model, compile_model
-    from common.distribute import jit_steps_under_data_parallel
     from common.data.affine_augment import AffineAugmentation
+    from common.distribute import jit_steps_under_data_parallel
 
     model = compile_model(build_model("siamese", 14), "siamese", 1e-3)
     assert model.jit_compile is False
