@@ -23,13 +23,12 @@ APP_ORDER = ("orientation_light", "attractiveness", "cross_modal", "digit_pairs"
 
 
 def available_apps() -> dict:
-    """App name -> its package module, for every app folder that has a train.py."""
+    """App name -> its package module, for every app of `APP_ORDER` (each must have a train.py)."""
     root = Path(__file__).parent
-    apps = {}
-    for name in APP_ORDER:
-        if (root / name / "train.py").is_file():
-            apps[name] = importlib.import_module(f"apps.{name}")
-    return apps
+    missing = [name for name in APP_ORDER if not (root / name / "train.py").is_file()]
+    if missing:
+        raise FileNotFoundError(f"apps without a train.py: {', '.join(missing)}; every app needs one")
+    return {name: importlib.import_module(f"apps.{name}") for name in APP_ORDER}
 
 
 def _lookup(metrics: dict, split: str, key: str):

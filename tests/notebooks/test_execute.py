@@ -22,14 +22,6 @@ NOTEBOOKS = REPO / "notebooks"
 INJECTED = "# injected by tests/notebooks/test_execute.py\nQUICK = True\nDATA_DIR = None\n"
 
 
-def _params(path):
-    app = REPO / "apps" / path.stem / "train.py"
-    if path.stem in ("hybrid_conv2d",) or app.exists():
-        return pytest.param(path, id=path.stem)
-    reason = f"apps/{path.stem}/train.py does not exist yet: the notebook follows the issue's spec only"
-    return pytest.param(path, id=path.stem, marks=pytest.mark.xfail(reason=reason, run=False))
-
-
 def inject_parameters(notebook):
     tagged = [i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell must be tagged 'parameters'"
@@ -39,7 +31,7 @@ def inject_parameters(notebook):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", [_params(p) for p in sorted(NOTEBOOKS.glob("*.ipynb"))])
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
 def test_notebook_runs(path, tmp_path, monkeypatch):
     notebook = inject_parameters(nbformat.read(path, as_version=4))
     # The kernel inherits this environment: the checkout must be importable
