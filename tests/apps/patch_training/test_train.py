@@ -32,7 +32,7 @@ def test_help(module, capsys):
 
 def test_resolve_fills_defaults_and_checks_the_switch_epoch():
     cfg = resolve(PatchTrainingConfig())
-    assert (cfg.backbone, cfg.weights, cfg.learning_rate, cfg.optimizer, cfg.momentum) == ("vgg16", "imagenet", 1e-3, "sgd", 0.9)
+    assert (cfg.backbone, cfg.weights, cfg.learning_rate, cfg.optimizer, cfg.momentum) == ("efficientnet_lite0", "imagenet", 1e-3, "sgd", 0.9)
     assert (cfg.switch_epoch, cfg.epochs, cfg.batch_size, cfg.min_patch) == (5, 10, 16, 64)
     small = resolve(PatchTrainingConfig(backbone="small"))
     assert (small.weights, small.learning_rate) == ("none", 1e-2)
