@@ -102,3 +102,21 @@ def plot_lines(x, series: dict, out_png: str | Path, xlabel: str, ylabel: str = 
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return Path(out_png)
+
+
+def plot_grouped_bars(names, series: dict, out_png: str | Path, ylabel: str = "", title: str = "") -> Path:
+    """Side-by-side bars per entry, one colour per named series (NaN values draw no bar)."""
+    n, k = len(names), max(1, len(series))
+    width = 0.8 / k
+    fig, ax = plt.subplots(figsize=(1.5 + 0.45 * n * max(1, k / 2), 3.8))
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar(np.arange(n) + (i - (k - 1) / 2) * width, np.asarray(values, dtype="float64"), width, label=label)
+    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)

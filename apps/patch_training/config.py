@@ -6,6 +6,7 @@ import dataclasses
 
 from common.backbones import BACKBONES, SCRATCH_ONLY, default_weights, is_pretrained
 from common.config import TrainConfig, option
+from common.data.voc import PATCH_SHAPES
 from common.optimizers import OPTIMIZERS
 
 PATCH_POOLING = ("adaptive", "spp")
@@ -40,11 +41,20 @@ class PatchTrainingConfig(TrainConfig):
     )
     optimizer: str = option("sgd", "optimizer (SEEDS.md: SGD, momentum 0.9)", choices=OPTIMIZERS)
     momentum: float = option(0.9, "SGD momentum (SEEDS.md: 0.9)", min=0, below=1)
-    image_size: int = option(224, "full images and patches are resized to this square (VGG16's 224)")
+    image_size: int = option(224, "full images (and square patches) are resized to this square (VGG16's 224); the longest side of a kept-shape patch")
     min_patch: int = option(64, "patches are the boxes of at least this many pixels a side (SEEDS.md: 64)", min=1)
     patch_pooling: str = option(
         "adaptive", "patch head pooling: adaptive (average to 4x4, SEEDS.md) or spp "
         "(max-pooling pyramid of 1x1, 2x2 and 4x4)", choices=PATCH_POOLING
+    )
+    patch_shape: str = option(
+        "square", "patches: square (resized to --image-size squared, as the report) or keep (own aspect "
+        "ratio and size, longest side at most --image-size, sides rounded to --patch-bucket; "
+        "batches of one size bucket; the backbone takes any size)", choices=PATCH_SHAPES
+    )
+    patch_bucket: int = option(
+        32, "with --patch-shape keep: patch sides are multiples of this (32 = the backbone's stride), "
+        "at least one step and at most --image-size", min=1
     )
     patch_hidden: int = option(512, "units of the patch head's two hidden dense layers", min=1)
     dropout: float = option(0.5, "dropout before the dense layers of both heads", min=0, below=1)

@@ -5,8 +5,13 @@
 
 Both `keras.Model`s call the same backbone model, so they share its layers
 and variables: training `patch_model` moves the backbone and the patch head,
-training `full_model` the backbone and the multi-label head (SEEDS.md,
-system 3: a second head after VGG16's last conv block).
+training `full_model` the backbone and the multi-label head (a second head
+after the backbone's last conv block, as in the report).
+
+With `patch_shape="keep"` the backbone and `patch_model` take images of any
+size, `(None, None, 3)`: patches keep their own shape and the pooling (SPP
+or adaptive, both pool a grid of any map to fixed cells) gives the dense
+head a fixed-length vector; `full_model` still takes `image_size` squares.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ def build_models(
     patch_hidden=512,
     dropout=0.5,
     num_classes=len(VOC_CLASSES),
+    patch_shape="square",
 ):
     """Returns `(full_model, patch_model)` sharing one backbone.
 
@@ -43,11 +49,16 @@ def build_models(
         patch_hidden: units of the patch head's two hidden dense layers.
         dropout: rate before each dense layer.
         num_classes: outputs of both heads.
+        patch_shape: "square" (patches are `image_size` squares) or "keep"
+            (the backbone and the patch model take any height and width).
     """
     if patch_pooling not in POOLING:
         raise ValueError(f"--patch-pooling {patch_pooling!r} is not valid; choose one of: {', '.join(POOLING)}")
+    if patch_shape not in ("square", "keep"):
+        raise ValueError(f"--patch-shape {patch_shape!r} is not valid; choose square or keep")
     shape = (image_size, image_size, 3)
-    features = build_backbone(backbone, shape, weights=weights)
+    patch_input = shape if patch_shape == "square" else (None, None, 3)
+    features = build_backbone(backbone, patch_input, weights=weights)
 
     image = keras.Input(shape, name="image")
     x = keras.layers.GlobalAveragePooling2D(name="labels_pool")(features(image))
@@ -56,7 +67,7 @@ def build_models(
     labels = keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name="labels")(x)
     full_model = keras.Model(image, labels, name="full_model")
 
-    patch = keras.Input(shape, name="patch")
+    patch = keras.Input(patch_input, name="patch")
     p = SpatialPyramidPooling2D(**POOLING[patch_pooling], name="patch_pool")(features(patch))
     p = keras.layers.Flatten(name="patch_flatten")(p)
     for k in (1, 2):

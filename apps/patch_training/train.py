@@ -2,11 +2,20 @@
 
     python -m apps.patch_training.train --data-dir VOCdevkit/VOC2012 --switch-epoch 5
     python -m apps.patch_training.train --backbone small --image-size 64 --epochs 6 --switch-epoch 2
+    python -m apps.patch_training.train --data-dir VOC2012 --patch-shape keep --patch-pooling spp
 
 Epochs before `--switch-epoch` train the patch head on object crops
 (PatchSet), the rest the multi-label head on full images (FullSet); 0 is
-the baseline. metrics.json's `val` holds micro precision/recall, the summed
-tp/fp/fn/tn, per-class AP and mAP; `train_seconds` the time spent in fit.
+the baseline. `--patch-shape square` resizes every crop to the
+`--image-size` square; `keep` keeps its aspect ratio and size (longest side
+at most `--image-size`, sides rounded to `--patch-bucket`) and batches crops
+of one size bucket together through the fully convolutional backbone and
+the pooling. metrics.json's `val` holds micro precision/recall, the summed
+tp/fp/fn/tn, per-class AP, precision, recall and chance AP, mAP and
+`chance_map` (random scores' mAP on the same labels); `train_seconds` the
+time spent in fit, `patch_phase` the patch phase's speed and accuracy. The
+run directory also gets `per_class.md` and `per_class.png` (per-class
+precision / recall / AP bars).
 """
 
 from __future__ import annotations
@@ -17,22 +26,24 @@ import time
 
 from apps.patch_training import DESCRIPTION
 from apps.patch_training.config import PatchTrainingConfig, resolve
-from apps.patch_training.metrics import multilabel_report, predict_multilabel
+from apps.patch_training.metrics import multilabel_report, predict_multilabel, write_per_class_report
 from apps.patch_training.models import build_models, compile_models
 from common.backbones import preprocess
 from common.config import parse_config
 from common.data.voc import (
     VOC_CLASSES,
+    bucketed_patch_dataset,
     cache_patches,
     full_dataset,
     label_matrix,
     patch_dataset,
+    patch_sizes,
     patch_table,
     positive_weights,
     read_train_val,
 )  # fmt: skip
 from common.distribute import Distribution
-from common.training import Run, setup_logging
+from common.training import Run, read_history, setup_logging
 
 APP = "patch_training"
 log = logging.getLogger("hybridvision")
@@ -70,6 +81,32 @@ def timed_fit(run, model, train, val, phase, **kwargs) -> float | None:
     return seconds.get(phase)
 
 
+def patch_datasets(cfg, patches, batch, pre):
+    """`(train, val or None)` PatchSets of `cfg.patch_shape` (val is None without val patches)."""
+    if cfg.patch_shape == "keep":
+        def make(table, train):
+            return bucketed_patch_dataset(table, cfg.image_size, batch, cfg.patch_bucket, shuffle=train, seed=cfg.seed,
+                                          preprocess=pre, cache=cfg.cache, augment=train and cfg.augment)
+    else:
+        def make(table, train):
+            return patch_dataset(table, cfg.image_size, batch, shuffle=train, seed=cfg.seed, preprocess=pre,
+                                 cache=cfg.cache, augment=train and cfg.augment)
+    return make(patches["train"], True), make(patches["val"], False) if len(patches["val"]) else None
+
+
+def shape_summary(cfg, table) -> dict:
+    """How the patches are sized: the buckets and the mean pixels per patch against the square."""
+    if cfg.patch_shape == "square" or table.empty:
+        return {"shape": cfg.patch_shape, "buckets": 1, "mean_pixels": float(cfg.image_size**2)}
+    heights, widths = patch_sizes(table, cfg.image_size, cfg.patch_bucket)
+    buckets = sorted({(int(h), int(w)) for h, w in zip(heights, widths)})
+    return {
+        "shape": "keep", "bucket_step": cfg.patch_bucket, "buckets": len(buckets),
+        "mean_pixels": float((heights.astype("float64") * widths).mean()),
+        "mean_aspect_w_over_h": float((widths / heights).mean()),
+    }  # fmt: skip
+
+
 def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dict:
     """One curriculum run; returns metrics.json's content.
 
@@ -88,19 +125,28 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
     pos_weight = positive_weights(label_matrix(train_images), cfg.max_pos_weight)
     with dist.scope():
         full_model, patch_model = build_models(
-            cfg.backbone, size, cfg.weights, cfg.patch_pooling, cfg.patch_hidden, cfg.dropout
+            cfg.backbone, size, cfg.weights, cfg.patch_pooling, cfg.patch_hidden, cfg.dropout, patch_shape=cfg.patch_shape
         )
         compile_models(full_model, patch_model, pos_weight, dist.learning_rate(cfg.learning_rate), cfg.optimizer, cfg.momentum)
 
-    seconds = {}
+    seconds, patch_phase = {}, None
     if cfg.switch_epoch > 0:
         patches = {s: cache_patches(patch_table(b, cfg.min_patch), cfg.patch_cache) for s, b in (("train", train_boxes), ("val", val_boxes))}
         log.info("patches of >= %d px: %d train, %d val", cfg.min_patch, len(patches["train"]), len(patches["val"]))
-        train_p = patch_dataset(patches["train"], size, batch, True, cfg.seed, pre, cfg.cache, cfg.augment)
-        val_p = patch_dataset(patches["val"], size, batch, preprocess=pre, cache=cfg.cache) if len(patches["val"]) else None
+        train_p, val_p = patch_datasets(cfg, patches, batch, pre)
         monitor = "val_accuracy" if val_p is not None else "accuracy"
         seconds["patches"] = timed_fit(run, patch_model, train_p, val_p, "patches", epochs=cfg.switch_epoch, monitor=monitor)
-        run.note("patches", {"train": len(patches["train"]), "val": len(patches["val"]), "min_size": cfg.min_patch})
+        run.note("patches", {"train": len(patches["train"]), "val": len(patches["val"]), "min_size": cfg.min_patch,
+                             **shape_summary(cfg, patches["train"])})
+        last = (read_history(run.history_path("patches")) or [{}])[-1]
+        patch_phase = {
+            "shape": cfg.patch_shape,
+            "epoch_seconds": seconds["patches"] / cfg.switch_epoch if seconds["patches"] else None,
+            # Train patches per second of the phase, its val-patch evaluation included.
+            "patches_per_second": len(patches["train"]) * cfg.switch_epoch / seconds["patches"] if seconds["patches"] else None,
+            "val_accuracy": last.get("val_accuracy"),
+            "accuracy": last.get("accuracy"),
+        }
     full_val = full_dataset(val_images, size, batch, preprocess=pre, cache=cfg.cache)
     if cfg.epochs > cfg.switch_epoch:
         full_train = full_dataset(train_images, size, batch, True, cfg.seed, pre, cfg.cache, cfg.augment)
@@ -115,6 +161,10 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
         "phase_seconds": seconds,
         "pos_weight": dict(zip(VOC_CLASSES, map(float, pos_weight))),
     }
+    if patch_phase is not None:
+        extra["patch_phase"] = patch_phase
+    title = f"{cfg.backbone}, K={cfg.switch_epoch}/{cfg.epochs}, {cfg.patch_shape} patches"
+    write_per_class_report(report, run.dir, title)
     # The last epoch, not the best-by-val checkpoint: val is the only labelled
     # split here, so choosing on it would flatter the val figures.
     _, metrics = run.finish(full_model, {"val": full_val}, metrics=extra, phase="full", use_best=False)

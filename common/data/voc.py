@@ -29,6 +29,13 @@ size, so later epochs and runs only read small files. `full_dataset` and
 `patch_dataset` are the tf.data builders (FullSet: image and multi-hot
 labels; PatchSet: resized crop and its class id); `positive_weights` gives
 the per-class weights of positives for a weighted binary cross-entropy.
+
+Patches that keep their shape: `patch_sizes(patches, max_side, step)` gives
+each patch the size it is resized to, its aspect ratio kept within the
+rounding to `step` (`patch_sizes` says the bounds), and
+`bucketed_patch_dataset` batches patches of one size together (one batch
+holds one `(height, width)` bucket), for a fully convolutional backbone with
+spatial pyramid pooling.
 """
 
 from __future__ import annotations
@@ -416,3 +423,100 @@ def patch_dataset(patches, image_size, batch_size, shuffle=False, seed=0, prepro
         raise ValueError("no patches to build the PatchSet from; lower --min-patch or check the boxes")
     labels = patches["label"].to_numpy("int32")
     return _pipeline(patches["patch_path"].to_numpy(str), labels, image_size, batch_size, shuffle, seed, preprocess, cache, augment)
+
+
+PATCH_SHAPES = ("square", "keep")
+
+
+def patch_sizes(patches, max_side, step=32):
+    """`(heights, widths)` int arrays: the size each patch keeps (bucketed).
+
+    A patch is scaled by `min(1, max_side / longest side)`: never enlarged,
+    shrunk so that its longest side fits `max_side`. Each side is then
+    rounded to the nearest multiple of `step` and clipped to
+    `[step, cap]`, `cap` being `max_side` rounded down to a multiple of
+    `step` (at least `step`). So every patch lies in one of at most
+    `(cap / step)^2` size buckets, its aspect ratio is kept up to the
+    rounding, and is bounded to `cap / step` (5:1 with 160 and 32; a longer
+    box is widened on its short side). `step` = 32, the stride of the
+    EfficientNet / VGG backbones, makes every feature map a whole number of
+    cells with no padding.
+
+    Args:
+        patches: a `patch_table` (boxes in VOC's inclusive pixel coordinates).
+        max_side: the longest side a patch may have (`--image-size`).
+        step: the bucket grid in pixels (`--patch-bucket`).
+    """
+    if step < 1 or max_side < 1:
+        raise ValueError(f"max_side and step must be positive; got max_side={max_side}, step={step}")
+    width = (patches["xmax"] - patches["xmin"] + 1).to_numpy("float64")
+    height = (patches["ymax"] - patches["ymin"] + 1).to_numpy("float64")
+    scale = np.minimum(1.0, max_side / np.maximum(np.maximum(width, height), 1.0))
+    cap = max(step, (max_side // step) * step)
+
+    def snap(side):
+        return np.clip(np.round(side * scale / step) * step, step, cap).astype("int32")
+
+    return snap(height), snap(width)
+
+
+def _bucket_key(step):
+    def key(image, label):
+        shape = tf.shape(image, out_type=tf.int64)
+        return (shape[0] // step) * 4096 + shape[1] // step
+
+    return key
+
+
+def bucketed_patch_dataset(
+    patches, max_side, batch_size, step=32, shuffle=False, seed=0, preprocess=None, cache=False, augment=False
+):
+    """PatchSet with patches at their own size: batches of one `(height, width)` bucket each.
+
+    Each patch is resized to its `patch_sizes` size (aspect ratio kept up to
+    the `step` rounding), then `tf.data.Dataset.group_by_window` collects
+    patches of one size into batches of up to `batch_size` (a bucket's last
+    batch of an epoch may be smaller: every patch is seen once per epoch).
+    With `shuffle`, the patch order and so the batches change every epoch.
+
+    Args:
+        patches: a table from `cache_patches` (with `patch_path`).
+        max_side: longest side of a patch (`--image-size`).
+        batch_size: patches per batch at most.
+        step: the bucket grid (see `patch_sizes`).
+        Others as `full_dataset`.
+    """
+    if "patch_path" not in patches.columns:
+        raise ValueError("the patch table has no `patch_path`; pass it through cache_patches(...) first")
+    if patches.empty:
+        raise ValueError("no patches to build the PatchSet from; lower --min-patch or check the boxes")
+    heights, widths = patch_sizes(patches, max_side, step)
+    paths = patches["patch_path"].to_numpy(str)
+    labels = patches["label"].to_numpy("int32")
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels, heights, widths))
+    if shuffle:
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=not cache)
+
+    def decode(path, label, height, width):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = tf.image.resize(image, tf.stack([height, width]), method="bilinear")
+        return tf.saturate_cast(tf.round(image), tf.uint8), label
+
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.cache("" if cache is True else os.fspath(cache))
+        if shuffle:
+            dataset = dataset.shuffle(min(len(paths), 1024), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    if augment:
+        dataset = dataset.map(_flip, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.group_by_window(
+        key_func=_bucket_key(step), reduce_func=lambda _, window: window.batch(batch_size), window_size=batch_size
+    )
+    # Each bucket gives ceil(count / batch_size) batches whatever the order: a known
+    # length lets Keras show progress and not warn that the input ran out.
+    _, counts = np.unique(heights.astype("int64") * 4096 + widths, return_counts=True)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(int(np.sum(-(-counts // batch_size)))))
+    if preprocess is not None:
+        dataset = dataset.map(lambda x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
