@@ -81,8 +81,9 @@ except ImportError:  # pragma: no cover - not on Linux/macOS: no locking
 
 log = logging.getLogger("hybridvision")
 
-# Which process this is, and process 0's address, may change when a multi-process run restarts.
-_IGNORED_FOR_RESUME = ("run_dir", "quiet", "coordinator", "process_id")
+# How a multi-process run is launched (flags or the scheduler's variables, where process 0
+# is, which process this is) may change when it restarts.
+_IGNORED_FOR_RESUME = ("run_dir", "quiet", "coordinator", "num_processes", "process_id")
 # Test hook: `HYBRIDVISION_KILL_AT=<point>[@<epoch>]` kills this process with
 # SIGKILL at that commit point (of that 0-based epoch); see `_commit_point`.
 KILL_ENV = "HYBRIDVISION_KILL_AT"

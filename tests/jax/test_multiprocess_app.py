@@ -1,7 +1,8 @@
 """An app's own command line trains over two processes on localhost (keras.distribution on JAX).
 
-Two processes of `apps.digit_pairs.train` (model cnn) with `--coordinator
-localhost:PORT --num-processes 2 --process-id K`, one CPU device each, are
+Two processes of `apps.digit_pairs.train` (model cnn), one CPU device each,
+process 0 with `--coordinator localhost:PORT --num-processes 2 --process-id 0`,
+process 1 with the same settings in `KERAS_DISTRIBUTION_*` variables, are
 stopped after epoch 1 and started again: the second launch resumes the run
 process 0 started, both processes end with identical weights, and only
 process 0 wrote the run directory and the export. The two run in folders of
@@ -37,10 +38,13 @@ def _launch(tmp_path, app_argv, crash: bool, tag: str):
         cwd = tmp_path / f"process{pid}"
         cwd.mkdir(exist_ok=True)
         (tmp_path / f"tmp{pid}").mkdir(exist_ok=True)
+        # Process 0 is told by flags, process 1 by Keras's environment variables (as a launcher sets them).
+        flags = ["--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", "0"] if pid == 0 else []
+        launcher = {} if pid == 0 else {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{port}",
+                                        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "1"}
         command = [sys.executable, "-m", "tests.jax.multiprocess_app_worker", str(tmp_path / f"{tag}{pid}.npz"),
-                   *(["--crash-after-first-epoch"] if crash else []), "--",
-                   *app_argv, "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(pid)]
-        procs.append(subprocess.Popen(command, env={**env, "TMPDIR": str(tmp_path / f"tmp{pid}")}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                   *(["--crash-after-first-epoch"] if crash else []), "--", *app_argv, *flags]
+        procs.append(subprocess.Popen(command, env={**env, **launcher, "TMPDIR": str(tmp_path / f"tmp{pid}")}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True))
     try:
         logs = [p.communicate(timeout=240)[0] for p in procs]
