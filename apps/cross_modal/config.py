@@ -92,6 +92,10 @@ class CrossModalConfig(TrainConfig):
         0.3, "--augment: strength s of random colour changes (keras RandomColorJitter): brightness +-s/2 of the "
         "range, contrast x[1 - s, 1 + s], saturation and hue shifts; 0 = off", min=0, below=1
     )
+    edge_views: float = option(
+        0.0, "--augment: probability of replacing a training image by its edge drawing (dark outlines on white, "
+        "like a sketch; common.data.EdgeView)", min=0, max=1
+    )
     cache: bool = option(True, "keep decoded images in memory")
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from common.data.affine_augment import AffineAugmentation
 from common.data.class_folders import make_dataset
+from common.data.edge_view import EdgeView
 from common.data.domains import kfold_domains, parse_split, read_domains, split_domains
 
 log = logging.getLogger("hybridvision")
@@ -91,6 +92,8 @@ def augmentation(cfg):
                                                                                                min(1.0, 0.5 + s / 2)),
             hue_factor=s / 4, seed=cfg.seed,
         ))
+    if cfg.edge_views:
+        steps.append(EdgeView(rate=cfg.edge_views, seed=cfg.seed))
     if cfg.grayscale:
         steps.append(keras.layers.RandomGrayscale(factor=cfg.grayscale, seed=cfg.seed))
     return steps
