@@ -35,7 +35,7 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
         1.732...
 
     Reference:
-        The report's weighted BCE (SEEDS.md, system 3); PyTorch
+        The report's weighted BCE (docs/reports.md: patch_training); PyTorch
         `torch.nn.BCEWithLogitsLoss`, argument `pos_weight`.
     """
 

@@ -33,7 +33,7 @@
 
 # %% tags=["parameters"]
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
-QUICK = True  # real value: False (the app's defaults, SEEDS.md: VGG16, ImageNet weights)
+QUICK = True  # real value: False (the app's defaults, docs/reports.md: VGG16, ImageNet weights)
 DATA_DIR = None  # None: synthetic demo faces; else a CelebA root (img_align_celeba/, list_attr_celeba.txt, ...)
 MODEL = "hybrid"  # baseline, hybrid or late_fusion
 COVARIATES = "Male,Young,Smiling,High_Cheekbones"  # CelebA attributes given to the model
@@ -139,7 +139,7 @@ if QUICK:
     settings = ["--backbone", "small", "--weights", "none", "--hybrid-positions", "first",
                 "--image-size", "32", "--epochs", "2", "--cache"]
 else:
-    settings = []  # real: the app's defaults (SEEDS.md)
+    settings = []  # real: the app's defaults (docs/reports.md)
 metrics = main(["--model", MODEL, "--covariates", COVARIATES, *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
 table = pd.DataFrame({split: metrics[split] for split in ("val", "test")}).T[["accuracy", "f1_macro"]]
 table.loc["covariates only (floor)"] = [metrics["covariate_floor"]["test"]["accuracy"], np.nan]

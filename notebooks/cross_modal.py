@@ -30,7 +30,7 @@
 
 # %% tags=["parameters"]
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
-QUICK = True  # real value: False (the app's defaults, SEEDS.md: frozen VGG16, ImageNet weights, 150 px)
+QUICK = True  # real value: False (the app's defaults, docs/reports.md: frozen VGG16, ImageNet weights, 150 px)
 DATA_DIR = None  # None: synthetic demo modalities; else a folder of <modality>/<class>/ image folders
 PROTOCOL = "from_source"  # all, from_source or leave_one_out
 SOURCE = "photo"  # from_source: the modality to train on
@@ -131,7 +131,7 @@ if QUICK:
     settings = ["--model", "scratch", "--backbone", "small", "--weights", "none", "--image-size", "32",
                 "--epochs", "2", "--batch-size", "16"]
 else:
-    settings = []  # real: the app's defaults (SEEDS.md)
+    settings = []  # real: the app's defaults (docs/reports.md)
 metrics = main(["--protocol", PROTOCOL, "--source", SOURCE, *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
 display(pd.DataFrame(metrics["test"]["per_modality"]).T)
 

@@ -127,7 +127,7 @@ plt.show()
 # %%
 from apps.digit_pairs.train import main
 
-quick_args = ["--epochs", "5", "--pairs", "400"] if QUICK else []  # real: the defaults (SEEDS.md)
+quick_args = ["--epochs", "5", "--pairs", "400"] if QUICK else []  # real: the defaults (docs/reports.md)
 metrics = main(["--model", MODEL, *DATA_ARGS, "--run-dir", str(RUN_DIR), *quick_args])
 display(pd.DataFrame({split: {"accuracy": metrics[split]["accuracy"]} for split in ("train", "val", "test")}))
 

@@ -24,7 +24,7 @@
 # Data layout: `<DATA_DIR>/{train,val,test}/<class>/*.jpg`; the class names
 # come from the folders. The demo faces are **synthetic**. `QUICK = True`
 # trains a few epochs at 32 px; the real value `False` uses the app's
-# defaults (64 px, 15 epochs, SEEDS.md's best from-scratch settings).
+# defaults (64 px, 15 epochs, the report's best from-scratch settings, docs/reports.md).
 
 # %% tags=["parameters"]
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)

@@ -29,9 +29,9 @@
 
 # %% tags=["parameters"]
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
-QUICK = True  # real value: False (the app's defaults, SEEDS.md: VGG16, 224 px, 10 epochs, switch at 5)
+QUICK = True  # real value: False (the app's defaults, docs/reports.md: VGG16, 224 px, 10 epochs, switch at 5)
 DATA_DIR = None  # None: synthetic demo VOC; else the VOC2012 folder (e.g. /content/drive/MyDrive/VOCdevkit/VOC2012)
-SWITCH_EPOCH = None  # epochs on patches before the full images (0 = baseline); None: 1 with QUICK, else 5 (SEEDS.md)
+SWITCH_EPOCH = None  # epochs on patches before the full images (0 = baseline); None: 1 with QUICK, else 5 (docs/reports.md)
 
 # %% [markdown]
 # ## Setup
@@ -134,7 +134,7 @@ from apps.patch_training.train import main
 if QUICK:
     settings = ["--backbone", "small", "--image-size", "32", "--epochs", "2", "--min-patch", "16", "--cache"]
 else:
-    settings = []  # real: the app's defaults (SEEDS.md)
+    settings = []  # real: the app's defaults (docs/reports.md)
 switch_epoch = SWITCH_EPOCH if SWITCH_EPOCH is not None else (1 if QUICK else 5)
 metrics = main(["--switch-epoch", str(switch_epoch), *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
 val = metrics["val"]

@@ -1,4 +1,4 @@
-"""Settings of the attractiveness app; defaults are SEEDS.md system 1's best known ones."""
+"""Settings of the attractiveness app; defaults are the report's best known ones (docs/reports.md: attractiveness)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from common.config import TrainConfig, option
 
 MODELS = ("baseline", "hybrid", "late_fusion")
 BACKBONES = (*EFFICIENTNET_LITE, "vgg16_bn", "small")
-# Pretrained VGG16-BN trained best at 1e-5 (SEEDS.md: the hybrid's 0.813 and the
+# Pretrained VGG16-BN trained best at 1e-5 (docs/reports.md: the hybrid's 0.813 and the
 # baseline's ~0.816 both at bs 32, lr 1e-5). A network from random weights
 # (--weights none, or the small backbone) barely moves at 1e-5 in a few CPU
 # epochs; 1e-3 is Adam's usual rate and trains it (checked on the CelebA sample).
@@ -21,10 +21,10 @@ SCRATCH_LEARNING_RATE = 1e-3
 class AttractivenessConfig(TrainConfig):
     """CelebA attribute prediction with covariates fused by HybridConv2D (ShortFuse)."""
 
-    target: str = option("Attractive", "CelebA attribute to predict (SEEDS.md: Attractive)")
+    target: str = option("Attractive", "CelebA attribute to predict (docs/reports.md: Attractive)")
     covariates: list[str] = option(
         ["Male"],
-        "CelebA attributes given to the model as 0/1 covariates (SEEDS.md: Male; the report's "
+        "CelebA attributes given to the model as 0/1 covariates (docs/reports.md: Male; the report's "
         "three-covariate run used Smiling,Young,High_Cheekbones)",
     )
     model: str = option(
@@ -42,19 +42,19 @@ class AttractivenessConfig(TrainConfig):
     hybrid_positions: list[str] = option(
         ["last"],
         "conv(s) to hybridise: first, last or a 1-based index, several comma-separated "
-        "(SEEDS.md: last 0.821 > first 0.813 > 3rd 0.811)",
+        "(docs/reports.md: last 0.821 > first 0.813 > 3rd 0.811)",
     )
     bn_momentum: float = option(
         0.9, "BatchNorm moving-average momentum (torchvision's 0.9; Keras's 0.99 lags in short runs)", min=0, below=1
     )
-    optimizer: str = option("adam", "optimizer name (common.optimizers; SEEDS.md: Adam)")
+    optimizer: str = option("adam", "optimizer name (common.optimizers; docs/reports.md: Adam)")
     learning_rate: float | None = option(
         None,
-        f"learning rate; default {PRETRAINED_LEARNING_RATE:g} with pretrained weights (SEEDS.md), "
+        f"learning rate; default {PRETRAINED_LEARNING_RATE:g} with pretrained weights (docs/reports.md), "
         f"{SCRATCH_LEARNING_RATE:g} from random weights (--weights none)",
     )
-    epochs: int = option(1, "epochs (SEEDS.md: 1 epoch over the 162,770 training images)")
-    batch_size: int = option(32, "batch size (SEEDS.md: 32 was best of 8-64)")
+    epochs: int = option(1, "epochs (docs/reports.md: 1 epoch over the 162,770 training images)")
+    batch_size: int = option(32, "batch size (docs/reports.md: 32 was best of 8-64)")
     weights: str | None = option(
         None, "backbone weights: imagenet, none, or a .weights.h5 path; default imagenet where the backbone "
         "has it, none for small"

@@ -1,4 +1,4 @@
-"""Settings of the cross_modal app; defaults are SEEDS.md system 4's, CPU-sized where it is silent."""
+"""Settings of the cross_modal app; defaults are the report's (docs/reports.md: cross_modal), CPU-sized where it is silent."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class CrossModalConfig(TrainConfig):
 
     model: str = option(
         "finetune",
-        "frozen: fixed backbone -> Flatten/GAP -> Dense 256 -> softmax (SEEDS.md's feature extraction); "
+        "frozen: fixed backbone -> Flatten/GAP -> Dense 256 -> softmax (the report's feature extraction); "
         "finetune: the same, then the top block unfrozen (BatchNorm stays frozen); scratch: no pretrained "
         "weights, all trained; per_modality: one CNN per modality, a shared classifier",
         choices=MODELS,
@@ -48,19 +48,19 @@ class CrossModalConfig(TrainConfig):
     source: list[str] = option(["photo"], "from_source: the training modality (several, comma-separated: one "
                                           "model each, the rows of the modality x modality table)")
     modalities: list[str] = option([], "modalities to read (default: every folder under --data-dir)")
-    split: str = option("70,20,10", "train,val,test shares per modality and class (SEEDS.md: 70/20/10)")
+    split: str = option("70,20,10", "train,val,test shares per modality and class (docs/reports.md: 70/20/10)")
     folds: int = option(0, "K-fold cross-validation with K >= 2 (test = each fold in turn; val from the rest "
                            "by --split's shares): mean and std; 0 = one --split", min=0)
     epochs: int = option(10, "epochs")
-    batch_size: int = option(20, "batch size (SEEDS.md: 20)")
-    image_size: int = option(150, "images are resized to image_size x image_size (SEEDS.md: 150)")
+    batch_size: int = option(20, "batch size (docs/reports.md: 20)")
+    image_size: int = option(150, "images are resized to image_size x image_size (docs/reports.md: 150)")
     learning_rate: float | None = option(
-        None, "learning rate; default by model: frozen/finetune 2e-5 (SEEDS.md, RMSprop), scratch/per_modality 1e-3"
+        None, "learning rate; default by model: frozen/finetune 2e-5 (docs/reports.md, RMSprop), scratch/per_modality 1e-3"
     )
-    optimizer: str = option("rmsprop", "optimizer (SEEDS.md: RMSprop)", choices=OPTIMIZERS)
+    optimizer: str = option("rmsprop", "optimizer (docs/reports.md: RMSprop)", choices=OPTIMIZERS)
     pooling: str = option("avg", "how the feature map meets Dense 256: avg (global average pooling) or flatten "
                                  "(the report's, with VGG16)", choices=("flatten", "avg"))
-    dense_units: int = option(256, "units of the hidden dense layer (SEEDS.md: 256)", min=1)
+    dense_units: int = option(256, "units of the hidden dense layer (docs/reports.md: 256)", min=1)
     dropout: float = option(0.5, "dropout before the softmax", min=0, below=1)
     bn_momentum: float = option(
         0.9, "BatchNorm momentum of backbones trained from random weights (scratch, per_modality with --weights "
@@ -75,14 +75,14 @@ class CrossModalConfig(TrainConfig):
                                      "top block of 3 convs, efficientnet_lite: 20 of its 49, small: 1)", min=0)
     finetune_epochs: int = option(8, "finetune: epochs of the fine-tuning phase", min=1)
     finetune_learning_rate_factor: float = option(0.1, "finetune: its learning rate = learning rate x this", above=0)
-    augment: bool = option(True, "ImageDataGenerator-style augmentation of the training images (SEEDS.md)")
-    rotation_range: float = option(40.0, "--augment: rotation in degrees (SEEDS.md: 40)", min=0, max=180)
-    width_shift_range: float = option(0.2, "--augment: horizontal shift, fraction of the width (SEEDS.md: 0.2)", min=0, below=1)
-    height_shift_range: float = option(0.2, "--augment: vertical shift, fraction of the height (SEEDS.md: 0.2)", min=0, below=1)
-    shear_range: float = option(0.2, "--augment: shear angle in degrees, as ImageDataGenerator (SEEDS.md: 0.2)", min=0, below=90)
-    zoom_range: float = option(0.2, "--augment: zoom factors in [1 - z, 1 + z] (SEEDS.md: 0.2)", min=0, below=1)
-    horizontal_flip: bool = option(True, "--augment: random left-right flips (SEEDS.md: on)")
-    fill_mode: str = option("nearest", "--augment: fill of pixels from outside the image (SEEDS.md: nearest)",
+    augment: bool = option(True, "ImageDataGenerator-style augmentation of the training images (docs/reports.md)")
+    rotation_range: float = option(40.0, "--augment: rotation in degrees (docs/reports.md: 40)", min=0, max=180)
+    width_shift_range: float = option(0.2, "--augment: horizontal shift, fraction of the width (docs/reports.md: 0.2)", min=0, below=1)
+    height_shift_range: float = option(0.2, "--augment: vertical shift, fraction of the height (docs/reports.md: 0.2)", min=0, below=1)
+    shear_range: float = option(0.2, "--augment: shear angle in degrees, as ImageDataGenerator (docs/reports.md: 0.2)", min=0, below=90)
+    zoom_range: float = option(0.2, "--augment: zoom factors in [1 - z, 1 + z] (docs/reports.md: 0.2)", min=0, below=1)
+    horizontal_flip: bool = option(True, "--augment: random left-right flips (docs/reports.md: on)")
+    fill_mode: str = option("nearest", "--augment: fill of pixels from outside the image (docs/reports.md: nearest)",
                             choices=("nearest", "constant", "reflect", "wrap"))
     grayscale: float = option(
         0.5, "--augment: probability of turning a training image grey (keras RandomGrayscale); helps a "

@@ -77,7 +77,7 @@ def test_rows(table, part_test, train_modalities):
 
 
 def augmentation(cfg):
-    """SEEDS.md's ImageDataGenerator knobs as one `AffineAugmentation`, or None without `--augment`."""
+    """The report's ImageDataGenerator knobs (docs/reports.md: cross_modal) as one `AffineAugmentation`, or None without `--augment`."""
     if not cfg.augment:
         return None
     steps = [AffineAugmentation(

@@ -1,6 +1,6 @@
 """Digit-pair comparison: is the first of two MNIST digits <= the second?
 
-FC, CNN, deep CNN, Siamese and auxiliary-loss models (system 2 of SEEDS.md),
+FC, CNN, deep CNN, Siamese and auxiliary-loss models (report 2 of docs/reports.md),
 trained with `python -m apps.digit_pairs.train` and compared over repeated
 seeded runs with `python -m apps.digit_pairs.compare`.
 """

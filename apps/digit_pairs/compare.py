@@ -35,7 +35,7 @@ from common.plots import plot_bars
 
 log = logging.getLogger("hybridvision")
 
-# Test accuracy, mean of 10 runs, from SEEDS.md (system 2); siamese: no number given.
+# Test accuracy, mean of 10 runs, from the report (docs/reports.md: digit_pairs); siamese: no number given.
 REPORTED = {"fc": 0.740, "fc_dropout": 0.764, "cnn": 0.825, "deep_cnn": 0.830, "aux": 0.956}
 COLUMNS = ("model", "train_mean", "train_std", "test_mean", "test_std")
 _NOT_COMPARED = ("run_dir", "quiet")
@@ -45,7 +45,7 @@ _NOT_COMPARED = ("run_dir", "quiet")
 class CompareConfig(DigitPairsConfig):
     """The training settings plus how many rounds of which models."""
 
-    rounds: int = option(10, "training runs per model (SEEDS: 10), round k uses seed --seed + k", min=1)
+    rounds: int = option(10, "training runs per model (docs/reports.md: 10), round k uses seed --seed + k", min=1)
     models: list[str] = option(list(MODELS), "models to compare", choices=MODELS)
     out: str = option("runs/digit_pairs/comparison", "folder for comparison.csv/.md/.png and runs/<model>/seed<k>/")
 

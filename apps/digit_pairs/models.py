@@ -21,7 +21,7 @@ last), and returns a dict of outputs: `compare`, the softmax over
   It has no comparison weights to overfit on 800 pairs.
 
 Reference: the pair task and the first five models follow the EPFL deep
-learning course project 1 as summarised in SEEDS.md (system 2).
+learning course project 1 as described in docs/reports.md (digit_pairs).
 """
 
 from __future__ import annotations

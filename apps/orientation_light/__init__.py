@@ -1,6 +1,6 @@
 """Face orientation and light-source direction on CelebA faces (3 classes each).
 
-System 5 of SEEDS.md: a from-scratch VGG-style CNN and InceptionV3 / ResNet50
+Report 5 of docs/reports.md: a from-scratch VGG-style CNN and InceptionV3 / ResNet50
 transfer models, tuned with KerasTuner, and a labeller that writes a CSV of
 predictions for a whole image folder.
 
@@ -14,7 +14,7 @@ DESCRIPTION = "CelebA face orientation / light source (left, center, right): fro
 # at 48 px): about 20 s of CPU time. Light rather than orientation because its
 # synthetic cue is learnt reliably in 10 epochs (test 0.87 measured; the
 # orientation demo reached only 0.62 with the same settings). A lighter head
-# dropout than SEEDS.md's 0.7: with 120 steps 0.7 left the model at chance.
+# dropout than the report's 0.7: with 120 steps 0.7 left the model at chance.
 DEMO_ARGS = [
     "--task", "light",
     "--model", "from_scratch",

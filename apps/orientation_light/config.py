@@ -1,4 +1,4 @@
-"""Settings of the orientation_light app; defaults are SEEDS.md system 5's best known ones."""
+"""Settings of the orientation_light app; defaults are the report's best known ones (docs/reports.md: orientation_light)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ TASKS = ("orientation", "light")
 TRANSFER_MODELS = (*EFFICIENTNET_LITE, "inception_v3", "resnet50")
 MODELS = ("from_scratch", *TRANSFER_MODELS)
 OPTIMIZERS = ("adam", "sgd", "adabound")
-# Learning rates when --learning-rate is not given. SEEDS.md: AdaBound at
+# Learning rates when --learning-rate is not given. The report: AdaBound at
 # 0.003-0.005; Adam's and momentum SGD's usual rates otherwise.
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 1e-2, "adabound": 4e-3}
 # keras.applications.InceptionV3 refuses inputs below 75x75.
@@ -30,27 +30,27 @@ class OrientationLightConfig(TrainConfig):
     )
     model: str = option(
         "from_scratch",
-        "from_scratch: VGG-style CNN, < 700k parameters (SEEDS.md: the best, 0.881 / 0.902 test accuracy); "
+        "from_scratch: VGG-style CNN, < 700k parameters (docs/reports.md: the best, 0.881 / 0.902 test accuracy); "
         "efficientnet_lite0|1|2 (ImageNet weights offline) / inception_v3 / resnet50 (weights downloaded by Keras): "
         "frozen pretrained base + GAP -> Dense 512 -> Dense 128 -> Dropout head",
         choices=MODELS,
     )
     weights: str | None = option(
         None, "backbone weights: imagenet, none, or a .weights.h5 path; default imagenet for the "
-        "transfer models (SEEDS.md), none for from_scratch"
+        "transfer models (docs/reports.md), none for from_scratch"
     )
-    optimizer: str = option("adam", "optimizer (SEEDS.md compared Adam, SGD with momentum, AdaBound)", choices=OPTIMIZERS)
+    optimizer: str = option("adam", "optimizer (docs/reports.md: Adam, SGD with momentum, AdaBound compared)", choices=OPTIMIZERS)
     learning_rate: float | None = option(
-        None, "learning rate; default by optimizer: adam 1e-3, sgd 1e-2, adabound 4e-3 (SEEDS.md: 0.003-0.005)"
+        None, "learning rate; default by optimizer: adam 1e-3, sgd 1e-2, adabound 4e-3 (docs/reports.md: 0.003-0.005)"
     )
-    epochs: int = option(15, "epochs (SEEDS.md's grid: 10 / 15 / 20)")
+    epochs: int = option(15, "epochs (docs/reports.md: grid of 10 / 15 / 20)")
     batch_size: int = option(32, "batch size")
     image_size: int = option(64, "faces are resized to image_size x image_size (inception_v3 needs >= 75)")
     conv_dropout: float = option(
-        0.2, "from_scratch: dropout after the first pooling, +0.05 per later block (SEEDS.md: 0.2-0.3)", min=0, below=1
+        0.2, "from_scratch: dropout after the first pooling, +0.05 per later block (docs/reports.md: 0.2-0.3)", min=0, below=1
     )
     dense_units: int = option(
-        48, "from_scratch: units of the dense layer before the classifier (48 keeps the model under SEEDS.md's "
+        48, "from_scratch: units of the dense layer before the classifier (48 keeps the model under the report's "
         "700k parameters up to 64 px)", min=1
     )
     bn_momentum: float = option(
@@ -58,7 +58,7 @@ class OrientationLightConfig(TrainConfig):
         "the inference statistics fit, more than a short CPU run makes", min=0, below=1
     )
     head_dropout: float = option(
-        0.7, "dropout before the softmax (SEEDS.md: 0.7 after the from-scratch dense layer; the transfer "
+        0.7, "dropout before the softmax (docs/reports.md: 0.7 after the from-scratch dense layer; the transfer "
         "head's rate was not reported)", min=0, below=1
     )
     finetune_layers: int = option(
@@ -67,7 +67,7 @@ class OrientationLightConfig(TrainConfig):
     )
     finetune_epochs: int = option(5, "epochs of the fine-tuning phase", min=1)
     finetune_learning_rate_factor: float = option(0.1, "fine-tuning learning rate = learning rate x this", above=0)
-    augment: bool = option(False, "random affine augmentation of the training images (SEEDS.md: tried on and off)")
+    augment: bool = option(False, "random affine augmentation of the training images (docs/reports.md: tried on and off)")
     rotation_range: float = option(10.0, "--augment: rotation in degrees, drawn in [-r, r]", min=0, max=180)
     width_shift_range: float = option(0.1, "--augment: horizontal shift, fraction of the width", min=0, below=1)
     height_shift_range: float = option(0.1, "--augment: vertical shift, fraction of the height", min=0, below=1)

@@ -6,7 +6,7 @@
 
 Every trial is the train config with the searched fields replaced, trained on
 `train` and scored on `val` (`val_accuracy`); the test split is never looked
-at. A grid search starts from the config's own setting (SEEDS.md's best);
+at. A grid search starts from the config's own setting (the report's best, docs/reports.md);
 a random search draws every trial. Written to `<run-dir>/<task>_<model>/`: KerasTuner's trial folders,
 `trials.csv` (one row per finished trial) and `best_config.yaml`, the best
 trial's full config, which `train.py --config` reads as is. Running the same
@@ -40,10 +40,10 @@ class TuneConfig(OrientationLightConfig):
     tuner: str = option("random", "KerasTuner search: grid, random or hyperband", choices=TUNERS)
     max_trials: int = option(10, "trials at most (grid and random; Hyperband sizes itself from --epochs)", min=1)
     batch_sizes: list[int] = option([16, 32, 64], "batch sizes to try", min=1)
-    learning_rates: list[float] = option([1e-3, 3e-4, 4e-3], "learning rates to try (SEEDS.md: AdaBound at 0.003-0.005)", above=0)
+    learning_rates: list[float] = option([1e-3, 3e-4, 4e-3], "learning rates to try (docs/reports.md: AdaBound at 0.003-0.005)", above=0)
     optimizers: list[str] = option(list(OPTIMIZERS), "optimizers to try", choices=OPTIMIZERS)
-    conv_dropouts: list[float] = option([0.2, 0.3], "from_scratch conv dropout rates to try (SEEDS.md: 0.2-0.3)", min=0, below=1)
-    head_dropouts: list[float] = option([0.5, 0.7], "dropout rates before the softmax to try (SEEDS.md: 0.7)", min=0, below=1)
+    conv_dropouts: list[float] = option([0.2, 0.3], "from_scratch conv dropout rates to try (docs/reports.md: 0.2-0.3)", min=0, below=1)
+    head_dropouts: list[float] = option([0.5, 0.7], "dropout rates before the softmax to try (docs/reports.md: 0.7)", min=0, below=1)
     best_config: str | None = option(None, "where the best config goes; default <run-dir>/<task>_<model>/best_config.yaml")
 
 

@@ -1,4 +1,4 @@
-"""Settings of the patch-training curriculum; defaults are SEEDS.md system 3's."""
+"""Settings of the patch-training curriculum; defaults are the report's (docs/reports.md: patch_training)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from common.data.voc import PATCH_SHAPES
 from common.optimizers import OPTIMIZERS
 
 PATCH_POOLING = ("adaptive", "spp")
-# SEEDS.md: SGD lr 1e-3 momentum 0.9 for the pretrained VGG16. The small
+# The report: SGD lr 1e-3 momentum 0.9 for the pretrained VGG16. The small
 # backbone starts from random weights; on the demo data and on the VOC sample
 # it barely moves at 1e-3 in a few CPU epochs, while 1e-2 trains it.
 PRETRAINED_LEARNING_RATE = 1e-3
@@ -31,20 +31,20 @@ class PatchTrainingConfig(TrainConfig):
     )
     switch_epoch: int = option(
         5, "epochs before this one train the patch head on patches, the rest the multi-label head "
-        "on full images; 0 = baseline (SEEDS.md: best trade-off at 5 of 10)", min=0
+        "on full images; 0 = baseline (docs/reports.md: best trade-off at 5 of 10)", min=0
     )
-    epochs: int = option(10, "total epochs, patch and full together (SEEDS.md: 10)")
-    batch_size: int = option(16, "batch size (SEEDS.md: 16; 8 gave more recall but 2x the time)")
+    epochs: int = option(10, "total epochs, patch and full together (docs/reports.md: 10)")
+    batch_size: int = option(16, "batch size (docs/reports.md: 16; 8 gave more recall but 2x the time)")
     learning_rate: float | None = option(
         None, f"learning rate; default {PRETRAINED_LEARNING_RATE:g} with pretrained weights "
-        f"(SEEDS.md), {SCRATCH_LEARNING_RATE:g} for a backbone from random weights"
+        f"(docs/reports.md), {SCRATCH_LEARNING_RATE:g} for a backbone from random weights"
     )
-    optimizer: str = option("sgd", "optimizer (SEEDS.md: SGD, momentum 0.9)", choices=OPTIMIZERS)
-    momentum: float = option(0.9, "SGD momentum (SEEDS.md: 0.9)", min=0, below=1)
+    optimizer: str = option("sgd", "optimizer (docs/reports.md: SGD, momentum 0.9)", choices=OPTIMIZERS)
+    momentum: float = option(0.9, "SGD momentum (docs/reports.md: 0.9)", min=0, below=1)
     image_size: int = option(224, "full images (and square patches) are resized to this square (VGG16's 224); the longest side of a kept-shape patch")
-    min_patch: int = option(64, "patches are the boxes of at least this many pixels a side (SEEDS.md: 64)", min=1)
+    min_patch: int = option(64, "patches are the boxes of at least this many pixels a side (docs/reports.md: 64)", min=1)
     patch_pooling: str = option(
-        "adaptive", "patch head pooling: adaptive (average to 4x4, SEEDS.md) or spp "
+        "adaptive", "patch head pooling: adaptive (average to 4x4, docs/reports.md) or spp "
         "(max-pooling pyramid of 1x1, 2x2 and 4x4)", choices=PATCH_POOLING
     )
     patch_shape: str = option(

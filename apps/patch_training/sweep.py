@@ -42,7 +42,7 @@ _FREE = ("run_dir", "quiet", "switch_epoch")
 class SweepConfig(PatchTrainingConfig):
     """The curriculum's settings plus the switch epochs to sweep and the output folder."""
 
-    switch_epochs: list[int] = option([0, 2, 5, 7, 10], "switch epochs to compare (SEEDS.md: 0..10, 0 = baseline)", min=0)
+    switch_epochs: list[int] = option([0, 2, 5, 7, 10], "switch epochs to compare (docs/reports.md: 0..10, 0 = baseline)", min=0)
     out: str = option("runs/patch_training_sweep", "folder of sweep.csv, sweep.md, the plots and one run per K")
 
 
