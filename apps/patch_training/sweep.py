@@ -7,7 +7,8 @@ Every K runs `train.run_experiment` with `--switch-epoch K` in `DIR/K<k>/`
 (the data is read once; every K starts from the same seeded weights). After
 each K, `DIR/sweep.csv` (switch_epoch, precision, recall, map, chance_map,
 tp, fp, fn, tn, train_seconds, patch_seconds, full_seconds, run_dir),
-`DIR/sweep.md` and the plots against K (`sweep_precision_recall.png`,
+`DIR/sweep.md`, `DIR/sweep_per_class_ap.md` (AP per class and K, with each
+class's chance AP) and the plots against K (`sweep_precision_recall.png`,
 `sweep_confusion.png`, `sweep_map.png`, `sweep_time.png`) are rewritten, so
 an interrupted sweep shows what it has. Running the same command again
 resumes it: finished K are read back from their metrics.json, an unfinished
@@ -77,6 +78,9 @@ def row_of(k: int, metrics: dict, run_dir) -> dict:
         "patch_seconds": phases.get("patches") or 0.0,
         "full_seconds": phases.get("full") or 0.0,
         "run_dir": str(run_dir),
+        # Not a sweep.csv column: the per-class table.
+        "per_class_ap": val.get("per_class_ap", {}),
+        "per_class_chance_ap": val.get("per_class_chance_ap", {}),
     }
 
 
@@ -84,7 +88,7 @@ def write_outputs(rows: list[dict], out: Path, title: str = "") -> None:
     """sweep.csv, sweep.md and the plots against K, from the rows so far."""
     rows = sorted(rows, key=lambda r: r["switch_epoch"])
     with open(out / "sweep.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     head = ["K", "precision", "recall", "mAP", "chance mAP", "TP", "FP", "FN", "TN", "train s", "patch s", "full s"]
@@ -97,6 +101,7 @@ def write_outputs(rows: list[dict], out: Path, title: str = "") -> None:
     lines += ["", "K = epochs on patches before the switch to full images (0 = baseline); metrics on val.", ""]
     (out / "sweep.md").write_text("\n".join(lines))
     ks = [r["switch_epoch"] for r in rows]
+    write_per_class_table(rows, out / "sweep_per_class_ap.md", title)
 
     def series(*names):
         return {n: [r[n] for r in rows] for n in names}
@@ -105,6 +110,24 @@ def write_outputs(rows: list[dict], out: Path, title: str = "") -> None:
     plot_lines(ks, series("tp", "fp", "fn", "tn"), out / "sweep_confusion.png", "switch epoch K", "count (summed over classes)", "TP / FP / FN / TN vs K")
     plot_lines(ks, series("map", "chance_map"), out / "sweep_map.png", "switch epoch K", "mAP", "val mAP vs K")
     plot_lines(ks, series("train_seconds", "patch_seconds", "full_seconds"), out / "sweep_time.png", "switch epoch K", "seconds", "training time vs K")  # fmt: skip
+
+
+def write_per_class_table(rows: list[dict], path: Path, title: str = "") -> Path:
+    """Val AP per class (rows) and switch epoch K (columns), with each class's chance AP."""
+    chance = {}
+    for r in rows:
+        chance.update(r.get("per_class_chance_ap") or {})
+    names = [n for n in chance] + sorted({n for r in rows for n in r.get("per_class_ap") or {}} - set(chance))
+    head = ["class", "chance AP", *(f"K={r['switch_epoch']}" for r in rows)]
+    lines = [f"# Per-class val AP{': ' + title if title else ''}", "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for name in names:
+        cells = [name, f"{chance[name]:.3f}" if name in chance else "-"]
+        cells += [f"{r['per_class_ap'][name]:.3f}" if name in (r.get("per_class_ap") or {}) else "-" for r in rows]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("| **mAP** | " + (f"{rows[0]['chance_map']:.3f}" if rows else "-") + " | " + " | ".join(f"{r['map']:.3f}" for r in rows) + " |")
+    lines += ["", "Classes without a val positive have no AP and are not listed.", ""]
+    path.write_text("\n".join(lines))
+    return path
 
 
 def sweep(config: SweepConfig) -> list[dict]:
@@ -131,7 +154,8 @@ def sweep(config: SweepConfig) -> list[dict]:
             data = data or load_data(resolve(cfg))
             metrics = run_experiment(cfg, data, export_name=f"{out.name}_K{k}")
         rows.append(row_of(k, {**metrics, "epochs": config.epochs}, cfg.run_dir))
-        write_outputs(rows, out, title=f"{config.backbone}, {config.epochs} epochs, data {config.data_dir or 'SYNTHETIC demo'}")
+        title = f"{config.backbone}, {config.patch_shape} patches, {config.epochs} epochs, data {config.data_dir or 'SYNTHETIC demo'}"
+        write_outputs(rows, out, title=title)
     log.info("sweep written to %s", out / "sweep.csv")
     print((out / "sweep.md").read_text(), flush=True)
     return rows

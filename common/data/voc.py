@@ -433,7 +433,7 @@ def patch_sizes(patches, max_side, step=32):
 
     A patch is scaled by `min(1, max_side / longest side)`: never enlarged,
     shrunk so that its longest side fits `max_side`. Each side is then
-    rounded to the nearest multiple of `step` and clipped to
+    rounded to the nearest multiple of `step` (halves up) and clipped to
     `[step, cap]`, `cap` being `max_side` rounded down to a multiple of
     `step` (at least `step`). So every patch lies in one of at most
     `(cap / step)^2` size buckets, its aspect ratio is kept up to the
@@ -455,7 +455,7 @@ def patch_sizes(patches, max_side, step=32):
     cap = max(step, (max_side // step) * step)
 
     def snap(side):
-        return np.clip(np.round(side * scale / step) * step, step, cap).astype("int32")
+        return np.clip(np.floor(side * scale / step + 0.5) * step, step, cap).astype("int32")
 
     return snap(height), snap(width)
 

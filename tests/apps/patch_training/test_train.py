@@ -26,6 +26,7 @@ def test_help(module, capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "--switch-epoch" in text and "--min-patch" in text and "--patch-pooling" in text
+    assert "--patch-shape" in text and "--patch-bucket" in text
     if module is sweep_module:
         assert "--switch-epochs" in text and "--out" in text
 
@@ -34,6 +35,7 @@ def test_resolve_fills_defaults_and_checks_the_switch_epoch():
     cfg = resolve(PatchTrainingConfig())
     assert (cfg.backbone, cfg.weights, cfg.learning_rate, cfg.optimizer, cfg.momentum) == ("efficientnet_lite0", "imagenet", 1e-3, "sgd", 0.9)
     assert (cfg.switch_epoch, cfg.epochs, cfg.batch_size, cfg.min_patch) == (5, 10, 16, 64)
+    assert (cfg.patch_shape, cfg.patch_bucket) == ("square", 32)  # today's fixed resize stays the default
     small = resolve(PatchTrainingConfig(backbone="small"))
     assert (small.weights, small.learning_rate) == ("none", 1e-2)
     with pytest.raises(ValueError, match="--switch-epoch 11"):
@@ -81,6 +83,8 @@ def test_two_point_sweep_writes_figures_and_resumes(tiny_voc, tmp_path, monkeypa
     assert not (out / "K0" / "history_patches.csv").exists()  # K = 0 is the baseline: no patch phase
     assert len(_rows(out / "K1" / "history_patches.csv")) == 1 and len(_rows(out / "K1" / "history_full.csv")) == 1
     assert "| K |" in (out / "sweep.md").read_text()
+    per_class = (out / "sweep_per_class_ap.md").read_text()
+    assert "| class | chance AP | K=0 | K=1 |" in per_class and "| **mAP** |" in per_class
     for name in ("precision_recall", "confusion", "map", "time"):
         assert (out / f"sweep_{name}.png").stat().st_size > 0
     # Each K exports its own model instead of overwriting one name.
