@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.data.names import TASK_CLASSES
 from data_prep import image_views
-from data_prep.propose import TASK_CLASSES
 
 
 def _class_of(relative_path, classes):

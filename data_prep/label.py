@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.data.names import TASK_CLASSES
 from data_prep import image_views
 from data_prep._label_page import PAGE
 from data_prep.journal import LabelJournal, journal_file
-from data_prep.propose import TASK_CLASSES
 from data_prep.split import MODES, place_file, unique_names
 
 SKIP_KEYS = ("s", " ")

@@ -42,24 +42,12 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from data_prep import image_views
+from common.data.celeba_files import LANDMARK_FILE as LANDMARKS_FILENAME
+from common.data.celeba_files import read_landmarks
+from common.data.names import CELEBA_LANDMARKS as LANDMARK_COLUMNS
+from common.data.names import LIGHT_CLASSES, ORIENTATION_CLASSES, TASK_CLASSES  # noqa: F401 (part of this module's API)
+from data_prep import agreement, image_views
 
-ORIENTATION_CLASSES = ("left", "center", "right")
-LIGHT_CLASSES = ("left_light", "center_light", "right_light")
-TASK_CLASSES = {"orientation": ORIENTATION_CLASSES, "light": LIGHT_CLASSES}
-LANDMARKS_FILENAME = "list_landmarks_align_celeba.txt"
-LANDMARK_COLUMNS = (
-    "lefteye_x",
-    "lefteye_y",
-    "righteye_x",
-    "righteye_y",
-    "nose_x",
-    "nose_y",
-    "leftmouth_x",
-    "leftmouth_y",
-    "rightmouth_x",
-    "rightmouth_y",
-)
 # Chosen on the train half of ../shared/data/faces_orient_light (see data_prep/README.md).
 DEFAULT_SIDE_THRESHOLDS = {"light": 0.15, "landmarks": 0.1, "mtcnn": 0.1, "symmetry": 0.07}
 DEFAULT_FACE_BOX = (0.25, 0.3, 0.75, 0.85)
@@ -139,22 +127,16 @@ def nose_offset(eye_a_x, eye_b_x, nose_x):
 
 
 def read_celeba_landmarks(path):
-    """{file name: row of LANDMARK_COLUMNS} from the official aligned-landmarks file."""
+    """{file name: {column: value}} from the official aligned-landmarks file (`common.data.celeba_files`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--landmarks {path} does not exist")
-    with open(path) as handle:
-        lines = handle.read().splitlines()
-    table = {}
-    for number, line in enumerate(lines, start=1):
-        parts = line.split()
-        if len(parts) != 11 or not parts[1].lstrip("-").isdigit():
-            # The count line and the header line.
-            if number <= 2:
-                continue
-            raise ValueError(f"{path} line {number}: expected a file name and 10 coordinates")
-        table[parts[0]] = dict(zip(LANDMARK_COLUMNS, map(float, parts[1:])))
-    return table
+    table = read_landmarks(path)
+    missing = [name for name in LANDMARK_COLUMNS if name not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: no column {', '.join(missing)}; the header line must name {' '.join(LANDMARK_COLUMNS)}")
+    values = table[list(LANDMARK_COLUMNS)].astype(float).to_dict("records")
+    return dict(zip(table["file"], values))
 
 
 def find_landmarks_file(images_dir):
@@ -393,8 +375,6 @@ def main(argv=None):
         shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
         print(f"skipped {len(skipped)} unreadable image(s): {shown}", file=sys.stderr)
     if args.labels_dir:
-        from data_prep import agreement
-
         print(agreement.report(table, args.labels_dir, TASK_CLASSES[args.task]))
     return 0
 

@@ -53,14 +53,10 @@ import pandas as pd
 import tensorflow as tf
 
 from common.data.images import decode_image, drop_unreadable, log_skipped
+from common.data.names import VOC_CLASSES
 
 log = logging.getLogger("hybridvision")
 
-VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
-)  # fmt: skip
 LAYOUT = "<root>/JPEGImages/<id>.jpg, <root>/Annotations/<id>.xml, <root>/ImageSets/Main/<split>.txt"
 BOX_COLUMNS = ["image_id", "path", "class_name", "label", "xmin", "ymin", "xmax", "ymax", "difficult", "truncated"]
 ON_ERROR = ("skip", "fail")

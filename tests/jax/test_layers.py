@@ -24,6 +24,7 @@ reuse_tests(
         "test_gradients_match_per_sample_loop_and_reach_every_covariate_kernel",
         "test_traced_with_unknown_batch",
         "test_jit_compiled_tf_function_picks_patches_on_a_cpu",  # tf.function; see test_auto_is_patches_on_jax_cpu
+        "test_jit_compiled_with_unknown_batch_and_size",  # tf.function; test_hybrid_jit_with_several_batch_sizes below
     ),
 )
 for module in (

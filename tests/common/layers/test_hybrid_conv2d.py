@@ -409,3 +409,20 @@ def test_jit_compiled_tf_function_picks_patches_on_a_cpu(monkeypatch):
     expected = numpy_hybrid_conv2d(images, covariates, layer)
     for output in (jitted, plain):
         np.testing.assert_allclose(output.numpy(), expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("strides, padding", [(1, "same"), (2, "same"), (2, "valid")])
+def test_jit_compiled_with_unknown_batch_and_size(strides, padding):
+    # XLA compiles per concrete shape; the traced graph has unknown sizes.
+    layer = HybridConv2D(3, 3, 2, strides=strides, padding=padding, covariate_initializer="random_normal")
+    layer.build([(None, None, None, 2), (None, 2)])
+    traced = tf.function(
+        lambda x, s: layer([x, s]),
+        jit_compile=True,
+        input_signature=[tf.TensorSpec((None, None, None, 2)), tf.TensorSpec((None, 2))],
+    )
+    for batch, height, width in [(3, 7, 6), (2, 9, 10)]:
+        images, covariates = random_inputs(batch, height, width, 2, 2, seed=batch)
+        np.testing.assert_allclose(
+            traced(images, covariates).numpy(), numpy_hybrid_conv2d(images, covariates, layer), atol=1e-4, rtol=1e-4
+        )
