@@ -88,7 +88,7 @@ def main(argv=None) -> dict:
     if args.quick:
         import tempfile
 
-        from data_prep.demo_data import generate
+        from common.data.demo import generate
 
         # Its own folder: the shared demo data (.cache/demo_data) stays at the demo scale.
         tiny = generate("voc", Path(tempfile.mkdtemp(prefix="patch_shapes_")) / "voc", scale="tiny") / "VOC2012"

@@ -74,7 +74,7 @@ def resolve_data(data_dir, demo_name, app):
     """Where a notebook's data is and where its run goes: `(data_dir_path, data_args, run_dir)`.
 
     `data_dir` is the notebook's `DATA_DIR` parameter. Empty (None): the
-    synthetic demo dataset `demo_name` (`data_prep.demo_data.demo_root`,
+    synthetic demo dataset `demo_name` (`common.data.demo.demo_root`,
     generated on first use), with no extra app arguments. Otherwise a local
     path or, in Colab, a Google Drive folder (`/content/drive/...`, mounted
     here); it must exist, and the app gets `["--data-dir", path]`.
@@ -90,7 +90,7 @@ def resolve_data(data_dir, demo_name, app):
             raise FileNotFoundError(f"DATA_DIR {path} does not exist: fix the path in the first code cell")
         data_args = ["--data-dir", str(path)]
     else:
-        from data_prep.demo_data import demo_root
+        from common.data.demo import demo_root
 
         path = demo_root(demo_name)
         data_args = []

@@ -11,7 +11,7 @@ starting from the same weights at one seed, so they can be compared fairly.
 
 DESCRIPTION = "CelebA Attractive from faces + covariates (Male, ...): HybridConv2D vs baseline vs late fusion"
 # The demo faces' Attractive depends on the eye size and on Male, Young,
-# Smiling and High_Cheekbones (see data_prep.demo_data), so the hybrid has
+# Smiling and High_Cheekbones (see common.data.demo), so the hybrid has
 # something to learn from both the pixels and the covariates.
 DEMO_ARGS = [
     "--model", "hybrid",

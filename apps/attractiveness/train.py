@@ -21,6 +21,7 @@ from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.models import build_model, compile_model
 from common.backbones import preprocess
 from common.config import parse_config
+from common.data import demo
 from common.data.celeba import (
     attribute_names,
     check_attributes,
@@ -39,12 +40,7 @@ log = logging.getLogger("hybridvision")
 
 def load_tables(cfg):
     """`({"train", "val", "test"} tables, fallback-split note or None)` for the config's data."""
-    root = cfg.data_dir
-    if root is None:
-        from data_prep.demo_data import demo_dir
-
-        root = demo_dir("celeba")
-        log.warning("no --data-dir: using the SYNTHETIC demo faces in %s (numbers say nothing about real CelebA)", root)
+    root = demo.data_root(cfg.data_dir, "celeba")
     table = read_celeba(root)
     valid = attribute_names(table)
     check_attributes([cfg.target], valid, flag="--target")

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from common.data import demo
 from common.data.affine_augment import AffineAugmentation
 from common.data.class_folders import make_dataset
 from common.data.edge_view import EdgeView
@@ -18,13 +19,7 @@ log = logging.getLogger("hybridvision")
 
 def data_root(cfg):
     """`cfg.data_dir`, or the SYNTHETIC demo domains when it is omitted."""
-    if cfg.data_dir:
-        return cfg.data_dir
-    from data_prep.demo_data import demo_dir
-
-    root = demo_dir("domains")
-    log.warning("no --data-dir: using the SYNTHETIC demo domains in %s (numbers say nothing about real images)", root)
-    return root
+    return demo.data_root(cfg.data_dir, "domains")
 
 
 def load_table(cfg):

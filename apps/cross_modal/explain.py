@@ -23,6 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from common.data import demo
 from common.data.domains import read_domains, split_domains
 from common.data.images import decode_image
 from common.explain import (
@@ -70,11 +71,7 @@ def main(argv=None) -> list[Path]:
         raise ValueError(f"--images {args.images} must be >= 1")
     cfg = json.loads((run_dir / "config.json").read_text())
     class_names = json.loads((run_dir / "metrics.json").read_text())["notes"]["class_names"]
-    data_dir = args.data_dir or cfg.get("data_dir")
-    if not data_dir:
-        from data_prep.demo_data import demo_dir
-
-        data_dir = demo_dir("domains")
+    data_dir = demo.data_root(args.data_dir or cfg.get("data_dir"), "domains")
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
     out = Path(args.out or run_dir / "explain")
     out.mkdir(parents=True, exist_ok=True)

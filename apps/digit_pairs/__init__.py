@@ -6,7 +6,7 @@ seeded runs with `python -m apps.digit_pairs.compare`.
 """
 
 DESCRIPTION = "MNIST digit pairs: is the first <= the second? FC/CNN/Siamese/auxiliary-loss models"
-# The demo data is scikit-learn's 8x8 digits upsampled (SYNTHETIC, see data_prep.demo_data).
+# The demo data is scikit-learn's 8x8 digits upsampled (SYNTHETIC, see common.data.demo).
 DEMO_ARGS = ["--model", "aux", "--epochs", "12"]
 HEADLINE = ("test", "accuracy")
 # Always answering "first <= second" is right for 55 of the 100 class pairs.

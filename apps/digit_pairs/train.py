@@ -17,6 +17,7 @@ from apps.digit_pairs.config import DigitPairsConfig
 from apps.digit_pairs.data import load_pair_splits, make_dataset
 from apps.digit_pairs.models import accuracy_key, build_model, compile_model, has_aux
 from common.config import parse_config
+from common.data import demo
 from common.distribute import Distribution
 from common.training import Run, setup_logging
 
@@ -27,16 +28,7 @@ log = logging.getLogger("hybridvision")
 def run_experiment(cfg: DigitPairsConfig, saved_models_dir="saved_models", export_name: str | None = None) -> dict:
     """Trains `cfg.model` on pairs built from `cfg.data_dir` and returns metrics.json's content."""
     setup_logging(cfg.quiet)
-    data_dir = cfg.data_dir
-    if data_dir is None:
-        from data_prep.demo_data import demo_dir
-
-        data_dir = demo_dir("mnist")
-        log.warning(
-            "no --data-dir: using SYNTHETIC demo digits (scikit-learn's 8x8 digits upsampled to MNIST's IDX "
-            "format) in %s; the numbers say nothing about real MNIST",
-            data_dir,
-        )
+    data_dir = demo.data_root(cfg.data_dir, "mnist")
     splits, notes = load_pair_splits(data_dir, cfg.pairs, cfg.val_fraction, cfg.seed, cfg.image_size)
     dist = Distribution.from_config(cfg)
     run = Run(APP, cfg, export_name=export_name, saved_models_dir=saved_models_dir)

@@ -6,6 +6,7 @@ import logging
 
 import tensorflow as tf
 
+from common.data import demo
 from common.data.affine_augment import AffineAugmentation
 from common.data.class_folders import make_dataset, read_class_folders, split_table
 
@@ -14,13 +15,7 @@ log = logging.getLogger("hybridvision")
 
 def data_root(cfg):
     """`cfg.data_dir`, or the SYNTHETIC demo faces of `cfg.task` when it is omitted."""
-    if cfg.data_dir:
-        return cfg.data_dir
-    from data_prep.demo_data import demo_dir
-
-    root = demo_dir(cfg.task)
-    log.warning("no --data-dir: using the SYNTHETIC demo faces in %s (numbers say nothing about real faces)", root)
-    return root
+    return demo.data_root(cfg.data_dir, cfg.task)
 
 
 def load_tables(cfg):

@@ -30,6 +30,7 @@ from apps.patch_training.metrics import multilabel_report, predict_multilabel, w
 from apps.patch_training.models import build_models, compile_models
 from common.backbones import preprocess
 from common.config import parse_config
+from common.data import demo
 from common.data.voc import (
     VOC_CLASSES,
     bucketed_patch_dataset,
@@ -51,12 +52,8 @@ log = logging.getLogger("hybridvision")
 
 def load_data(cfg):
     """`({"train": (images, boxes), "val": ...}, notes)` of `cfg.data_dir` (or the demo data)."""
-    root, notes = cfg.data_dir, {}
-    if root is None:
-        from data_prep.demo_data import demo_root
-
-        root = demo_root("voc")
-        log.warning("no --data-dir: using the SYNTHETIC demo VOC data in %s (numbers say nothing about real VOC)", root)
+    root, notes = demo.data_root(cfg.data_dir, "voc"), {}
+    if not cfg.data_dir:
         notes["data"] = "SYNTHETIC demo VOC data (drawn glyphs), not Pascal VOC"
     splits, note = read_train_val(root, cfg.val_fraction, cfg.seed, cfg.on_bad_annotation, cfg.exclude_difficult)
     if note:

@@ -1,6 +1,6 @@
 """CelebA in its official layout: attribute, partition and landmark files -> table -> tf.data.
 
-The layout (as published, and as `data_prep.demo_data` writes it)::
+The layout (as published, and as `common.data.demo` writes it)::
 
     <root>/img_align_celeba/000001.jpg ...
     <root>/list_attr_celeba.txt             count line, names line, then `file v1 .. v40` (1 / -1)
@@ -27,55 +27,29 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from common.data.celeba_files import (  # noqa: F401 (re-exported: the file names and readers live there)
+    ATTRIBUTE_FILE,
+    IMAGE_FOLDER,
+    LANDMARK_FILE,
+    LAYOUT,
+    PARTITION_FILE,
+    PARTITIONS,
+    read_counted_table,
+    read_landmarks,
+    require_file,
+)
 from common.data.images import decode_image, drop_unreadable
+from common.data.names import CELEBA_ATTRIBUTE_NAMES
 
 LOGGER = logging.getLogger("hybridvision")
 
-IMAGE_FOLDER = "img_align_celeba"
-ATTRIBUTE_FILE = "list_attr_celeba.txt"
-PARTITION_FILE = "list_eval_partition.txt"
-LANDMARK_FILE = "list_landmarks_align_celeba.txt"
-PARTITIONS = {0: "train", 1: "val", 2: "test"}
-LAYOUT = f"<root>/{IMAGE_FOLDER}/*.jpg, <root>/{ATTRIBUTE_FILE}, <root>/{PARTITION_FILE}"
 # With cache=True the order is fixed by the first pass; this buffer reshuffles it every epoch.
 CACHED_SHUFFLE_BUFFER = 1024
 
 
-def _require(path, what):
-    if not Path(path).exists():
-        raise FileNotFoundError(f"CelebA {what} {str(path)!r} not found; expected the official layout {LAYOUT}.")
-
-
-def _read_counted_table(path, what):
-    """Reads the `count`, `names`, `file v1 .. vn` format shared by the attribute and landmark files."""
-    _require(path, what)
-    with open(path, encoding="utf-8") as f:
-        first, second = f.readline().strip(), f.readline().split()
-    if not first.isdigit():
-        raise ValueError(
-            f"{path}: line 1 must be the image count (an integer), got {first[:40]!r}; "
-            f"is this the official {Path(path).name}?"
-        )
-    if not second or second[0].endswith((".jpg", ".png")):
-        raise ValueError(f"{path}: line 2 must hold the column names, got {' '.join(second[:3])!r} ...")
-    try:
-        table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, dtype={0: str})
-    except pd.errors.ParserError as err:
-        raise ValueError(f"{path}: rows must be `file` followed by {len(second)} values ({str(err).splitlines()[0]})") from None
-    if table.shape[1] != len(second) + 1:
-        raise ValueError(
-            f"{path}: the header names {len(second)} columns but rows have {table.shape[1] - 1} values; "
-            "every row must be `file` followed by one value per name"
-        )
-    table.columns = ["file", *second]
-    if len(table) != int(first):
-        LOGGER.warning("%s: line 1 says %s images but %d rows follow; using the rows", path, first, len(table))
-    return table
-
-
 def read_attributes(path):
     """The attribute file as a table: `file` plus one int8 0/1 column per attribute (1 -> 1, -1 -> 0)."""
-    table = _read_counted_table(path, "attribute file")
+    table = read_counted_table(path, "attribute file")
     values = table.iloc[:, 1:]
     bad = ~values.isin([1, -1])
     if bad.to_numpy().any():
@@ -90,7 +64,7 @@ def read_attributes(path):
 
 def read_partition(path):
     """The partition file as a table: `file` and `partition` ("train", "val" or "test")."""
-    _require(path, "partition file")
+    require_file(path, "partition file")
     try:
         table = pd.read_csv(path, sep=r"\s+", header=None, names=["file", "partition"], dtype={"file": str})
     except pd.errors.ParserError as err:
@@ -107,35 +81,20 @@ def read_partition(path):
     return table
 
 
-def read_landmarks(path):
-    """The aligned landmark file as a table: `file` plus `lefteye_x` .. `rightmouth_y` (pixels)."""
-    table = _read_counted_table(path, "landmark file")
-    for name in table.columns[1:]:
-        if not pd.api.types.is_numeric_dtype(table[name]):
-            raise ValueError(f"{path}: landmark column {name} must hold numbers")
-    return table
-
-
 def attribute_names(source):
     """The attribute names of a CelebA root folder, an attribute file or a table from `read_celeba`."""
     if isinstance(source, pd.DataFrame):
         return list(source.attrs["attribute_names"])
     path = Path(source)
     path = path / ATTRIBUTE_FILE if path.is_dir() else path
-    _require(path, "attribute file")
+    require_file(path, "attribute file")
     with open(path, encoding="utf-8") as f:
         f.readline()
         return f.readline().split()
 
 
 # The 40 attributes of the official list_attr_celeba.txt.
-CELEBA_ATTRIBUTES = frozenset(
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
-    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
-    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
-    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young".split()
-)
+CELEBA_ATTRIBUTES = frozenset(CELEBA_ATTRIBUTE_NAMES)
 
 
 def check_attributes(names, valid, flag="--covariates"):
@@ -179,7 +138,7 @@ def read_celeba(root, landmarks=False):
     if not root.is_dir():
         raise FileNotFoundError(f"CelebA folder {str(root)!r} does not exist; expected the official layout {LAYOUT}.")
     image_dir = root / IMAGE_FOLDER
-    _require(image_dir, "image folder")
+    require_file(image_dir, "image folder")
     attributes = read_attributes(root / ATTRIBUTE_FILE)
     names = list(attributes.columns[1:])
     partition = read_partition(root / PARTITION_FILE)

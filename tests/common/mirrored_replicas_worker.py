@@ -140,7 +140,7 @@ def app_resume(workdir: str) -> dict:
     import numpy as np
 
     from apps.digit_pairs import train
-    from data_prep.demo_data import generate
+    from common.data.demo import generate
 
     os.chdir(workdir)
     mnist = generate("mnist", os.path.join(workdir, "mnist"), scale="tiny")

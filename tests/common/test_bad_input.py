@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from common.cli import UserError, main_entry
-from data_prep.demo_data import generate
+from common.data.demo import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 

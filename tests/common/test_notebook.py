@@ -51,7 +51,7 @@ def test_plot_history_hides_unused_panels(tmp_path, shown):
 
 
 def test_resolve_data_demo_default(monkeypatch, tmp_path, capsys):
-    import data_prep.demo_data
+    import common.data.demo
 
     asked = []
 
@@ -59,7 +59,7 @@ def test_resolve_data_demo_default(monkeypatch, tmp_path, capsys):
         asked.append(name)
         return tmp_path / name
 
-    monkeypatch.setattr(data_prep.demo_data, "demo_root", fake_demo_root)
+    monkeypatch.setattr(common.data.demo, "demo_root", fake_demo_root)
     data_dir, data_args, run_dir = notebook.resolve_data(None, "celeba", "attractiveness")
     assert asked == ["celeba"]
     assert data_dir == tmp_path / "celeba"

@@ -62,7 +62,7 @@ def _launch(tmp_path, app_argv, crash: bool, tag: str):
 
 @pytest.mark.slow
 def test_two_processes_train_an_app_resume_and_end_with_identical_weights(tmp_path):
-    from data_prep.demo_data import generate
+    from common.data.demo import generate
 
     mnist = generate("mnist", tmp_path / "mnist", scale="tiny")
     # 42 pairs: 34 train, 8 val, 42 test; global batch 8 (4 per device x 2 devices), so the last

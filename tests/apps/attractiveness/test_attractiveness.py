@@ -19,8 +19,8 @@ from apps.attractiveness.models import (
     parse_positions,
 )
 from common.data.celeba import read_celeba, split_partitions
+from common.data.demo import generate
 from common.transfer import hybridize
-from data_prep.demo_data import generate
 
 COVARIATES = ["Male", "Smiling"]
 

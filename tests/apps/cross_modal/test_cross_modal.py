@@ -18,7 +18,7 @@ SMALL = {"backbone": "small", "weights": "none", "image_size": 16, "batch_size":
 
 @pytest.fixture(scope="module")
 def tiny_domains(tmp_path_factory):
-    from data_prep.demo_data import generate
+    from common.data.demo import generate
 
     return generate("domains", tmp_path_factory.mktemp("domains"), scale="tiny")
 

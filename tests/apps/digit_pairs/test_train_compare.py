@@ -6,7 +6,7 @@ import json
 import pytest
 
 from apps.digit_pairs import compare, train
-from data_prep.demo_data import generate
+from common.data.demo import generate
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from apps.orientation_light import predict, train, tune
 from apps.orientation_light.config import OrientationLightConfig, resolve
 from apps.orientation_light.data import load_tables
 from common.config import parse_config
-from data_prep.demo_data import generate
+from common.data.demo import generate
 
 
 @pytest.fixture

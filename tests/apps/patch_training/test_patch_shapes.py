@@ -9,8 +9,8 @@ import pytest
 from apps.patch_training import train
 from apps.patch_training import tune as tune_module
 from apps.patch_training.models import build_models, compile_models
+from common.data.demo import generate
 from common.data.voc import bucketed_patch_dataset, cache_patches, patch_sizes, patch_table, read_voc
-from data_prep.demo_data import generate
 
 TINY = ["--backbone", "small", "--image-size", "32", "--min-patch", "32", "--batch-size", "4", "--patch-hidden", "16", "--quiet"]
 

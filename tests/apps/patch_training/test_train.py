@@ -9,7 +9,7 @@ from apps.patch_training import DEMO_ARGS, train
 from apps.patch_training import sweep as sweep_module
 from apps.patch_training.config import PatchTrainingConfig, resolve
 from common.config import parse_config
-from data_prep.demo_data import generate
+from common.data.demo import generate
 
 TINY = ["--backbone", "small", "--image-size", "32", "--min-patch", "32", "--batch-size", "4", "--patch-hidden", "16", "--quiet"]
 

@@ -14,7 +14,8 @@ from common.data.celeba import (
     read_partition,
     split_partitions,
 )
-from data_prep.demo_data import CELEBA_ATTRIBUTES, generate
+from common.data.demo import generate
+from common.data.names import CELEBA_ATTRIBUTE_NAMES as CELEBA_ATTRIBUTES
 
 
 @pytest.fixture(scope="module")

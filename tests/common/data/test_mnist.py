@@ -138,7 +138,7 @@ def test_load_mnist_missing_and_mismatched_files(tmp_path):
 
 
 def test_load_mnist_reads_demo_data(tmp_path):
-    from data_prep.demo_data import generate
+    from common.data.demo import generate
 
     folder = generate("mnist", tmp_path / "mnist", scale="tiny")
     splits = load_mnist(folder)

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from common.data.demo import generate
 from common.data.voc import (
     VOC_CLASSES,
     cache_patches,
@@ -19,7 +20,6 @@ from common.data.voc import (
     read_voc,
     split_train_val,
 )  # fmt: skip
-from data_prep.demo_data import generate
 
 
 def _xml(image_id, width, height, objects):

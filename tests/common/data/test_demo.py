@@ -1,4 +1,4 @@
-"""Tests for the synthetic demo datasets: formats, determinism, caching, learnability."""
+"""Tests for the synthetic demo datasets (common.data.demo): formats, determinism, caching, learnability."""
 
 import gzip
 import hashlib
@@ -14,7 +14,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from data_prep import demo_data
+import common.data.demo as demo_data
+from common.data import names
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_celeba_official_layout(tiny):
     root = tiny["celeba"]
     attr_file = root / "list_attr_celeba.txt"
     attrs = pd.read_csv(attr_file, sep=r"\s+", skiprows=1)
-    assert list(attrs.columns) == demo_data.CELEBA_ATTRIBUTES
+    assert list(attrs.columns) == list(names.CELEBA_ATTRIBUTE_NAMES)
     assert len(attrs) == int(attr_file.read_text().splitlines()[0]) == 20
     assert set(np.unique(attrs.to_numpy())) <= {-1, 1}
     assert attrs.index[0] == "000001.jpg"
@@ -77,7 +78,7 @@ def test_celeba_official_layout(tiny):
     assert set(part[1]) == {0, 1, 2}
 
     marks = pd.read_csv(root / "list_landmarks_align_celeba.txt", sep=r"\s+", skiprows=1)
-    assert list(marks.columns) == demo_data.CELEBA_LANDMARKS
+    assert list(marks.columns) == list(names.CELEBA_LANDMARKS)
     assert list(marks.index) == list(attrs.index)
     for fname, row in marks.iterrows():
         img = cv2.imread(str(root / "img_align_celeba" / fname))
@@ -101,8 +102,8 @@ def test_celeba_landmarks_sit_on_the_drawn_eyes(demo):
 
 def test_face_class_folders(tiny):
     for name, classes in (
-        ("orientation", demo_data.ORIENTATION_CLASSES),
-        ("light", demo_data.LIGHT_CLASSES),
+        ("orientation", names.ORIENTATION_CLASSES),
+        ("light", names.LIGHT_CLASSES),
     ):
         for split in ("train", "val", "test"):
             for cls in classes:
@@ -140,12 +141,12 @@ def test_voc_tree(tiny):
         objects = ann.findall("object")
         assert 1 <= len(objects) <= 3
         for obj in objects:
-            assert obj.findtext("name") in demo_data.VOC_CLASSES
+            assert obj.findtext("name") in names.VOC_CLASSES
             assert obj.findtext("difficult") == "0"
             box = [int(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
             assert 1 <= box[0] < box[2] <= w and 1 <= box[1] < box[3] <= h
         present[image_id] = {obj.findtext("name") for obj in objects}
-    for cls in demo_data.VOC_CLASSES:
+    for cls in names.VOC_CLASSES:
         rows = pd.read_csv(main / f"{cls}_train.txt", sep=r"\s+", header=None, dtype={0: str})
         assert list(rows[0]) == train
         assert list(rows[1]) == [1 if cls in present[i] else -1 for i in train]
@@ -238,7 +239,7 @@ def test_demo_dir_uses_env_var_and_cli_prints_paths(tmp_path, monkeypatch, capsy
 
 @pytest.mark.parametrize(
     "name, classes",
-    [("orientation", demo_data.ORIENTATION_CLASSES), ("light", demo_data.LIGHT_CLASSES)],
+    [("orientation", names.ORIENTATION_CLASSES), ("light", names.LIGHT_CLASSES)],
 )
 def test_face_classes_are_learnable_from_pixels(demo, name, classes):
     root = demo(name)

@@ -1,0 +1,60 @@
+"""CelebA's official text files, read without TensorFlow (`data_prep` uses these too).
+
+`common.data.celeba` builds the tables and the tf.data pipeline on top and
+re-exports every name here.
+"""
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+LOGGER = logging.getLogger("hybridvision")
+
+IMAGE_FOLDER = "img_align_celeba"
+ATTRIBUTE_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+LANDMARK_FILE = "list_landmarks_align_celeba.txt"
+PARTITIONS = {0: "train", 1: "val", 2: "test"}
+LAYOUT = f"<root>/{IMAGE_FOLDER}/*.jpg, <root>/{ATTRIBUTE_FILE}, <root>/{PARTITION_FILE}"
+
+
+def require_file(path, what):
+    if not Path(path).exists():
+        raise FileNotFoundError(f"CelebA {what} {str(path)!r} not found; expected the official layout {LAYOUT}.")
+
+
+def read_counted_table(path, what):
+    """Reads the `count`, `names`, `file v1 .. vn` format shared by the attribute and landmark files."""
+    require_file(path, what)
+    with open(path, encoding="utf-8") as f:
+        first, second = f.readline().strip(), f.readline().split()
+    if not first.isdigit():
+        raise ValueError(
+            f"{path}: line 1 must be the image count (an integer), got {first[:40]!r}; "
+            f"is this the official {Path(path).name}?"
+        )
+    if not second or second[0].endswith((".jpg", ".png")):
+        raise ValueError(f"{path}: line 2 must hold the column names, got {' '.join(second[:3])!r} ...")
+    try:
+        table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, dtype={0: str})
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{path}: rows must be `file` followed by {len(second)} values ({str(err).splitlines()[0]})") from None
+    if table.shape[1] != len(second) + 1:
+        raise ValueError(
+            f"{path}: the header names {len(second)} columns but rows have {table.shape[1] - 1} values; "
+            "every row must be `file` followed by one value per name"
+        )
+    table.columns = ["file", *second]
+    if len(table) != int(first):
+        LOGGER.warning("%s: line 1 says %s images but %d rows follow; using the rows", path, first, len(table))
+    return table
+
+
+def read_landmarks(path):
+    """The aligned landmark file as a table: `file` plus `lefteye_x` .. `rightmouth_y` (pixels)."""
+    table = read_counted_table(path, "landmark file")
+    for name in table.columns[1:]:
+        if not pd.api.types.is_numeric_dtype(table[name]):
+            raise ValueError(f"{path}: landmark column {name} must hold numbers")
+    return table
