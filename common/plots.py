@@ -9,11 +9,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from common.history import read_history
+
 
 def plot_history(history_csv: str | Path, out_png: str | Path) -> Path | None:
     """Loss and metric curves (train vs val) from a history CSV, one panel per metric."""
-    from common.training import read_history
-
     rows = read_history(history_csv)
     if not rows:
         return None

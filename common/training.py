@@ -55,7 +55,6 @@ Typical use in an app:
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import datetime as _dt
 import json
@@ -73,6 +72,8 @@ import numpy as np
 from common import distribute
 from common.cli import UserError, environment_error
 from common.config import save_config, validate
+from common.history import read_history  # noqa: F401 (re-exported: callers import it from here)
+from common.plots import plot_history
 
 try:
     import fcntl
@@ -266,25 +267,6 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 # ---- history ------------------------------------------------------------------
-def read_history(path: Path) -> list[dict]:
-    """Rows of a history CSV as dicts of floats, `epoch` an int (empty if the file is missing)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        out = []
-        for r in rows:
-            row = {k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k is not None}
-            row["epoch"] = int(row["epoch"])
-            out.append(row)
-    except (ValueError, KeyError, TypeError, csv.Error) as err:
-        raise UserError(f"{path} is not a history this harness wrote ({err}); delete the run directory or pass "
-                        "a new --run-dir") from None
-    return out
-
-
 def _write_history(path: Path, rows: list[dict]) -> None:
     rows = sorted(rows, key=lambda r: r["epoch"])
     keys = ["epoch"] + sorted({k for r in rows for k in r} - {"epoch"})
@@ -918,8 +900,6 @@ class Run:
             is the exported file, or None when the model was not exported
             (then `notes["not_exported"]` says why).
         """
-        from common.plots import plot_history
-
         final = self.best_model(phase) if use_best and self.best_path(phase).exists() else model
         _atomic_save_model(final, self.dir / "model.keras")
         results = self.evaluate(final, datasets or {})
