@@ -1,5 +1,3 @@
-import os
-import tempfile
 from pathlib import Path
 
 import keras
@@ -201,25 +199,8 @@ def test_from_conv2d_rejects_unbuilt_or_reshaped_conv():
         HybridConv2D.from_conv2d(conv, num_covariates=1, filters=8)
 
 
-def test_save_and_reload_without_custom_objects():
-    images, covariates = random_inputs(2, 8, 8, 2, 3)
-    image_input, covariate_input = keras.Input((8, 8, 2)), keras.Input((3,))
-    outputs = HybridConv2D(
-        4, 3, 3, covariate_initializer="random_normal", name="hybrid"
-    )([image_input, covariate_input])
-    model = keras.Model([image_input, covariate_input], outputs)
-    expected = keras.ops.convert_to_numpy(model([images, covariates]))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "hybrid.keras")
-        model.save(path)
-        reloaded = keras.models.load_model(path)
-    assert isinstance(reloaded.get_layer("hybrid"), HybridConv2D)
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(reloaded([images, covariates])), expected, atol=1e-6
-    )
-
-
 def test_layer_harness():
+    """Config round trip, shapes, weights, training and the .keras save / reload without custom_objects."""
     images, covariates = random_inputs(2, 8, 8, 3, 2)
     run_layer_test(
         HybridConv2D,
