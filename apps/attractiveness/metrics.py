@@ -20,6 +20,8 @@ class BinaryMacroF1(keras.metrics.F1Score):
             `keras.metrics.BinaryAccuracy`).
         name: metric name (`f1_macro` in the logs and metrics.json).
         dtype: metric dtype.
+        **kwargs: passed on to `keras.metrics.F1Score`; `average` (in the
+            parent's config) may only be "macro".
 
     Call arguments:
         y_true: 0/1 targets, shape `(batch,)` or `(batch, 1)`.
@@ -36,8 +38,12 @@ class BinaryMacroF1(keras.metrics.F1Score):
         Van Rijsbergen, "Information Retrieval" (1979), ch. 7 (the F measure).
     """
 
-    def __init__(self, threshold=0.5, name="f1_macro", dtype=None):
-        super().__init__(average="macro", threshold=0.5, name=name, dtype=dtype)
+    def __init__(self, threshold=0.5, name="f1_macro", dtype=None, **kwargs):
+        average = kwargs.pop("average", "macro")
+        if average != "macro":
+            raise ValueError(f"BinaryMacroF1 is always average='macro', got average={average!r}")
+        # The parent's threshold sees the 0/1 columns built in update_state, so 0.5 there is exact.
+        super().__init__(average="macro", threshold=0.5, name=name, dtype=dtype, **kwargs)
         self.binary_threshold = threshold
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -50,4 +56,5 @@ class BinaryMacroF1(keras.metrics.F1Score):
         super().update_state(two_true, two_pred, sample_weight)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "threshold": self.binary_threshold}
+        # The parent's config, with our probability threshold in place of its fixed 0.5.
+        return {**super().get_config(), "threshold": self.binary_threshold}

@@ -21,6 +21,7 @@ from apps.attractiveness.models import (
 from common.data.celeba import read_celeba, split_partitions
 from common.data.demo import generate
 from common.transfer import hybridize
+from tests.layer_harness import check_config_round_trip, check_init_args_in_config
 
 COVARIATES = ["Male", "Smiling"]
 
@@ -70,6 +71,20 @@ def test_binary_macro_f1_matches_sklearn():
     assert abs(expected - f1_score(y, (p > 0.5).astype(int))) > 1e-3
     clone = BinaryMacroF1.from_config(metric.get_config())
     assert clone.name == "f1_macro" and clone.binary_threshold == 0.5
+
+
+def test_binary_macro_f1_through_the_harness():
+    metric = BinaryMacroF1(threshold=0.3, name="f1")
+    check_config_round_trip(metric)
+    check_init_args_in_config(BinaryMacroF1, {"threshold": 0.3})
+    config = metric.get_config()
+    assert config["average"] == "macro" and config["threshold"] == 0.3  # F1Score's config, our threshold
+    assert BinaryMacroF1.from_config(config).binary_threshold == 0.3
+    # A config saved before get_config was chained to F1Score's still loads.
+    old = BinaryMacroF1.from_config({"name": "f1_macro", "dtype": "float32", "threshold": 0.5})
+    assert old.get_config() == BinaryMacroF1().get_config()
+    with pytest.raises(ValueError, match="macro"):
+        BinaryMacroF1(average="micro")
 
 
 def test_hybrid_and_late_fusion_equal_the_baseline_at_init():
