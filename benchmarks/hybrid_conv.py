@@ -146,6 +146,8 @@ def build_steps(batch, size, channels, filters, kernel_size, covariate_counts, m
     rng = np.random.default_rng(seed)
     images = tf.constant(rng.normal(size=(batch, size, size, channels)), tf.float32)
     steps = {}
+    # grouped / film / condconv at _EXTRAS_D, or at the only d when there is one.
+    extras_d = covariate_counts[0] if len(covariate_counts) == 1 else _EXTRAS_D
 
     def both(name, make_step, s):
         steps[name] = (tf.function(make_step(), jit_compile=False), s)
@@ -163,7 +165,7 @@ def build_steps(batch, size, channels, filters, kernel_size, covariate_counts, m
         hybrid([images, s])
         both(f"hybrid_d{d}", lambda layer=hybrid: _layer_step(layer, True), s)
         steps[f"loop_d{d}"] = (_loop_step(hybrid), s)
-        if d == _EXTRAS_D:
+        if d == extras_d:
             grouped = HybridConv2D(filters, kernel_size, d, padding="same", implementation="grouped")
             grouped([images, s])
             steps["grouped"] = (tf.function(_layer_step(grouped, True), jit_compile=False), s)
@@ -176,8 +178,8 @@ def build_steps(batch, size, channels, filters, kernel_size, covariate_counts, m
     return steps, images
 
 
-def measure(steps, images, warmup, repeats, log=print):
-    """Interleaved timing rounds; returns ({name: median seconds}, {name: [seconds]})."""
+def measure_rounds(steps, images, warmup, repeats, log=print):
+    """Interleaved timing rounds of `build_steps`'s steps; returns ({name: median s}, {name: [s]})."""
     for name, (step, s) in steps.items():
         start = time.perf_counter()
         for _ in range(warmup):
@@ -197,6 +199,20 @@ def measure(steps, images, warmup, repeats, log=print):
                     f"{_MAPPED_JIT_DROP_FACTOR:g}x conv_jit: timed in this round only"
                 )
     return {name: statistics.median(values) for name, values in times.items()}, times
+
+
+def measure(batch, size, channels, filters, kernel_size, d, warmup, repeats, seed=0, jit=False):
+    """Median train-step seconds of hybrid, grouped, conv and loop for one d (as before the jit columns).
+
+    The single-d view `notebooks/hybrid_conv2d.py` uses; `jit=True` adds
+    `hybrid_jit` and `conv_jit`. Returns ({name: median s}, {name: [s]}).
+    """
+    steps, images = build_steps(batch, size, channels, filters, kernel_size, [d], mapped_jit=False, seed=seed)
+    names = {f"hybrid_d{d}": "hybrid", "grouped": "grouped", "conv": "conv", f"loop_d{d}": "loop"}
+    if jit:
+        names.update({f"hybrid_d{d}_jit": "hybrid_jit", "conv_jit": "conv_jit"})
+    steps = {new: steps[old] for old, new in names.items()}
+    return measure_rounds(steps, images, warmup, repeats, log=lambda line: None)
 
 
 def _ms_key(name):
@@ -274,7 +290,7 @@ def main(argv=None):
     steps, images = build_steps(
         args.batch_size, args.size, args.channels, args.filters, args.kernel_size, args.covariates, mapped_jit
     )
-    medians, _ = measure(steps, images, args.warmup, args.repeats)
+    medians, _ = measure_rounds(steps, images, args.warmup, args.repeats)
     result = ratios(medians, args.covariates)
 
     ms = {name: 1e3 * seconds for name, seconds in medians.items()}
