@@ -8,6 +8,7 @@ import tensorflow as tf
 from scipy import ndimage
 
 from common.data.affine_augment import AffineAugmentation, from_image_data_generator
+from tests.layer_harness import run_layer_test
 
 H, W = 12, 16
 FULL_KNOBS = {
@@ -269,6 +270,21 @@ def test_keras_save_and_reload(tmp_path):
     )
     np.testing.assert_allclose(model.predict(x, verbose=0), x.mean(axis=(1, 2)) / 255, rtol=1e-5)
     assert reloaded.layers[1].get_config() == model.layers[1].get_config()
+
+
+def test_layer_harness():
+    """The shared harness: config round trip, every argument in the config, symbolic and eager
+    shapes, no weights, and the .keras save / reload without custom_objects (inference mode: rescale)."""
+    x = images()
+    out = run_layer_test(
+        AffineAugmentation,
+        FULL_KNOBS,
+        x,
+        expected_output_shape=x.shape,
+        expected_num_trainable_weights=0,
+        run_training_check=False,
+    )
+    assert not np.allclose(out, x / 255)  # the eager call trains: augmented
 
 
 def test_bad_arguments_raise_clear_errors():

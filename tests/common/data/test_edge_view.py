@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from common.data.edge_view import EdgeView
+from tests.layer_harness import run_layer_test
 
 
 def step_image(size=16):
@@ -40,3 +41,18 @@ def test_runs_in_tf_data_and_round_trips_its_config():
     assert len(batches) == 2 and batches[0].shape == (2, 16, 16, 3)
     restored = keras.layers.deserialize(keras.layers.serialize(layer))
     assert isinstance(restored, EdgeView) and (restored.rate, restored.seed) == (1.0, 1)
+
+
+def test_layer_harness():
+    """The shared harness: config round trip, arguments in the config, shapes, no weights, and the
+    .keras save / reload without custom_objects (inference mode: the images unchanged)."""
+    images = np.stack([step_image()] * 2)
+    out = run_layer_test(
+        EdgeView,
+        {"rate": 0.5, "seed": 1},
+        images,
+        expected_output_shape=images.shape,
+        expected_num_trainable_weights=0,
+        run_training_check=False,
+    )
+    np.testing.assert_array_equal(out, images)  # the harness calls it without training=True
