@@ -59,7 +59,9 @@ def _check_same_settings(cfg: PatchTrainingConfig) -> None:
         return
     saved = json.loads(saved_file.read_text())
     now = json.loads(json.dumps(resolve(cfg).to_dict()))
-    differ = sorted(k for k in now if k not in _FREE and saved.get(k) != now[k])
+    # A setting added since that run (absent from its config.json) had its default then.
+    defaults = {f.name: f.default for f in dataclasses.fields(PatchTrainingConfig)}
+    differ = sorted(k for k in now if k not in _FREE and saved.get(k, defaults.get(k)) != now[k])
     if differ:
         raise ValueError(
             f"{saved_file} was run with other settings ({', '.join(differ)}); "
