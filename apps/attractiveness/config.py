@@ -13,7 +13,10 @@ BACKBONES = (*EFFICIENTNET_LITE, "vgg16_bn", "small")
 # baseline's ~0.816 both at bs 32, lr 1e-5). A network from random weights
 # (--weights none, or the small backbone) barely moves at 1e-5 in a few CPU
 # epochs; 1e-3 is Adam's usual rate and trains it (checked on the CelebA sample).
+# The pretrained EfficientNet-Lite fine-tunes at 1e-4 (on the CelebA sample,
+# 1e-3 overfits within two epochs; 1e-5 is the thesis's VGG16-BN rate).
 PRETRAINED_LEARNING_RATE = 1e-5
+PRETRAINED_LEARNING_RATES = {name: 1e-4 for name in EFFICIENTNET_LITE}
 SCRATCH_LEARNING_RATE = 1e-3
 
 
@@ -50,8 +53,8 @@ class AttractivenessConfig(TrainConfig):
     optimizer: str = option("adam", "optimizer name (common.optimizers; docs/reports.md: Adam)")
     learning_rate: float | None = option(
         None,
-        f"learning rate; default {PRETRAINED_LEARNING_RATE:g} with pretrained weights (docs/reports.md), "
-        f"{SCRATCH_LEARNING_RATE:g} from random weights (--weights none)",
+        f"learning rate; default with pretrained weights 1e-4 for efficientnet_lite, "
+        f"{PRETRAINED_LEARNING_RATE:g} for vgg16_bn (docs/reports.md); {SCRATCH_LEARNING_RATE:g} from random weights",
     )
     epochs: int = option(1, "epochs (docs/reports.md: 1 epoch over the 162,770 training images)")
     batch_size: int = option(32, "batch size (docs/reports.md: 32 was best of 8-64)")
@@ -63,6 +66,8 @@ class AttractivenessConfig(TrainConfig):
     split_seed: int = option(0, "seed of the fallback split (kept fixed across --seeds: one shared test set)", min=0)
     val_fraction: float = option(0.15, "fallback split: share of the train rows used for validation", above=0, below=1)
     test_fraction: float = option(0.15, "fallback split: share of the train rows used for test", min=0, below=1)
+    flip: bool = option(True, "random left-right flips of the training faces (the label does not change)")
+    head_dropout: float = option(0.3, "dropout between the pooled features and the sigmoid unit", min=0, below=1)
     cache: bool = option(False, "keep decoded images in memory (fine for samples; full CelebA needs GBs)")
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
 
@@ -74,6 +79,9 @@ def resolve(config: AttractivenessConfig) -> AttractivenessConfig:
     if config.backbone == "small" and str(config.weights).lower() == "imagenet":
         raise ValueError("--backbone small has no ImageNet weights; pass --weights none or a .weights.h5 file")
     if config.learning_rate is None:
-        rate = PRETRAINED_LEARNING_RATE if is_pretrained(config.weights) else SCRATCH_LEARNING_RATE
+        if is_pretrained(config.weights):
+            rate = PRETRAINED_LEARNING_RATES.get(config.backbone, PRETRAINED_LEARNING_RATE)
+        else:
+            rate = SCRATCH_LEARNING_RATE
         config = dataclasses.replace(config, learning_rate=rate)
     return config

@@ -40,8 +40,10 @@ def parse_positions(positions) -> list:
     return parsed
 
 
-def build_baseline(backbone: str, image_size: int, weights: str = "none", bn_momentum: float | None = 0.9) -> keras.Model:
-    """The plain network: `backbone` -> global average pooling -> one sigmoid unit.
+def build_baseline(
+    backbone: str, image_size: int, weights: str = "none", bn_momentum: float | None = 0.9, head_dropout: float = 0.0
+) -> keras.Model:
+    """The plain network: `backbone` -> global average pooling -> dropout -> one sigmoid unit.
 
     `bn_momentum` (if not None) is set on every BatchNormalization: with
     Keras's default 0.99 the moving statistics lag far behind the weights in
@@ -53,7 +55,8 @@ def build_baseline(backbone: str, image_size: int, weights: str = "none", bn_mom
         if bn_momentum is not None and isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = float(bn_momentum)
     # Built on the backbone's own graph (not nested), so hybridize sees every Conv2D.
-    output = keras.layers.Dense(1, activation="sigmoid", name="target", dtype="float32")(base.output)
+    features = keras.layers.Dropout(head_dropout, name="head_dropout")(base.output) if head_dropout else base.output
+    output = keras.layers.Dense(1, activation="sigmoid", name="target", dtype="float32")(features)
     return keras.Model(base.input, output, name=f"baseline_{backbone}")
 
 
@@ -72,7 +75,8 @@ def build_late_fusion(baseline: keras.Model, num_covariates: int) -> keras.Model
 
 def build_model(config, num_covariates: int) -> keras.Model:
     """The `config.model` network (uncompiled); seed first for matched initialisations."""
-    baseline = build_baseline(config.backbone, config.image_size, config.weights, config.bn_momentum)
+    baseline = build_baseline(config.backbone, config.image_size, config.weights, config.bn_momentum,
+                              config.head_dropout)
     if config.model == "baseline":
         return baseline
     if num_covariates < 1:

@@ -16,6 +16,8 @@ import json
 import logging
 from pathlib import Path
 
+import keras
+
 from apps.attractiveness.config import AttractivenessConfig, resolve
 from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.models import build_model, compile_model
@@ -57,6 +59,7 @@ def make_datasets(cfg, tables, batch_size) -> dict:
         split: make_dataset(
             tables[split], cfg.target, covariates, (cfg.image_size, cfg.image_size), batch_size,
             shuffle=split == "train", seed=cfg.seed, preprocess=preprocess(cfg.backbone), cache=cfg.cache,
+            augment=keras.layers.RandomFlip("horizontal", seed=cfg.seed) if cfg.flip and split == "train" else None,
         )
         for split in ("train", *SPLITS)
     }

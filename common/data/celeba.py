@@ -227,6 +227,7 @@ def make_dataset(
     preprocess=None,
     cache=False,
     validate=True,
+    augment=None,
 ):
     """Batched tf.data pipeline of CelebA images, covariates and a binary target.
 
@@ -245,6 +246,9 @@ def make_dataset(
             `common.backbones.preprocess(name)`), after the cache.
         cache: False, True (in memory) or a file path for `Dataset.cache`.
         validate: check up front that every image decodes.
+        augment: a layer (or a list of layers, applied in order) called on
+            the float 0..255 batch with `training=True`, after the cache and
+            before `preprocess`; None for none.
 
     Returns:
         `tf.data.Dataset` of `((images, covariates), target)` with covariates
@@ -284,6 +288,9 @@ def make_dataset(
 
     def finish(row):
         images = tf.cast(row["image"], tf.float32)
+        for step in augment if isinstance(augment, (list, tuple)) else [augment]:
+            if step is not None:
+                images = step(images, training=True)
         if preprocess is not None:
             images = preprocess(images)
         inputs = (images, row["covariates"]) if covariates else images

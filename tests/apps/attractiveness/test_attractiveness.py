@@ -174,7 +174,9 @@ def test_cli_help_and_unknown_covariate(celeba_root, capsys, tmp_path):
 
 
 def test_learning_rate_default_follows_weights():
-    assert resolve(AttractivenessConfig(weights="imagenet")).learning_rate == 1e-5
+    assert resolve(AttractivenessConfig(weights="imagenet")).learning_rate == 1e-4  # efficientnet_lite0
+    assert resolve(AttractivenessConfig(backbone="vgg16_bn", weights="imagenet")).learning_rate == 1e-5
+    assert resolve(AttractivenessConfig(backbone="small")).learning_rate == 1e-3  # weights default: none
     assert resolve(AttractivenessConfig(weights="none")).learning_rate == 1e-3
     assert resolve(AttractivenessConfig(weights="none", learning_rate=0.01)).learning_rate == 0.01
 
