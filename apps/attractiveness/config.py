@@ -56,7 +56,10 @@ class AttractivenessConfig(TrainConfig):
         f"learning rate; default with pretrained weights 1e-4 for efficientnet_lite, "
         f"{PRETRAINED_LEARNING_RATE:g} for vgg16_bn (docs/reports.md); {SCRATCH_LEARNING_RATE:g} from random weights",
     )
-    epochs: int = option(1, "epochs (docs/reports.md: 1 epoch over the 162,770 training images)")
+    epochs: int = option(
+        5, "epochs; the best checkpoint by --monitor is kept (docs/reports.md: 1 epoch over the 162,770 training "
+        "images of full CelebA; a few thousand faces need several)"
+    )
     batch_size: int = option(32, "batch size (docs/reports.md: 32 was best of 8-64)")
     weights: str | None = option(
         None, "backbone weights: imagenet, none, or a .weights.h5 path; default imagenet where the backbone "

@@ -30,8 +30,8 @@ declare -A CMD=(
   # cross_modal from scratch (the comparison from before pretrained weights)
   [cross_modal_photo_scratch]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --model scratch --backbone small --image-size 64 --epochs 20"
   # attractiveness, pretrained EfficientNet-Lite0 fine-tuned (the defaults)
-  [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --cache"
-  [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --cache"
+  [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache"
+  [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   [light_lite0]="-m apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
