@@ -23,6 +23,7 @@ FACES="$SHARED/faces_orient_light"
 declare -A CMD=(
   # cross_modal, pretrained EfficientNet-Lite0 (the defaults), trained on photos only
   [cross_modal_photo_finetune]="-m apps.cross_modal.train $PACS --protocol from_source --source photo"
+  [cross_modal_photo_finetune_seed1]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --seed 1"
   [cross_modal_photo_frozen]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --model frozen"
   [cross_modal_photo_linear_probe]="-m apps.cross_modal.linear_probe $PACS --protocol from_source --source photo"
   [cross_modal_leave_one_out]="-m apps.cross_modal.train $PACS --protocol leave_one_out"
@@ -38,7 +39,7 @@ declare -A CMD=(
   # patch_training, pretrained EfficientNet-Lite0 (the default), switch-epoch sweep
   [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 160 --epochs 6 --switch-epochs 0,2,4 --cache"
 )
-ORDER=(cross_modal_photo_finetune cross_modal_photo_frozen cross_modal_photo_linear_probe cross_modal_leave_one_out
+ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe cross_modal_leave_one_out
        cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male
        orientation_lite0 light_lite0 patch_sweep_lite0)
 
