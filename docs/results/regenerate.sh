@@ -37,11 +37,15 @@ declare -A CMD=(
   [orientation_lite0]="-m apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   [light_lite0]="-m apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   # patch_training, pretrained EfficientNet-Lite0 (the default), switch-epoch sweep
+  # benchmarks: speed ratios measured side by side in one run
+  [bench_feature_extraction]="-m benchmarks.feature_extraction $PACS --json"
+  [bench_hybrid_conv]="-m benchmarks.hybrid_conv --json"
+  [bench_input_pipeline]="-m benchmarks.input_pipeline $PACS --json"
   [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 160 --epochs 6 --switch-epochs 0,2,4 --cache"
 )
 ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe cross_modal_leave_one_out
        cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male
-       orientation_lite0 light_lite0 patch_sweep_lite0)
+       orientation_lite0 light_lite0 patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
 
 if [[ "${1:-}" == "--list" ]]; then
   for name in "${ORDER[@]}"; do echo "$name: python ${CMD[$name]}"; done
@@ -55,13 +59,14 @@ for name in "${names[@]}"; do
   run_dir="$RUNS/$name"
   rm -rf "$run_dir" "$OUT/$name"
   mkdir -p "$OUT/$name"
-  where="--run-dir"
-  [[ "${CMD[$name]}" == *".sweep "* ]] && where="--out"  # a sweep writes one run per setting under --out
-  echo "python ${CMD[$name]} $where $run_dir --quiet" > "$OUT/$name/command.txt"
+  where=(--run-dir "$run_dir" --quiet)
+  [[ "${CMD[$name]}" == *".sweep "* ]] && where=(--out "$run_dir" --quiet)  # one run per setting under --out
+  [[ "$name" == bench_* ]] && where=()  # benchmarks write nothing but their output
+  echo "python ${CMD[$name]} ${where[*]}" > "$OUT/$name/command.txt"
   echo "== $name: python ${CMD[$name]}"
   start=$(date +%s)
   # shellcheck disable=SC2086
-  $PY ${CMD[$name]} $where "$run_dir" --quiet 2>&1 | grep -v -E "^(WARNING: All log|I0000|E0000|W0000|To enable)" \
+  $PY ${CMD[$name]} "${where[@]}" 2>&1 | grep -v -E "^(WARNING: All log|I0000|E0000|W0000|To enable)" \
     | tee "$OUT/$name/output.txt"
   echo "wall seconds: $(( $(date +%s) - start ))" >> "$OUT/$name/output.txt"
   for file in metrics.json modality_table.md retrieval_table.md linear_probe.md linear_probe.json sweep.md sweep.csv \
