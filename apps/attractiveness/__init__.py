@@ -7,6 +7,8 @@ starting from the same weights at one seed, so they can be compared fairly.
 
     python -m apps.attractiveness.train --help
     python -m apps.attractiveness.tune --help     # matched sweeps + comparison table
+    python -m apps.attractiveness.study --help    # baseline / late fusion / hybrid / FiLM / CondConv x
+                                                  # covariate sets x controls, over seeds, with intervals
 """
 
 DESCRIPTION = "CelebA Attractive from faces + covariates (Male, ...): HybridConv2D vs baseline vs late fusion"

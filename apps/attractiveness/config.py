@@ -7,7 +7,7 @@ import dataclasses
 from common.backbones import EFFICIENTNET_LITE, default_weights, is_pretrained
 from common.config import TrainConfig, option
 
-MODELS = ("baseline", "hybrid", "late_fusion")
+MODELS = ("baseline", "hybrid", "late_fusion", "film", "condconv")
 BACKBONES = (*EFFICIENTNET_LITE, "vgg16_bn", "small")
 # Pretrained VGG16-BN trained best at 1e-5 (docs/reports.md: the hybrid's 0.813 and the
 # baseline's ~0.816 both at bs 32, lr 1e-5). A network from random weights
@@ -33,7 +33,8 @@ class AttractivenessConfig(TrainConfig):
     model: str = option(
         "hybrid",
         "baseline: the plain network; hybrid: its conv(s) at --hybrid-positions replaced by "
-        "HybridConv2D; late_fusion: covariates concatenated after the feature extractor",
+        "HybridConv2D; late_fusion: covariates concatenated after the feature extractor; film / condconv: "
+        "the conv(s) at --hybrid-positions replaced by FiLMConv2D / CondConv2D",
         choices=MODELS,
     )
     backbone: str = option(
@@ -44,7 +45,7 @@ class AttractivenessConfig(TrainConfig):
     )
     hybrid_positions: list[str] = option(
         ["last"],
-        "conv(s) to hybridise: first, last or a 1-based index, several comma-separated "
+        "conv(s) to hybridise (hybrid, film, condconv): first, middle, last or a 1-based index, several comma-separated "
         "(docs/reports.md: last 0.821 > first 0.813 > 3rd 0.811)",
     )
     bn_momentum: float = option(

@@ -8,6 +8,10 @@ start at the same function of the image:
   HybridConv2D by `common.transfer.hybridize` (W0 = the conv's kernel and
   bias, W_l = 0): its output equals the baseline's for every covariate
   vector until training moves W_l.
+- `film` / `condconv`: the same, with FiLMConv2D (per-filter scale and
+  shift from the covariates, identity at init) or CondConv2D (a kernel mixed
+  from experts routed by the input and the covariates) in place of
+  HybridConv2D (`hybridize(kind=...)`).
 - `late_fusion`: the covariates concatenated to the pooled features before
   the Dense head, whose covariate rows start at 0 (also equal at step 0).
 """
@@ -22,21 +26,40 @@ from common.backbones import build_backbone
 from common.optimizers import get_optimizer
 
 COVARIATES = "covariates"
+# Model kinds whose conv(s) at --hybrid-positions are swapped by common.transfer.hybridize(kind=...).
+CONDITIONED = ("hybrid", "film", "condconv")
 
 
 def parse_positions(positions) -> list:
-    """`["first", "3", "last"]` -> `["first", 3, "last"]` (1-based conv indices as ints)."""
+    """`["first", "3", "middle", "last"]` -> `["first", 3, "middle", "last"]` (1-based conv indices as ints).
+
+    `middle` is the conv at half the count, `(count + 1) // 2` (1-based); it is
+    resolved against the network by `resolve_positions`.
+    """
     parsed = []
     for item in positions:
         text = str(item).strip().lower()
-        if text in ("first", "last"):
+        if text in ("first", "middle", "last"):
             parsed.append(text)
         elif text.isdigit() and int(text) >= 1:
             parsed.append(int(text))
         else:
-            raise ValueError(f"--hybrid-positions {item!r} is not valid; use first, last or a 1-based conv index (e.g. 3)")
+            raise ValueError(
+                f"--hybrid-positions {item!r} is not valid; use first, middle, last or a 1-based conv index (e.g. 3)"
+            )
     if not parsed:
-        raise ValueError("--hybrid-positions is empty; give first, last or a 1-based conv index")
+        raise ValueError("--hybrid-positions is empty; give first, middle, last or a 1-based conv index")
+    return parsed
+
+
+def resolve_positions(positions, model: keras.Model) -> list:
+    """`parse_positions` with `middle` turned into the 1-based index of `model`'s middle Conv2D."""
+    parsed = parse_positions(positions)
+    if "middle" in parsed:
+        from common.transfer import _conv2d_layers  # the convs hybridize counts, in its order
+
+        count = len(_conv2d_layers(model))
+        parsed = [max(1, (count + 1) // 2) if p == "middle" else p for p in parsed]
     return parsed
 
 
@@ -83,11 +106,13 @@ def build_model(config, num_covariates: int) -> keras.Model:
         raise ValueError(f"--model {config.model} needs at least one covariate; pass --covariates, e.g. Male")
     if config.model == "late_fusion":
         return build_late_fusion(baseline, num_covariates)
-    if config.model == "hybrid":
+    if config.model in CONDITIONED:
         from common.transfer import hybridize
 
-        return hybridize(baseline, parse_positions(config.hybrid_positions), num_covariates)
-    raise ValueError(f"--model {config.model!r} is not valid; choose baseline, hybrid or late_fusion")
+        # hybrid: HybridConv2D; film: FiLMConv2D; condconv: CondConv2D routed by input and covariates.
+        return hybridize(baseline, resolve_positions(config.hybrid_positions, baseline), num_covariates,
+                         covariate_input_name=COVARIATES, kind=config.model)
+    raise ValueError(f"--model {config.model!r} is not valid; choose baseline, hybrid, late_fusion, film or condconv")
 
 
 def compile_model(model: keras.Model, config, learning_rate: float | None = None) -> keras.Model:

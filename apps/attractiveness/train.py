@@ -33,7 +33,8 @@ from common.data.celeba import (
 )
 from common.distribute import Distribution
 from common.metrics import mean_std
-from common.training import Run, resolve_run_dir, setup_logging
+from common.cli import UserError
+from common.training import _IGNORED_FOR_RESUME, Run, _comparable, resolve_run_dir, setup_logging
 
 APP = "attractiveness"
 SPLITS = ("val", "test")
@@ -82,11 +83,36 @@ def train_one(cfg: AttractivenessConfig, data=None) -> dict:
     return metrics
 
 
-def run_seeds(cfg: AttractivenessConfig, data=None) -> dict:
-    """The config once per `cfg.seeds` in `<run_dir>/seed<k>`; writes summary.json/.csv and metrics.json."""
+def check_same_settings(root: Path, cfg) -> None:
+    """Refuse a multi-seed folder whose config.json holds other settings (its finished seeds would be
+    read back as if they were this config's); the seed list may change (adding seeds extends the run)."""
+    saved_file = root / "config.json"
+    if not saved_file.exists():
+        return
+    try:
+        saved = json.loads(saved_file.read_text())
+    except (OSError, ValueError):
+        return
+    ignored = {"seeds", "seed"}  # run_seeds sets each seed's own
+    now = {k: v for k, v in _comparable(cfg).items() if k not in ignored}
+    saved = {k: v for k, v in saved.items() if k not in ignored and k not in _IGNORED_FOR_RESUME}
+    diff = [f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
+            if saved.get(k) != now.get(k)]
+    if diff:
+        raise UserError(f"run directory {root} holds runs with other settings ({'; '.join(diff[:3])}"
+                        f"{'; ...' if len(diff) > 3 else ''}); pass another --run-dir or delete that folder")
+
+
+def run_seeds(cfg: AttractivenessConfig, data=None, same_settings: bool = True) -> dict:
+    """The config once per `cfg.seeds` in `<run_dir>/seed<k>`; writes summary.json/.csv and metrics.json.
+
+    With `same_settings` a folder whose config.json holds other settings is refused (`check_same_settings`).
+    """
     cfg = resolve(cfg)
     root = resolve_run_dir(APP, cfg)  # an unfinished multi-seed run of this config is resumed
     root.mkdir(parents=True, exist_ok=True)
+    if same_settings:
+        check_same_settings(root, cfg)
     (root / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     data = data or load_tables(cfg)
     rows, last = [], {}

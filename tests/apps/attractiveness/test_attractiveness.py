@@ -115,8 +115,9 @@ def test_hybrid_positions_and_bad_values():
         assert layer.covariate_kernels.shape == (2, *baseline.get_layer(name).kernel.shape)
         assert not np.any(np.array(layer.covariate_kernels))
     assert parse_positions(["first", "3"]) == ["first", 3]
-    with pytest.raises(ValueError, match="--hybrid-positions 'middle'"):
-        parse_positions(["middle"])
+    assert parse_positions(["middle"]) == ["middle"]  # resolved against the network by resolve_positions
+    with pytest.raises(ValueError, match="--hybrid-positions 'centre'"):
+        parse_positions(["centre"])
     with pytest.raises(ValueError, match="needs at least one covariate"):
         build_model(_cfg(model="hybrid"), 0)
 

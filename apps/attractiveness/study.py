@@ -1,0 +1,257 @@
+"""The covariate-conditioning study: baseline vs late fusion, hybrid, FiLM and CondConv, with controls.
+
+    python -m apps.attractiveness.study --data-dir ../shared/data/celeba_sample
+    python -m apps.attractiveness.study --backbone small --weights none --image-size 24 --epochs 1 \\
+        --seeds 0,1 --models baseline,hybrid_last --covariate-sets Male --controls true
+
+Cells: every `--models` entry (`baseline`, `late_fusion`, `hybrid_<pos>`,
+`film_<pos>`, `condconv_<pos>` with `<pos>` first / middle / last; `middle`
+is the conv at half the count) x every `--covariate-sets` set x every
+`--controls` assignment; the baseline uses no covariates and runs once.
+Each cell runs once per `--seeds` seed (default 5) on ONE fixed split
+(`--split-seed`) through `train.run_seeds` (one run directory per cell-seed,
+`<run_dir>/cells/<covariates>/<model>/<control>/seed<k>`), so the same seed
+gives every model the same initialisation of the shared network and the
+same batch order.
+
+Covariate-assignment controls (the thesis's): `true` (the attributes of the
+face), `zeros` (every covariate 0), `ones` (every covariate 1) and
+`shuffled` (the covariate rows permuted across the faces of each split, the
+joint distribution of the covariates kept, their link to the face broken).
+They are a transformation of the covariate columns of the train, val AND
+test tables, so a control is applied both in training and at evaluation:
+the model is trained and scored with the assigned covariates. The
+permutation of `shuffled` is fixed per split (drawn from `--split-seed`),
+the same for every seed, so the paired comparison changes only the seed. A
+fusion model that beats the baseline with `shuffled` (or constant)
+covariates gains from something other than the covariates.
+
+Statistics (on test accuracy): mean over seeds with a 95% interval from the
+t-distribution (mean ± t(0.975, n-1) · s / √n) and a paired t-test
+(`scipy.stats.ttest_rel`) of each cell against the baseline on the seeds
+both have. scipy is a dependency of scikit-learn (in requirements.txt), so
+it is always installed; no fallback table is needed. With one seed the
+interval and the p-value are blank.
+
+The covariates-only floor (`floor.py`: a logistic regression on the true
+covariates, no image) is one row per covariate set.
+
+Written to `<run_dir>`: `study.csv`, `study.md` (mean ± std columns, the
+interval, the difference to the baseline and its p-value) and `study.png`
+(test accuracy with its 95% interval per cell). Running the same command
+again resumes: finished seeds are read back from their metrics.json, and a
+cell folder that holds runs with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+from scipy import stats
+
+from apps.attractiveness.config import AttractivenessConfig, resolve
+from apps.attractiveness.floor import covariate_floor
+from apps.attractiveness.models import CONDITIONED
+from apps.attractiveness.train import load_tables, run_seeds
+from apps.attractiveness.tune import write_table
+from common.config import option, parse_config
+from common.data.celeba import attribute_names, check_attributes
+from common.plots import plot_bars
+from common.training import setup_logging
+
+log = logging.getLogger("hybridvision")
+POSITIONS = ("first", "middle", "last")
+STUDY_MODELS = ("baseline", "late_fusion", *(f"{kind}_{pos}" for kind in CONDITIONED for pos in POSITIONS))
+DEFAULT_MODELS = ["baseline", "late_fusion", "hybrid_first", "hybrid_middle", "hybrid_last",
+                  "film_first", "film_middle", "film_last", "condconv_last"]
+CONTROLS = ("true", "zeros", "ones", "shuffled")
+METRICS = ("accuracy", "f1_macro")
+SPLITS = ("test", "val")
+
+
+@dataclasses.dataclass
+class CellConfig(AttractivenessConfig):
+    """One cell's run config: the app's config plus the covariate assignment (kept in config.json)."""
+
+    covariate_control: str = option("true", "covariates given to the model: true, zeros, ones or shuffled",
+                                    choices=CONTROLS)
+
+
+@dataclasses.dataclass
+class StudyConfig(AttractivenessConfig):
+    """The app's config plus the study's grid."""
+
+    run_dir: str | None = option("runs/attractiveness_study", "folder of the cells' runs and the tables")
+    models: list[str] = option(list(DEFAULT_MODELS), "models: baseline, late_fusion, hybrid|film|condconv_"
+                               "first|middle|last", choices=STUDY_MODELS)
+    covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
+    controls: list[str] = option(list(CONTROLS), "covariate assignments of the fusion models", choices=CONTROLS)
+    seeds: list[int] = option([0, 1, 2, 3, 4], "seeds of every cell (one fixed split: --split-seed)", min=0)
+
+
+def model_kind(name: str) -> tuple[str, str | None]:
+    """`"film_middle"` -> `("film", "middle")`; `"late_fusion"` -> `("late_fusion", None)`."""
+    kind, _, position = name.rpartition("_")
+    if kind in CONDITIONED and position in POSITIONS:
+        return kind, position
+    return name, None
+
+
+def assign_covariates(tables: dict, covariates: list[str], control: str, seed: int = 0) -> dict:
+    """The tables with their covariate columns replaced by the `control` assignment (every split)."""
+    if control == "true" or not covariates:
+        return tables
+    out = {}
+    for i, (split, table) in enumerate(tables.items()):
+        table = table.copy()
+        values = table[list(covariates)].to_numpy()
+        if control == "zeros":
+            values = np.zeros_like(values)
+        elif control == "ones":
+            values = np.ones_like(values)
+        elif control == "shuffled":
+            values = values[np.random.default_rng([seed, i]).permutation(len(values))]
+        else:
+            raise ValueError(f"covariate control {control!r} is not one of {', '.join(CONTROLS)}")
+        table[list(covariates)] = values
+        out[split] = table
+    return out
+
+
+def interval(values) -> tuple[float, float, float]:
+    """Mean, sample std and the half-width of the 95% t-interval (nan with fewer than 2 values)."""
+    values = np.asarray(values, dtype="float64")
+    mean = float(values.mean())
+    if values.size < 2:
+        return mean, 0.0, float("nan")
+    std = float(values.std(ddof=1))
+    return mean, std, float(stats.t.ppf(0.975, values.size - 1) * std / math.sqrt(values.size))
+
+
+def paired_p(values: dict, baseline: dict) -> float:
+    """Two-sided paired t-test p-value on the seeds both have (nan with < 2, or no spread in the differences)."""
+    seeds = sorted(set(values) & set(baseline))
+    if len(seeds) < 2:
+        return float("nan")
+    a, b = np.array([values[s] for s in seeds]), np.array([baseline[s] for s in seeds])
+    if np.allclose(a - b, (a - b)[0]):  # no spread: the t statistic is undefined
+        return float("nan")
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def cell_config(cfg: StudyConfig, name: str, covariates: list[str], control: str, run_dir: Path) -> CellConfig:
+    kind, position = model_kind(name)
+    names = {f.name for f in dataclasses.fields(AttractivenessConfig)}
+    values = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
+    values.update(model=kind, covariates=list(covariates), seeds=list(cfg.seeds), run_dir=str(run_dir),
+                  covariate_control=control)
+    if position:
+        values["hybrid_positions"] = [position]
+    return CellConfig(**values)
+
+
+def run_cell(cell: CellConfig, data) -> dict:
+    """The cell over its seeds (resumed); `{"seeds": {seed: {split_metric: value}}, "metrics": run_seeds' result}`."""
+    tables, note = data
+    assigned = assign_covariates(tables, cell.covariates, cell.covariate_control, cell.split_seed)
+    metrics = run_seeds(cell, (assigned, note))
+    summary = json.loads((Path(cell.run_dir) / "summary.json").read_text())
+    return {"seeds": {int(r["seed"]): r for r in summary["runs"]}, "metrics": metrics}
+
+
+def _slug(covariates: list[str]) -> str:
+    return "+".join(covariates) or "none"
+
+
+def _row(model: str, covariates: str, control: str, per_seed: dict, baseline: dict | None) -> dict:
+    row = {"covariates": covariates, "model": model, "control": control,
+           "seeds": ",".join(map(str, sorted(per_seed)))}
+    for split in SPLITS:
+        for key in METRICS:
+            mean, std, half = interval([r[f"{split}_{key}"] for r in per_seed.values()])
+            row[f"{split}_{key}_mean"], row[f"{split}_{key}_std"] = round(mean, 4), round(std, 4)
+            if split == "test" and key == "accuracy":
+                row["test_accuracy_ci95_low"] = "" if math.isnan(half) else round(mean - half, 4)
+                row["test_accuracy_ci95_high"] = "" if math.isnan(half) else round(mean + half, 4)
+    if baseline is None:
+        row["delta_vs_baseline"], row["p_paired_vs_baseline"] = "", ""
+    else:
+        ours = {s: r["test_accuracy"] for s, r in per_seed.items()}
+        base = {s: r["test_accuracy"] for s, r in baseline.items()}
+        common = sorted(set(ours) & set(base))
+        row["delta_vs_baseline"] = round(float(np.mean([ours[s] - base[s] for s in common])), 4) if common else ""
+        p = paired_p(ours, base)
+        row["p_paired_vs_baseline"] = "" if math.isnan(p) else float(f"{p:.4g}")
+    return row
+
+
+def _floor_row(covariates: list[str], floor: dict, template: dict) -> dict:
+    row = {k: "" for k in template}
+    row.update(covariates=_slug(covariates), model="covariates_only_logreg", control="true", seeds="-")
+    for split in SPLITS:
+        for key in METRICS:
+            row[f"{split}_{key}_mean"], row[f"{split}_{key}_std"] = round(floor[split][key], 4), 0.0
+    return row
+
+
+def _plot(rows: list[dict], out_png: Path) -> Path:
+    names = [r["model"] if r["model"] == "baseline" else f"{r['model']} {r['control']} ({r['covariates']})"
+             for r in rows]
+    means = [r["test_accuracy_mean"] for r in rows]
+    halves = [r["test_accuracy_ci95_high"] - r["test_accuracy_mean"] if r["test_accuracy_ci95_high"] != "" else 0.0
+              for r in rows]
+    return plot_bars(names, means, halves, out_png, ylabel="test accuracy",
+                     title="mean over seeds, 95% t-interval")
+
+
+def run_study(cfg: StudyConfig) -> list[dict]:
+    cfg = resolve(cfg)
+    root = Path(cfg.run_dir)
+    covariate_sets = [[c for c in str(s).split("+") if c] for s in cfg.covariate_sets]
+    data = load_tables(dataclasses.replace(cfg, covariates=[]))
+    valid = attribute_names(data[0]["train"])
+    for covariates in covariate_sets:  # unknown names fail before any training
+        check_attributes(covariates, valid, flag="--covariate-sets")
+        if cfg.target in covariates:
+            raise ValueError(f"--covariate-sets holds the target {cfg.target}; leave it out")
+    baseline = None
+    if "baseline" in cfg.models:
+        cell = cell_config(cfg, "baseline", [], "true", root / "cells" / "baseline")
+        baseline = run_cell(cell, data)["seeds"]
+        keras.backend.clear_session()
+    rows = [] if baseline is None else [_row("baseline", "none", "-", baseline, None)]
+    for covariates in covariate_sets:
+        for name in (m for m in cfg.models if m != "baseline"):
+            for control in cfg.controls:
+                cell = cell_config(cfg, name, covariates, control, root / "cells" / _slug(covariates) / name / control)
+                log.info("study cell %s / %s / %s, seeds %s", _slug(covariates), name, control, cfg.seeds)
+                rows.append(_row(name, _slug(covariates), control, run_cell(cell, data)["seeds"], baseline))
+                keras.backend.clear_session()
+    if not rows:
+        raise ValueError("--models is empty; give at least one model")
+    floors = [_floor_row(c, covariate_floor(data[0], cfg.target, c), rows[0]) for c in covariate_sets]
+    write_table(rows + floors, root / "study")
+    _plot(rows, root / "study.png")
+    return rows + floors
+
+
+def main(argv=None) -> list[dict]:
+    cfg = parse_config(StudyConfig, argv, description=__doc__.split("\n")[0], prog="python -m apps.attractiveness.study")
+    setup_logging(cfg.quiet)
+    rows = run_study(cfg)
+    root = Path(cfg.run_dir)
+    print((root / "study.md").read_text())
+    print(f"study written to {root / 'study.csv'}, {root / 'study.md'} and {root / 'study.png'}")
+    return rows
+
+
+if __name__ == "__main__":
+    from common.cli import main_entry
+
+    main_entry(main)

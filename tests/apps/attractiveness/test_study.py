@@ -1,0 +1,79 @@
+"""attractiveness study: cells over seeds, controls, interval, paired test, resume (tiny demo data)."""
+
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from apps.attractiveness import study, train
+from apps.attractiveness.models import build_model, parse_positions, resolve_positions
+from common.data.demo import generate
+
+
+def test_controls_transform_only_the_covariate_columns():
+    tables = {s: pd.DataFrame({"Male": [0, 1, 1, 0, 1], "Young": [1, 1, 0, 0, 1], "Attractive": [1, 0, 1, 0, 1]})
+              for s in ("train", "val", "test")}
+    zeros = study.assign_covariates(tables, ["Male"], "zeros")
+    assert (zeros["test"]["Male"] == 0).all() and (zeros["test"]["Young"] == tables["test"]["Young"]).all()
+    assert (study.assign_covariates(tables, ["Male", "Young"], "ones")["val"][["Male", "Young"]] == 1).all().all()
+    shuffled = study.assign_covariates(tables, ["Male"], "shuffled", seed=3)
+    assert sorted(shuffled["train"]["Male"]) == sorted(tables["train"]["Male"])
+    assert (shuffled["train"]["Attractive"] == tables["train"]["Attractive"]).all()
+    assert study.assign_covariates(tables, ["Male"], "true") is tables
+
+
+def test_interval_and_paired_test_match_scipy():
+    mean, std, half = study.interval([0.70, 0.72, 0.74])
+    assert mean == pytest.approx(0.72) and std == pytest.approx(0.02)
+    assert half == pytest.approx(4.302653 * 0.02 / np.sqrt(3), rel=1e-5)  # t(0.975, 2)
+    assert np.isnan(study.interval([0.7])[2])
+    p = study.paired_p({0: 0.71, 1: 0.74, 2: 0.75}, {0: 0.70, 1: 0.72, 2: 0.72})
+    assert p == pytest.approx(0.0742, abs=1e-3)  # d = .01,.02,.03: t = 0.02/(0.01/sqrt 3) = 3.46, df 2
+    assert study.model_kind("film_middle") == ("film", "middle") and study.model_kind("late_fusion") == ("late_fusion", None)
+
+
+def test_middle_position_is_the_conv_at_half_the_count():
+    import keras
+
+    from tests.apps.attractiveness.test_attractiveness import _cfg
+
+    assert parse_positions(["middle", "last"]) == ["middle", "last"]
+    cfg = _cfg(model="film", hybrid_positions=["middle"])
+    base = build_model(_cfg(model="baseline"), 2)
+    convs = [layer for layer in base.layers if type(layer) is keras.layers.Conv2D]
+    assert resolve_positions(["middle"], base) == [(len(convs) + 1) // 2]
+    model = build_model(cfg, 2)
+    assert [type(layer).__name__ for layer in model.layers].count("FiLMConv2D") == 1
+
+
+@pytest.mark.slow
+def test_study_end_to_end_on_demo_data_and_resume(tmp_path, monkeypatch):
+    root = generate("celeba", tmp_path / "data", scale="tiny")
+    monkeypatch.chdir(tmp_path)
+    argv = ["--data-dir", str(root), "--run-dir", str(tmp_path / "study"), "--backbone", "small", "--weights", "none",
+            "--image-size", "16", "--epochs", "1", "--batch-size", "16", "--seeds", "0,1", "--quiet",
+            "--models", "baseline,hybrid_last", "--covariate-sets", "Male", "--controls", "shuffled"]
+    rows = study.main(argv)
+    with open(tmp_path / "study" / "study.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [(r["model"], r["control"]) for r in table] == [
+        ("baseline", "-"), ("hybrid_last", "shuffled"), ("covariates_only_logreg", "true")]
+    for r in table[:2]:
+        assert r["seeds"] == "0,1"
+        low, mean, high = float(r["test_accuracy_ci95_low"]), float(r["test_accuracy_mean"]), float(r["test_accuracy_ci95_high"])
+        assert low <= mean <= high and 0 <= mean <= 1
+    for r in table[1:2]:  # paired against the baseline: a p-value in [0, 1] or blank when the differences are equal
+        assert r["p_paired_vs_baseline"] == "" or 0 <= float(r["p_paired_vs_baseline"]) <= 1
+        assert r["delta_vs_baseline"] != ""
+    md = (tmp_path / "study" / "study.md").read_text()
+    assert "| covariates | model | control |" in md and "hybrid_last" in md and "±" in md
+    assert (tmp_path / "study" / "study.png").exists()
+    assert (tmp_path / "study" / "cells" / "Male" / "hybrid_last" / "shuffled" / "seed1" / "metrics.json").exists()
+
+    calls = []
+    monkeypatch.setattr(train, "train_one", lambda *a, **k: calls.append(a) or pytest.fail("retrained"))
+    again = study.main(argv)
+    assert not calls and again == rows
+    with pytest.raises(Exception, match="other settings"):  # a changed setting is refused, not mixed in
+        study.main([*argv, "--epochs", "2"])
