@@ -69,7 +69,7 @@ for name in "${names[@]}"; do
   $PY ${CMD[$name]} "${where[@]}" 2>&1 | grep -v -E "^(WARNING: All log|I0000|E0000|W0000|To enable)" \
     | tee "$OUT/$name/output.txt"
   echo "wall seconds: $(( $(date +%s) - start ))" >> "$OUT/$name/output.txt"
-  for file in metrics.json modality_table.md retrieval_table.md linear_probe.md linear_probe.json sweep.md sweep.csv \
+  for file in metrics.json modality_table.md retrieval_table.md linear_probe.md linear_probe.json sweep.md sweep.csv sweep_per_class_ap.md \
               summary.md summary.csv; do
     [[ -f "$run_dir/$file" ]] && cp "$run_dir/$file" "$OUT/$name/"
   done
