@@ -65,8 +65,8 @@ def main(argv=None):
     if args.quick:
         args.images, args.rounds, args.batch_size, args.image_size = 16, 1, 8, 32
 
-    from common.features import compute_features
     from common.data.images import decode_image
+    from common.features import compute_features
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_dir or (DEFAULT_DATA if DEFAULT_DATA.is_dir() else None)

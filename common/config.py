@@ -21,7 +21,6 @@ from pathlib import Path
 
 import yaml
 
-
 _RANGE_KEYS = ("min", "max", "above", "below")
 
 

@@ -22,6 +22,7 @@ from apps.attractiveness.config import AttractivenessConfig, resolve
 from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.models import build_model, compile_model
 from common.backbones import preprocess
+from common.cli import UserError
 from common.config import parse_config
 from common.data import demo
 from common.data.celeba import (
@@ -33,7 +34,6 @@ from common.data.celeba import (
 )
 from common.distribute import Distribution
 from common.metrics import mean_std
-from common.cli import UserError
 from common.training import _IGNORED_FOR_RESUME, Run, _comparable, resolve_run_dir, setup_logging
 
 APP = "attractiveness"

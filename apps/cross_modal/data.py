@@ -11,8 +11,8 @@ import pandas as pd
 from common.data import demo
 from common.data.affine_augment import AffineAugmentation
 from common.data.class_folders import make_dataset
-from common.data.edge_view import EdgeView
 from common.data.domains import kfold_domains, parse_split, read_domains, split_domains
+from common.data.edge_view import EdgeView
 
 log = logging.getLogger("hybridvision")
 
