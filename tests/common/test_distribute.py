@@ -123,8 +123,8 @@ def test_multihost_flags_on_every_app_command_line():
         assert flag in text
 
 
-@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="the TensorFlow backend's refusal")
 def test_multihost_on_tensorflow_or_with_mirrored_errors_clearly():
+    # TensorFlow backend only (tests/jax/test_distribute.py leaves it out).
     with pytest.raises(ValueError, match="needs KERAS_BACKEND=jax"):
         Distribution(coordinator="localhost:1", num_processes=2, process_id=0)
     with pytest.raises(ValueError, match="--strategy mirrored is one host only"):

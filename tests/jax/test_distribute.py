@@ -5,8 +5,11 @@ import pytest
 from common.distribute import Distribution
 from tests.jax._reuse import reuse_tests
 
-# MirroredStrategy is TensorFlow-only; on JAX the flag must fail clearly instead.
-reuse_tests("tests.common.test_distribute", globals(), exclude=("test_mirrored_on_local_devices_scales_batch_and_learning_rate",))
+# MirroredStrategy and the multi-host refusal are TensorFlow-only; on JAX the flag must fail clearly instead.
+reuse_tests("tests.common.test_distribute", globals(), exclude=(
+    "test_mirrored_on_local_devices_scales_batch_and_learning_rate",
+    "test_multihost_on_tensorflow_or_with_mirrored_errors_clearly",
+))
 
 
 def test_mirrored_on_jax_says_what_to_use():
