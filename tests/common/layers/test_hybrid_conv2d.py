@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -7,6 +6,7 @@ import tensorflow as tf
 
 from common.layers import HybridConv2D
 from common.layers.per_sample_conv import _accelerator_visible
+from tests.common.layers._reference import numpy_hybrid, to_numpy
 from tests.layer_harness import run_layer_test
 
 
@@ -331,18 +331,50 @@ def test_bad_arguments_error_clearly():
         HybridConv2D(4, 3, 1, implementation="loop")
 
 
-DATA = Path(__file__).parent / "data"
+# The layer's entry in a .keras file saved before the rank-generic rewrite
+# (Keras 3.15 / TF 2.21): its module path, registered name and config keys.
+# Weights in that file's order: kernel (3, 3, 2, 3), covariate kernels
+# (2, 3, 3, 2, 3), bias (3,).
+OLD_LAYER_ENTRY = {
+    "module": "common.layers.hybrid_conv2d",
+    "class_name": "HybridConv2D",
+    "registered_name": "hybridvision>HybridConv2D",
+    "config": {
+        "name": "hybrid", "trainable": True,
+        "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None},
+        "filters": 3, "kernel_size": [3, 3], "num_covariates": 2, "strides": [2, 2], "padding": "same",
+        "dilation_rate": [1, 1], "activation": "relu", "use_bias": True,
+        "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
+                               "config": {"seed": None}, "registered_name": None},
+        "covariate_initializer": {"module": "keras.initializers", "class_name": "RandomNormal",
+                                  "config": {"seed": None, "mean": 0.0, "stddev": 0.05}, "registered_name": None},
+        "bias_initializer": {"module": "keras.initializers", "class_name": "RandomNormal",
+                             "config": {"seed": None, "mean": 0.0, "stddev": 0.05}, "registered_name": None},
+        "kernel_regularizer": None,
+        "covariate_regularizer": {"module": "keras.regularizers", "class_name": "L2", "config": {"l2": 0.01},
+                                  "registered_name": None},
+        "bias_regularizer": None, "kernel_constraint": None, "bias_constraint": None, "covariate_constraint": None,
+        "implementation": "auto",
+    },
+}
 
 
-def test_loads_a_keras_file_saved_before_the_rank_generic_rewrite():
-    # Saved with the single-file HybridConv2D of Keras 3.15 / TF 2.21 (strides 2,
-    # "same", relu, random covariate kernels and bias, an l2 covariate regularizer).
-    model = keras.models.load_model(DATA / "hybrid_conv2d_keras3.15.keras")
-    layer = model.get_layer("hybrid")
+def test_loads_the_config_and_weights_saved_before_the_rank_generic_rewrite(tmp_path):
+    layer = keras.saving.deserialize_keras_object(OLD_LAYER_ENTRY)
     assert isinstance(layer, HybridConv2D) and layer.strides == (2, 2)
-    stored = np.load(DATA / "hybrid_conv2d_keras3.15.npz")
-    output = keras.ops.convert_to_numpy(model([stored["images"], stored["covariates"]]))
-    np.testing.assert_allclose(output, stored["outputs"], atol=1e-5, rtol=1e-5)
+    images, covariates = random_inputs(3, 7, 6, 2, 2)
+    images_in, covariates_in = keras.Input((7, 6, 2)), keras.Input((2,))
+    model = keras.Model([images_in, covariates_in], layer([images_in, covariates_in]))
+    rng = np.random.default_rng(5)
+    old_order = [rng.normal(0, 0.3, shape).astype("float32") for shape in ((3, 3, 2, 3), (2, 3, 3, 2, 3), (3,))]
+    layer.set_weights(old_order)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.covariate_kernels), old_order[1])
+    expected = numpy_hybrid(images, covariates, layer)
+    np.testing.assert_allclose(to_numpy(model([images, covariates])), expected, atol=1e-5, rtol=1e-5)
+    path = tmp_path / "hybrid.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(to_numpy(restored([images, covariates])), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_layer_harness_under_jit():
