@@ -14,7 +14,8 @@ def predict_labels(model, dataset):
     """
     ys, ps = [], []
     for x, y in dataset:
-        p = model(x, training=False)
+        # A compiled predict step; calling the model directly would run it eagerly, batch by batch.
+        p = model.predict_on_batch(x)
         if isinstance(p, (list, tuple)):
             p = p[0]
         elif isinstance(p, dict):
