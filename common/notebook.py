@@ -1,10 +1,11 @@
-"""The notebooks' shared cells: backend report, inline images, learning curves, data location.
+"""The notebooks' shared cells: backend report, inline images, data location.
 
 Every notebook in `notebooks/` runs its own setup cell first (clone and
 install in Colab, or put the checkout on the path); only after it is this
 module importable. The functions here are the cells that came after it in
-every notebook alike. Keras, TensorFlow, pandas, matplotlib and IPython are
-imported inside the functions, so importing this module costs nothing.
+every notebook alike (their learning curves: `common.plots.plot_history`).
+Keras, TensorFlow and IPython are imported inside the functions, so importing
+this module costs nothing.
 """
 
 from __future__ import annotations
@@ -32,34 +33,6 @@ def show(png):
     from IPython.display import Image, display
 
     display(Image(filename=str(png)))
-
-
-def plot_history(history_csv, title=""):
-    """Loss and metric curves from a run's history CSV, train and validation side by side.
-
-    One panel per metric (`loss`, `accuracy`, ...; `val_<metric>` shares its
-    panel, `learning_rate` is left out), at most four panels a row.
-    """
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    history = pd.read_csv(history_csv)
-    metrics = sorted({c.removeprefix("val_") for c in history.columns if c != "epoch" and c != "learning_rate"})
-    ncols = min(4, len(metrics))
-    nrows = -(-len(metrics) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3 * nrows), squeeze=False)
-    for ax in axes.ravel()[len(metrics):]:
-        ax.axis("off")
-    for ax, name in zip(axes.ravel(), metrics):
-        for column, style in ((name, "-o"), (f"val_{name}", "--o")):
-            if column in history:
-                ax.plot(history["epoch"] + 1, history[column], style, label=column, markersize=3)
-        ax.set_xlabel("epoch")
-        ax.set_title(name)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    plt.show()
 
 
 def in_colab():

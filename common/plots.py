@@ -12,24 +12,37 @@ import numpy as np
 from common.history import read_history
 
 
-def plot_history(history_csv: str | Path, out_png: str | Path) -> Path | None:
-    """Loss and metric curves (train vs val) from a history CSV, one panel per metric."""
+def plot_history(history_csv: str | Path, title: str = "", out_png: str | Path | None = None) -> Path | None:
+    """Loss and metric curves from a run's history CSV, train and validation side by side.
+
+    One panel per metric (`loss`, `accuracy`, ...; `val_<metric>` shares its panel,
+    the learning rate is left out), at most four panels a row. Saved to `out_png`
+    (returned), or shown inline (a notebook) when it is None; an empty history draws nothing.
+    """
     rows = read_history(history_csv)
     if not rows:
         return None
-    keys = sorted({k for r in rows for k in r if k != "epoch" and not k.startswith("val_")})
-    keys = [k for k in keys if k not in ("learning_rate", "lr")]
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    metrics = sorted({c.removeprefix("val_") for c in columns} - {"epoch", "learning_rate", "lr"})
+    ncols = min(4, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
     epochs = [int(r["epoch"]) + 1 for r in rows]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        ax.plot(epochs, [r.get(key) for r in rows], "o-", label=f"train {key}")
-        if any(r.get(f"val_{key}") is not None for r in rows):
-            ax.plot(epochs, [r.get(f"val_{key}") for r in rows], "s-", label=f"val {key}")
+    for ax, name in zip(axes.ravel(), metrics):
+        for column, style in ((name, "-o"), (f"val_{name}", "--o")):
+            if column in columns:
+                ax.plot(epochs, [r.get(column) for r in rows], style, label=column, markersize=3)
         ax.set_xlabel("epoch")
-        ax.set_title(key)
+        ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
+    if out_png is None:
+        plt.show()
+        return None
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return Path(out_png)

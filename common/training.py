@@ -10,8 +10,9 @@
         curves.png           loss and metric curves
         best.keras           best checkpoint by the monitored validation metric
         best.json            {"score", "epoch", "monitor", "mode"} of best.keras
-        model.keras          the model to use (the best checkpoint)
-        metrics.json         {"val": {...}, "test": {...}} with every compiled metric
+        model.keras          the model to use: the best checkpoint, or the last weights (`finish(final=...)`)
+        model.<x>            files the app writes to describe it (model.classes.json), exported with it
+        metrics.json         {"val": {...}, "test": {...}} with every compiled metric, plus the app's report
         tensorboard/         TensorBoard logs
         backup/              training state while a run is unfinished
 
@@ -49,7 +50,12 @@ Typical use in an app:
 
     run = Run("digit_pairs", cfg)
     run.fit(model, train_ds, val_ds, monitor="val_accuracy")
-    run.finish(model, {"val": val_ds, "test": test_ds})
+    run.finish(model, {"val": val_ds, "test": test_ds}, final="best", report=per_class_tables)
+
+`finish` decides how every run ends: it picks the final model (the best
+checkpoint of a phase, else the model given; or the model as it is), saves and
+evaluates it once, lets the app's `report` hook add its own results of that
+model, exports it, and writes metrics.json last.
 """
 
 from __future__ import annotations
@@ -99,6 +105,8 @@ COMMIT_POINTS = (
     "best",  # best.json renamed
     "counter",  # backup/state.json says n: the epoch is committed
 )
+# What `Run.finish` may end a run with: the best checkpoint of a phase, or the model as given.
+FINAL_CHOICES = ("best", "last")
 
 
 class _CurrentStderrHandler(logging.StreamHandler):
@@ -599,6 +607,36 @@ def _comparable(config) -> dict:
     return {k: v for k, v in data.items() if k not in _IGNORED_FOR_RESUME}
 
 
+def other_settings(folder: Path, config, ignore=()) -> list[str]:
+    """How `config` differs from the settings a run in `folder` was started with (its config.json).
+
+    One `"<field>: <value> there, <value> now"` per differing field; empty when they agree or the
+    folder holds no readable config.json. How a run is launched (`run_dir`, `quiet`, the
+    multi-process flags) and the fields in `ignore` are not compared; a field that the saved
+    config lacks (added to the app since) counts as its default then.
+    """
+    saved_file = Path(folder) / "config.json"
+    try:
+        saved = json.loads(saved_file.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(saved, dict):
+        return []
+    skip = set(_IGNORED_FOR_RESUME) | set(ignore)
+    now = {k: v for k, v in json.loads(json.dumps(_comparable(config))).items() if k not in skip}
+    defaults = {}
+    if dataclasses.is_dataclass(config):
+        defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+    saved = {k: v for k, v in saved.items() if k not in skip}
+    return [f"{k}: {saved.get(k, defaults.get(k))!r} there, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
+            if saved.get(k, defaults.get(k)) != now.get(k)]
+
+
+def shorten(diff: list[str], most: int = 3) -> str:
+    """The first `most` entries of an `other_settings` list, for a one-line error."""
+    return "; ".join(diff[:most]) + ("; ..." if len(diff) > most else "")
+
+
 def _unfinished_candidates(app_root: Path, config):
     if not app_root.is_dir():
         return
@@ -767,21 +805,11 @@ class Run:
 
     def _check_same_settings(self, config) -> None:
         """An unfinished run continues only with its own settings (else its files would mix two runs)."""
-        saved_file = self.dir / "config.json"
         started = any(self.dir.glob("history*.csv")) or any(self.dir.glob("backup*"))
-        if not saved_file.exists() or not started:
-            return
-        try:
-            saved = json.loads(saved_file.read_text())
-        except (OSError, ValueError):
-            return
-        now = _comparable(config)
-        saved = {k: v for k, v in saved.items() if k not in _IGNORED_FOR_RESUME}
-        diff = [f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
-                if saved.get(k) != now.get(k)]
+        diff = other_settings(self.dir, config) if started else []
         if diff:
             raise UserError(f"run directory {self.dir} holds an unfinished run with other settings "
-                            f"({'; '.join(diff[:3])}{'; ...' if len(diff) > 3 else ''}); run it with its own settings "
+                            f"({shorten(diff)}); run it with its own settings "
                             f"(--config {self.dir / 'config.yaml'}) or pass another --run-dir")
 
     # ---- paths -------------------------------------------------------------
@@ -877,6 +905,17 @@ class Run:
         """The best checkpoint of `phase`, loaded (no custom_objects needed)."""
         return keras.models.load_model(self.best_path(phase))
 
+    def restore_best(self, model, phase: str = "main") -> bool:
+        """Load the best checkpoint's weights of `phase` into `model` (the model that phase trained).
+
+        Returns False, leaving `model` as it is, when the phase has no checkpoint
+        (no epoch with a finite monitored metric).
+        """
+        if not self.best_path(phase).exists():
+            return False
+        model.set_weights(keras.models.load_model(self.best_path(phase), compile=False).get_weights())
+        return True
+
     def evaluate(self, model, datasets: dict) -> dict:
         """`{"val": {...}, "test": {...}}` with every compiled metric of `model`."""
         results = {}
@@ -902,38 +941,64 @@ class Run:
             return "its weights are not finite (the training diverged)"
         return None
 
-    def finish(self, model, datasets: dict | None = None, metrics: dict | None = None, phase: str = "main", use_best: bool = True):
-        """Write model.keras, metrics.json and curves; export to saved_models/<app>/.
+    def final_model(self, model, final: str = "best", phase: str = "main"):
+        """The model a run ends with: `phase`'s best checkpoint (`final="best"`, when there is one), else `model`."""
+        if final not in FINAL_CHOICES:
+            raise ValueError(f"final={final!r}: choose one of {', '.join(FINAL_CHOICES)}")
+        return self.best_model(phase) if final == "best" and self.best_path(phase).exists() else model
+
+    def sidecars(self) -> list[Path]:
+        """Files beside model.keras that describe it (`model.<anything>`, e.g. model.classes.json)."""
+        return sorted(p for p in self.dir.glob("model.*") if p.name != "model.keras" and ".tmp" not in p.name)
+
+    def finish(self, model, datasets: dict | None = None, *, final: str = "best", phase: str = "main",
+               report=None, metrics: dict | None = None):
+        """Choose the final model, evaluate it once, write model.keras, metrics.json and curves; export it.
 
         Args:
-            model: the trained model (used when there is no best checkpoint).
-            datasets: `{"val": ds, "test": ds}` evaluated with the chosen model.
-            metrics: extra metrics merged into metrics.json (per split dicts
-                are merged key by key).
-            phase: whose best checkpoint becomes model.keras.
-            use_best: False keeps `model` as is (e.g. the last epoch).
+            model: the trained model.
+            datasets: `{"val": ds, "test": ds, ...}` evaluated (`model.evaluate`) with the final model.
+            final: `"best"`: the best checkpoint of `phase` (by the metric `fit` monitored), or
+                `model` when the phase has none; `"last"`: `model` as it is (its weights after
+                the last epoch, or whatever the app loaded into it).
+            phase: whose best checkpoint `final="best"` takes.
+            report: `report(final_model, run_dir, results) -> dict` (or None): the app's own results
+                of the final model (per-class tables, confusion matrices, ...), called once after
+                model.keras is written and the datasets are evaluated (`results`). It may write
+                files into `run_dir`; those named `model.<anything>` (e.g. model.classes.json,
+                `common.predict.write_class_names(run_dir / "model.keras", ...)`) describe the model
+                and are exported with it as `<export_name>.<anything>`.
+            metrics: results known before (timings, a baseline's scores).
+            The dicts of `report` and `metrics` are merged into metrics.json, per split key by key.
         Returns:
             (final_model, metrics dict); `metrics["notes"]["exported_model"]`
             is the exported file, or None when the model was not exported
             (then `notes["not_exported"]` says why).
         """
-        final = self.best_model(phase) if use_best and self.best_path(phase).exists() else model
-        _atomic_save_model(final, self.dir / "model.keras")
-        results = self.evaluate(final, datasets or {})
-        for key, value in (metrics or {}).items():
-            if isinstance(value, dict) and isinstance(results.get(key), dict):
-                results[key].update(value)
-            else:
-                results[key] = value
+        chosen = self.final_model(model, final, phase)
+        _atomic_save_model(chosen, self.dir / "model.keras")
+        results = self.evaluate(chosen, datasets or {})
+        extra = [metrics or {}]
+        if report is not None:
+            extra.append(report(chosen, self.dir, results) or {})
+        for more in extra:
+            for key, value in more.items():
+                if isinstance(value, dict) and isinstance(results.get(key), dict):
+                    results[key].update(value)
+                else:
+                    results[key] = value
         if self.notes:
             results.setdefault("notes", {}).update(self.notes)
         for hist in sorted(self.dir.glob("history*.csv")):
             with _writing(str(hist.with_suffix(".png"))):
-                plot_history(hist, self.dir / hist.name.replace("history", "curves").replace(".csv", ".png"))
+                plot_history(hist, out_png=self.dir / hist.name.replace("history", "curves").replace(".csv", ".png"))
         export = self.saved_models_dir / self.app / f"{self.export_name}.keras"
-        refusal = self._export_refusal(final)
+        refusal = self._export_refusal(chosen)
         if refusal is None:
             _make_dir(export.parent)
+            # The files describing the model first: an export is never without them.
+            for sidecar in self.sidecars():
+                _atomic_copy(sidecar, export.with_name(self.export_name + sidecar.name[len("model"):]))
             _atomic_copy(self.dir / "model.keras", export)
             results.setdefault("notes", {})["exported_model"] = str(export)
         else:
@@ -945,7 +1010,7 @@ class Run:
         if refusal is None:
             log.info("model saved to %s and exported to %s", self.dir / "model.keras", export)
         self.close()
-        return final, results
+        return chosen, results
 
     def note(self, key: str, value) -> None:
         """Record a fact about the run (e.g. 'val split made from train rows') in metrics.json."""

@@ -89,7 +89,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from common.notebook import plot_history, report_backend, resolve_data, show
+from common.notebook import report_backend, resolve_data, show
+from common.plots import plot_history
 
 gpus = report_backend()
 

@@ -59,10 +59,11 @@ from apps.attractiveness.config import AttractivenessConfig, resolve
 from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.models import CONDITIONED
 from apps.attractiveness.train import load_tables, run_seeds
-from apps.attractiveness.tune import write_table
 from common.config import option, parse_config
 from common.data.celeba import attribute_names, check_attributes
 from common.plots import plot_bars
+from common.repeat import interval
+from common.tables import write_table
 from common.training import setup_logging
 
 log = logging.getLogger("hybridvision")
@@ -122,16 +123,6 @@ def assign_covariates(tables: dict, covariates: list[str], control: str, seed: i
         table[list(covariates)] = values
         out[split] = table
     return out
-
-
-def interval(values) -> tuple[float, float, float]:
-    """Mean, sample std and the half-width of the 95% t-interval (nan with fewer than 2 values)."""
-    values = np.asarray(values, dtype="float64")
-    mean = float(values.mean())
-    if values.size < 2:
-        return mean, 0.0, float("nan")
-    std = float(values.std(ddof=1))
-    return mean, std, float(stats.t.ppf(0.975, values.size - 1) * std / math.sqrt(values.size))
 
 
 def paired_p(values: dict, baseline: dict) -> float:
@@ -236,7 +227,7 @@ def run_study(cfg: StudyConfig) -> list[dict]:
     if not rows:
         raise ValueError("--models is empty; give at least one model")
     floors = [_floor_row(c, covariate_floor(data[0], cfg.target, c), rows[0]) for c in covariate_sets]
-    write_table(rows + floors, root / "study")
+    write_table(rows + floors, root / "study", digits=4, formats={"p_paired_vs_baseline": "{:.4g}"})
     _plot(rows, root / "study.png")
     return rows + floors
 

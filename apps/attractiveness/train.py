@@ -5,16 +5,15 @@
         --weights none --image-size 64 --epochs 8 --cache --model baseline --seeds 0,1,2
 
 With `--seeds` the configuration runs once per seed in `<run_dir>/seed<k>`
-(each resumable) and `summary.json` / `summary.csv` hold the mean and std.
+(each resumable, `common.repeat`) and `summary.json` / `summary.csv` hold the mean, std and 95%
+t-interval over the seeds.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
-from pathlib import Path
 
 import keras
 
@@ -22,7 +21,6 @@ from apps.attractiveness.config import AttractivenessConfig, resolve
 from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.models import build_model, compile_model
 from common.backbones import preprocess
-from common.cli import UserError
 from common.config import parse_config
 from common.data import demo
 from common.data.celeba import (
@@ -33,8 +31,9 @@ from common.data.celeba import (
     split_partitions,
 )
 from common.distribute import Distribution
-from common.metrics import mean_std
-from common.training import _IGNORED_FOR_RESUME, Run, _comparable, resolve_run_dir, setup_logging
+from common.repeat import check_cells, repeat, summarise
+from common.tables import write_csv
+from common.training import Run, resolve_run_dir, setup_logging
 
 APP = "attractiveness"
 SPLITS = ("val", "test")
@@ -79,76 +78,49 @@ def train_one(cfg: AttractivenessConfig, data=None) -> dict:
         model = compile_model(build_model(cfg, len(cfg.covariates)), cfg, dist.learning_rate(cfg.learning_rate))
     run.fit(model, datasets["train"], datasets["val"], monitor=cfg.monitor)
     floor = covariate_floor(tables, cfg.target, cfg.covariates)
-    _, metrics = run.finish(model, {s: datasets[s] for s in SPLITS}, metrics={"covariate_floor": floor})
+    _, metrics = run.finish(model, {s: datasets[s] for s in SPLITS}, final="best", metrics={"covariate_floor": floor})
     return metrics
 
 
-def check_same_settings(root: Path, cfg) -> None:
-    """Refuse a multi-seed folder whose config.json holds other settings (its finished seeds would be
-    read back as if they were this config's); the seed list may change (adding seeds extends the run)."""
-    saved_file = root / "config.json"
-    if not saved_file.exists():
-        return
-    try:
-        saved = json.loads(saved_file.read_text())
-    except (OSError, ValueError):
-        return
-    ignored = {"seeds", "seed"}  # run_seeds sets each seed's own
-    now = {k: v for k, v in _comparable(cfg).items() if k not in ignored}
-    saved = {k: v for k, v in saved.items() if k not in ignored and k not in _IGNORED_FOR_RESUME}
-    diff = [f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
-            if saved.get(k) != now.get(k)]
-    if diff:
-        raise UserError(f"run directory {root} holds runs with other settings ({'; '.join(diff[:3])}"
-                        f"{'; ...' if len(diff) > 3 else ''}); pass another --run-dir or delete that folder")
-
-
 def run_seeds(cfg: AttractivenessConfig, data=None, same_settings: bool = True) -> dict:
-    """The config once per `cfg.seeds` in `<run_dir>/seed<k>`; writes summary.json/.csv and metrics.json.
+    """The config once per `cfg.seeds` in `<run_dir>/seed<k>` (`common.repeat`); writes summary.json/.csv and metrics.json.
 
-    With `same_settings` a folder whose config.json holds other settings is refused (`check_same_settings`).
+    With `same_settings` a seed folder run with other settings is refused; the seed list may
+    change (adding seeds extends the run).
     """
     cfg = resolve(cfg)
     root = resolve_run_dir(APP, cfg)  # an unfinished multi-seed run of this config is resumed
     root.mkdir(parents=True, exist_ok=True)
+    configs = {"run": {int(seed): dataclasses.replace(cfg, seed=int(seed), seeds=[], run_dir=str(root / f"seed{seed}"))
+                       for seed in cfg.seeds}}
     if same_settings:
-        check_same_settings(root, cfg)
+        check_cells(configs, fix="pass another --run-dir or delete that folder")
     (root / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     data = data or load_tables(cfg)
-    rows, last = [], {}
-    for seed in cfg.seeds:
-        sub = dataclasses.replace(cfg, seed=int(seed), seeds=[], run_dir=str(root / f"seed{seed}"))
-        done = Path(sub.run_dir) / "metrics.json"
-        if done.exists():
-            log.info("seed %d already finished in %s", seed, sub.run_dir)
-            last = json.loads(done.read_text())
-        else:
-            log.info("seed %d of %s", seed, ",".join(map(str, cfg.seeds)))
-            last = train_one(sub, data)
-        row = {"seed": int(seed)}
-        row.update({f"{s}_{k}": last[s][k] for s in SPLITS for k in sorted(last[s])})
-        rows.append(row)
+
+    def progress(_name, seed, _metrics, seconds):
+        log.info("seed %d %s", seed, "already finished" if seconds is None else f"trained in {seconds:.0f} s")
+
+    runs = repeat(configs, lambda sub: train_one(sub, data), check=False, on_result=progress)["run"]
+    rows = [{"seed": seed, **{f"{s}_{k}": m[s][k] for s in SPLITS for k in sorted(m[s])}} for seed, m in runs.items()]
+    summary_row = summarise({"run": {r["seed"]: {k: v for k, v in r.items() if k != "seed"} for r in rows}})[0]
     keys = [k for k in rows[0] if k != "seed"]
-    stats = {k: mean_std([r[k] for r in rows]) for k in keys}
+    last = runs[cfg.seeds[-1]]
     summary = {
         "seeds": [r["seed"] for r in rows],
         "runs": rows,
-        "mean": {k: m for k, (m, _) in stats.items()},
-        "std": {k: s for k, (_, s) in stats.items()},
+        **{stat: {k: summary_row[f"{k}_{stat}"] for k in keys} for stat in ("mean", "std", "ci95_low", "ci95_high")},
         "covariate_floor": last.get("covariate_floor"),
         "notes": {k: v for k, v in last.get("notes", {}).items() if k != "exported_model"},
     }
     (root / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    with open(root / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["seed", *keys])
-        writer.writeheader()
-        writer.writerows(rows)
-        writer.writerow({"seed": "mean", **summary["mean"]})
-        writer.writerow({"seed": "std", **summary["std"]})
+    write_csv(rows + [{"seed": stat, **summary[stat]} for stat in ("mean", "std", "ci95_low", "ci95_high")],
+              root / "summary.csv")
     # metrics.json (the per-split means) marks the multi-seed run finished, as for one run.
-    metrics = {s: {k[len(s) + 1 :]: v for k, v in summary["mean"].items() if k.startswith(s + "_")} for s in SPLITS}
-    metrics.update(std={s: {k[len(s) + 1 :]: v for k, v in summary["std"].items() if k.startswith(s + "_")} for s in SPLITS},
-                   seeds=summary["seeds"], covariate_floor=summary["covariate_floor"], notes=summary["notes"])
+    per_split = {stat: {s: {k[len(s) + 1 :]: v for k, v in summary[stat].items() if k.startswith(s + "_")}
+                        for s in SPLITS} for stat in ("mean", "std", "ci95_low", "ci95_high")}
+    metrics = {**per_split.pop("mean"), **per_split, "seeds": summary["seeds"],
+               "covariate_floor": summary["covariate_floor"], "notes": summary["notes"]}
     (root / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     log.info("summary of %d seeds written to %s", len(rows), root / "summary.json")
     return metrics

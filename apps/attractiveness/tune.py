@@ -11,8 +11,8 @@ compute the same function. The best setting of each kind (by val accuracy)
 is then retrained once per `--seeds` seed under `<run_dir>/final/<kind>/`
 and evaluated on the test split. Written to `<run_dir>`:
 
-- `comparison.csv` / `comparison.md`: model, settings, mean and std over the
-  seeds of test (and val) accuracy and macro F1, plus the covariates-only
+- `comparison.csv` / `comparison.md`: model, settings, mean, std and 95%
+  t-interval over the seeds of test (and val) accuracy and macro F1, plus the covariates-only
   logistic-regression floor on the same test rows.
 - `grid.csv` / `grid.md`: best val accuracy of each kind at every
   (learning rate, batch size) of the shared grid: the matched comparison.
@@ -23,7 +23,6 @@ In `--position-sets` and `--covariate-sets` a `+` joins the items of one set.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 from pathlib import Path
@@ -36,6 +35,7 @@ from apps.attractiveness.models import CONDITIONED, build_model, compile_model
 from apps.attractiveness.train import load_tables, make_datasets, run_seeds
 from common.config import option, parse_config
 from common.data.celeba import attribute_names, check_attributes
+from common.tables import write_table
 from common.training import setup_logging
 from common.tuning import TUNERS, ConfigHyperModel, search, trials_table
 
@@ -115,10 +115,6 @@ def search_kind(kind: str, cfg: TuneConfig, data) -> tuple[AttractivenessConfig,
     return _trial_config(best), trials_table(tuner)
 
 
-def _fmt(mean, std) -> str:
-    return f"{mean:.4f} ± {std:.4f}"
-
-
 def _settings(kind: str, c: AttractivenessConfig) -> str:
     text = f"lr {c.learning_rate:g}, bs {c.batch_size}"
     if kind != "baseline":
@@ -126,22 +122,6 @@ def _settings(kind: str, c: AttractivenessConfig) -> str:
     if kind in CONDITIONED:
         text += f", positions {'+'.join(c.hybrid_positions)}"
     return text
-
-
-def write_table(rows: list[dict], stem: Path) -> None:
-    """`<stem>.csv` and `<stem>.md`; each `<metric>_mean` / `<metric>_std` pair is one "mean ± std" column in the MD."""
-    with open(stem.with_suffix(".csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    keys = [k for k in rows[0] if not k.endswith(("_mean", "_std"))]
-    # Each `<metric>_mean` / `<metric>_std` pair becomes one "mean ± std" column, in the CSV's order.
-    shown = keys + [k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")]
-    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    for row in rows:
-        cells = [str(row[k]) if k in keys else _fmt(row[k + "_mean"], row[k + "_std"]) for k in shown]
-        lines.append("| " + " | ".join(cells) + " |")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 def comparison_rows(finals: dict, tables, target: str) -> list[dict]:
@@ -152,8 +132,8 @@ def comparison_rows(finals: dict, tables, target: str) -> list[dict]:
                "seeds": ",".join(map(str, metrics["seeds"]))}
         for split in ("test", "val"):
             for key in ("accuracy", "f1_macro"):
-                row[f"{split}_{key}_mean"] = metrics[split][key]
-                row[f"{split}_{key}_std"] = metrics["std"][split][key]
+                for stat in ("mean", "std", "ci95_low", "ci95_high"):
+                    row[f"{split}_{key}_{stat}"] = (metrics if stat == "mean" else metrics[stat])[split][key]
         rows.append(row)
         if kind != "baseline" and c.covariates not in covariate_sets:
             covariate_sets.append(c.covariates)
@@ -164,6 +144,7 @@ def comparison_rows(finals: dict, tables, target: str) -> list[dict]:
         for split in ("test", "val"):
             for key in ("accuracy", "f1_macro"):
                 row[f"{split}_{key}_mean"], row[f"{split}_{key}_std"] = floor[split][key], 0.0
+                row[f"{split}_{key}_ci95_low"] = row[f"{split}_{key}_ci95_high"] = None
         rows.append(row)
     return rows
 
@@ -201,9 +182,8 @@ def main(argv=None) -> list[dict]:
         finals[kind] = (final, max(r["score"] for r in trials[kind]), metrics)
         keras.backend.clear_session()
     rows = comparison_rows(finals, data[0], cfg.target)
-    write_table(rows, root / "comparison")
-    grid = grid_rows(trials)
-    write_table(grid, root / "grid")
+    write_table(rows, root / "comparison", digits=4)
+    write_table(grid_rows(trials), root / "grid", digits=4, formats={"learning_rate": "{:g}"})
     print((root / "comparison.md").read_text())
     print(f"comparison written to {root / 'comparison.csv'} and {root / 'comparison.md'}; grid in {root / 'grid.md'}")
     return rows

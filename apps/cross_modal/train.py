@@ -21,8 +21,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import keras
-
 from apps.cross_modal.config import CrossModalConfig, resolve
 from apps.cross_modal.data import (
     experiments,
@@ -49,11 +47,6 @@ APP = "cross_modal"
 log = logging.getLogger("hybridvision")
 
 
-def _load_best(run, phase, target):
-    if run.best_path(phase).exists():
-        target.set_weights(keras.models.load_model(run.best_path(phase), compile=False).get_weights())
-
-
 def fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities, batch_size, learning_rate):
     """Train one model on `train_modalities` of a partition; returns `(model, extractor, head)`, best weights."""
     train, val = ({s: part[s][part[s]["modality"].isin(train_modalities)] for s in ("train", "val")}).values()
@@ -75,17 +68,17 @@ def fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities
             compile_model(head, cfg, learning_rate, num_classes)
         run.fit(head, (feats[0], labels_of(train)), (feats[1], labels_of(val)), monitor=cfg.monitor,
                 phase=tag, batch_size=batch_size, shuffle=True)
-        _load_best(run, tag, head)
+        run.restore_best(head, tag)
     else:
         run.fit(model, *images(), monitor=cfg.monitor, phase=tag)
-        _load_best(run, tag, model)
+        run.restore_best(model, tag)
     if cfg.model == "finetune":
         with dist.scope():
             n_layers = prepare_finetuning(extractor, cfg)
             compile_model(model, cfg, learning_rate * cfg.finetune_learning_rate_factor, num_classes)
         log.info("%s: fine-tuning the top %d layers of %s", tag, n_layers, cfg.backbone)
         run.fit(model, *images(), epochs=cfg.finetune_epochs, monitor=cfg.monitor, phase=f"{tag}_finetune")
-        _load_best(run, f"{tag}_finetune", model)
+        run.restore_best(model, f"{tag}_finetune")
     return model, extractor, head
 
 
@@ -131,7 +124,8 @@ def train(cfg: CrossModalConfig) -> dict:
             retrieval, f"Retrieval mAP (cosine), model {cfg.model} ({cfg.backbone}), protocol {cfg.protocol}"
             + (", first fold" if cfg.folds else "")) + "\n")
     run.note("exported_model_is", f"the model of row '{list(rows)[-1]}'" + (" (last fold)" if cfg.folds else ""))
-    _, metrics = run.finish(model, {}, metrics=extra, use_best=False)
+    # The last experiment's model, its best weights restored above (a frozen model's checkpoint holds only its head).
+    _, metrics = run.finish(model, {}, final="last", metrics=extra)
     metrics["markdown_table"] = markdown
     return metrics
 

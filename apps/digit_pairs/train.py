@@ -51,12 +51,12 @@ def run_experiment(cfg: DigitPairsConfig, saved_models_dir="saved_models", expor
 
     key = accuracy_key(cfg.model)
     run.fit(model, train_ds, evals["val"], monitor=f"val_{key}")
-    best = run.best_model() if run.best_path().exists() else model
-    results = run.evaluate(best, evals)
-    for split in results.values():
+
+    def same_name(_model, _run_dir, results):
         # Multi-output models name it compare_accuracy; every model reports `accuracy`.
-        split["accuracy"] = split[key]
-    _, metrics = run.finish(model, metrics=results)
+        return {split: {"accuracy": values[key]} for split, values in results.items()}
+
+    _, metrics = run.finish(model, evals, final="best", report=same_name)
     print(
         f"digit_pairs {cfg.model}: test accuracy {metrics['test']['accuracy']:.3f} "
         f"(train {metrics['train']['accuracy']:.3f}, val {metrics['val']['accuracy']:.3f}); run dir {run.dir}",

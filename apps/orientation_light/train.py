@@ -67,13 +67,14 @@ def train(cfg: OrientationLightConfig) -> dict:
             prepare_finetuning(model, cfg, learning_rate)
         phase = "finetune"
         run.fit(model, datasets["train"], datasets["val"], epochs=cfg.finetune_epochs, monitor=cfg.monitor, phase=phase)
-    best = run.best_model(phase) if run.best_path(phase).exists() else model
     evaluated = {"val": datasets["val"], "test": datasets["test"]}
-    report = class_report(best, evaluated, class_names, run.dir)
-    write_class_names(run.dir / "model.keras", class_names, task=cfg.task, model=cfg.model)
-    _, metrics = run.finish(best, evaluated, metrics=report, use_best=False)
-    if metrics["notes"].get("exported_model"):  # None when the run may not replace an export (0 epochs, diverged)
-        write_class_names(metrics["notes"]["exported_model"], class_names, task=cfg.task, model=cfg.model)
+
+    def report(final_model, run_dir, _results):
+        # model.classes.json travels with the exported model (predict.py reads it).
+        write_class_names(run_dir / "model.keras", class_names, task=cfg.task, model=cfg.model)
+        return class_report(final_model, evaluated, class_names, run_dir)
+
+    _, metrics = run.finish(model, evaluated, final="best", phase=phase, report=report)
     return metrics
 
 

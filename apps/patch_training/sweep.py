@@ -17,9 +17,7 @@ one resumes at its last finished epoch. Every other flag is train.py's.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import logging
 from pathlib import Path
 
@@ -27,6 +25,8 @@ from apps.patch_training.config import PatchTrainingConfig, resolve
 from apps.patch_training.train import load_data, run_experiment
 from common.config import option, parse_config
 from common.plots import plot_lines
+from common.repeat import repeat
+from common.tables import markdown_table, write_table
 from common.training import setup_logging
 
 log = logging.getLogger("hybridvision")
@@ -35,8 +35,8 @@ COLUMNS = [
     "switch_epoch", "epochs", "precision", "recall", "map", "chance_map", "tp", "fp", "fn", "tn",
     "train_seconds", "patch_seconds", "full_seconds", "run_dir",
 ]  # fmt: skip
-# Settings that may differ between the invocations of one sweep without changing its results.
-_FREE = ("run_dir", "quiet", "switch_epoch")
+SHOWN = ["switch_epoch", "precision", "recall", "map", "chance_map", "tp", "fp", "fn", "tn",
+         "train_seconds", "patch_seconds", "full_seconds"]
 
 
 @dataclasses.dataclass
@@ -50,23 +50,6 @@ class SweepConfig(PatchTrainingConfig):
 def _run_config(sweep: SweepConfig, k: int, out: Path) -> PatchTrainingConfig:
     fields = {f.name: getattr(sweep, f.name) for f in dataclasses.fields(PatchTrainingConfig)}
     return PatchTrainingConfig(**{**fields, "switch_epoch": k, "run_dir": str(out / f"K{k}")})
-
-
-def _check_same_settings(cfg: PatchTrainingConfig) -> None:
-    """A K folder of an earlier sweep must have the same settings, else mixing them is wrong."""
-    saved_file = Path(cfg.run_dir) / "config.json"
-    if not saved_file.exists():
-        return
-    saved = json.loads(saved_file.read_text())
-    now = json.loads(json.dumps(resolve(cfg).to_dict()))
-    # A setting added since that run (absent from its config.json) had its default then.
-    defaults = {f.name: f.default for f in dataclasses.fields(PatchTrainingConfig)}
-    differ = sorted(k for k in now if k not in _FREE and saved.get(k, defaults.get(k)) != now[k])
-    if differ:
-        raise ValueError(
-            f"{saved_file} was run with other settings ({', '.join(differ)}); "
-            "pass a new --out or the same flags as before to resume that sweep"
-        )
 
 
 def row_of(k: int, metrics: dict, run_dir) -> dict:
@@ -87,21 +70,14 @@ def row_of(k: int, metrics: dict, run_dir) -> dict:
 
 
 def write_outputs(rows: list[dict], out: Path, title: str = "") -> None:
-    """sweep.csv, sweep.md and the plots against K, from the rows so far."""
+    """sweep.csv, sweep.md, sweep_per_class_ap.md and the plots against K, from the rows so far."""
     rows = sorted(rows, key=lambda r: r["switch_epoch"])
-    with open(out / "sweep.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    head = ["K", "precision", "recall", "mAP", "chance mAP", "TP", "FP", "FN", "TN", "train s", "patch s", "full s"]
-    lines = [f"# Patch curriculum sweep{': ' + title if title else ''}", "", "| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
-    for r in rows:
-        cells = [r["switch_epoch"], *(f"{r[c]:.3f}" for c in ("precision", "recall", "map", "chance_map"))]
-        cells += [r[c] for c in ("tp", "fp", "fn", "tn")]
-        cells += [f"{r[c]:.0f}" for c in ("train_seconds", "patch_seconds", "full_seconds")]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    lines += ["", "K = epochs on patches before the switch to full images (0 = baseline); metrics on val.", ""]
-    (out / "sweep.md").write_text("\n".join(lines))
+    write_table(rows, out / "sweep", columns=COLUMNS, shown=SHOWN, title=f"Patch curriculum sweep: {title}",
+                headers={"switch_epoch": "K", "map": "mAP", "chance_map": "chance mAP", "tp": "TP", "fp": "FP",
+                         "fn": "FN", "tn": "TN", "train_seconds": "train s", "patch_seconds": "patch s",
+                         "full_seconds": "full s"},
+                formats={k: "{:.0f}" for k in ("train_seconds", "patch_seconds", "full_seconds")},
+                notes=["K = epochs on patches before the switch to full images (0 = baseline); metrics on val."])
     ks = [r["switch_epoch"] for r in rows]
     write_per_class_table(rows, out / "sweep_per_class_ap.md", title)
 
@@ -120,15 +96,12 @@ def write_per_class_table(rows: list[dict], path: Path, title: str = "") -> Path
     for r in rows:
         chance.update(r.get("per_class_chance_ap") or {})
     names = [n for n in chance] + sorted({n for r in rows for n in r.get("per_class_ap") or {}} - set(chance))
-    head = ["class", "chance AP", *(f"K={r['switch_epoch']}" for r in rows)]
-    lines = [f"# Per-class val AP{': ' + title if title else ''}", "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-    for name in names:
-        cells = [name, f"{chance[name]:.3f}" if name in chance else "-"]
-        cells += [f"{r['per_class_ap'][name]:.3f}" if name in (r.get("per_class_ap") or {}) else "-" for r in rows]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("| **mAP** | " + (f"{rows[0]['chance_map']:.3f}" if rows else "-") + " | " + " | ".join(f"{r['map']:.3f}" for r in rows) + " |")
-    lines += ["", "Classes without a val positive have no AP and are not listed.", ""]
-    path.write_text("\n".join(lines))
+    table = [{"class": name, "chance AP": chance.get(name),
+              **{f"K={r['switch_epoch']}": (r.get("per_class_ap") or {}).get(name) for r in rows}} for name in names]
+    table.append({"class": "**mAP**", "chance AP": rows[0]["chance_map"] if rows else None,
+                  **{f"K={r['switch_epoch']}": r["map"] for r in rows}})
+    path.write_text(markdown_table(table, title=f"Per-class val AP: {title}",
+                                   notes=["Classes without a val positive have no AP and are not listed."]))
     return path
 
 
@@ -143,21 +116,23 @@ def sweep(config: SweepConfig) -> list[dict]:
         raise ValueError(f"--switch-epochs {bad} outside 0..--epochs {config.epochs}; raise --epochs or drop them")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    configs = {k: _run_config(config, k, out) for k in ks}
-    for cfg in configs.values():
-        _check_same_settings(cfg)
+    # One seed (--seed) per K, in DIR/K<k>: the switch epochs are the settings.
+    configs = {k: {config.seed: resolve(_run_config(config, k, out))} for k in ks}
+    title = f"{config.backbone}, {config.patch_shape} patches, {config.epochs} epochs, data {config.data_dir or 'SYNTHETIC demo'}"
     data, rows = None, []
-    for k, cfg in configs.items():
-        metrics_file = Path(cfg.run_dir) / "metrics.json"
-        if metrics_file.exists():
-            log.info("K=%d already finished in %s; reading its metrics", k, cfg.run_dir)
-            metrics = json.loads(metrics_file.read_text())
-        else:
-            data = data or load_data(resolve(cfg))
-            metrics = run_experiment(cfg, data, export_name=f"{out.name}_K{k}")
-        rows.append(row_of(k, {**metrics, "epochs": config.epochs}, cfg.run_dir))
-        title = f"{config.backbone}, {config.patch_shape} patches, {config.epochs} epochs, data {config.data_dir or 'SYNTHETIC demo'}"
+
+    def train(cfg):
+        nonlocal data
+        data = data or load_data(cfg)  # read once, for the first K that trains
+        return run_experiment(cfg, data, export_name=f"{out.name}_K{cfg.switch_epoch}")
+
+    def progress(k, _seed, metrics, seconds):
+        if seconds is None:
+            log.info("K=%d already finished in %s; reading its metrics", k, configs[k][config.seed].run_dir)
+        rows.append(row_of(k, {**metrics, "epochs": config.epochs}, configs[k][config.seed].run_dir))
         write_outputs(rows, out, title=title)
+
+    repeat(configs, train, fix="pass a new --out or the same flags as before to resume that sweep", on_result=progress)
     log.info("sweep written to %s", out / "sweep.csv")
     print((out / "sweep.md").read_text(), flush=True)
     return rows

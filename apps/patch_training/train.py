@@ -151,20 +151,23 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
     else:
         run.note("full_phase", "--switch-epoch equals --epochs: the multi-label head was never trained")
 
-    report = multilabel_report(*predict_multilabel(full_model, full_val), VOC_CLASSES, cfg.threshold)
+    title = f"{cfg.backbone}, K={cfg.switch_epoch}/{cfg.epochs}, {cfg.patch_shape} patches"
+
+    def report(final_model, run_dir, _results):
+        val = multilabel_report(*predict_multilabel(final_model, full_val), VOC_CLASSES, cfg.threshold)
+        write_per_class_report(val, run_dir, title)
+        return {"val": val}
+
     extra = {
-        "val": report,
         "train_seconds": sum(s for s in seconds.values() if s is not None),
         "phase_seconds": seconds,
         "pos_weight": dict(zip(VOC_CLASSES, map(float, pos_weight))),
     }
     if patch_phase is not None:
         extra["patch_phase"] = patch_phase
-    title = f"{cfg.backbone}, K={cfg.switch_epoch}/{cfg.epochs}, {cfg.patch_shape} patches"
-    write_per_class_report(report, run.dir, title)
     # The last epoch, not the best-by-val checkpoint: val is the only labelled
     # split here, so choosing on it would flatter the val figures.
-    _, metrics = run.finish(full_model, {"val": full_val}, metrics=extra, phase="full", use_best=False)
+    _, metrics = run.finish(full_model, {"val": full_val}, final="last", phase="full", report=report, metrics=extra)
     val = metrics["val"]
     print(
         f"patch_training K={cfg.switch_epoch}/{cfg.epochs}: val mAP {val['map']:.3f} (random {val['chance_map']:.3f}), "

@@ -269,7 +269,7 @@ def test_zero_epoch_or_diverged_runs_do_not_replace_an_export(tmp_path, monkeypa
     model = _model()
     run.fit(model, (x, y), (x, y), batch_size=16)
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
-    _, metrics = run.finish(model, {"val": (x, y)}, use_best=False)
+    _, metrics = run.finish(model, {"val": (x, y)}, final="last")
     assert "not finite" in metrics["notes"]["not_exported"]
     assert export.read_bytes() == before
     assert [p.name for p in export.parent.iterdir()] == ["same.keras"], "no temporary export files left"

@@ -2,7 +2,6 @@
 
 import csv
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -23,11 +22,8 @@ def test_controls_transform_only_the_covariate_columns():
     assert study.assign_covariates(tables, ["Male"], "true") is tables
 
 
-def test_interval_and_paired_test_match_scipy():
-    mean, std, half = study.interval([0.70, 0.72, 0.74])
-    assert mean == pytest.approx(0.72) and std == pytest.approx(0.02)
-    assert half == pytest.approx(4.302653 * 0.02 / np.sqrt(3), rel=1e-5)  # t(0.975, 2)
-    assert np.isnan(study.interval([0.7])[2])
+def test_paired_test_matches_scipy():
+    # The interval's assertions: tests/common/test_repeat.py (common.repeat.interval).
     p = study.paired_p({0: 0.71, 1: 0.74, 2: 0.75}, {0: 0.70, 1: 0.72, 2: 0.72})
     assert p == pytest.approx(0.0742, abs=1e-3)  # d = .01,.02,.03: t = 0.02/(0.01/sqrt 3) = 3.46, df 2
     assert study.model_kind("film_middle") == ("film", "middle") and study.model_kind("late_fusion") == ("late_fusion", None)

@@ -58,10 +58,12 @@ def test_compare_writes_table_and_resumes(tiny_mnist, tmp_path, capsys):
 
     with open(out / "comparison.csv") as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == ["model", "train_mean", "train_std", "test_mean", "test_std"]
+    assert list(table[0]) == ["model", "train_mean", "train_std", "test_mean", "test_std", "n",
+                              "train_ci95_low", "train_ci95_high", "test_ci95_low", "test_ci95_high"]
     assert [r["model"] for r in table] == ["fc", "cnn"]
     for r in table:
         assert 0 <= float(r["test_mean"]) <= 1 and float(r["test_std"]) >= 0
+        assert float(r["test_ci95_low"]) <= float(r["test_mean"]) <= float(r["test_ci95_high"]) and r["n"] == "2"
     assert "| fc | 2 |" in (out / "comparison.md").read_text()
     assert (out / "comparison.png").stat().st_size > 0
 
