@@ -626,7 +626,12 @@ def other_settings(folder: Path, config, ignore=()) -> list[str]:
     now = {k: v for k, v in json.loads(json.dumps(_comparable(config))).items() if k not in skip}
     defaults = {}
     if dataclasses.is_dataclass(config):
-        defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+        for f in dataclasses.fields(config):
+            if f.default is not dataclasses.MISSING:
+                defaults[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                defaults[f.name] = f.default_factory()
+        defaults = json.loads(json.dumps(defaults))
     saved = {k: v for k, v in saved.items() if k not in skip}
     return [f"{k}: {saved.get(k, defaults.get(k))!r} there, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
             if saved.get(k, defaults.get(k)) != now.get(k)]

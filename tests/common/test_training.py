@@ -212,3 +212,68 @@ def test_kill_minus_9_mid_epoch_then_same_command_resumes(tmp_path):
     assert [int(r["epoch"]) for r in history] == [0, 1, 2, 3]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["val"]["accuracy"] >= 0
     keras.models.load_model(tmp_path / "run" / "model.keras")
+
+
+def _fit_then_move_weights(tmp_path, name):
+    """A finished fit whose model then moves away from its best checkpoint (weights scaled by 3)."""
+    x, y = _data()
+    run = Run("toy", _cfg(tmp_path / name, epochs=2), export_name=name)
+    model = _model()
+    run.fit(model, (x, y), (x, y), monitor="val_accuracy", batch_size=16)
+    model.set_weights([3.0 * w for w in model.get_weights()])
+    best = keras.models.load_model(run.best_path()).predict(x, verbose=0)
+    last = model.predict(x, verbose=0)
+    assert not np.allclose(best, last)
+    return run, model, x, y, best, last
+
+
+@pytest.mark.parametrize("final", ["best", "last"])
+def test_finish_final_model_is_the_best_checkpoint_or_the_last_weights(tmp_path, monkeypatch, final):
+    monkeypatch.chdir(tmp_path)
+    run, model, x, y, best, last = _fit_then_move_weights(tmp_path, final)
+    expected = best if final == "best" else last
+    evaluated = []
+    real_evaluate = Run.evaluate
+    monkeypatch.setattr(Run, "evaluate", lambda self, m, d: evaluated.append(m) or real_evaluate(self, m, d))
+    chosen, metrics = run.finish(model, {"val": (x, y)}, final=final)
+    assert evaluated == [chosen], "the final model is evaluated once"
+    assert (chosen is model) == (final == "last")
+    np.testing.assert_allclose(chosen.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    for path in (run.dir / "model.keras", tmp_path / "saved_models" / "toy" / f"{final}.keras"):
+        np.testing.assert_allclose(keras.models.load_model(path).predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    accuracy = float(np.mean((expected[:, 0] > 0.5) == y))
+    assert metrics["val"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_finish_without_a_checkpoint_keeps_the_given_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y = _data()
+    run = Run("toy", _cfg(tmp_path, epochs=1))
+    model = _model()
+    with pytest.raises(ValueError, match="final='first'.*best, last"):
+        run.final_model(model, final="first")
+    chosen, _ = run.finish(model, {"val": (x, y)}, final="best")  # nothing trained: no best.keras
+    assert chosen is model
+
+
+def test_finish_report_hook_adds_results_and_sidecars_travel_with_the_export(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run, model, x, y, best, _ = _fit_then_move_weights(tmp_path, "hook")
+    calls = []
+
+    def report(final_model, run_dir, results):
+        calls.append(results)
+        assert (run_dir / "model.keras").is_file()  # written before the hook runs
+        np.testing.assert_allclose(final_model.predict(x, verbose=0), best, rtol=1e-5, atol=1e-6)
+        (run_dir / "model.classes.json").write_text('{"class_names": ["no", "yes"]}')
+        return {"val": {"positives": int((best[:, 0] > 0.5).sum())}, "extra": {"a": 1}}
+
+    _, metrics = run.finish(model, {"val": (x, y)}, report=report, metrics={"val": {"given": 2.0}, "seconds": 3.0})
+    assert len(calls) == 1 and set(calls[0]["val"]) >= {"loss", "accuracy"}
+    saved = json.loads((run.dir / "metrics.json").read_text())
+    assert saved["val"]["positives"] == int((best[:, 0] > 0.5).sum()) and saved["val"]["given"] == 2.0
+    assert "accuracy" in saved["val"] and saved["extra"] == {"a": 1} and saved["seconds"] == 3.0
+    assert saved == json.loads(json.dumps(metrics))
+    export = tmp_path / "saved_models" / "toy" / "hook.keras"
+    assert json.loads(export.with_suffix(".classes.json").read_text()) == {"class_names": ["no", "yes"]}
+    assert sorted(p.name for p in export.parent.iterdir()) == ["hook.classes.json", "hook.keras"]
