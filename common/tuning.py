@@ -23,7 +23,6 @@ continues where KerasTuner's oracle stopped (finished trials are not redone).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import os
@@ -33,6 +32,7 @@ import keras
 import keras_tuner
 
 from common.config import save_config
+from common.tables import write_csv
 
 log = logging.getLogger("hybridvision")
 
@@ -113,18 +113,6 @@ def trials_table(tuner) -> list[dict]:
     return sorted(rows, key=lambda r: r["trial_id"])
 
 
-def write_trials_csv(rows: list[dict], path) -> Path:
-    path = Path(path)
-    keys = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def search(hypermodel: ConfigHyperModel, kind: str, objective: str, directory, project_name: str,
            max_trials: int = 10, seed: int = 0, best_config_path=None, **search_kwargs):
     """Run (or resume) a search and write the best trial's config for `train.py --config`.
@@ -142,7 +130,7 @@ def search(hypermodel: ConfigHyperModel, kind: str, objective: str, directory, p
     best = hypermodel.config_for(best_hp)
     best = dataclasses.replace(best, run_dir=None) if hasattr(best, "run_dir") else best
     out_dir = Path(directory) / project_name
-    write_trials_csv(trials_table(tuner), out_dir / "trials.csv")
+    write_csv(trials_table(tuner), out_dir / "trials.csv")
     path = Path(best_config_path) if best_config_path else out_dir / "best_config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_config(best, path)

@@ -20,7 +20,6 @@ finished trials are not redone.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import time
@@ -36,6 +35,7 @@ from apps.patch_training.train import load_data, patch_datasets
 from common.backbones import preprocess
 from common.config import option, parse_config
 from common.data.voc import VOC_CLASSES, cache_patches, full_dataset, label_matrix, patch_table, positive_weights
+from common.tables import write_table
 from common.training import setup_logging
 from common.tuning import TUNERS, ConfigHyperModel, search
 
@@ -137,27 +137,14 @@ def ablation_rows(tuner) -> list[dict]:
 
 def write_ablation(rows: list[dict], out_dir, title: str = "") -> Path:
     """`ablation.csv` and `ablation.md` in `out_dir`; returns the .md path."""
-    out_dir = Path(out_dir)
-    with open(out_dir / "ablation.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=ABLATION_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-    def num(v, fmt):
-        return "-" if v is None else format(v, fmt)
-
-    lines = [
-        f"# Patch curriculum ablation{': ' + title if title else ''}", "",
-        "| learning rate | batch | val mAP | chance mAP | precision | recall | patch s | full s | train s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]  # fmt: skip
-    for r in rows:
-        cells = [f"{r['learning_rate']:g}", r["batch_size"], *(num(r[c], ".3f") for c in ("val_map", "chance_map", "precision", "recall"))]
-        cells += [num(r[c], ".0f") for c in ("patch_seconds", "full_seconds", "train_seconds")]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    lines += ["", "Every trial: the same seeded start, the whole curriculum; seconds are time in fit (validation included).", ""]
-    path = out_dir / "ablation.md"
-    path.write_text("\n".join(lines))
+    headers = {"learning_rate": "learning rate", "batch_size": "batch", "val_map": "val mAP", "chance_map": "chance mAP",
+               "patch_seconds": "patch s", "full_seconds": "full s", "train_seconds": "train s"}
+    seconds = ("patch_seconds", "full_seconds", "train_seconds")
+    _, path = write_table(rows, Path(out_dir) / "ablation", columns=ABLATION_COLUMNS, shown=ABLATION_COLUMNS[1:],
+                          title=f"Patch curriculum ablation: {title}", headers=headers,
+                          formats={"learning_rate": "{:g}", **{k: "{:.0f}" for k in seconds}},
+                          notes=["Every trial: the same seeded start, the whole curriculum; seconds are time in fit "
+                                 "(validation included)."])
     return path
 
 
