@@ -167,7 +167,7 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
         extra["patch_phase"] = patch_phase
     # The last epoch, not the best-by-val checkpoint: val is the only labelled
     # split here, so choosing on it would flatter the val figures.
-    _, metrics = run.finish(full_model, {"val": full_val}, final="last", phase="full", report=report, metrics=extra)
+    _, metrics = run.finish(full_model, {"val": full_val}, final="last", report=report, metrics=extra)
     val = metrics["val"]
     print(
         f"patch_training K={cfg.switch_epoch}/{cfg.epochs}: val mAP {val['map']:.3f} (random {val['chance_map']:.3f}), "
