@@ -23,7 +23,7 @@ from pathlib import Path
 
 import keras
 
-from apps.cross_modal.config import CrossModalConfig, resolve
+from apps.cross_modal.config import CrossModalConfig
 from apps.cross_modal.data import (
     experiments,
     labels_of,
@@ -91,7 +91,6 @@ def fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities
 
 def train(cfg: CrossModalConfig) -> dict:
     """One run of the protocol (per fold with `--folds`); returns metrics."""
-    cfg = resolve(cfg)
     table = load_table(cfg)
     class_names, modalities = table.attrs["class_names"], table.attrs["modalities"]
     dist = Distribution.from_config(cfg)

@@ -23,7 +23,7 @@ import json
 import logging
 from pathlib import Path
 
-from apps.patch_training.config import PatchTrainingConfig, resolve
+from apps.patch_training.config import PatchTrainingConfig
 from apps.patch_training.train import load_data, run_experiment
 from common.config import option, parse_config
 from common.plots import plot_lines
@@ -46,6 +46,9 @@ class SweepConfig(PatchTrainingConfig):
     switch_epochs: list[int] = option([0, 2, 5, 7, 10], "switch epochs to compare (docs/reports.md: 0..10, 0 = baseline)", min=0)
     out: str = option("runs/patch_training_sweep", "folder of sweep.csv, sweep.md, the plots and one run per K")
 
+    def check_switch_epoch(self) -> None:
+        """--switch-epoch is not used: each run takes one of --switch-epochs (checked by `sweep`)."""
+
 
 def _run_config(sweep: SweepConfig, k: int, out: Path) -> PatchTrainingConfig:
     fields = {f.name: getattr(sweep, f.name) for f in dataclasses.fields(PatchTrainingConfig)}
@@ -58,7 +61,7 @@ def _check_same_settings(cfg: PatchTrainingConfig) -> None:
     if not saved_file.exists():
         return
     saved = json.loads(saved_file.read_text())
-    now = json.loads(json.dumps(resolve(cfg).to_dict()))
+    now = json.loads(json.dumps(cfg.to_dict()))
     # A setting added since that run (absent from its config.json) had its default then.
     defaults = {f.name: f.default for f in dataclasses.fields(PatchTrainingConfig)}
     differ = sorted(k for k in now if k not in _FREE and saved.get(k, defaults.get(k)) != now[k])
@@ -153,7 +156,7 @@ def sweep(config: SweepConfig) -> list[dict]:
             log.info("K=%d already finished in %s; reading its metrics", k, cfg.run_dir)
             metrics = json.loads(metrics_file.read_text())
         else:
-            data = data or load_data(resolve(cfg))
+            data = data or load_data(cfg)
             metrics = run_experiment(cfg, data, export_name=f"{out.name}_K{k}")
         rows.append(row_of(k, {**metrics, "epochs": config.epochs}, cfg.run_dir))
         title = f"{config.backbone}, {config.patch_shape} patches, {config.epochs} epochs, data {config.data_dir or 'SYNTHETIC demo'}"

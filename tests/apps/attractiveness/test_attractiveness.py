@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from apps.attractiveness import train, tune
-from apps.attractiveness.config import AttractivenessConfig, resolve
+from apps.attractiveness.config import AttractivenessConfig
 from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.metrics import BinaryMacroF1
 from apps.attractiveness.models import (
@@ -46,12 +46,12 @@ def train_only_root(tmp_path_factory, celeba_root):
 def _cfg(**kw):
     base = {"backbone": "small", "weights": "none", "image_size": 16, "batch_size": 4, "epochs": 1,
             "covariates": COVARIATES, "hybrid_positions": ["first", "last"], "quiet": True}
-    return resolve(AttractivenessConfig(**{**base, **kw}))
+    return AttractivenessConfig(**{**base, **kw})
 
 
 def _inputs(n=3, size=16, d=2, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.uniform(0, 1, (n, size, size, 3)).astype("float32"), rng.integers(0, 2, (n, d)).astype("float32")
+    return rng.uniform(0, 255, (n, size, size, 3)).astype("float32"), rng.integers(0, 2, (n, d)).astype("float32")
 
 
 def _hybrid_layers(model):
@@ -175,11 +175,11 @@ def test_cli_help_and_unknown_covariate(celeba_root, capsys, tmp_path):
 
 
 def test_learning_rate_default_follows_weights():
-    assert resolve(AttractivenessConfig(weights="imagenet")).learning_rate == 1e-4  # efficientnet_lite0
-    assert resolve(AttractivenessConfig(backbone="vgg16_bn", weights="imagenet")).learning_rate == 1e-5
-    assert resolve(AttractivenessConfig(backbone="small")).learning_rate == 1e-3  # weights default: none
-    assert resolve(AttractivenessConfig(weights="none")).learning_rate == 1e-3
-    assert resolve(AttractivenessConfig(weights="none", learning_rate=0.01)).learning_rate == 0.01
+    assert AttractivenessConfig(weights="imagenet").learning_rate == 1e-4  # efficientnet_lite0
+    assert AttractivenessConfig(backbone="vgg16_bn", weights="imagenet").learning_rate == 1e-5
+    assert AttractivenessConfig(backbone="small").learning_rate == 1e-3  # weights default: none
+    assert AttractivenessConfig(weights="none").learning_rate == 1e-3
+    assert AttractivenessConfig(weights="none", learning_rate=0.01).learning_rate == 0.01
 
 
 def test_covariate_floor_matches_a_rule(train_only_root):
