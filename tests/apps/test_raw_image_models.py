@@ -46,7 +46,7 @@ def _attractiveness(tmp_path):
 
     root = generate("celeba", tmp_path / "celeba", scale="tiny")
     cfg = AttractivenessConfig(backbone="small", image_size=SIZE, batch_size=4, covariates=["Male", "Smiling"],
-                               hybrid_positions=["first"], model="hybrid", quiet=True)
+                               model="late_fusion", quiet=True)
     tables, _ = split_partitions(read_celeba(root))
     data = train.make_datasets(cfg, tables, cfg.batch_size)
     model = compile_model(build_model(cfg, 2), cfg)
