@@ -127,13 +127,13 @@ def layer_figures(s: dict) -> dict:
 
 
 def _app_model(policy: str, s: dict):
-    from apps.orientation_light.config import OrientationLightConfig, resolve
+    from apps.orientation_light.config import OrientationLightConfig
     from apps.orientation_light.models import build_model, compile_model
     from common.distribute import Distribution
 
     extra = {"dense_units": s["dense_units"]} if "dense_units" in s else {}
-    cfg = resolve(OrientationLightConfig(model="from_scratch", weights="none", image_size=s["app_image"],
-                                         batch_size=s["app_batch"], mixed_precision=policy, **extra))
+    cfg = OrientationLightConfig(model="from_scratch", weights="none", image_size=s["app_image"],
+                                 batch_size=s["app_batch"], mixed_precision=policy, **extra)
     dist = Distribution.from_config(cfg)
     with dist.scope():
         model = compile_model(build_model(cfg, 3), cfg)

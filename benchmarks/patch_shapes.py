@@ -29,15 +29,14 @@ def measure(data_dir=None, backbone="efficientnet_lite0", image_size=128, batch_
             patch_bucket=32, pooling="spp", patch_cache=None, quick=False) -> dict:
     import keras
 
-    from apps.patch_training.config import PatchTrainingConfig, resolve
+    from apps.patch_training.config import PatchTrainingConfig
     from apps.patch_training.models import build_models, compile_models
     from apps.patch_training.train import load_data, patch_datasets, shape_summary
-    from common.backbones import preprocess
     from common.data.voc import cache_patches, patch_table
 
-    base = resolve(PatchTrainingConfig(data_dir=data_dir, backbone=backbone, image_size=image_size, batch_size=batch_size,
-                                       min_patch=min_patch, patch_bucket=patch_bucket, patch_pooling=pooling,
-                                       patch_cache=patch_cache, cache=True, quiet=True))
+    base = PatchTrainingConfig(data_dir=data_dir, backbone=backbone, image_size=image_size, batch_size=batch_size,
+                               min_patch=min_patch, patch_bucket=patch_bucket, patch_pooling=pooling,
+                               patch_cache=patch_cache, cache=True, quiet=True)
     splits, _ = load_data(base)
     patches = {s: cache_patches(patch_table(splits[s][1], base.min_patch), base.patch_cache) for s in ("train", "val")}
     n = len(patches["train"])
@@ -48,7 +47,7 @@ def measure(data_dir=None, backbone="efficientnet_lite0", image_size=128, batch_
         full, patch = build_models(cfg.backbone, cfg.image_size, cfg.weights, cfg.patch_pooling, cfg.patch_hidden,
                                    cfg.dropout, patch_shape=shape)
         compile_models(full, patch, [1.0] * 20, cfg.learning_rate, cfg.optimizer, cfg.momentum)
-        train, _ = patch_datasets(cfg, patches, cfg.batch_size, preprocess(cfg.backbone))
+        train, _ = patch_datasets(cfg, patches, cfg.batch_size)
         start = time.perf_counter()
         patch.fit(train, epochs=1, verbose=0)  # warm-up: traces each shape, fills the cache
         models[shape], datasets[shape] = patch, train

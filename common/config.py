@@ -7,7 +7,14 @@ start from a file), so all apps share one CLI convention:
 
     python -m apps.digit_pairs.train --config my.yaml --epochs 5
 
-Flags override the file; the file overrides the defaults.
+Flags override the file; the file overrides the defaults. A field left at
+`None` is an automatic setting (e.g. the weights, by backbone): the app's
+`fill_automatic` works it out when the config is made, so every config in
+hand, parsed or constructed, holds its final values (and the run's saved
+config.yaml reads back to the same config).
+
+Settings several apps share are mixins here: `AugmentOptions` (the affine
+augmentation knobs and their one builder).
 """
 
 from __future__ import annotations
@@ -85,11 +92,67 @@ class TrainConfig:
         "(default: KERAS_DISTRIBUTION_PROCESS_ID, or SLURM_PROCID with --strategy data_parallel)"
     )
 
+    def __post_init__(self):
+        validate(self)
+        unset = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is None]
+        self.fill_automatic()
+        # Not a field: never saved, compared or passed on by dataclasses.replace.
+        self._automatic = frozenset(name for name in unset if getattr(self, name) is not None)
+
+    def fill_automatic(self) -> None:
+        """Fill the automatic settings (fields left `None`) and check combinations of settings.
+
+        Runs once, when the config is made (parsed, read from a file or
+        constructed); apps override it. Raise `ValueError` naming the flag
+        and the fix for a combination that cannot work.
+        """
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes`; the automatic settings are worked out again for the new values
+        (`dataclasses.replace` keeps them as they are)."""
+        again = {name: None for name in getattr(self, "_automatic", ()) if name not in changes}
+        return dataclasses.replace(self, **again, **changes)
+
+
+@dataclasses.dataclass
+class AugmentOptions:
+    """Mixin: the affine augmentation of the training images (`common.data.AffineAugmentation`).
+
+    Its defaults are Keras ImageDataGenerator's classic knobs; an app
+    redeclares a field to change its default (the help and range stay):
+
+        @dataclasses.dataclass
+        class MyConfig(AugmentOptions, TrainConfig):
+            rotation_range: float = option(10.0)
+
+    `cfg.affine_augmentation()` is the layer (None without `--augment`).
+    """
+
+    augment: bool = option(False, "random affine augmentation of the training images")
+    rotation_range: float = option(40.0, "--augment: rotation in degrees, drawn in [-r, r]", min=0, max=180)
+    width_shift_range: float = option(0.2, "--augment: horizontal shift, fraction of the width", min=0, below=1)
+    height_shift_range: float = option(0.2, "--augment: vertical shift, fraction of the height", min=0, below=1)
+    shear_range: float = option(0.2, "--augment: shear angle in degrees, as ImageDataGenerator", min=0, below=90)
+    zoom_range: float = option(0.2, "--augment: zoom factors in [1 - z, 1 + z]", min=0, below=1)
+    fill_mode: str = option("nearest", "--augment: how pixels from outside the image are filled",
+                            choices=("nearest", "constant", "reflect", "wrap"))
+
+    def affine_augmentation(self, **extra):
+        """The `AffineAugmentation` of these settings, seeded by `seed`, or None without `augment`.
+
+        `extra`: more `AffineAugmentation` arguments (e.g. `horizontal_flip`)."""
+        if not self.augment:
+            return None
+        from common.data.affine_augment import AffineAugmentation  # Keras only when augmenting
+
+        return AffineAugmentation(
+            rotation_range=self.rotation_range, width_shift_range=self.width_shift_range,
+            height_shift_range=self.height_shift_range, shear_range=self.shear_range, zoom_range=self.zoom_range,
+            fill_mode=self.fill_mode, seed=getattr(self, "seed", None), **extra,
+        )
 
 
 def _field_type(cls, field: dataclasses.Field):
@@ -165,21 +228,40 @@ def config_from_dict(cls, data: dict, source: str = "config"):
         )
     values = {name: _coerce(cls, fields[name], value) for name, value in data.items()}
     config = cls(**values)
-    validate(config)
+    if not isinstance(config, TrainConfig):  # a TrainConfig validates itself when made
+        validate(config)
     return config
 
 
-def field_range(cls, name: str) -> dict:
-    """The range metadata (`min`, `max`, `above`, `below`) of field `name`, inherited from a base class
-    whose field of that name has one when the class's own field has none."""
+def _inherited(cls, name: str, has) -> dataclasses.Field | None:
+    """Field `name` of the first class in `cls`'s MRO whose field of that name satisfies `has`."""
     cls = cls if isinstance(cls, type) else type(cls)
     for klass in cls.__mro__:
         if not dataclasses.is_dataclass(klass):
             continue
         own = {f.name: f for f in dataclasses.fields(klass)}.get(name)
-        if own is not None and any(k in own.metadata for k in _RANGE_KEYS):
-            return {k: own.metadata[k] for k in _RANGE_KEYS if k in own.metadata}
-    return {}
+        if own is not None and has(own):
+            return own
+    return None
+
+
+def field_range(cls, name: str) -> dict:
+    """The range metadata (`min`, `max`, `above`, `below`) of field `name`, inherited from a base class
+    whose field of that name has one when the class's own field has none."""
+    own = _inherited(cls, name, lambda f: any(k in f.metadata for k in _RANGE_KEYS))
+    return {k: own.metadata[k] for k in _RANGE_KEYS if k in own.metadata} if own else {}
+
+
+def field_choices(cls, name: str):
+    """The allowed values of field `name` (None: any), inherited like `field_range`."""
+    own = _inherited(cls, name, lambda f: bool(f.metadata.get("choices")))
+    return own.metadata["choices"] if own else None
+
+
+def field_help(cls, name: str) -> str:
+    """The help text of field `name`, inherited from a base class when the class's own field has none."""
+    own = _inherited(cls, name, lambda f: bool(f.metadata.get("help")))
+    return own.metadata["help"] if own else ""
 
 
 def _number(v) -> str:
@@ -219,7 +301,7 @@ def check_range(flag: str, value, bounds: dict) -> None:
 def validate(config) -> None:
     """Check every field with `choices` holds an allowed value and every numeric field is in its range."""
     for field in dataclasses.fields(config):
-        choices = field.metadata.get("choices")
+        choices = field_choices(config, field.name)
         value = getattr(config, field.name)
         if value is None:
             continue
@@ -254,7 +336,7 @@ def build_parser(cls, description: str = "", prog: str | None = None) -> argpars
         flag = "--" + field.name.replace("_", "-")
         kind, item = _field_type(cls, field)
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        kwargs = {"help": field.metadata.get("help", ""), "default": argparse.SUPPRESS}
+        kwargs = {"help": field_help(cls, field.name), "default": argparse.SUPPRESS}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif kind is list:
@@ -262,8 +344,8 @@ def build_parser(cls, description: str = "", prog: str | None = None) -> argpars
             kwargs["metavar"] = "A,B,..."
         else:
             kwargs["type"] = kind
-            if field.metadata.get("choices"):
-                kwargs["choices"] = field.metadata["choices"]
+            if field_choices(cls, field.name):
+                kwargs["choices"] = field_choices(cls, field.name)
         # Show the real default in --help although parsing uses SUPPRESS.
         if default is not None and kind is not bool:
             shown = ",".join(map(str, default)) if isinstance(default, list) else default

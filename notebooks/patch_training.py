@@ -175,7 +175,6 @@ show(plot_confusion_matrix(matrix, ["absent", "present"], RUN_DIR / "confusion_v
 # %%
 from apps.patch_training.config import PatchTrainingConfig
 from apps.patch_training.train import load_data
-from common.backbones import preprocess
 from common.config import parse_config
 from common.data.voc import VOC_CLASSES, full_dataset
 
@@ -183,7 +182,7 @@ cfg = parse_config(PatchTrainingConfig, ["--config", str(RUN_DIR / "config.yaml"
 splits, _ = load_data(cfg)
 val_images = splits["val"][0].head(8).reset_index(drop=True)
 model = keras.models.load_model(RUN_DIR / "model.keras")
-scores = model.predict(full_dataset(val_images, cfg.image_size, 8, preprocess=preprocess(cfg.backbone)), verbose=0)
+scores = model.predict(full_dataset(val_images, cfg.image_size, 8), verbose=0)  # the model normalises raw images
 fig, axes = plt.subplots(2, 4, figsize=(12, 5.5))
 for ax, (i, row) in zip(axes.ravel(), val_images.iterrows()):
     true = [c for c in VOC_CLASSES if row[c]]

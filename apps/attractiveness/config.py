@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import EFFICIENTNET_LITE, default_weights, is_pretrained
+from common.backbones import EFFICIENTNET_LITE, is_pretrained, resolve_weights
 from common.config import TrainConfig, option
 
 MODELS = ("baseline", "hybrid", "late_fusion", "film", "condconv")
@@ -75,17 +75,11 @@ class AttractivenessConfig(TrainConfig):
     cache: bool = option(False, "keep decoded images in memory (fine for samples; full CelebA needs GBs)")
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
 
-
-def resolve(config: AttractivenessConfig) -> AttractivenessConfig:
-    """The config with its automatic values filled in (weights by backbone, the learning rate by weights)."""
-    if config.weights is None:
-        config = dataclasses.replace(config, weights=default_weights(config.backbone))
-    if config.backbone == "small" and str(config.weights).lower() == "imagenet":
-        raise ValueError("--backbone small has no ImageNet weights; pass --weights none or a .weights.h5 file")
-    if config.learning_rate is None:
-        if is_pretrained(config.weights):
-            rate = PRETRAINED_LEARNING_RATES.get(config.backbone, PRETRAINED_LEARNING_RATE)
-        else:
-            rate = SCRATCH_LEARNING_RATE
-        config = dataclasses.replace(config, learning_rate=rate)
-    return config
+    def fill_automatic(self) -> None:
+        """Weights by backbone, then the learning rate by weights."""
+        self.weights = resolve_weights(self.backbone, self.weights)
+        if self.learning_rate is None:
+            if is_pretrained(self.weights):
+                self.learning_rate = PRETRAINED_LEARNING_RATES.get(self.backbone, PRETRAINED_LEARNING_RATE)
+            else:
+                self.learning_rate = SCRATCH_LEARNING_RATE

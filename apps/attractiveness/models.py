@@ -14,6 +14,11 @@ start at the same function of the image:
   HybridConv2D (`hybridize(kind=...)`).
 - `late_fusion`: the covariates concatenated to the pooled features before
   the Dense head, whose covariate rows start at 0 (also equal at step 0).
+
+Every model takes raw RGB images with values 0..255: its first layer does the
+backbone's preprocessing (`common.backbones.with_preprocessing`, added after
+the conv positions are counted and swapped, so they count the backbone's
+convs only), so a saved `.keras` file needs no other knowledge.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import keras
 import numpy as np
 
 from apps.attractiveness.metrics import BinaryMacroF1
-from common.backbones import build_backbone
+from common.backbones import build_backbone, with_preprocessing
 from common.optimizers import get_optimizer
 
 COVARIATES = "covariates"
@@ -66,7 +71,7 @@ def resolve_positions(positions, model: keras.Model) -> list:
 def build_baseline(
     backbone: str, image_size: int, weights: str = "none", bn_momentum: float | None = 0.9, head_dropout: float = 0.0
 ) -> keras.Model:
-    """The plain network: `backbone` -> global average pooling -> dropout -> one sigmoid unit.
+    """The plain network on preprocessed images: `backbone` -> global average pooling -> dropout -> one sigmoid unit.
 
     `bn_momentum` (if not None) is set on every BatchNormalization: with
     Keras's default 0.99 the moving statistics lag far behind the weights in
@@ -97,7 +102,11 @@ def build_late_fusion(baseline: keras.Model, num_covariates: int) -> keras.Model
 
 
 def build_model(config, num_covariates: int) -> keras.Model:
-    """The `config.model` network (uncompiled); seed first for matched initialisations."""
+    """The `config.model` network (uncompiled) on 0..255 images; seed first for matched initialisations."""
+    return with_preprocessing(_build_network(config, num_covariates), config.backbone)
+
+
+def _build_network(config, num_covariates: int) -> keras.Model:
     baseline = build_baseline(config.backbone, config.image_size, config.weights, config.bn_momentum,
                               config.head_dropout)
     if config.model == "baseline":

@@ -55,7 +55,7 @@ import keras
 import numpy as np
 from scipy import stats
 
-from apps.attractiveness.config import AttractivenessConfig, resolve
+from apps.attractiveness.config import AttractivenessConfig
 from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.models import CONDITIONED
 from apps.attractiveness.train import load_tables, run_seeds
@@ -202,7 +202,6 @@ def _plot(rows: list[dict], out_png: Path) -> Path:
 
 
 def run_study(cfg: StudyConfig) -> list[dict]:
-    cfg = resolve(cfg)
     root = Path(cfg.run_dir)
     covariate_sets = [[c for c in str(s).split("+") if c] for s in cfg.covariate_sets]
     data = load_tables(dataclasses.replace(cfg, covariates=[]))

@@ -17,10 +17,9 @@ import logging
 
 import keras
 
-from apps.attractiveness.config import AttractivenessConfig, resolve
+from apps.attractiveness.config import AttractivenessConfig
 from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.models import build_model, compile_model
-from common.backbones import preprocess
 from common.config import parse_config
 from common.data import demo
 from common.data.celeba import (
@@ -53,12 +52,13 @@ def load_tables(cfg):
 
 
 def make_datasets(cfg, tables, batch_size) -> dict:
-    """tf.data per split; the baseline gets images only, the fusion models images and covariates."""
+    """tf.data per split of raw 0..255 images (the model preprocesses them); the baseline gets images only,
+    the fusion models images and covariates."""
     covariates = None if cfg.model == "baseline" else cfg.covariates
     return {
         split: make_dataset(
             tables[split], cfg.target, covariates, (cfg.image_size, cfg.image_size), batch_size,
-            shuffle=split == "train", seed=cfg.seed, preprocess=preprocess(cfg.backbone), cache=cfg.cache,
+            shuffle=split == "train", seed=cfg.seed, cache=cfg.cache,
             augment=keras.layers.RandomFlip("horizontal", seed=cfg.seed) if cfg.flip and split == "train" else None,
         )
         for split in ("train", *SPLITS)
@@ -67,7 +67,6 @@ def make_datasets(cfg, tables, batch_size) -> dict:
 
 def train_one(cfg: AttractivenessConfig, data=None) -> dict:
     """One run (one seed): fit, evaluate on val and test, write the run directory; returns metrics."""
-    cfg = resolve(cfg)
     tables, note = data or load_tables(cfg)
     dist = Distribution.from_config(cfg)
     run = Run(APP, cfg)  # seeds every RNG, so one seed gives one initialisation for every model kind
@@ -88,7 +87,6 @@ def run_seeds(cfg: AttractivenessConfig, data=None, same_settings: bool = True) 
     With `same_settings` a seed folder run with other settings is refused; the seed list may
     change (adding seeds extends the run).
     """
-    cfg = resolve(cfg)
     root = resolve_run_dir(APP, cfg)  # an unfinished multi-seed run of this config is resumed
     root.mkdir(parents=True, exist_ok=True)
     configs = {"run": {int(seed): dataclasses.replace(cfg, seed=int(seed), seeds=[], run_dir=str(root / f"seed{seed}"))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import keras
 
-from apps.attractiveness.config import MODELS, AttractivenessConfig, resolve
+from apps.attractiveness.config import MODELS, AttractivenessConfig
 from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.models import CONDITIONED, build_model, compile_model
 from apps.attractiveness.train import load_tables, make_datasets, run_seeds
@@ -165,7 +165,6 @@ def grid_rows(trials: dict) -> list[dict]:
 def main(argv=None) -> list[dict]:
     cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m apps.attractiveness.tune")
     setup_logging(cfg.quiet)
-    cfg = resolve(cfg)
     root = Path(cfg.run_dir)
     data = load_tables(cfg)
     for covariates in cfg.covariate_sets:  # unknown names fail before any search

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from common.data import demo
-from common.data.affine_augment import AffineAugmentation
 from common.data.class_folders import make_dataset
 from common.data.domains import kfold_domains, parse_split, read_domains, split_domains
 from common.data.edge_view import EdgeView
@@ -75,11 +74,7 @@ def augmentation(cfg):
     """The report's ImageDataGenerator knobs (docs/reports.md: cross_modal) as one `AffineAugmentation`, or None without `--augment`."""
     if not cfg.augment:
         return None
-    steps = [AffineAugmentation(
-        rotation_range=cfg.rotation_range, width_shift_range=cfg.width_shift_range,
-        height_shift_range=cfg.height_shift_range, shear_range=cfg.shear_range, zoom_range=cfg.zoom_range,
-        horizontal_flip=cfg.horizontal_flip, fill_mode=cfg.fill_mode, seed=cfg.seed,
-    )]
+    steps = [cfg.affine_augmentation(horizontal_flip=cfg.horizontal_flip)]
     if cfg.color_jitter:
         s = cfg.color_jitter
         steps.append(keras.layers.RandomColorJitter(

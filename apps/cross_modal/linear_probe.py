@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from apps.cross_modal.config import CrossModalConfig, resolve
+from apps.cross_modal.config import CrossModalConfig
 from apps.cross_modal.data import experiments, labels_of, load_table, partitions, test_rows
 from apps.cross_modal.models import build_extractor
 from common.config import parse_config
@@ -48,7 +48,7 @@ def _probe(train_x, train_y, val_x, val_y, seed):
 
 def probe(cfg: CrossModalConfig, run_dir: Path) -> dict:
     """Fit and test one probe per experiment of the protocol; returns the results dict."""
-    cfg = resolve(cfg.replace(model="frozen"))
+    cfg = cfg.replace(model="frozen")
     table = load_table(cfg)
     class_names, modalities = table.attrs["class_names"], table.attrs["modalities"]
     extractor = build_extractor(cfg)

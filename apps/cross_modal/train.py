@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from apps.cross_modal.config import CrossModalConfig, resolve
+from apps.cross_modal.config import CrossModalConfig
 from apps.cross_modal.data import (
     experiments,
     labels_of,
@@ -84,7 +84,6 @@ def fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities
 
 def train(cfg: CrossModalConfig) -> dict:
     """One run of the protocol (per fold with `--folds`); returns metrics."""
-    cfg = resolve(cfg)
     table = load_table(cfg)
     class_names, modalities = table.attrs["class_names"], table.attrs["modalities"]
     dist = Distribution.from_config(cfg)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import EFFICIENTNET_LITE, default_weights
-from common.config import TrainConfig, option
+from common.backbones import EFFICIENTNET_LITE, resolve_weights
+from common.config import AugmentOptions, TrainConfig, option
 
 TASKS = ("orientation", "light")
 TRANSFER_MODELS = (*EFFICIENTNET_LITE, "inception_v3", "resnet50")
@@ -19,7 +19,7 @@ MIN_IMAGE_SIZE = {"inception_v3": 75, "resnet50": 32, "from_scratch": 8, **{name
 
 
 @dataclasses.dataclass
-class OrientationLightConfig(TrainConfig):
+class OrientationLightConfig(AugmentOptions, TrainConfig):
     """Face orientation or light-source direction, 3 classes from class folders."""
 
     task: str = option(
@@ -67,15 +67,16 @@ class OrientationLightConfig(TrainConfig):
     )
     finetune_epochs: int = option(5, "epochs of the fine-tuning phase", min=1)
     finetune_learning_rate_factor: float = option(0.1, "fine-tuning learning rate = learning rate x this", above=0)
-    augment: bool = option(False, "random affine augmentation of the training images (docs/reports.md: tried on and off)")
-    rotation_range: float = option(10.0, "--augment: rotation in degrees, drawn in [-r, r]", min=0, max=180)
-    width_shift_range: float = option(0.1, "--augment: horizontal shift, fraction of the width", min=0, below=1)
-    height_shift_range: float = option(0.1, "--augment: vertical shift, fraction of the height", min=0, below=1)
-    shear_range: float = option(0.0, "--augment: shear angle in degrees", min=0, below=90)
-    zoom_range: float = option(0.1, "--augment: zoom factors in [1 - z, 1 + z]", min=0, below=1)
+    augment: bool = option(
+        False, "random affine augmentation of the training images (docs/reports.md: tried on and off); it never "
+        "flips (see --mirror)"
+    )
+    rotation_range: float = option(10.0)
+    width_shift_range: float = option(0.1)
+    height_shift_range: float = option(0.1)
+    shear_range: float = option(0.0)
+    zoom_range: float = option(0.1)
     brightness_range: list[float] = option([], "--augment: brightness factors low,high (e.g. 0.8,1.2); empty = off", above=0)
-    fill_mode: str = option("nearest", "--augment: how pixels outside the image are filled",
-                            choices=("nearest", "constant", "reflect", "wrap"))
     mirror: bool = option(
         False, "mirror half of the training images left-right AND swap their left/right labels (a plain "
         "horizontal flip would teach wrong labels for these tasks, so --augment never flips)"
@@ -88,25 +89,16 @@ class OrientationLightConfig(TrainConfig):
     cache: bool = option(True, "keep the decoded images in memory (about 12 kB per image at 64 px)")
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
 
-
-def resolve(cfg: OrientationLightConfig) -> OrientationLightConfig:
-    """The config with its automatic values filled in and its combinations checked."""
-    changes = {}
-    if cfg.weights is None:
-        changes["weights"] = default_weights(cfg.model)
-    if cfg.learning_rate is None:
-        changes["learning_rate"] = DEFAULT_LEARNING_RATES[cfg.optimizer]
-    if cfg.image_size < MIN_IMAGE_SIZE[cfg.model]:
-        raise ValueError(f"--image-size {cfg.image_size} is too small for --model {cfg.model}; "
-                         f"use at least {MIN_IMAGE_SIZE[cfg.model]}")
-    if cfg.finetune_layers and cfg.model not in TRANSFER_MODELS:
-        raise ValueError(f"--finetune-layers applies to the transfer models ({', '.join(TRANSFER_MODELS)}), "
-                         f"not --model {cfg.model}; leave it at 0")
-    if not 0.0 <= cfg.holdout_fraction < 1.0:
-        raise ValueError(f"--holdout-fraction {cfg.holdout_fraction} must be in [0, 1), e.g. 0.5")
-    for name in ("conv_dropout", "head_dropout", "bn_momentum"):
-        if not 0.0 <= getattr(cfg, name) < 1.0:
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)} must be in [0, 1)")
-    if cfg.brightness_range and len(cfg.brightness_range) != 2:
-        raise ValueError(f"--brightness-range {cfg.brightness_range} needs two numbers low,high such as 0.8,1.2")
-    return dataclasses.replace(cfg, **changes) if changes else cfg
+    def fill_automatic(self) -> None:
+        """Weights by model, the learning rate by optimizer; the combinations checked."""
+        self.weights = resolve_weights(self.model, self.weights, flag="--model")
+        if self.learning_rate is None:
+            self.learning_rate = DEFAULT_LEARNING_RATES[self.optimizer]
+        if self.image_size < MIN_IMAGE_SIZE[self.model]:
+            raise ValueError(f"--image-size {self.image_size} is too small for --model {self.model}; "
+                             f"use at least {MIN_IMAGE_SIZE[self.model]}")
+        if self.finetune_layers and self.model not in TRANSFER_MODELS:
+            raise ValueError(f"--finetune-layers applies to the transfer models ({', '.join(TRANSFER_MODELS)}), "
+                             f"not --model {self.model}; leave it at 0")
+        if self.brightness_range and len(self.brightness_range) != 2:
+            raise ValueError(f"--brightness-range {self.brightness_range} needs two numbers low,high such as 0.8,1.2")

@@ -7,7 +7,6 @@ import logging
 import tensorflow as tf
 
 from common.data import demo
-from common.data.affine_augment import AffineAugmentation
 from common.data.class_folders import make_dataset, read_class_folders, split_table
 
 log = logging.getLogger("hybridvision")
@@ -80,16 +79,9 @@ def mirror_with_swapped_labels(class_names, seed=0):
 
 def augmentation(cfg):
     """The affine augmentation of the config, or None without `--augment`."""
-    if not cfg.augment:
-        return None
     # No horizontal_flip here: a flip turns a left face into a right one but
     # would keep its "left" label; --mirror flips AND swaps the labels instead.
-    return AffineAugmentation(
-        rotation_range=cfg.rotation_range, width_shift_range=cfg.width_shift_range,
-        height_shift_range=cfg.height_shift_range, shear_range=cfg.shear_range, zoom_range=cfg.zoom_range,
-        brightness_range=list(cfg.brightness_range) or None, fill_mode=cfg.fill_mode, horizontal_flip=False,
-        seed=cfg.seed,
-    )
+    return cfg.affine_augmentation(brightness_range=list(cfg.brightness_range) or None, horizontal_flip=False)
 
 
 def make_datasets(cfg, tables, class_names, batch_size) -> dict:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from apps.orientation_light.config import OrientationLightConfig, resolve
+from apps.orientation_light.config import OrientationLightConfig
 from apps.orientation_light.data import load_tables, make_datasets
 from apps.orientation_light.models import build_model, compile_model, prepare_finetuning
 from common.config import parse_config
@@ -47,7 +47,6 @@ def class_report(model, datasets: dict, class_names, out_dir: Path) -> dict:
 
 def train(cfg: OrientationLightConfig) -> dict:
     """One run: fit (and fine-tune), evaluate on val and test, write the run directory; returns metrics."""
-    cfg = resolve(cfg)
     tables, class_names, note = load_tables(cfg)
     dist = Distribution.from_config(cfg)
     run = Run(APP, cfg, export_name=f"{cfg.task}_{cfg.model}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import keras
 
-from apps.orientation_light.config import OPTIMIZERS, OrientationLightConfig, resolve
+from apps.orientation_light.config import OPTIMIZERS, OrientationLightConfig
 from apps.orientation_light.data import load_tables, make_datasets
 from apps.orientation_light.models import build_model, compile_model
 from common.config import option, parse_config
@@ -65,7 +65,7 @@ def train_config(cfg: TuneConfig) -> OrientationLightConfig:
     """The plain train config of the search (what `train.py --config` reads), automatic values filled in."""
     names = {f.name for f in dataclasses.fields(OrientationLightConfig)}
     values = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
-    return resolve(OrientationLightConfig(**{**values, "run_dir": None}))
+    return OrientationLightConfig(**{**values, "run_dir": None})
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import BACKBONES, SCRATCH_ONLY, default_weights, is_pretrained
+from common.backbones import BACKBONES, is_pretrained, resolve_weights
 from common.config import TrainConfig, option
 from common.data.voc import PATCH_SHAPES
 from common.optimizers import OPTIMIZERS
@@ -69,20 +69,17 @@ class PatchTrainingConfig(TrainConfig):
     cache: bool = option(False, "keep decoded, resized images and patches in memory")
     patch_cache: str | None = option(None, "folder of the cached patch crops (default .cache/voc_patches)")
 
+    def fill_automatic(self) -> None:
+        """Weights by backbone, the learning rate by weights; the switch epoch within the epochs."""
+        self.weights = resolve_weights(self.backbone, self.weights)
+        if self.learning_rate is None:
+            self.learning_rate = PRETRAINED_LEARNING_RATE if is_pretrained(self.weights) else SCRATCH_LEARNING_RATE
+        self.check_switch_epoch()
 
-def resolve(config: PatchTrainingConfig) -> PatchTrainingConfig:
-    """The config with its automatic values (weights, learning rate) filled in and checked."""
-    if config.weights is None:
-        config = dataclasses.replace(config, weights=default_weights(config.backbone))
-    if config.backbone in SCRATCH_ONLY and str(config.weights).lower() == "imagenet":
-        raise ValueError(f"--backbone {config.backbone} has no ImageNet weights; pass --weights none or a .weights.h5 file")
-    if config.learning_rate is None:
-        config = dataclasses.replace(
-            config, learning_rate=PRETRAINED_LEARNING_RATE if is_pretrained(config.weights) else SCRATCH_LEARNING_RATE
-        )
-    if not 0 <= config.switch_epoch <= config.epochs:
-        raise ValueError(
-            f"--switch-epoch {config.switch_epoch} is outside 0..--epochs {config.epochs}; "
-            "use 0 for the baseline and at most the number of epochs"
-        )
-    return config
+    def check_switch_epoch(self) -> None:
+        """--switch-epoch within 0..--epochs."""
+        if not 0 <= self.switch_epoch <= self.epochs:
+            raise ValueError(
+                f"--switch-epoch {self.switch_epoch} is outside 0..--epochs {self.epochs}; "
+                "use 0 for the baseline and at most the number of epochs"
+            )

@@ -12,13 +12,18 @@ With `patch_shape="keep"` the backbone and `patch_model` take images of any
 size, `(None, None, 3)`: patches keep their own shape and the pooling (SPP
 or adaptive, both pool a grid of any map to fixed cells) gives the dense
 head a fixed-length vector; `full_model` still takes `image_size` squares.
+
+Both models take raw RGB images with values 0..255: one shared
+preprocessing layer (`common.backbones.preprocessing_layer`) in front of the
+backbone does its normalisation, so a saved `.keras` file needs no other
+knowledge.
 """
 
 from __future__ import annotations
 
 import keras
 
-from common.backbones import build_backbone
+from common.backbones import build_backbone, preprocessing_layer
 from common.data.voc import VOC_CLASSES
 from common.layers import SpatialPyramidPooling2D
 from common.losses import WeightedBinaryCrossentropy
@@ -39,7 +44,7 @@ def build_models(
     num_classes=len(VOC_CLASSES),
     patch_shape="square",
 ):
-    """Returns `(full_model, patch_model)` sharing one backbone.
+    """Returns `(full_model, patch_model)` sharing one backbone, both on 0..255 images.
 
     Args:
         backbone: a `common.backbones.BACKBONES` name.
@@ -59,16 +64,17 @@ def build_models(
     shape = (image_size, image_size, 3)
     patch_input = shape if patch_shape == "square" else (None, None, 3)
     features = build_backbone(backbone, patch_input, weights=weights)
+    preprocess = preprocessing_layer(backbone)  # shared, like the backbone
 
     image = keras.Input(shape, name="image")
-    x = keras.layers.GlobalAveragePooling2D(name="labels_pool")(features(image))
+    x = keras.layers.GlobalAveragePooling2D(name="labels_pool")(features(preprocess(image)))
     x = keras.layers.Dropout(dropout, name="labels_dropout")(x)
     # float32 outputs keep the loss and the AP stable under mixed precision.
     labels = keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name="labels")(x)
     full_model = keras.Model(image, labels, name="full_model")
 
     patch = keras.Input(patch_input, name="patch")
-    p = SpatialPyramidPooling2D(**POOLING[patch_pooling], name="patch_pool")(features(patch))
+    p = SpatialPyramidPooling2D(**POOLING[patch_pooling], name="patch_pool")(features(preprocess(patch)))
     p = keras.layers.Flatten(name="patch_flatten")(p)
     for k in (1, 2):
         p = keras.layers.Dropout(dropout, name=f"patch_dropout{k}")(p)

@@ -21,7 +21,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from apps.patch_training.config import PatchTrainingConfig, resolve
+from apps.patch_training.config import PatchTrainingConfig
 from apps.patch_training.train import load_data, run_experiment
 from common.config import option, parse_config
 from common.plots import plot_lines
@@ -45,6 +45,9 @@ class SweepConfig(PatchTrainingConfig):
 
     switch_epochs: list[int] = option([0, 2, 5, 7, 10], "switch epochs to compare (docs/reports.md: 0..10, 0 = baseline)", min=0)
     out: str = option("runs/patch_training_sweep", "folder of sweep.csv, sweep.md, the plots and one run per K")
+
+    def check_switch_epoch(self) -> None:
+        """--switch-epoch is not used: each run takes one of --switch-epochs (checked by `sweep`)."""
 
 
 def _run_config(sweep: SweepConfig, k: int, out: Path) -> PatchTrainingConfig:
@@ -117,7 +120,7 @@ def sweep(config: SweepConfig) -> list[dict]:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     # One seed (--seed) per K, in DIR/K<k>: the switch epochs are the settings.
-    configs = {k: {config.seed: resolve(_run_config(config, k, out))} for k in ks}
+    configs = {k: {config.seed: _run_config(config, k, out)} for k in ks}
     title = f"{config.backbone}, {config.patch_shape} patches, {config.epochs} epochs, data {config.data_dir or 'SYNTHETIC demo'}"
     data, rows = None, []
 

@@ -25,10 +25,9 @@ import logging
 import time
 
 from apps.patch_training import DESCRIPTION
-from apps.patch_training.config import PatchTrainingConfig, resolve
+from apps.patch_training.config import PatchTrainingConfig
 from apps.patch_training.metrics import multilabel_report, predict_multilabel, write_per_class_report
 from apps.patch_training.models import build_models, compile_models
-from common.backbones import preprocess
 from common.config import parse_config
 from common.data import demo
 from common.data.voc import (
@@ -78,16 +77,16 @@ def timed_fit(run, model, train, val, phase, **kwargs) -> float | None:
     return seconds.get(phase)
 
 
-def patch_datasets(cfg, patches, batch, pre):
+def patch_datasets(cfg, patches, batch):
     """`(train, val or None)` PatchSets of `cfg.patch_shape` (val is None without val patches)."""
     if cfg.patch_shape == "keep":
         def make(table, train):
             return bucketed_patch_dataset(table, cfg.image_size, batch, cfg.patch_bucket, shuffle=train, seed=cfg.seed,
-                                          preprocess=pre, cache=cfg.cache, augment=train and cfg.augment)
+                                          cache=cfg.cache, augment=train and cfg.augment)
     else:
         def make(table, train):
-            return patch_dataset(table, cfg.image_size, batch, shuffle=train, seed=cfg.seed, preprocess=pre,
-                                 cache=cfg.cache, augment=train and cfg.augment)
+            return patch_dataset(table, cfg.image_size, batch, shuffle=train, seed=cfg.seed, cache=cfg.cache,
+                                 augment=train and cfg.augment)
     return make(patches["train"], True), make(patches["val"], False) if len(patches["val"]) else None
 
 
@@ -110,7 +109,6 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
     `data`: a `load_data` result to reuse; `export_name`: the model's name
     under saved_models/patch_training/ (default: the run directory's name).
     """
-    cfg = resolve(cfg)
     setup_logging(cfg.quiet)
     splits, notes = data or load_data(cfg)
     dist = Distribution.from_config(cfg)
@@ -118,7 +116,7 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
     for key, value in notes.items():
         run.note(key, value)
     (train_images, train_boxes), (val_images, val_boxes) = splits["train"], splits["val"]
-    size, batch, pre = cfg.image_size, dist.global_batch_size(cfg.batch_size), preprocess(cfg.backbone)
+    size, batch = cfg.image_size, dist.global_batch_size(cfg.batch_size)
     pos_weight = positive_weights(label_matrix(train_images), cfg.max_pos_weight)
     with dist.scope():
         full_model, patch_model = build_models(
@@ -130,7 +128,7 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
     if cfg.switch_epoch > 0:
         patches = {s: cache_patches(patch_table(b, cfg.min_patch), cfg.patch_cache) for s, b in (("train", train_boxes), ("val", val_boxes))}
         log.info("patches of >= %d px: %d train, %d val", cfg.min_patch, len(patches["train"]), len(patches["val"]))
-        train_p, val_p = patch_datasets(cfg, patches, batch, pre)
+        train_p, val_p = patch_datasets(cfg, patches, batch)
         monitor = "val_accuracy" if val_p is not None else "accuracy"
         seconds["patches"] = timed_fit(run, patch_model, train_p, val_p, "patches", epochs=cfg.switch_epoch, monitor=monitor)
         run.note("patches", {"train": len(patches["train"]), "val": len(patches["val"]), "min_size": cfg.min_patch,
@@ -144,9 +142,9 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
             "val_accuracy": last.get("val_accuracy"),
             "accuracy": last.get("accuracy"),
         }
-    full_val = full_dataset(val_images, size, batch, preprocess=pre, cache=cfg.cache)
+    full_val = full_dataset(val_images, size, batch, cache=cfg.cache)
     if cfg.epochs > cfg.switch_epoch:
-        full_train = full_dataset(train_images, size, batch, True, cfg.seed, pre, cfg.cache, cfg.augment)
+        full_train = full_dataset(train_images, size, batch, True, cfg.seed, cfg.cache, cfg.augment)
         seconds["full"] = timed_fit(run, full_model, full_train, full_val, "full", epochs=cfg.epochs - cfg.switch_epoch, monitor="val_pr_auc")
     else:
         run.note("full_phase", "--switch-epoch equals --epochs: the multi-label head was never trained")

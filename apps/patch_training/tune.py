@@ -28,11 +28,10 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from apps.patch_training.config import PatchTrainingConfig, resolve
+from apps.patch_training.config import PatchTrainingConfig
 from apps.patch_training.metrics import multilabel_report, predict_multilabel
 from apps.patch_training.models import build_models, compile_models
 from apps.patch_training.train import load_data, patch_datasets
-from common.backbones import preprocess
 from common.config import option, parse_config
 from common.data.voc import VOC_CLASSES, cache_patches, full_dataset, label_matrix, patch_table, positive_weights
 from common.tables import write_table
@@ -73,7 +72,7 @@ def train_config(cfg: TuneConfig) -> PatchTrainingConfig:
     """The plain train config of the search (what `train.py --config` reads), automatic values filled in."""
     names = {f.name for f in dataclasses.fields(PatchTrainingConfig)}
     values = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
-    return resolve(PatchTrainingConfig(**{**values, "run_dir": None}))
+    return PatchTrainingConfig(**{**values, "run_dir": None})
 
 
 class CurriculumHyperModel(ConfigHyperModel):
@@ -157,7 +156,6 @@ def main(argv=None):
     splits, _ = load_data(base)
     (train_images, train_boxes), (val_images, val_boxes) = splits["train"], splits["val"]
     pos_weight = positive_weights(label_matrix(train_images), base.max_pos_weight)
-    pre = preprocess(base.backbone)
     patches = None
     if base.switch_epoch > 0:
         patches = {s: cache_patches(patch_table(b, base.min_patch), base.patch_cache) for s, b in (("train", train_boxes), ("val", val_boxes))}
@@ -175,11 +173,11 @@ def main(argv=None):
     def make_data(trial_cfg):
         size, batch = trial_cfg.image_size, trial_cfg.batch_size
         data = {
-            "full_train": full_dataset(train_images, size, batch, True, trial_cfg.seed, pre, trial_cfg.cache, trial_cfg.augment),
-            "full_val": full_dataset(val_images, size, batch, preprocess=pre, cache=trial_cfg.cache),
+            "full_train": full_dataset(train_images, size, batch, True, trial_cfg.seed, trial_cfg.cache, trial_cfg.augment),
+            "full_val": full_dataset(val_images, size, batch, cache=trial_cfg.cache),
         }
         if patches is not None:
-            data["patch_train"], data["patch_val"] = patch_datasets(trial_cfg, patches, batch, pre)
+            data["patch_train"], data["patch_val"] = patch_datasets(trial_cfg, patches, batch)
         return data
 
     out_dir = Path(cfg.run_dir) / cfg.project

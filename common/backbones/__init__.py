@@ -11,6 +11,8 @@ from common.backbones.registry import (
     is_pretrained,
     preprocess,
     preprocessing_layer,
+    resolve_weights,
+    with_preprocessing,
 )
 
 __all__ = [
@@ -24,4 +26,6 @@ __all__ = [
     "is_pretrained",
     "preprocess",
     "preprocessing_layer",
+    "resolve_weights",
+    "with_preprocessing",
 ]

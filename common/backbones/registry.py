@@ -121,6 +121,16 @@ def default_weights(name):
     return "none" if _check_name(name) in SCRATCH_ONLY else "imagenet"
 
 
+def resolve_weights(name, weights, flag="--backbone"):
+    """`weights`, or `default_weights(name)` when it is None; ImageNet weights of a scratch-only backbone
+    are refused in one line naming `flag`."""
+    if weights is None:
+        return default_weights(name)
+    if _check_name(name) in SCRATCH_ONLY and str(weights).lower() == "imagenet":
+        raise ValueError(f"{flag} {name} has no ImageNet weights; pass --weights none or a .weights.h5 file")
+    return weights
+
+
 def is_pretrained(weights):
     """Whether a `weights` setting loads trained weights (ImageNet or a file), not a random start."""
     return _check_weights(weights) is not None
@@ -169,6 +179,22 @@ def preprocessing_layer(name, layer_name="preprocess"):
         kernel[0, 0, 2 - out_channel, out_channel] = 1.0
     layer.set_weights([kernel, -np.asarray(_CAFFE_MEAN_BGR, "float32")])
     return layer
+
+
+def with_preprocessing(model, name, layer_name="preprocess"):
+    """`model` with `preprocessing_layer(name)` in front of its first input: one flat model on 0..255 images.
+
+    `model` is a functional model whose first input takes images preprocessed
+    for backbone `name` (other inputs, e.g. covariates, pass through). The
+    result has the same inputs (names, shapes), calls the same layers (so it
+    shares their weights) and starts with the preprocessing layer, so a saved
+    copy labels raw images with no other knowledge. Every layer stays at the
+    top level (no nesting), so code that looks layers up by name still works.
+    """
+    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name) for x in model.inputs]
+    preprocessed = preprocessing_layer(name, layer_name)(inputs[0])
+    outputs = model._run_through_graph([preprocessed, *inputs[1:]], operation_fn=lambda layer: layer)
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
 
 
 def conv_layer_names(model):

@@ -224,7 +224,6 @@ def make_dataset(
     batch_size=32,
     shuffle=True,
     seed=0,
-    preprocess=None,
     cache=False,
     validate=True,
     augment=None,
@@ -242,18 +241,17 @@ def make_dataset(
         batch_size: images per batch.
         shuffle: reshuffle every epoch (seeded).
         seed: shuffle seed.
-        preprocess: function applied to the float 0..255 image batch (e.g.
-            `common.backbones.preprocess(name)`), after the cache.
         cache: False, True (in memory) or a file path for `Dataset.cache`.
         validate: check up front that every image decodes.
         augment: a layer (or a list of layers, applied in order) called on
-            the float 0..255 batch with `training=True`, after the cache and
-            before `preprocess`; None for none.
+            the float 0..255 batch with `training=True`, after the cache;
+            None for none.
 
     Returns:
-        `tf.data.Dataset` of `((images, covariates), target)` with covariates
-        float32 `(batch, len(covariates))` and target float32 `(batch, 1)`; or
-        `(images, target)` without covariates.
+        `tf.data.Dataset` of `((images, covariates), target)` with images
+        float32 0..255 (not normalised: the models do their backbone's
+        preprocessing), covariates float32 `(batch, len(covariates))` and
+        target float32 `(batch, 1)`; or `(images, target)` without covariates.
     """
     covariates = list(covariates or [])
     valid = [c for c in table.columns if c not in ("path", "file", "partition")]
@@ -291,8 +289,6 @@ def make_dataset(
         for step in augment if isinstance(augment, (list, tuple)) else [augment]:
             if step is not None:
                 images = step(images, training=True)
-        if preprocess is not None:
-            images = preprocess(images)
         inputs = (images, row["covariates"]) if covariates else images
         return inputs, row["target"]
 

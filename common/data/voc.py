@@ -362,7 +362,7 @@ def _flip(image, label):
     return tf.image.random_flip_left_right(image), label
 
 
-def _pipeline(paths, labels, image_size, batch_size, shuffle, seed, preprocess, cache, augment):
+def _pipeline(paths, labels, image_size, batch_size, shuffle, seed, cache, augment):
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
     if shuffle:
         dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=not cache)
@@ -380,14 +380,13 @@ def _pipeline(paths, labels, image_size, batch_size, shuffle, seed, preprocess, 
     dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y))
     if augment:
         dataset = dataset.map(_flip, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size)
-    if preprocess is not None:
-        dataset = dataset.map(lambda x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def full_dataset(images, image_size, batch_size, shuffle=False, seed=0, preprocess=None, cache=False, augment=False):
-    """FullSet: batches of (image, multi-hot labels float32 (batch, 20)).
+def full_dataset(images, image_size, batch_size, shuffle=False, seed=0, cache=False, augment=False):
+    """FullSet: batches of (image float32 0..255, multi-hot labels float32 (batch, 20)).
+
+    The images are not normalised: the models do their backbone's preprocessing.
 
     Args:
         images: a `read_voc` images table.
@@ -395,18 +394,16 @@ def full_dataset(images, image_size, batch_size, shuffle=False, seed=0, preproce
         batch_size: images per batch.
         shuffle: reshuffle every epoch (seeded).
         seed: shuffle and flip seed.
-        preprocess: function on float batches in 0..255 (e.g.
-            `common.backbones.preprocess(name)`); None keeps 0..255.
         cache: False, True (decoded images in memory) or a file path.
         augment: random horizontal flips.
     """
     images = drop_unreadable(images, "path", "images")
     if images.empty:
         raise ValueError("no readable images left to build the FullSet from")
-    return _pipeline(images["path"].to_numpy(str), label_matrix(images), image_size, batch_size, shuffle, seed, preprocess, cache, augment)
+    return _pipeline(images["path"].to_numpy(str), label_matrix(images), image_size, batch_size, shuffle, seed, cache, augment)
 
 
-def patch_dataset(patches, image_size, batch_size, shuffle=False, seed=0, preprocess=None, cache=False, augment=False):
+def patch_dataset(patches, image_size, batch_size, shuffle=False, seed=0, cache=False, augment=False):
     """PatchSet: batches of (crop resized to image_size, class id int32).
 
     Args:
@@ -418,7 +415,7 @@ def patch_dataset(patches, image_size, batch_size, shuffle=False, seed=0, prepro
     if patches.empty:
         raise ValueError("no patches to build the PatchSet from; lower --min-patch or check the boxes")
     labels = patches["label"].to_numpy("int32")
-    return _pipeline(patches["patch_path"].to_numpy(str), labels, image_size, batch_size, shuffle, seed, preprocess, cache, augment)
+    return _pipeline(patches["patch_path"].to_numpy(str), labels, image_size, batch_size, shuffle, seed, cache, augment)
 
 
 PATCH_SHAPES = ("square", "keep")
@@ -465,7 +462,7 @@ def _bucket_key(step):
 
 
 def bucketed_patch_dataset(
-    patches, max_side, batch_size, step=32, shuffle=False, seed=0, preprocess=None, cache=False, augment=False
+    patches, max_side, batch_size, step=32, shuffle=False, seed=0, cache=False, augment=False
 ):
     """PatchSet with patches at their own size: batches of one `(height, width)` bucket each.
 
@@ -513,6 +510,4 @@ def bucketed_patch_dataset(
     # length lets Keras show progress and not warn that the input ran out.
     _, counts = np.unique(heights.astype("int64") * 4096 + widths, return_counts=True)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(int(np.sum(-(-counts // batch_size)))))
-    if preprocess is not None:
-        dataset = dataset.map(lambda x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

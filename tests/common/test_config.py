@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from common.config import TrainConfig, option, parse_config
+from common.config import AugmentOptions, TrainConfig, option, parse_config
 
 
 @dataclasses.dataclass
@@ -54,3 +54,69 @@ def test_bad_choice_and_missing_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_config(ToyConfig, ["--config", str(bad)])
     assert "--model 'vit' is not valid" in capsys.readouterr().err
+
+
+@dataclasses.dataclass
+class AutoConfig(TrainConfig):
+    """A toy app whose learning rate is automatic: by model, and checked against the epochs."""
+
+    model: str = option("cnn", "which model", choices=("cnn", "fc"))
+    learning_rate: float | None = option(None, "default by model")
+    warmup: int = option(0, "warm-up epochs", min=0)
+
+    def fill_automatic(self):
+        if self.learning_rate is None:
+            self.learning_rate = {"cnn": 0.1, "fc": 0.2}[self.model]
+        if self.warmup > self.epochs:
+            raise ValueError(f"--warmup {self.warmup} is longer than --epochs {self.epochs}")
+
+
+def test_automatic_values_are_filled_when_a_config_is_made(tmp_path, capsys):
+    from common.config import config_from_dict, save_config
+
+    assert AutoConfig().learning_rate == 0.1 and AutoConfig(model="fc").learning_rate == 0.2
+    parsed = parse_config(AutoConfig, ["--model", "fc"])
+    assert parsed == AutoConfig(model="fc") == config_from_dict(AutoConfig, {"model": "fc"})
+    assert parse_config(AutoConfig, ["--learning-rate", "0.5"]).learning_rate == 0.5
+    # A saved (filled-in) config reads back equal, with no automatic value left to fill.
+    save_config(parsed, tmp_path / "config.yaml")
+    assert parse_config(AutoConfig, ["--config", str(tmp_path / "config.yaml")]) == parsed
+    # replace() works an automatic value out again; a given one stays; dataclasses.replace keeps both.
+    assert parsed.replace(model="cnn").learning_rate == 0.1
+    assert AutoConfig(learning_rate=0.5).replace(model="fc").learning_rate == 0.5
+    assert dataclasses.replace(parsed, model="cnn").learning_rate == 0.2
+    # Ranges and choices are checked first (before fill_automatic reads them), combinations after.
+    with pytest.raises(ValueError, match="--model 'vit' is not valid"):
+        AutoConfig(model="vit")
+    with pytest.raises(ValueError, match="--warmup must be >= 0"):
+        AutoConfig(warmup=-1)
+    with pytest.raises(SystemExit):
+        parse_config(AutoConfig, ["--warmup", "20", "--epochs", "3"])
+    assert capsys.readouterr().err.strip() == "error: --warmup 20 is longer than --epochs 3"
+
+
+@dataclasses.dataclass
+class AugmentedConfig(AugmentOptions, TrainConfig):
+    rotation_range: float = option(10.0)  # a new default; help, range and choices are inherited
+    fill_mode: str = option("reflect")
+
+
+def test_augment_options_are_one_shared_piece(capsys):
+    from common.data.affine_augment import AffineAugmentation
+
+    assert AugmentedConfig().affine_augmentation() is None  # --augment is off by default
+    cfg = parse_config(AugmentedConfig, ["--augment", "--zoom-range", "0.3", "--seed", "4"])
+    layer = cfg.affine_augmentation(horizontal_flip=True)
+    assert isinstance(layer, AffineAugmentation)
+    assert (layer.rotation_range, layer.zoom_range, layer.width_shift_range, layer.fill_mode) == (10.0, 0.3, 0.2,
+                                                                                                "reflect")
+    assert layer.horizontal_flip and layer.seed == 4
+    with pytest.raises(SystemExit):
+        parse_config(AugmentedConfig, ["--rotation-range", "200"])
+    assert "--rotation-range must be in [0, 180] (got 200)" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--fill-mode 'mirror' is not valid"):
+        AugmentedConfig(fill_mode="mirror")
+    with pytest.raises(SystemExit):
+        parse_config(AugmentedConfig, ["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--augment: rotation in degrees, drawn in [-r, r] (default: 10.0) [in [0, 180]]" in shown

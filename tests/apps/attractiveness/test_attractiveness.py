@@ -1,6 +1,5 @@
 """attractiveness app: models, matched initialisation, macro F1, CLI, seeds, sweep."""
 
-import dataclasses
 import json
 
 import keras
@@ -9,15 +8,17 @@ import pytest
 from sklearn.metrics import f1_score
 
 from apps.attractiveness import train, tune
-from apps.attractiveness.config import AttractivenessConfig, resolve
+from apps.attractiveness.config import AttractivenessConfig
 from apps.attractiveness.floor import covariate_floor
 from apps.attractiveness.metrics import BinaryMacroF1
 from apps.attractiveness.models import (
+    build_baseline,
     build_late_fusion,
     build_model,
     compile_model,
     parse_positions,
 )
+from common.backbones import with_preprocessing
 from common.data.celeba import read_celeba, split_partitions
 from common.data.demo import generate
 from common.transfer import hybridize
@@ -46,12 +47,12 @@ def train_only_root(tmp_path_factory, celeba_root):
 def _cfg(**kw):
     base = {"backbone": "small", "weights": "none", "image_size": 16, "batch_size": 4, "epochs": 1,
             "covariates": COVARIATES, "hybrid_positions": ["first", "last"], "quiet": True}
-    return resolve(AttractivenessConfig(**{**base, **kw}))
+    return AttractivenessConfig(**{**base, **kw})
 
 
 def _inputs(n=3, size=16, d=2, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.uniform(0, 1, (n, size, size, 3)).astype("float32"), rng.integers(0, 2, (n, d)).astype("float32")
+    return rng.uniform(0, 255, (n, size, size, 3)).astype("float32"), rng.integers(0, 2, (n, d)).astype("float32")
 
 
 def _hybrid_layers(model):
@@ -149,13 +150,16 @@ def test_vgg16_bn_models_train_one_step_and_match_at_init():
     x, s = _inputs(n=2, size=32)
     y = np.array([[1.0], [0.0]], "float32")
     keras.utils.set_random_seed(3)
-    baseline = build_model(dataclasses.replace(cfg, model="baseline"), 2)
-    # One VGG16-BN build (the costly part) shared by the three kinds, as build_model does it.
+    baseline = build_baseline("vgg16_bn", cfg.image_size, cfg.weights, cfg.bn_momentum, cfg.head_dropout)
+    # One VGG16-BN build (the costly part) shared by the three kinds, each behind the preprocessing
+    # (caffe-style, a fixed 1x1 conv) that takes raw images, as build_model does it.
     models = {
         "baseline": baseline,
         "hybrid": hybridize(baseline, parse_positions(cfg.hybrid_positions), 2),
         "late_fusion": build_late_fusion(baseline, 2),
     }
+    models = {kind: with_preprocessing(model, "vgg16_bn") for kind, model in models.items()}
+    assert all(model.get_layer("preprocess").trainable is False for model in models.values())
     inputs = {kind: x if kind == "baseline" else [x, s] for kind in models}
     # All outputs before any training step: late fusion shares the baseline's layers.
     outputs = {kind: np.asarray(model(inputs[kind], training=False)) for kind, model in models.items()}
@@ -175,11 +179,11 @@ def test_cli_help_and_unknown_covariate(celeba_root, capsys, tmp_path):
 
 
 def test_learning_rate_default_follows_weights():
-    assert resolve(AttractivenessConfig(weights="imagenet")).learning_rate == 1e-4  # efficientnet_lite0
-    assert resolve(AttractivenessConfig(backbone="vgg16_bn", weights="imagenet")).learning_rate == 1e-5
-    assert resolve(AttractivenessConfig(backbone="small")).learning_rate == 1e-3  # weights default: none
-    assert resolve(AttractivenessConfig(weights="none")).learning_rate == 1e-3
-    assert resolve(AttractivenessConfig(weights="none", learning_rate=0.01)).learning_rate == 0.01
+    assert AttractivenessConfig(weights="imagenet").learning_rate == 1e-4  # efficientnet_lite0
+    assert AttractivenessConfig(backbone="vgg16_bn", weights="imagenet").learning_rate == 1e-5
+    assert AttractivenessConfig(backbone="small").learning_rate == 1e-3  # weights default: none
+    assert AttractivenessConfig(weights="none").learning_rate == 1e-3
+    assert AttractivenessConfig(weights="none", learning_rate=0.01).learning_rate == 0.01
 
 
 def test_covariate_floor_matches_a_rule(train_only_root):

@@ -8,7 +8,7 @@ import pytest
 
 from apps.cross_modal import explain as explain_module
 from apps.cross_modal import train as train_module
-from apps.cross_modal.config import CrossModalConfig, resolve
+from apps.cross_modal.config import CrossModalConfig
 from apps.cross_modal.data import make_images
 from apps.cross_modal.models import build_model, compile_model, prepare_finetuning
 from common.data.domains import read_domains
@@ -29,7 +29,7 @@ def tiny_domains(tmp_path_factory):
 def test_each_model_kind_trains_one_step(kind, tiny_domains):
     table = read_domains(tiny_domains)
     modalities, classes = table.attrs["modalities"], table.attrs["class_names"]
-    cfg = resolve(CrossModalConfig(model=kind, **SMALL))
+    cfg = CrossModalConfig(model=kind, **SMALL)
     model, _, head = build_model(cfg, len(classes), modalities)
     compile_model(model, cfg, 1e-2, len(classes))
     x, y = next(iter(make_images(cfg, table.iloc[:2], 2, True, modalities)))
@@ -50,7 +50,7 @@ def test_each_model_kind_trains_one_step(kind, tiny_domains):
 
 def test_finetune_unfreezes_the_top_block_and_keeps_batchnorm_statistics(tiny_domains):
     table = read_domains(tiny_domains)
-    cfg = resolve(CrossModalConfig(model="finetune", **SMALL))
+    cfg = CrossModalConfig(model="finetune", **SMALL)
     model, extractor, _ = build_model(cfg, 5)
     assert prepare_finetuning(extractor, cfg) == 1
     compile_model(model, cfg, 1e-2, 5)
@@ -151,7 +151,7 @@ def test_unseen_modalities_are_tested_on_every_image(tiny_domains):
     from apps.cross_modal.data import partitions, test_rows
 
     table = read_domains(tiny_domains)
-    part = partitions(resolve(CrossModalConfig(**SMALL)), table)[0]
+    part = partitions(CrossModalConfig(**SMALL), table)[0]
     tested = test_rows(table, part["test"], ["photo"])
     photo_test = part["test"][part["test"]["modality"] == "photo"]
     assert sorted(tested[tested["modality"] == "photo"]["path"]) == sorted(photo_test["path"])
@@ -189,8 +189,8 @@ def test_places_style_layout_with_205_classes_needs_no_per_class_code(tmp_path):
     table = read_domains(tmp_path)
     assert table.attrs["class_names"] == classes and len(table) == 2 * 205 * 3
     assert sorted(table["label"].unique()) == list(range(205))
-    part = partitions(resolve(CrossModalConfig(**SMALL, split="34,33,33")), table)[0]
+    part = partitions(CrossModalConfig(**SMALL, split="34,33,33"), table)[0]
     assert set(part["train"]["label"]) == set(range(205))
-    cfg = resolve(CrossModalConfig(model="frozen", **SMALL))
+    cfg = CrossModalConfig(model="frozen", **SMALL)
     model, _, _ = build_model(cfg, len(classes))
     assert model.output.shape == (None, 205)

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 
-from apps.orientation_light.config import OrientationLightConfig, resolve
+from apps.orientation_light.config import OrientationLightConfig
 from apps.orientation_light.models import backbone_of, build_model, compile_model, prepare_finetuning
 
 
 def _config(**kw):
-    return resolve(OrientationLightConfig(**{"weights": "none", **kw}))
+    return OrientationLightConfig(**{"weights": "none", **kw})
 
 
 def _one_step(model, size):

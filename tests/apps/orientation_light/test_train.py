@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from apps.orientation_light import predict, train, tune
-from apps.orientation_light.config import OrientationLightConfig, resolve
+from apps.orientation_light.config import OrientationLightConfig
 from apps.orientation_light.data import load_tables
 from common.config import parse_config
 from common.data.demo import generate
@@ -63,7 +63,7 @@ def test_missing_test_folder_uses_holdout_or_val(tiny_faces, tmp_path):
     import shutil
 
     shutil.rmtree(tiny_faces / "test")
-    tables, _, note = load_tables(resolve(OrientationLightConfig(data_dir=str(tiny_faces))))
+    tables, _, note = load_tables(OrientationLightConfig(data_dir=str(tiny_faces)))
     assert tables["test"] is None and len(tables["val"]) == 6 and "metrics are on val only" in note
     metrics = train.main(["--data-dir", str(tiny_faces), "--image-size", "16", "--epochs", "1", "--batch-size", "4",
                           "--holdout-fraction", "0.5", "--run-dir", str(tmp_path / "b"), "--quiet"])

@@ -33,7 +33,7 @@ def test_heads_share_the_backbone():
 def test_patch_step_moves_backbone_and_patch_head_only(pooling):
     full, patch = _models(pooling)
     rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    x = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     out = np.asarray(patch(x))
     assert out.shape == (2, 20)
     np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
@@ -48,7 +48,7 @@ def test_patch_step_moves_backbone_and_patch_head_only(pooling):
 
 def test_full_step_moves_backbone_and_label_head_only():
     full, patch = _models()
-    x = np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     y = np.zeros((2, 20), "float32")
     y[0, 3] = y[1, [5, 14]] = 1
     probs = np.asarray(full(x))

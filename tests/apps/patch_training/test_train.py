@@ -7,7 +7,7 @@ import pytest
 
 from apps.patch_training import DEMO_ARGS, train
 from apps.patch_training import sweep as sweep_module
-from apps.patch_training.config import PatchTrainingConfig, resolve
+from apps.patch_training.config import PatchTrainingConfig
 from common.config import parse_config
 from common.data.demo import generate
 
@@ -32,15 +32,15 @@ def test_help(module, capsys):
 
 
 def test_resolve_fills_defaults_and_checks_the_switch_epoch():
-    cfg = resolve(PatchTrainingConfig())
+    cfg = PatchTrainingConfig()
     assert (cfg.backbone, cfg.weights, cfg.learning_rate, cfg.optimizer, cfg.momentum) == ("efficientnet_lite0", "imagenet", 1e-3, "sgd", 0.9)
     assert (cfg.switch_epoch, cfg.epochs, cfg.batch_size, cfg.min_patch) == (5, 10, 16, 64)
     assert (cfg.patch_shape, cfg.patch_bucket) == ("square", 32)  # today's fixed resize stays the default
-    small = resolve(PatchTrainingConfig(backbone="small"))
+    small = PatchTrainingConfig(backbone="small")
     assert (small.weights, small.learning_rate) == ("none", 1e-2)
     with pytest.raises(ValueError, match="--switch-epoch 11"):
-        resolve(PatchTrainingConfig(switch_epoch=11))
-    demo = resolve(parse_config(PatchTrainingConfig, DEMO_ARGS))
+        PatchTrainingConfig(switch_epoch=11)
+    demo = parse_config(PatchTrainingConfig, DEMO_ARGS)
     assert demo.backbone == "small" and 0 < demo.switch_epoch < demo.epochs
 
 
