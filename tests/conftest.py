@@ -22,3 +22,13 @@ def _seed_everything():
     keras.utils.set_random_seed(1337)
     yield
     keras.backend.clear_session()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the tests marked slow first (the order within each group is kept).
+
+    `make test` spreads the tests over 2 xdist workers (`-n auto` on 2 cores) in
+    collection order; the notebooks and subprocess tests, collected last, would
+    otherwise leave one worker running them alone at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
