@@ -22,3 +22,25 @@ def _seed_everything():
     keras.utils.set_random_seed(1337)
     yield
     keras.backend.clear_session()
+
+
+def pytest_configure(config):
+    """Under xdist, hand tests to the workers one at a time (unless --maxschedchunk is given).
+
+    xdist's default hands each worker a quarter of its share at the start, in
+    collection order: the slow tests, sorted first below, would all go to one
+    worker. One at a time, each free worker takes the next test, so the long
+    ones spread over the workers and the short ones fill the gaps at the end.
+    """
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("maxschedchunk", None) is None:
+        config.option.maxschedchunk = 1
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the tests marked slow first (the order within each group is kept).
+
+    `make test` spreads the tests over the xdist workers (2 on a 2-core
+    machine); slow tests collected late (the notebooks last) would otherwise
+    leave one worker running them alone at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
