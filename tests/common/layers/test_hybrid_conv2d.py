@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from common.layers import HybridConv2D
-from common.layers.per_sample_conv import _accelerator_visible
+from common.layers.per_sample_conv import _accelerator_visible, _grouped_conv_differentiable_on_cpu
 from tests.common.layers._reference import numpy_hybrid, to_numpy
 from tests.layer_harness import run_layer_test
 
@@ -304,7 +304,9 @@ def test_auto_implementation_follows_the_measured_rule():
     if _accelerator_visible():
         assert picked == ["grouped"] * 3
     else:
-        assert picked == ["grouped", "map", "map"]
+        # Small: grouped only where TensorFlow can differentiate it on this CPU.
+        small_pick = "grouped" if _grouped_conv_differentiable_on_cpu() else "map"
+        assert picked == [small_pick, "map", "map"]
 
 
 def test_wrong_covariate_width_errors_clearly():
@@ -397,8 +399,9 @@ def test_layer_harness_under_jit():
 
 def test_auto_implementation_under_xla():
     layer = HybridConv2D(8, 3, 1)
-    picked = [layer._auto_implementation(shape, xla=True) for shape in [(None, 16, 16, 8), (None, 64, 64, 64)]]
-    assert picked == (["grouped"] * 2 if _accelerator_visible() else ["patches"] * 2)
+    shapes = [(None, 16, 16, 8), (None, 64, 64, 64), (None, None, None, 8)]
+    picked = [layer._auto_implementation(shape, xla=True) for shape in shapes]
+    assert picked == (["grouped"] * 3 if _accelerator_visible() else ["patches", "map", "map"])
 
 
 def test_jit_compiled_tf_function_picks_patches_on_a_cpu(monkeypatch):
@@ -418,7 +421,7 @@ def test_jit_compiled_tf_function_picks_patches_on_a_cpu(monkeypatch):
     images, covariates = random_inputs(3, 7, 6, 2, 2)
     jitted = tf.function(lambda x, s: layer([x, s]), jit_compile=True)(images, covariates)
     plain = tf.function(lambda x, s: layer([x, s]))(images, covariates)
-    assert picked == ["patches", "grouped"]
+    assert picked == ["patches", "grouped" if _grouped_conv_differentiable_on_cpu() else "map"]
     expected = numpy_hybrid_conv2d(images, covariates, layer)
     for output in (jitted, plain):
         np.testing.assert_allclose(output.numpy(), expected, atol=1e-4, rtol=1e-4)
