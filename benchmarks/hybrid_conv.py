@@ -21,17 +21,21 @@ network) of
   builds `W0 + sum_l s_il W_l` and runs one convolution per sample (the
   anchor to beat);
 - at d = 3 only (to keep the run short): `grouped`
-  (`HybridConv2D(implementation="grouped")`), `film` (`FiLMConv2D`) and
+  (`HybridConv2D(implementation="grouped")`; only where it can be trained:
+  TensorFlow has no CPU gradient for a grouped convolution unless its oneDNN
+  kernels are on, which it does by default only on some CPUs, e.g. with
+  AVX-512; the JSON says `"grouped_timed"`), `film` (`FiLMConv2D`) and
   `condconv` (`CondConv2D`, 4 experts, routed by the input and the 3
   covariates).
 
 Every method but `loop` runs as a `tf.function` twice: without XLA and with
 `jit_compile=True` (suffix `_jit`; `grouped` only without, its XLA CPU
 lowering is a naive loop). `HybridConv2D`'s `"auto"` resolves per trace:
-on a CPU `"map"` without XLA and `"patches"` (im2col + batched matmul) under
-XLA; on a GPU `"grouped"` both ways. `mapped_jit` (the plain convolution
-mapped inside an XLA while loop) took 14-28 s per step on 2 CPU cores (its
-gradient convolutions inside the loop are XLA's slow generic ones), 30-60x
+at this size on a CPU `"map"` both ways (under XLA with the layer's
+written-out per-sample gradient); on a GPU `"grouped"` both ways.
+`mapped_jit` (the plain convolution mapped inside an XLA while loop, with
+the automatic gradient) took 14-28 s per step on 2 CPU cores (its gradient
+convolutions inside the loop are XLA's slow generic ones), 30-60x
 `conv_jit`, which alone would more than double the run; so by default
 (`--mapped-jit auto`) it is timed only with a GPU / TPU (or in the tiny
 `--quick` run), and on a CPU the
@@ -294,6 +298,8 @@ def main(argv=None):
         f"{args.size}x{args.size}x{args.channels} -> {args.filters}, "
         f"{args.kernel_size}x{args.kernel_size}; median of {args.repeats} interleaved rounds"
     )
+    load_before = os.getloadavg()
+    print(f"load average before (1, 5, 15 min): {load_before[0]:.1f}, {load_before[1]:.1f}, {load_before[2]:.1f}")
     start = time.perf_counter()
     mapped_jit = args.mapped_jit == "on" or (args.mapped_jit == "auto" and (args.quick or _accelerator_visible()))
     steps, images = build_steps(
@@ -352,7 +358,8 @@ def main(argv=None):
             "gpu": bool(tf.config.list_physical_devices("GPU")),
             "accelerator": _accelerator_visible(),
             "grouped_timed": "grouped" in medians,
-            "load_average_1m": round(os.getloadavg()[0], 2),
+            "load_average_1m_before": round(load_before[0], 2),
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
             "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "seconds": round(time.perf_counter() - start, 1),
         }

@@ -9,25 +9,30 @@ sample without a Python loop over the batch:
 - `"grouped"`: the per-sample kernels stacked into one grouped convolution
   with the batch folded into the channels (one cuDNN call on a GPU);
 - `"map"`: one ordinary convolution per sample inside the graph
-  (`keras.ops.map`: `tf.map_fn` / `jax.lax.map`);
+  (`keras.ops.map`: `tf.map_fn` / `jax.lax.map`); under XLA (TensorFlow's
+  `jit_compile=True`, JAX) with a written-out gradient, per sample: the
+  kernel gradient as one matrix multiply of that sample's im2col patches,
+  the input gradient as the backend's own;
 - `"patches"`: im2col (the `prod(kernel_size)` shifted views of the input
   concatenated along the channels) and one batched matrix multiply with the
   per-sample kernels; it materialises `prod(kernel_size)` times the input.
 
 All three cost the multiply-adds of one plain convolution. Which is fastest
 depends on the device and on whether XLA compiles the step; `"auto"` picks
-from what was measured (see `PerSampleConv._auto_implementation`):
+from what was measured (see `PerSampleConv._auto_implementation`; "large"
+is from 4 M multiply-adds per sample, `_MAP_MIN_MULTIPLY_ADDS`):
 
-| where | picked | why (2-core CPU, batch 32, 64x64x64 -> 64, 3x3, train step) |
+| where | picked | why (train step, batch 32, d = 3, 2-core AVX2 CPU under heavy load) |
 |---|---|---|
 | GPU / TPU | grouped | one grouped cuDNN call; XLA lowers it to cuDNN too |
-| CPU, TensorFlow, no XLA | map (grouped below ~4 M multiply-adds per sample) | oneDNN per-sample convs ~0.4x grouped |
-| CPU under XLA (TF `jit_compile=True`, JAX) | patches | XLA's CPU grouped conv is a naive loop (~17 s), and the gradient of a mapped conv inside an XLA while loop took ~14 s; patches 1.1-1.7x XLA's batched Conv2D (TF), 1.5x on JAX (loaded machine) |
+| CPU, TensorFlow, no XLA | map (small: grouped where TensorFlow can differentiate it on this CPU, else map) | 64x64x64 -> 64: map 1.0x the batched Conv2D (grouped 1.6x in an earlier run on a CPU with oneDNN); TensorFlow's CPU grouped conv has a gradient only with oneDNN (on by default only on some CPUs, e.g. AVX-512); 16x16x16 -> 16 without oneDNN: map 17 ms, patches 36 ms (Conv2D 8 ms) |
+| CPU under XLA (TF `jit_compile=True`, JAX) | map when large, else patches | 64x64x64 -> 64: map 1.1x XLA's batched Conv2D, patches 1.7x (TF); 32x32x32 -> 32: map 94 ms, patches 759 ms (Conv2D 181 ms); 16x16x16 -> 16: patches 14 ms, map 39 ms (Conv2D 9 ms); XLA's CPU grouped conv is a naive loop (~17 s) and the automatic gradient of the map took 14-28 s |
 
-On JAX (always XLA) at 16x16x16 -> 16, batch 32, d = 3: patches 4.9 ms,
-map 24 ms, grouped 230 ms per train step (Conv2D: 3.3 ms). "patches"
-materialises `prod(kernel_size)` times the layer's input (and as much again
-for its gradient): e.g. 0.9 GB at batch 32, 56x56x256, 3x3.
+On JAX 0.10 (CPU) at 64x64x64 -> 64: map 13.2 s, patches 13.0 s, JAX's own
+Conv2D 25.8 s per train step (load ~18 on 2 cores; its convolution gradients
+are slow there). "patches" materialises `prod(kernel_size)` times the layer's
+input (and as much again for its gradient): e.g. 0.9 GB at batch 32,
+56x56x256, 3x3; "map" holds one sample's patches at a time.
 """
 
 import functools
