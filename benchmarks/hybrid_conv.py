@@ -21,17 +21,21 @@ network) of
   builds `W0 + sum_l s_il W_l` and runs one convolution per sample (the
   anchor to beat);
 - at d = 3 only (to keep the run short): `grouped`
-  (`HybridConv2D(implementation="grouped")`), `film` (`FiLMConv2D`) and
+  (`HybridConv2D(implementation="grouped")`; only where it can be trained:
+  TensorFlow has no CPU gradient for a grouped convolution unless its oneDNN
+  kernels are on, which it does by default only on some CPUs, e.g. with
+  AVX-512; the JSON says `"grouped_timed"`), `film` (`FiLMConv2D`) and
   `condconv` (`CondConv2D`, 4 experts, routed by the input and the 3
   covariates).
 
 Every method but `loop` runs as a `tf.function` twice: without XLA and with
 `jit_compile=True` (suffix `_jit`; `grouped` only without, its XLA CPU
 lowering is a naive loop). `HybridConv2D`'s `"auto"` resolves per trace:
-on a CPU `"map"` without XLA and `"patches"` (im2col + batched matmul) under
-XLA; on a GPU `"grouped"` both ways. `mapped_jit` (the plain convolution
-mapped inside an XLA while loop) took 14-28 s per step on 2 CPU cores (its
-gradient convolutions inside the loop are XLA's slow generic ones), 30-60x
+at this size on a CPU `"map"` both ways (under XLA with the layer's
+written-out per-sample gradient); on a GPU `"grouped"` both ways.
+`mapped_jit` (the plain convolution mapped inside an XLA while loop, with
+the automatic gradient) took 14-28 s per step on 2 CPU cores (its gradient
+convolutions inside the loop are XLA's slow generic ones), 30-60x
 `conv_jit`, which alone would more than double the run; so by default
 (`--mapped-jit auto`) it is timed only with a GPU / TPU (or in the tiny
 `--quick` run), and on a CPU the
@@ -74,10 +78,16 @@ tf.get_logger().setLevel("ERROR")
 
 from common.layers import CondConv2D, FiLMConv2D, HybridConv2D  # noqa: E402
 from common.layers.hybrid_conv2d import _accelerator_visible  # noqa: E402
+from common.layers.per_sample_conv import _grouped_conv_differentiable_on_cpu  # noqa: E402
 
 # mapped_jit is dropped after the first round when it is this much slower than conv_jit.
 _MAPPED_JIT_DROP_FACTOR = 3.0
 _EXTRAS_D = 3  # grouped / film / condconv are timed at this d only
+
+
+def _grouped_trainable():
+    """Whether `implementation="grouped"` can be trained here (a GPU, or TensorFlow's oneDNN CPU kernels)."""
+    return _accelerator_visible() or _grouped_conv_differentiable_on_cpu()
 
 
 def _train_step(call, variables):
@@ -166,9 +176,10 @@ def build_steps(batch, size, channels, filters, kernel_size, covariate_counts, m
         both(f"hybrid_d{d}", lambda layer=hybrid: _layer_step(layer, True), s)
         steps[f"loop_d{d}"] = (_loop_step(hybrid), s)
         if d == extras_d:
-            grouped = HybridConv2D(filters, kernel_size, d, padding="same", implementation="grouped")
-            grouped([images, s])
-            steps["grouped"] = (tf.function(_layer_step(grouped, True), jit_compile=False), s)
+            if _grouped_trainable():
+                grouped = HybridConv2D(filters, kernel_size, d, padding="same", implementation="grouped")
+                grouped([images, s])
+                steps["grouped"] = (tf.function(_layer_step(grouped, True), jit_compile=False), s)
             film = FiLMConv2D(filters, kernel_size, d, padding="same", scale_initializer="glorot_uniform")
             film([images, s])
             both("film", lambda: _layer_step(film, True), s)
@@ -250,6 +261,8 @@ def ratios(medians, covariate_counts):
         for name in ("film", "condconv"):
             result[f"{name}_over_fastest_plain_d{d}"] = medians[name] / plain
             result[f"{name}_over_fastest_plain_jit_d{d}"] = medians[f"{name}_jit"] / plain_jit
+    if "grouped" in medians:
+        d = _EXTRAS_D
         result[f"grouped_over_conv_d{d}"] = medians["grouped"] / medians["conv"]
         result[f"grouped_over_fastest_plain_d{d}"] = medians["grouped"] / plain
     return {key: round(value, 3) if isinstance(value, float) else value for key, value in result.items()}
@@ -264,7 +277,7 @@ def main(argv=None):
     parser.add_argument("--kernel-size", type=int, default=3)
     parser.add_argument("--covariates", type=int, nargs="+", default=[1, 3, 8], help="values of d")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls per method")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds; the median counts")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds; the median counts")
     parser.add_argument(
         "--mapped-jit",
         choices=("auto", "on", "off"),
@@ -285,6 +298,8 @@ def main(argv=None):
         f"{args.size}x{args.size}x{args.channels} -> {args.filters}, "
         f"{args.kernel_size}x{args.kernel_size}; median of {args.repeats} interleaved rounds"
     )
+    load_before = os.getloadavg()
+    print(f"load average before (1, 5, 15 min): {load_before[0]:.1f}, {load_before[1]:.1f}, {load_before[2]:.1f}")
     start = time.perf_counter()
     mapped_jit = args.mapped_jit == "on" or (args.mapped_jit == "auto" and (args.quick or _accelerator_visible()))
     steps, images = build_steps(
@@ -310,12 +325,17 @@ def main(argv=None):
             f"{result[f'hybrid_jit_over_fastest_plain_any_d{d}']:14.2f} {result[f'loop_over_hybrid_d{d}']:12.2f}"
         )
     d = _EXTRAS_D
+    grouped_text = (
+        f"{ms['grouped']:.1f} ms ({result[f'grouped_over_fastest_plain_d{d}']:.2f}x)"
+        if "grouped" in ms
+        else "not timed (TensorFlow cannot differentiate a grouped convolution on this CPU: no oneDNN)"
+    )
     print(
         f"d={d}: film {ms['film']:.1f} ms ({result[f'film_over_fastest_plain_d{d}']:.2f}x plain), "
         f"film_jit {ms['film_jit']:.1f} ms ({result[f'film_over_fastest_plain_jit_d{d}']:.2f}x plain_jit); "
         f"condconv {ms['condconv']:.1f} ms ({result[f'condconv_over_fastest_plain_d{d}']:.2f}x), "
         f"condconv_jit {ms['condconv_jit']:.1f} ms ({result[f'condconv_over_fastest_plain_jit_d{d}']:.2f}x); "
-        f"grouped {ms['grouped']:.1f} ms ({result[f'grouped_over_fastest_plain_d{d}']:.2f}x)"
+        f"grouped {grouped_text}"
     )
     shape = (None, args.size, args.size, args.channels)
     probe = HybridConv2D(args.filters, args.kernel_size, 1, padding="same")
@@ -337,6 +357,9 @@ def main(argv=None):
             "hybrid_implementation_jit": probe._auto_implementation(shape, xla=True),
             "gpu": bool(tf.config.list_physical_devices("GPU")),
             "accelerator": _accelerator_visible(),
+            "grouped_timed": "grouped" in medians,
+            "load_average_1m_before": round(load_before[0], 2),
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
             "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "seconds": round(time.perf_counter() - start, 1),
         }

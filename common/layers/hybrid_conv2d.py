@@ -31,13 +31,14 @@ class HybridConv2D(HybridConv):
     into the channels; `"map"` maps one ordinary convolution per sample inside
     the graph (`keras.ops.map`, a `tf.map_fn` / `jax.lax.map`); `"patches"`
     is im2col and one batched matrix multiply. `"auto"` picks `"grouped"` on
-    a GPU / TPU; on a CPU without XLA `"map"` (`"grouped"` for convolutions
-    under about 4 M multiply-adds per sample, where the map's loop overhead
-    dominates); on a CPU under XLA (`jit_compile=True` on TensorFlow, always
-    on JAX) `"patches"`, because XLA's CPU grouped convolution is a naive loop
-    and the gradient of a mapped convolution inside an XLA loop is as slow.
-    The layer supports `jit_compile` (measurements in `PerSampleConv` and
-    `benchmarks/hybrid_conv.py`).
+    a GPU / TPU; on a CPU `"map"` for convolutions from about 4 M
+    multiply-adds per sample (under XLA, `jit_compile=True` on TensorFlow and
+    always on JAX, with a written-out per-sample gradient, because XLA's
+    automatic one is very slow there) and below that `"patches"` under XLA
+    (XLA's CPU grouped convolution is a naive loop) and `"grouped"` without
+    XLA where TensorFlow can differentiate a grouped convolution on this CPU
+    (with oneDNN), `"map"` where it cannot. The layer supports `jit_compile`
+    (measurements in `PerSampleConv` and `benchmarks/hybrid_conv.py`).
 
     The rank-generic implementation is `HybridConv` (shared with
     `HybridConv1D` and `HybridConv3D`).

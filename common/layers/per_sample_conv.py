@@ -9,27 +9,33 @@ sample without a Python loop over the batch:
 - `"grouped"`: the per-sample kernels stacked into one grouped convolution
   with the batch folded into the channels (one cuDNN call on a GPU);
 - `"map"`: one ordinary convolution per sample inside the graph
-  (`keras.ops.map`: `tf.map_fn` / `jax.lax.map`);
+  (`keras.ops.map`: `tf.map_fn` / `jax.lax.map`); under XLA (TensorFlow's
+  `jit_compile=True`, JAX) with a written-out gradient, per sample: the
+  kernel gradient as one matrix multiply of that sample's im2col patches,
+  the input gradient as the backend's own;
 - `"patches"`: im2col (the `prod(kernel_size)` shifted views of the input
   concatenated along the channels) and one batched matrix multiply with the
   per-sample kernels; it materialises `prod(kernel_size)` times the input.
 
 All three cost the multiply-adds of one plain convolution. Which is fastest
 depends on the device and on whether XLA compiles the step; `"auto"` picks
-from what was measured (see `PerSampleConv._auto_implementation`):
+from what was measured (see `PerSampleConv._auto_implementation`; "large"
+is from 4 M multiply-adds per sample, `_MAP_MIN_MULTIPLY_ADDS`):
 
-| where | picked | why (2-core CPU, batch 32, 64x64x64 -> 64, 3x3, train step) |
+| where | picked | why (train step, batch 32, d = 3, 2-core AVX2 CPU under heavy load) |
 |---|---|---|
 | GPU / TPU | grouped | one grouped cuDNN call; XLA lowers it to cuDNN too |
-| CPU, TensorFlow, no XLA | map (grouped below ~4 M multiply-adds per sample) | oneDNN per-sample convs ~0.4x grouped |
-| CPU under XLA (TF `jit_compile=True`, JAX) | patches | XLA's CPU grouped conv is a naive loop (~17 s), and the gradient of a mapped conv inside an XLA while loop took ~14 s; patches 1.1-1.7x XLA's batched Conv2D (TF), 1.5x on JAX (loaded machine) |
+| CPU, TensorFlow, no XLA | map (small: grouped where TensorFlow can differentiate it on this CPU, else map) | 64x64x64 -> 64: map 1.0x the batched Conv2D (grouped 1.6x in an earlier run on a CPU with oneDNN); TensorFlow's CPU grouped conv has a gradient only with oneDNN (on by default only on some CPUs, e.g. AVX-512); 16x16x16 -> 16 without oneDNN: map 17 ms, patches 36 ms (Conv2D 8 ms) |
+| CPU under XLA (TF `jit_compile=True`, JAX) | map when large, else patches | 64x64x64 -> 64: map 1.1x XLA's batched Conv2D, patches 1.7x (TF); 32x32x32 -> 32: map 94 ms, patches 759 ms (Conv2D 181 ms); 16x16x16 -> 16: patches 14 ms, map 39 ms (Conv2D 9 ms); XLA's CPU grouped conv is a naive loop (~17 s) and the automatic gradient of the map took 14-28 s |
 
-On JAX (always XLA) at 16x16x16 -> 16, batch 32, d = 3: patches 4.9 ms,
-map 24 ms, grouped 230 ms per train step (Conv2D: 3.3 ms). "patches"
-materialises `prod(kernel_size)` times the layer's input (and as much again
-for its gradient): e.g. 0.9 GB at batch 32, 56x56x256, 3x3.
+On JAX 0.10 (CPU) at 64x64x64 -> 64: map 13.2 s, patches 13.0 s, JAX's own
+Conv2D 25.8 s per train step (load ~18 on 2 cores; its convolution gradients
+are slow there). "patches" materialises `prod(kernel_size)` times the layer's
+input (and as much again for its gradient): e.g. 0.9 GB at batch 32,
+56x56x256, 3x3; "map" holds one sample's patches at a time.
 """
 
+import functools
 import itertools
 import math
 
@@ -63,6 +69,35 @@ def _accelerator_visible():
 
         return torch.cuda.is_available()
     return False
+
+
+
+@functools.cache
+def _grouped_conv_differentiable_on_cpu():
+    """Whether the backend can differentiate a grouped convolution on a CPU.
+
+    TensorFlow's own CPU kernels cannot ("Gradients for grouped convolutions
+    are not supported on CPU"); its oneDNN ones can, and TensorFlow turns
+    oneDNN on by default only on some CPUs (e.g. with AVX-512), so this asks
+    TensorFlow once, with a tiny grouped convolution.
+    """
+    if keras.config.backend() != "tensorflow":
+        return True
+    import tensorflow as tf
+
+    with tf.init_scope():  # eagerly, even while a tf.function is being traced
+        try:
+            # The input gradient of a 2-group convolution of a (1, 3, 3, 2) input.
+            tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=[1, 3, 3, 2],
+                filter=tf.zeros((2, 2, 1, 2)),
+                out_backprop=tf.zeros((1, 2, 2, 2)),
+                strides=[1, 1, 1, 1],
+                padding="VALID",
+            )
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+            return False
+    return True
 
 
 def _compiled_by_xla():
@@ -109,6 +144,20 @@ def _pad(x, widths):
 
         return tf.pad(x, widths)
     return ops.pad(x, widths)
+
+
+def _input_gradient(function, inputs, upstream):
+    """The vector-Jacobian product of `function` at `inputs` with `upstream` (TensorFlow or JAX)."""
+    if keras.config.backend() == "jax":
+        import jax
+
+        return jax.vjp(function, inputs)[1](upstream)[0]
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = function(inputs)
+    return tape.gradient(outputs, inputs, output_gradients=upstream)
 
 
 class PerSampleConv(keras.layers.Layer):
@@ -284,26 +333,29 @@ class PerSampleConv(keras.layers.Layer):
     def _auto_implementation(self, image_shape, xla=False):
         """The implementation "auto" stands for, given the image shape and whether XLA compiles.
 
-        Off XLA on a CPU the per-sample map wins once each sample's
-        convolution is big enough to hide the loop's per-iteration overhead.
-        Train step, loaded 2-core CPU, map time / grouped time: 1.6 at 0.6 M
-        multiply-adds per sample (16x16x16 -> 16), 0.7-1.6 at 9.4 M, 0.4 at
-        151 M (64x64x64 -> 64), 0.17 at 38 M (4x4x512 -> 512). Under XLA on
-        a CPU both are slow (see the module docstring) and "patches" wins.
+        On a CPU the per-sample map wins once each sample's convolution is
+        big enough to hide the loop's per-iteration overhead, with or without
+        XLA (under XLA with its written-out gradient). Below that: under XLA
+        "patches" (XLA's CPU grouped convolution is a naive loop); without
+        XLA "grouped" where TensorFlow can differentiate a grouped
+        convolution on this CPU (with oneDNN) and "map" where it cannot.
+        Measurements are in the module docstring.
         """
         if _accelerator_visible():
             return "grouped"
-        if xla:
-            return "patches"
-        if self.rank == 3 and keras.config.backend() == "tensorflow":
-            return "map"  # no grouped Conv3D kernel on a TensorFlow CPU
         spatial, channels = image_shape[1:-1], image_shape[-1]
         if any(size is None for size in spatial):
             return "map"
         per_sample = channels * self.filters
         for size, k, s in zip(spatial, self.kernel_size, self.strides):
             per_sample *= (size // s) * k
-        return "map" if per_sample >= _MAP_MIN_MULTIPLY_ADDS else "grouped"
+        if per_sample >= _MAP_MIN_MULTIPLY_ADDS:
+            return "map"
+        if xla:
+            return "patches"
+        if self.rank == 3 and keras.config.backend() == "tensorflow":
+            return "map"  # no grouped Conv3D kernel on a TensorFlow CPU
+        return "grouped" if _grouped_conv_differentiable_on_cpu() else "map"
 
     def _resolved_implementation(self, images):
         if self.implementation != "auto":
@@ -344,9 +396,41 @@ class PerSampleConv(keras.layers.Layer):
         if self.padding == "causal":
             images = self._explicit_padding(images)
         padding = "valid" if self.padding == "causal" else self.padding
-        return ops.map(
-            lambda pair: self._conv(pair[0][None], pair[1], padding)[0], (images, kernels)
-        )
+
+        def conv(image, kernel):
+            return self._conv(image[None], kernel, padding)[0]
+
+        if keras.config.backend() not in ("tensorflow", "jax") or not _compiled_by_xla():
+            return ops.map(lambda pair: conv(*pair), (images, kernels))
+
+        # Under XLA the gradient is written out per sample: differentiating
+        # the loop gives one kernel-gradient convolution per sample, and XLA's
+        # CPU convolution for that (the whole image as the window) took 14-28
+        # s per train step, batch 32, 64x64x64 -> 64, 3x3. Here each sample's
+        # kernel gradient is one matrix multiply of its im2col patches (one
+        # sample's patches at a time) and its input gradient the backend's
+        # own (transposed convolution). Without XLA the automatic gradient
+        # (oneDNN / Eigen backprop kernels) is as fast or faster.
+        @ops.custom_gradient
+        def mapped(images, kernels):
+            def grad(*args, upstream=None):
+                if upstream is None:
+                    (upstream,) = args
+
+                def sample_gradients(triple):
+                    image, kernel, upstream_i = triple
+                    image_gradient = _input_gradient(lambda x: conv(x, kernel), image, upstream_i)
+                    patches, _ = self._patches(image[None], padding)
+                    kernel_gradient = ops.matmul(
+                        ops.transpose(patches[0]), ops.reshape(upstream_i, (-1, self.filters))
+                    )
+                    return image_gradient, ops.reshape(kernel_gradient, ops.shape(kernel))
+
+                return ops.map(sample_gradients, (images, kernels, upstream))
+
+            return ops.map(lambda pair: conv(*pair), (images, kernels)), grad
+
+        return mapped(images, kernels)
 
     def _grouped_conv(self, images, kernels):
         # kernels: (*kernel_size, cin, batch, cout) -> (*kernel_size, cin, batch * cout).
@@ -374,13 +458,16 @@ class PerSampleConv(keras.layers.Layer):
         outputs = ops.reshape(outputs, (*out_spatial, -1, self.filters))
         return ops.transpose(outputs, (self.rank, *range(self.rank), self.rank + 1))
 
-    def _patches_conv(self, images, kernels):
-        # im2col: one strided view of the (explicitly padded) input per kernel
-        # offset, concatenated along the channels in the kernel's row-major
-        # order, then one batched (batch, positions, k*cin) x (batch, k*cin,
-        # cout) matrix multiply: dot_general with a batch dimension, which XLA
-        # runs as well as a plain convolution on a CPU.
-        images = self._explicit_padding(images)
+    def _patches(self, images, padding):
+        """im2col: (patches (batch, positions, prod(kernel_size) * in), output spatial sizes).
+
+        One strided view of the (explicitly padded, unless `padding` is
+        "valid") input per kernel offset, concatenated along the channels in
+        the kernel's row-major order, so that a kernel reshaped to
+        (prod(kernel_size) * in, out) multiplies it.
+        """
+        if padding != "valid":
+            images = self._explicit_padding(images)
         shape = ops.shape(images)
         out_sizes = []
         for size, k, s, d in zip(shape[1:-1], self.kernel_size, self.strides, self.dilation_rate):
@@ -393,12 +480,15 @@ class PerSampleConv(keras.layers.Layer):
             index.append(slice(None))
             views.append(images[tuple(index)])
         patches = views[0] if len(views) == 1 else ops.concatenate(views, axis=-1)
-        depth = math.prod(self.kernel_size) * kernels.shape[-2]
-        batch = shape[0]
-        outputs = ops.matmul(
-            ops.reshape(patches, (batch, -1, depth)),
-            ops.reshape(kernels, (batch, depth, self.filters)),
-        )
+        depth = math.prod(self.kernel_size) * images.shape[-1]
+        return ops.reshape(patches, (shape[0], -1, depth)), out_sizes
+
+    def _patches_conv(self, images, kernels):
+        # im2col and one batched (batch, positions, k*cin) x (batch, k*cin,
+        # cout) matrix multiply: dot_general with a batch dimension.
+        patches, out_sizes = self._patches(images, self.padding)
+        batch = ops.shape(images)[0]
+        outputs = ops.matmul(patches, ops.reshape(kernels, (batch, patches.shape[-1], self.filters)))
         return ops.reshape(outputs, (batch, *out_sizes, self.filters))
 
     # ------------------------------------------------------------ from_conv / config

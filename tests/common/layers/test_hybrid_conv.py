@@ -131,10 +131,56 @@ def test_bad_arguments_name_the_rank():
         HybridConv1D(4, 3, 1)([keras.Input((8, 8, 2)), keras.Input((1,))])
 
 
-def test_auto_under_xla_on_a_cpu_is_patches():
+def test_auto_under_xla_on_a_cpu_is_patches_for_small_inputs_else_map():
     layer = HybridConv3D(8, 3, 1)
     if _accelerator_visible():
         assert layer._auto_implementation((None, 8, 8, 8, 8), xla=True) == "grouped"
     else:
         assert layer._auto_implementation((None, 8, 8, 8, 8), xla=True) == "patches"
-        assert layer._auto_implementation((None, None, None, None, 8), xla=True) == "patches"
+        # Unknown sizes: the map, as for large inputs.
+        assert layer._auto_implementation((None, None, None, None, 8), xla=True) == "map"
+        assert layer._auto_implementation((None, 32, 32, 32, 8), xla=True) == "map"
+
+
+@pytest.mark.parametrize("cls, spatial, kernel_size, strides, padding, dilation", CASES)
+def test_map_gradient_under_xla_matches_the_automatic_one(
+    cls, spatial, kernel_size, strides, padding, dilation, monkeypatch
+):
+    # Under XLA "map" differentiates through its written-out per-sample
+    # gradient; without XLA through TensorFlow's own (the reference here).
+    import tensorflow as tf
+
+    from common.layers import per_sample_conv
+
+    written_out = []
+    original = per_sample_conv._input_gradient
+    monkeypatch.setattr(
+        per_sample_conv, "_input_gradient", lambda *args: written_out.append(1) or original(*args)
+    )
+
+    samples, covariates = random_inputs(3, spatial, 2, 2)
+    layer = cls(
+        3, kernel_size, 2, strides=strides, padding=padding, dilation_rate=dilation,
+        covariate_initializer="glorot_uniform", implementation="map",
+    )
+    layer.build([samples.shape, covariates.shape])
+    upstream = tf.constant(
+        np.random.default_rng(2).normal(size=layer.compute_output_shape([samples.shape, covariates.shape])),
+        tf.float32,
+    )
+
+    def gradients(x, s):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer([x, s]) * upstream)
+        return tape.gradient(loss, [x, *(w.value for w in layer.trainable_weights)])
+
+    x, s = tf.constant(samples), tf.constant(covariates)
+    expected = tf.function(gradients)(x, s)
+    assert not written_out
+    jitted = tf.function(gradients, jit_compile=True)(x, s)
+    assert written_out, "the jit-compiled gradient did not go through the written-out one"
+    assert len(jitted) == 4
+    for grad, ref in zip(jitted, expected):
+        np.testing.assert_allclose(grad.numpy(), ref.numpy(), atol=1e-4, rtol=1e-4)
+    assert all(np.abs(jitted[2].numpy()[index]).sum() > 0 for index in range(2))
