@@ -4,6 +4,8 @@ import os
 import random
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow 2.21 turned oneDNN off by default; the grouped HybridConv2D path needs it on a CPU.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 # tests/jax re-runs the backend-neutral tests on JAX, in a process of its own
 # (`make test-jax`): Keras picks its backend once per process.

@@ -65,6 +65,23 @@ def _accelerator_visible():
     return False
 
 
+def _grouped_gradient_on_cpu():
+    """Whether TensorFlow can differentiate a grouped convolution on the CPU.
+
+    Only oneDNN's CPU kernel has a grouped Conv2DBackpropFilter; TensorFlow's
+    own fails in training ("filter_size does not have enough elements",
+    tensorflow/tensorflow#50397). TensorFlow 2.21 no longer turns oneDNN on
+    by default (TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported does).
+    """
+    if keras.config.backend() != "tensorflow":
+        return True
+    try:  # TensorFlow-internal; if it moves, assume oneDNN (the default before 2.21)
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return True
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def _compiled_by_xla():
     """Whether the ops being built now will be compiled by XLA.
 
@@ -303,9 +320,18 @@ class PerSampleConv(keras.layers.Layer):
         per_sample = channels * self.filters
         for size, k, s in zip(spatial, self.kernel_size, self.strides):
             per_sample *= (size // s) * k
-        return "map" if per_sample >= _MAP_MIN_MULTIPLY_ADDS else "grouped"
+        if per_sample >= _MAP_MIN_MULTIPLY_ADDS or not _grouped_gradient_on_cpu():
+            return "map"
+        return "grouped"
 
     def _resolved_implementation(self, images):
+        if (self.implementation == "grouped" and not _accelerator_visible() and not _grouped_gradient_on_cpu()
+                and not _compiled_by_xla()):
+            raise ValueError(
+                f"{type(self).__name__}(implementation='grouped') cannot be trained on this CPU: TensorFlow "
+                "runs without oneDNN here; set TF_ENABLE_ONEDNN_OPTS=1 before importing TensorFlow, or use "
+                "implementation='auto' or 'map'"
+            )
         if self.implementation != "auto":
             return self.implementation
         return self._auto_implementation(tuple(images.shape), xla=_compiled_by_xla())

@@ -307,6 +307,19 @@ def test_auto_implementation_follows_the_measured_rule():
         assert picked == ["grouped", "map", "map"]
 
 
+def test_without_onednn_auto_maps_and_grouped_errors_clearly(monkeypatch):
+    # TensorFlow's own CPU kernels cannot differentiate a grouped conv; only oneDNN's can.
+    from common.layers import per_sample_conv
+
+    if _accelerator_visible():
+        pytest.skip("on a GPU the grouped conv always has a gradient")
+    monkeypatch.setattr(per_sample_conv, "_grouped_gradient_on_cpu", lambda: False)
+    assert HybridConv2D(8, 3, 1)._auto_implementation((None, 16, 16, 8)) == "map"
+    images, covariates = random_inputs(2, 8, 8, 2, 1)
+    with pytest.raises(ValueError, match="TF_ENABLE_ONEDNN_OPTS=1"):
+        HybridConv2D(4, 3, 1, implementation="grouped")([images, covariates])
+
+
 def test_wrong_covariate_width_errors_clearly():
     images, covariates = random_inputs(2, 8, 8, 2, 3)
     layer = HybridConv2D(4, 3, num_covariates=2)
