@@ -25,7 +25,8 @@
 # - `late_fusion`: the covariates are concatenated to the image features.
 #
 # The demo faces are **synthetic**: their `Attractive` depends on the eye size
-# and on Male, Young, Smiling and High_Cheekbones, so a model given both the
+# and clothes' colour (an effect whose sign Male flips) and on Male, Young,
+# Smiling and High_Cheekbones, so a model given both the
 # pixels and the covariates has something to gain. `QUICK = True` trains a
 # small network for two epochs on 32 px faces; the real settings are the
 # app's defaults (the pretrained EfficientNet-Lite0, ImageNet weights offline,

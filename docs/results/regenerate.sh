@@ -33,6 +33,8 @@ declare -A CMD=(
   # attractiveness, pretrained EfficientNet-Lite0 fine-tuned (the defaults)
   [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache"
   [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache"
+  # attractiveness conditioning study, small from-scratch net at 48 px (a grid sized for 2 loaded CPU cores)
+  [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache --models baseline,hybrid_first,film_last --covariate-sets Male --controls true --seeds 0,1,2"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   [light_lite0]="-m apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
@@ -44,7 +46,7 @@ declare -A CMD=(
   [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 160 --epochs 6 --switch-epochs 0,2,4 --cache"
 )
 ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe cross_modal_leave_one_out
-       cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male
+       cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48
        orientation_lite0 light_lite0 patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
 
 if [[ "${1:-}" == "--list" ]]; then
@@ -70,7 +72,7 @@ for name in "${names[@]}"; do
     | tee "$OUT/$name/output.txt"
   echo "wall seconds: $(( $(date +%s) - start ))" >> "$OUT/$name/output.txt"
   for file in metrics.json modality_table.md retrieval_table.md linear_probe.md linear_probe.json sweep.md sweep.csv sweep_per_class_ap.md \
-              summary.md summary.csv; do
+              summary.md summary.csv study.md study.csv study.png; do
     [[ -f "$run_dir/$file" ]] && cp "$run_dir/$file" "$OUT/$name/"
   done
 done

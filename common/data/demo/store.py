@@ -17,8 +17,8 @@ log = logging.getLogger("hybridvision")
 
 GENERATOR_VERSION = "1"
 # Per-dataset revisions on top of GENERATOR_VERSION: a change to one dataset regenerates only that one
-# (celeba 2: Attractive's eye-size effect flips sign with Male).
-_DATASET_REVISIONS = {"celeba": "2"}
+# (celeba 2: Attractive's eye-size effect flips sign with Male; celeba 3: e also drawn as the clothes' colour).
+_DATASET_REVISIONS = {"celeba": "3"}
 NAMES = ("celeba", "orientation", "light", "mnist", "voc", "domains")
 ENV_VAR = "HYBRIDVISION_DEMO_DIR"
 STAMP = ".complete"

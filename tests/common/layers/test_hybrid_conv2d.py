@@ -319,6 +319,17 @@ def test_auto_implementation_follows_the_measured_rule():
         assert picked == [small_pick, "map", "map"]
 
 
+def test_without_a_cpu_grouped_gradient_auto_maps(monkeypatch):
+    # TensorFlow's own CPU kernels cannot differentiate a grouped conv; only oneDNN's can.
+    from common.layers import per_sample_conv
+
+    monkeypatch.setattr(per_sample_conv, "_accelerator_visible", lambda: False)
+    monkeypatch.setattr(per_sample_conv, "_grouped_conv_differentiable_on_cpu", lambda: False)
+    assert HybridConv2D(8, 3, 1)._auto_implementation((None, 16, 16, 8)) == "map"
+    monkeypatch.setattr(per_sample_conv, "_grouped_conv_differentiable_on_cpu", lambda: True)
+    assert HybridConv2D(8, 3, 1)._auto_implementation((None, 16, 16, 8)) == "grouped"
+
+
 def test_wrong_covariate_width_errors_clearly():
     images, covariates = random_inputs(2, 8, 8, 2, 3)
     layer = HybridConv2D(4, 3, num_covariates=2)
