@@ -27,8 +27,12 @@ reuse_tests(
         "test_jit_compiled_with_unknown_batch_and_size",  # tf.function; test_hybrid_jit_with_several_batch_sizes below
     ),
 )
-for module in (
+reuse_tests(
     "tests.common.layers.test_hybrid_conv",
+    globals(),
+    exclude=("test_map_gradient_under_xla_matches_the_automatic_one",),  # tf.GradientTape / tf.function
+)
+for module in (
     "tests.common.layers.test_film",
     "tests.common.layers.test_condconv2d",
 ):
