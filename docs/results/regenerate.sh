@@ -46,7 +46,7 @@ declare -A CMD=(
   [bench_feature_extraction]="-m benchmarks.feature_extraction $PACS --json"
   [bench_hybrid_conv]="-m benchmarks.hybrid_conv --json"
   [bench_input_pipeline]="-m benchmarks.input_pipeline $PACS --json"
-  [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 160 --epochs 6 --switch-epochs 0,2,4 --cache"
+  [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 128 --epochs 6 --switch-epochs 0,2 --cache"
 )
 ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male
