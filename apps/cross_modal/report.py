@@ -156,3 +156,42 @@ def write_table(rows: dict, test: dict, modalities, out_dir, caption: str) -> st
     Path(out_dir, "modality_table.csv").write_text("\n".join(csv) + "\n")
     Path(out_dir, "modality_table.md").write_text("\n".join(md) + "\n")
     return "\n".join(md)
+
+
+def leave_one_out_markdown(test: dict, retrieval: dict, caption: str) -> str:
+    """The standard leave-one-domain-out table (as PACS papers report it): one row per held-out domain, then the average.
+
+    Each row is the model trained on every other domain, tested on all images
+    of the held-out one: accuracy (top-5 where there are more than 5
+    classes), and retrieval mAP with held-out queries, within the held-out
+    domain and against the training domains' test images (mean over them),
+    from the head's embedding and from the backbone's pooled features.
+    """
+    held_out = list(test["per_modality"])
+    top5 = all("top5_accuracy" in test["per_modality"][m] for m in held_out)
+
+    def fmt(value):
+        return "-" if value is None or np.isnan(value) else f"{value:.3f}"
+
+    def maps(m):
+        out = []
+        for name in ("embedding", "backbone_features"):
+            table = retrieval.get(f"without_{m}", {}).get(name, {}).get(m, {})
+            others = [v for g, v in table.items() if g != m and v is not None]
+            out += [table.get(m), float(np.mean(others)) if others else None]
+        return out
+
+    header = ["held-out domain", "test images", "accuracy", *(["top-5"] if top5 else []),
+              "mAP within (embedding)", "mAP to training domains (embedding)",
+              "mAP within (backbone)", "mAP to training domains (backbone)"]
+    lines = [caption, "", "| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
+    columns = []
+    for m in held_out:
+        scores = test["per_modality"][m]
+        values = [scores["accuracy"], *([scores["top5_accuracy"]] if top5 else []), *maps(m)]
+        columns.append(values)
+        lines.append(f"| {m} | {scores['images']} | " + " | ".join(fmt(v) for v in values) + " |")
+    means = [np.mean([c[i] for c in columns if c[i] is not None]) if any(c[i] is not None for c in columns)
+             else None for i in range(len(columns[0]))]
+    lines.append("| **average** | | " + " | ".join(f"**{fmt(v)}**" for v in means) + " |")
+    return "\n".join(lines)

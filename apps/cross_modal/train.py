@@ -33,6 +33,7 @@ from apps.cross_modal.data import (
 from apps.cross_modal.models import build_model, compile_model, prepare_finetuning
 from apps.cross_modal.report import (
     evaluate_per_modality,
+    leave_one_out_markdown,
     retrieval_markdown,
     retrieval_tables,
     summarize,
@@ -122,6 +123,13 @@ def train(cfg: CrossModalConfig) -> dict:
         Path(run.dir, "retrieval_table.md").write_text(retrieval_markdown(
             retrieval, f"Retrieval mAP (cosine), model {cfg.model} ({cfg.backbone}), protocol {cfg.protocol}"
             + (", first fold" if cfg.folds else "")) + "\n")
+    if cfg.protocol == "leave_one_out":
+        pacs = leave_one_out_markdown(test, retrieval, (
+            f"Leave one domain out: trained on the other {len(modalities) - 1} domains, tested on every image of the "
+            f"held-out one; model {cfg.model} ({cfg.backbone}), {split}"
+            + (" (accuracy: mean over folds; retrieval: first fold)" if cfg.folds else "")))
+        Path(run.dir, "leave_one_out_table.md").write_text(pacs + "\n")
+        markdown += "\n\n" + pacs
     run.note("exported_model_is", f"the model of row '{list(rows)[-1]}'" + (" (last fold)" if cfg.folds else ""))
     # The last experiment's model, its best weights restored above (a frozen model's checkpoint holds only its head).
     _, metrics = run.finish(model, {}, final="last", metrics=extra)

@@ -9,12 +9,14 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from apps.attractiveness.train import load_tables
-from apps.attractiveness.config import AttractivenessConfig
-from common.data.celeba import make_dataset
-from common.backbones import build_backbone, preprocess
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+
+from apps.attractiveness.config import AttractivenessConfig
+from apps.attractiveness.train import load_tables
+from common.backbones import build_backbone, preprocess
+from common.data.celeba import make_dataset
+
 cfg = AttractivenessConfig(data_dir="/work/shared/data/celeba_sample", covariates=[])
 tables, note = load_tables(cfg)
 print(note, flush=True)
@@ -24,8 +26,8 @@ for size in [int(s) for s in sys.argv[1].split(",")]:
     feats, ys, males = {}, {}, {}
     for split in ("train", "val", "test"):
         for flip in ((False, True) if split == "train" else (False,)):
-            ds = make_dataset(tables[split], "Attractive", None, (size, size), 64, shuffle=False,
-                              preprocess=preprocess("efficientnet_lite0"))
+            ds = make_dataset(tables[split], "Attractive", None, (size, size), 64, shuffle=False)
+            ds = ds.map(lambda x, y: (preprocess("efficientnet_lite0")(x), y))  # raw 0..255 images since the probe ran
             if flip:
                 ds = ds.map(lambda x, y: (tf.reverse(x, [2]), y))
             f = m.predict(ds, verbose=0)
@@ -39,7 +41,8 @@ for size in [int(s) for s in sys.argv[1].split(",")]:
             X = {s: feats[s] for s in ("train", "val", "test")}
             ytr = ys["train"]
             if aug:
-                X["train"] = np.concatenate([feats["train"], feats["train_flip"]]); ytr = np.concatenate([ytr, ytr])
+                X["train"] = np.concatenate([feats["train"], feats["train_flip"]])
+                ytr = np.concatenate([ytr, ytr])
             if with_male:
                 mtr = np.concatenate([males["train"]] * (2 if aug else 1))
                 X = {s: np.c_[X[s], (mtr if s == "train" else males[s]) * 3.0] for s in X}

@@ -145,6 +145,7 @@ def test_leave_one_out_with_folds_reports_mean_and_std(tiny_domains, tmp_path, m
         assert scores["accuracy"] == pytest.approx(np.mean(scores["accuracy_folds"]))
         assert scores["accuracy"] == pytest.approx(test["table"][f"without_{modality}"][modality])
     assert "±" in (tmp_path / "run" / "modality_table.md").read_text()
+    assert "| **average** |" in (tmp_path / "run" / "leave_one_out_table.md").read_text()
 
 
 def test_unseen_modalities_are_tested_on_every_image(tiny_domains):
@@ -194,3 +195,21 @@ def test_places_style_layout_with_205_classes_needs_no_per_class_code(tmp_path):
     cfg = CrossModalConfig(model="frozen", **SMALL)
     model, _, _ = build_model(cfg, len(classes))
     assert model.output.shape == (None, 205)
+
+
+def test_leave_one_out_table_is_one_row_per_held_out_domain_and_their_average():
+    from apps.cross_modal.report import leave_one_out_markdown
+
+    test = {"per_modality": {"art": {"accuracy": 0.5, "images": 10}, "sketch": {"accuracy": 0.8, "images": 12}}}
+    # Each held-out domain's retrieval rows: its own queries against every gallery.
+    retrieval = {
+        "without_art": {"embedding": {"art": {"art": 0.4, "photo": 0.2, "sketch": 0.6}},
+                        "backbone_features": {"art": {"art": 0.3, "photo": None, "sketch": 0.1}}},
+        "without_sketch": {"embedding": {"sketch": {"sketch": 0.7, "art": 0.5, "photo": 0.3}},
+                           "backbone_features": {"sketch": {"sketch": 0.9, "art": 0.2, "photo": 0.4}}},
+    }
+    lines = leave_one_out_markdown(test, retrieval, "caption").splitlines()
+    assert lines[0] == "caption"
+    assert lines[4] == "| art | 10 | 0.500 | 0.400 | 0.400 | 0.300 | 0.100 |"
+    assert lines[5] == "| sketch | 12 | 0.800 | 0.700 | 0.400 | 0.900 | 0.300 |"
+    assert lines[6] == "| **average** | | **0.650** | **0.550** | **0.400** | **0.600** | **0.200** |"

@@ -33,7 +33,7 @@ def test_help(module, capsys):
 
 def test_resolve_fills_defaults_and_checks_the_switch_epoch():
     cfg = PatchTrainingConfig()
-    assert (cfg.backbone, cfg.weights, cfg.learning_rate, cfg.optimizer, cfg.momentum) == ("efficientnet_lite0", "imagenet", 1e-3, "sgd", 0.9)
+    assert (cfg.backbone, cfg.weights, cfg.learning_rate, cfg.optimizer, cfg.momentum) == ("efficientnet_lite0", "imagenet", 1e-2, "sgd", 0.9)
     assert (cfg.switch_epoch, cfg.epochs, cfg.batch_size, cfg.min_patch) == (5, 10, 16, 64)
     assert (cfg.patch_shape, cfg.patch_bucket) == ("square", 32)  # today's fixed resize stays the default
     small = PatchTrainingConfig(backbone="small")
