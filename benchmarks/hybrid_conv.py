@@ -213,7 +213,7 @@ def measure_rounds(steps, images, warmup, repeats, log=print):
 
 
 def measure(batch, size, channels, filters, kernel_size, d, warmup, repeats, seed=0, jit=False):
-    """Median train-step seconds of hybrid, grouped, conv and loop for one d (as before the jit columns).
+    """Median train-step seconds of hybrid, grouped (where trainable), conv and loop for one d (as before the jit columns).
 
     The single-d view `notebooks/hybrid_conv2d.py` uses; `jit=True` adds
     `hybrid_jit` and `conv_jit`. Returns ({name: median s}, {name: [s]}).
@@ -222,7 +222,8 @@ def measure(batch, size, channels, filters, kernel_size, d, warmup, repeats, see
     names = {f"hybrid_d{d}": "hybrid", "grouped": "grouped", "conv": "conv", f"loop_d{d}": "loop"}
     if jit:
         names.update({f"hybrid_d{d}_jit": "hybrid_jit", "conv_jit": "conv_jit"})
-    steps = {new: steps[old] for old, new in names.items()}
+    # `grouped` is built only where it can be trained (see `_grouped_trainable`).
+    steps = {new: steps[old] for old, new in names.items() if old in steps}
     return measure_rounds(steps, images, warmup, repeats, log=lambda line: None)
 
 
