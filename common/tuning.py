@@ -103,13 +103,16 @@ def make_tuner(hypermodel, kind: str, objective: str, directory, project_name: s
     raise ValueError(f"--tuner {kind!r} is not valid; choose one of: {', '.join(TUNERS)}")
 
 
-def trials_table(tuner) -> list[dict]:
-    """One row per finished trial: its hyperparameters and score."""
+def trials_table(tuner, metrics=()) -> list[dict]:
+    """One row per finished trial: its hyperparameters, score, and the last value of each of `metrics`
+    (what the trial's `fit` returned; None where the trial has none)."""
     rows = []
     for trial in tuner.oracle.trials.values():
         if trial.score is None:
             continue
-        rows.append({"trial_id": trial.trial_id, "score": float(trial.score), "status": str(trial.status), **trial.hyperparameters.values})
+        row = {"trial_id": trial.trial_id, "score": float(trial.score), "status": str(trial.status), **trial.hyperparameters.values}
+        row.update({m: trial.metrics.get_last_value(m) if trial.metrics.exists(m) else None for m in metrics})
+        rows.append(row)
     return sorted(rows, key=lambda r: r["trial_id"])
 
 

@@ -39,7 +39,7 @@ from common.config import option, parse_config
 from common.features import cached_features
 from common.tables import write_table
 from common.training import setup_logging
-from common.tuning import TUNERS, ConfigHyperModel, choice, search
+from common.tuning import TUNERS, ConfigHyperModel, choice, search, trials_table
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
@@ -162,15 +162,7 @@ class CrossModalHyperModel(ConfigHyperModel):
 
 def search_rows(tuner) -> list[dict]:
     """One row per finished trial: its settings, val accuracy, epochs run per phase and seconds."""
-    rows = []
-    for trial in tuner.oracle.trials.values():
-        if trial.score is None:
-            continue
-        values = trial.hyperparameters.values
-        row = {"trial_id": trial.trial_id, **{k: values.get(k) for k in ("model", "learning_rate", "augmentation")}}
-        for name in COLUMNS[4:]:
-            row[name] = trial.metrics.get_last_value(name) if trial.metrics.exists(name) else None
-        rows.append(row)
+    rows = [{k: row.get(k) for k in COLUMNS} for row in trials_table(tuner, metrics=COLUMNS[4:])]
     return sorted(rows, key=lambda r: -r["val_accuracy"])
 
 

@@ -36,7 +36,7 @@ from common.config import option, parse_config
 from common.data.voc import VOC_CLASSES, cache_patches, full_dataset, label_matrix, patch_table, positive_weights
 from common.tables import write_table
 from common.training import setup_logging
-from common.tuning import TUNERS, ConfigHyperModel, search
+from common.tuning import TUNERS, ConfigHyperModel, search, trials_table
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = keras_tuner.Objective("val_map", direction="max")
@@ -123,14 +123,7 @@ class CurriculumHyperModel(ConfigHyperModel):
 
 def ablation_rows(tuner) -> list[dict]:
     """One row per finished trial: its settings, val mAP, chance mAP, precision, recall and seconds."""
-    rows = []
-    for trial in tuner.oracle.trials.values():
-        if trial.score is None:
-            continue
-        row = {"trial_id": trial.trial_id, **{k: trial.hyperparameters.values.get(k) for k in ("learning_rate", "batch_size")}}
-        for name in ABLATION_COLUMNS[3:]:
-            row[name] = trial.metrics.get_last_value(name) if trial.metrics.exists(name) else None
-        rows.append(row)
+    rows = [{k: row.get(k) for k in ABLATION_COLUMNS} for row in trials_table(tuner, metrics=ABLATION_COLUMNS[3:])]
     return sorted(rows, key=lambda r: (r["learning_rate"], r["batch_size"]))
 
 
