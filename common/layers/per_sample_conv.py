@@ -71,7 +71,6 @@ def _accelerator_visible():
     return False
 
 
-
 @functools.cache
 def _grouped_conv_differentiable_on_cpu():
     """Whether the backend can differentiate a grouped convolution on a CPU.
