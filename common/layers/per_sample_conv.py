@@ -407,9 +407,10 @@ class PerSampleConv(keras.layers.Layer):
         # CPU convolution for that (the whole image as the window) took 14-28
         # s per train step, batch 32, 64x64x64 -> 64, 3x3. Here each sample's
         # kernel gradient is one matrix multiply of its im2col patches (one
-        # sample's patches at a time) and its input gradient the backend's
-        # own (transposed convolution). Without XLA the automatic gradient
-        # (oneDNN / Eigen backprop kernels) is as fast or faster.
+        # sample's patches at a time) and its input gradient a forward
+        # convolution (see `_sample_input_gradient`). Without XLA the
+        # automatic gradient (oneDNN / Eigen backprop kernels) is as fast or
+        # faster.
         @ops.custom_gradient
         def mapped(images, kernels):
             def grad(*args, upstream=None):
@@ -418,7 +419,7 @@ class PerSampleConv(keras.layers.Layer):
 
                 def sample_gradients(triple):
                     image, kernel, upstream_i = triple
-                    image_gradient = _input_gradient(lambda x: conv(x, kernel), image, upstream_i)
+                    image_gradient = self._sample_input_gradient(image, kernel, upstream_i, padding)
                     patches, _ = self._patches(image[None], padding)
                     kernel_gradient = ops.matmul(
                         ops.transpose(patches[0]), ops.reshape(upstream_i, (-1, self.filters))
@@ -430,6 +431,34 @@ class PerSampleConv(keras.layers.Layer):
             return ops.map(lambda pair: conv(*pair), (images, kernels)), grad
 
         return mapped(images, kernels)
+
+    def _sample_input_gradient(self, image, kernel, upstream, padding):
+        """The gradient with respect to one sample `image` of `self._conv(image[None], kernel, padding)[0]`.
+
+        With unit strides it is the forward convolution of the upstream
+        gradient, zero-padded so that every input position sees every
+        kernel offset that touched it, with the kernel flipped in space and
+        its input and output channels swapped (the textbook identity). XLA's
+        CPU backend runs that as its fast forward convolution, where the
+        backend's own input gradient (a transposed convolution) was about
+        twice as slow (module docstring). Strided convolutions keep the
+        backend's own.
+        """
+        if max(self.strides) > 1:
+            return _input_gradient(
+                lambda x: self._conv(x[None], kernel, padding)[0], image, upstream
+            )
+        widths = [(0, 0)]
+        for k, d in zip(self.kernel_size, self.dilation_rate):
+            span = d * (k - 1) + 1
+            if padding == "same":  # the forward pass padded (total // 2, total - total // 2)
+                total = span - 1
+                widths.append((total - total // 2, total // 2))
+            else:  # "valid": the full correlation
+                widths.append((span - 1, span - 1))
+        widths.append((0, 0))
+        flipped = ops.swapaxes(ops.flip(kernel, axis=tuple(range(self.rank))), -1, -2)
+        return self._conv(_pad(upstream[None], widths), flipped, "valid")[0]
 
     def _grouped_conv(self, images, kernels):
         # kernels: (*kernel_size, cin, batch, cout) -> (*kernel_size, cin, batch * cout).

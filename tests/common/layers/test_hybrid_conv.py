@@ -17,6 +17,7 @@ CASES = [
     (HybridConv1D, (9,), 4, 3, "causal", 1),
     (HybridConv2D, (9, 8), (3, 2), 2, "same", 1),
     (HybridConv2D, (7, 9), 3, 1, "same", 2),
+    (HybridConv2D, (7, 6), (2, 3), 1, "same", 1),
     (HybridConv3D, (5, 6, 4), 3, 1, "same", 1),
     (HybridConv3D, (6, 5, 5), (2, 3, 1), 2, "valid", 1),
     (HybridConv3D, (5, 5, 6), 2, 1, "valid", (1, 2, 1)),
@@ -153,9 +154,11 @@ def test_map_gradient_under_xla_matches_the_automatic_one(
     from common.layers import per_sample_conv
 
     written_out = []
-    original = per_sample_conv._input_gradient
+    original = per_sample_conv.PerSampleConv._sample_input_gradient
     monkeypatch.setattr(
-        per_sample_conv, "_input_gradient", lambda *args: written_out.append(1) or original(*args)
+        per_sample_conv.PerSampleConv,
+        "_sample_input_gradient",
+        lambda *args: written_out.append(1) or original(*args),
     )
 
     samples, covariates = random_inputs(3, spatial, 2, 2)
