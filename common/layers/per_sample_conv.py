@@ -12,7 +12,8 @@ sample without a Python loop over the batch:
   (`keras.ops.map`: `tf.map_fn` / `jax.lax.map`); under XLA (TensorFlow's
   `jit_compile=True`, JAX) with a written-out gradient, per sample: the
   kernel gradient as one matrix multiply of that sample's im2col patches,
-  the input gradient as the backend's own;
+  the input gradient as a forward convolution with the flipped kernel
+  (the backend's own transposed convolution where strides exceed 1);
 - `"patches"`: im2col (the `prod(kernel_size)` shifted views of the input
   concatenated along the channels) and one batched matrix multiply with the
   per-sample kernels; it materialises `prod(kernel_size)` times the input.
@@ -26,7 +27,7 @@ is from 4 M multiply-adds per sample, `_MAP_MIN_MULTIPLY_ADDS`):
 |---|---|---|
 | GPU / TPU | grouped | one grouped cuDNN call; XLA lowers it to cuDNN too |
 | CPU, TensorFlow, no XLA | map (small: grouped where TensorFlow can differentiate it on this CPU, else map) | 64x64x64 -> 64: map 1.0x the batched Conv2D (grouped 1.6x in an earlier run on a CPU with oneDNN); TensorFlow's CPU grouped conv has a gradient only with oneDNN (on by default only on some CPUs, e.g. AVX-512); 16x16x16 -> 16 without oneDNN: map 17 ms, patches 36 ms (Conv2D 8 ms) |
-| CPU under XLA (TF `jit_compile=True`, JAX) | map when large, else patches | 64x64x64 -> 64, this layer side by side (TF): map 2.07x XLA's batched Conv2D, patches 2.11x (a tie); a stand-alone prototype whose input gradient is a forward conv with the flipped kernel: 1.12x (patches 1.70x); prototype at 32x32x32 -> 32: map 94 ms, patches 759 ms (Conv2D 181 ms); 16x16x16 -> 16: patches 14 ms, map 39 ms (Conv2D 9 ms); XLA's CPU grouped conv is a naive loop (~17 s) and the automatic gradient of the map took 14-28 s |
+| CPU under XLA (TF `jit_compile=True`, JAX) | map when large, else patches | 64x64x64 -> 64, d = 3, quiet AVX-512 CPU with oneDNN: map 1.42x XLA's batched Conv2D (its input gradient as a forward conv with the flipped kernel; 2.8x slower with the backend's transposed conv); on the AVX2 CPU, loaded: map with the backend's input gradient 2.07x, patches 2.11x; a stand-alone prototype at 32x32x32 -> 32: map 94 ms, patches 759 ms (Conv2D 181 ms); 16x16x16 -> 16: patches 14 ms, map 39 ms (Conv2D 9 ms); XLA's CPU grouped conv is a naive loop (~17 s) and the automatic gradient of the map took 14-28 s |
 
 On JAX 0.10 (CPU) at 64x64x64 -> 64: map 13.2 s, patches 13.0 s, JAX's own
 Conv2D 25.8 s per train step (load ~18 on 2 cores; its convolution gradients
