@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from common.backbones import EFFICIENTNET_LITE, is_pretrained, resolve_weights
-from common.config import TrainConfig, option
+from common.config import AugmentOptions, TrainConfig, option
 
 MODELS = ("baseline", "hybrid", "late_fusion", "film", "condconv")
 BACKBONES = (*EFFICIENTNET_LITE, "vgg16_bn", "small")
@@ -21,7 +21,7 @@ SCRATCH_LEARNING_RATE = 1e-3
 
 
 @dataclasses.dataclass
-class AttractivenessConfig(TrainConfig):
+class AttractivenessConfig(AugmentOptions, TrainConfig):
     """CelebA attribute prediction with covariates fused by HybridConv2D (ShortFuse)."""
 
     target: str = option("Attractive", "CelebA attribute to predict (docs/reports.md: Attractive)")
@@ -71,6 +71,12 @@ class AttractivenessConfig(TrainConfig):
     val_fraction: float = option(0.15, "fallback split: share of the train rows used for validation", above=0, below=1)
     test_fraction: float = option(0.15, "fallback split: share of the train rows used for test", min=0, below=1)
     flip: bool = option(True, "random left-right flips of the training faces (the label does not change)")
+    # Aligned faces: the affine knobs are milder than ImageDataGenerator's classic ones.
+    rotation_range: float = option(10.0)
+    width_shift_range: float = option(0.05)
+    height_shift_range: float = option(0.05)
+    shear_range: float = option(0.0)
+    zoom_range: float = option(0.1)
     head_dropout: float = option(0.3, "dropout between the pooled features and the sigmoid unit", min=0, below=1)
     cache: bool = option(False, "keep decoded images in memory (fine for samples; full CelebA needs GBs)")
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")

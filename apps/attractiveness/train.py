@@ -55,11 +55,13 @@ def make_datasets(cfg, tables, batch_size) -> dict:
     """tf.data per split of raw 0..255 images (the model preprocesses them); the baseline gets images only,
     the fusion models images and covariates."""
     covariates = None if cfg.model == "baseline" else cfg.covariates
+    augment = cfg.affine_augmentation(horizontal_flip=cfg.flip)
+    if augment is None and cfg.flip:
+        augment = keras.layers.RandomFlip("horizontal", seed=cfg.seed)
     return {
         split: make_dataset(
             tables[split], cfg.target, covariates, (cfg.image_size, cfg.image_size), batch_size,
-            shuffle=split == "train", seed=cfg.seed, cache=cfg.cache,
-            augment=keras.layers.RandomFlip("horizontal", seed=cfg.seed) if cfg.flip and split == "train" else None,
+            shuffle=split == "train", seed=cfg.seed, cache=cfg.cache, augment=augment if split == "train" else None,
         )
         for split in ("train", *SPLITS)
     }

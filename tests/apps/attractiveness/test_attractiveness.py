@@ -144,6 +144,17 @@ def test_each_model_trains_one_step_on_tiny_celeba(celeba_root, kind):
     assert model.predict(batch[0], verbose=0).shape == (cfg.batch_size, 1)
 
 
+def test_augment_moves_training_faces_but_not_val_or_test(celeba_root):
+    tables, _ = split_partitions(read_celeba(celeba_root))
+    plain = train.make_datasets(_cfg(model="baseline", flip=False), tables, 4)
+    augmented = train.make_datasets(_cfg(model="baseline", flip=False, augment=True, rotation_range=30.0), tables, 4)
+    first = {name: {split: next(iter(data[split]))[0].numpy() for split in data}
+             for name, data in (("plain", plain), ("augmented", augmented))}
+    assert not np.allclose(first["augmented"]["train"], first["plain"]["train"])
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(first["augmented"][split], first["plain"][split])
+
+
 @pytest.mark.slow
 def test_vgg16_bn_models_train_one_step_and_match_at_init():
     cfg = _cfg(backbone="vgg16_bn", image_size=32, hybrid_positions=["last"])
