@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import EFFICIENTNET_LITE, is_pretrained, resolve_weights
+from common.backbones import EFFICIENTNET_LITE, is_pretrained, native_resolution, resolve_weights
 from common.config import AugmentOptions, TrainConfig, option
 
 MODELS = ("baseline", "hybrid", "late_fusion", "film", "condconv")
@@ -18,6 +18,7 @@ BACKBONES = (*EFFICIENTNET_LITE, "vgg16_bn", "small")
 PRETRAINED_LEARNING_RATE = 1e-5
 PRETRAINED_LEARNING_RATES = {name: 1e-4 for name in EFFICIENTNET_LITE}
 SCRATCH_LEARNING_RATE = 1e-3
+SCRATCH_IMAGE_SIZE = 128
 
 
 @dataclasses.dataclass
@@ -47,6 +48,13 @@ class AttractivenessConfig(AugmentOptions, TrainConfig):
         ["last"],
         "conv(s) to hybridise (hybrid, film, condconv): first, middle, last or a 1-based index, several comma-separated "
         "(docs/reports.md: last 0.821 > first 0.813 > 3rd 0.811)",
+    )
+    image_size: int | None = option(
+        None,
+        "images are resized to image_size x image_size; default with pretrained weights the backbone's ImageNet "
+        "resolution (efficientnet_lite0 224, lite1 240, lite2 260, vgg16_bn 224: on the CelebA sample's 89x109 "
+        f"faces 224 px beat 128 and 160 px), else {SCRATCH_IMAGE_SIZE}",
+        min=1,
     )
     bn_momentum: float = option(
         0.9, "BatchNorm moving-average momentum (torchvision's 0.9; Keras's 0.99 lags in short runs)", min=0, below=1
@@ -82,8 +90,11 @@ class AttractivenessConfig(AugmentOptions, TrainConfig):
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
 
     def fill_automatic(self) -> None:
-        """Weights by backbone, then the learning rate by weights."""
+        """Weights by backbone, then the image size and the learning rate by weights."""
         self.weights = resolve_weights(self.backbone, self.weights)
+        if self.image_size is None:
+            pretrained = is_pretrained(self.weights) and native_resolution(self.backbone)
+            self.image_size = pretrained or SCRATCH_IMAGE_SIZE
         if self.learning_rate is None:
             if is_pretrained(self.weights):
                 self.learning_rate = PRETRAINED_LEARNING_RATES.get(self.backbone, PRETRAINED_LEARNING_RATE)

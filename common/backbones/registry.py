@@ -116,6 +116,16 @@ def build_backbone(
     return model
 
 
+def native_resolution(name):
+    """The input size a backbone's ImageNet weights were trained at (px), or None for the scratch-only ones."""
+    key = _check_name(name)
+    if key in EFFICIENTNET_LITE:
+        return efficientnet_lite.VARIANTS[key].resolution
+    if key in SCRATCH_ONLY:
+        return None
+    return 299 if key == "inception_v3" else 224
+
+
 def default_weights(name):
     """`"imagenet"` for a backbone with pretrained weights, `"none"` for the scratch-only ones."""
     return "none" if _check_name(name) in SCRATCH_ONLY else "imagenet"

@@ -35,9 +35,9 @@ declare -A CMD=(
   [cross_modal_all]="-m apps.cross_modal.train $PACS --protocol all"
   # cross_modal from scratch (the comparison from before pretrained weights)
   [cross_modal_photo_scratch]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --model scratch --backbone small --image-size 64 --epochs 20"
-  # attractiveness, pretrained EfficientNet-Lite0 fine-tuned (the defaults)
-  [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache"
-  [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache"
+  # attractiveness, pretrained EfficientNet-Lite0 fine-tuned (the defaults: 224 px), 3 seeds on one split
+  [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache --seeds 0,1,2"
+  [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache --seeds 0,1,2"
   # attractiveness conditioning study, small from-scratch net at 48 px (a grid sized for 2 loaded CPU cores)
   [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache --models baseline,late_fusion,hybrid_first,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true --seeds 0,1,2"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned

@@ -67,3 +67,15 @@ def test_automatic_values_are_filled_once_by_every_way_of_making_a_config(app, t
     assert pretrained.weights == "imagenet"
     fixed = config_class(**{field: scratch}, weights="none", learning_rate=0.123, **extra)
     assert fixed.replace(seed=3).learning_rate == 0.123 and fixed.replace(seed=3).seed == 3
+
+
+def test_attractiveness_image_size_follows_the_pretrained_backbone():
+    assert AttractivenessConfig().image_size == 224
+    assert AttractivenessConfig(backbone="efficientnet_lite2").image_size == 260
+    assert AttractivenessConfig(backbone="vgg16_bn").image_size == 224
+    assert AttractivenessConfig(backbone="small").image_size == 128
+    assert AttractivenessConfig(weights="none").image_size == 128  # random weights: no ImageNet resolution
+    assert AttractivenessConfig(image_size=64).image_size == 64
+    # replace works it out again for the new backbone; a given size stays.
+    assert AttractivenessConfig().replace(backbone="small").image_size == 128
+    assert AttractivenessConfig(image_size=96).replace(backbone="small").image_size == 96
