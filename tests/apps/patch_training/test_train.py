@@ -100,3 +100,14 @@ def test_two_point_sweep_writes_figures_and_resumes(tiny_voc, tmp_path, monkeypa
     assert [r["map"] for r in again] == pytest.approx([r["map"] for r in rows], abs=1e-6)
     with pytest.raises(ValueError, match="other settings.*--out"):
         sweep_module.main([*argv, "--learning-rate", "0.5"])
+
+
+def test_full_epochs_gives_every_switch_epoch_the_same_whole_image_epochs(tmp_path):
+    argv = ["--switch-epochs", "0,3", "--epochs", "2", "--out", str(tmp_path)]
+    same_full = parse_config(sweep_module.SweepConfig, [*argv, "--full-epochs", "4"])
+    runs = [sweep_module._run_config(same_full, k, tmp_path) for k in (0, 3)]
+    assert [(r.switch_epoch, r.epochs, r.epochs - r.switch_epoch) for r in runs] == [(0, 4, 4), (3, 7, 4)]
+    fixed = parse_config(sweep_module.SweepConfig, ["--epochs", "5", "--out", str(tmp_path)])
+    assert [sweep_module._run_config(fixed, k, tmp_path).epochs for k in (0, 3)] == [5, 5]  # the report's fixed budget
+    with pytest.raises(ValueError, match=r"--switch-epochs \[3\] outside"):
+        sweep_module.sweep(parse_config(sweep_module.SweepConfig, argv))  # K=3 > --epochs 2 without --full-epochs
