@@ -36,8 +36,9 @@ def test_resolve_fills_defaults_and_checks_the_switch_epoch():
     assert (cfg.backbone, cfg.weights, cfg.learning_rate, cfg.optimizer, cfg.momentum) == ("efficientnet_lite0", "imagenet", 1e-2, "sgd", 0.9)
     assert (cfg.switch_epoch, cfg.epochs, cfg.batch_size, cfg.min_patch) == (5, 10, 16, 64)
     assert (cfg.patch_shape, cfg.patch_bucket) == ("square", 32)  # today's fixed resize stays the default
+    assert cfg.patch_lr_factor == 0.1  # the patch head's gradients would wreck the pretrained features
     small = PatchTrainingConfig(backbone="small")
-    assert (small.weights, small.learning_rate) == ("none", 1e-2)
+    assert (small.weights, small.learning_rate, small.patch_lr_factor) == ("none", 1e-2, 1.0)
     with pytest.raises(ValueError, match="--switch-epoch 11"):
         PatchTrainingConfig(switch_epoch=11)
     demo = parse_config(PatchTrainingConfig, DEMO_ARGS)
@@ -53,9 +54,20 @@ def _rows(path):
 def test_curriculum_switches_heads_and_writes_metrics(tiny_voc, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
+    learning_rates = []
+
+    def compile_models(full, patch, *args, **kwargs):
+        compiled = real_compile(full, patch, *args, **kwargs)
+        learning_rates.extend(float(m.optimizer.learning_rate) for m in compiled)
+        return compiled
+
+    real_compile = train.compile_models
+    monkeypatch.setattr(train, "compile_models", compile_models)
     metrics = train.main(
-        ["--data-dir", str(tiny_voc), "--epochs", "3", "--switch-epoch", "1", "--run-dir", str(run_dir), *TINY]
+        ["--data-dir", str(tiny_voc), "--epochs", "3", "--switch-epoch", "1", "--run-dir", str(run_dir),
+         "--learning-rate", "0.02", "--patch-lr-factor", "0.25", *TINY]
     )
+    assert learning_rates == pytest.approx([0.02, 0.005])  # full model, patch model
     # One epoch through the patch head, then two through the multi-label head.
     assert len(_rows(run_dir / "history_patches.csv")) == 1
     full_rows = _rows(run_dir / "history_full.csv")
