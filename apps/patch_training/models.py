@@ -100,8 +100,11 @@ def _optimizer(name, learning_rate, momentum):
     return get_optimizer(name, learning_rate, **kwargs)
 
 
-def compile_models(full_model, patch_model, pos_weight, learning_rate=1e-3, optimizer="sgd", momentum=0.9):
+def compile_models(full_model, patch_model, pos_weight, learning_rate=1e-3, optimizer="sgd", momentum=0.9,
+                   patch_learning_rate=None):
     """Compiles both models, each with its own optimizer (momentum state is per head).
+
+    `patch_learning_rate` is the patch model's (default `learning_rate`).
 
     The full model learns with `WeightedBinaryCrossentropy(pos_weight)` and
     tracks the PR-AUC averaged over classes (`pr_auc`, close to mAP); the
@@ -113,7 +116,7 @@ def compile_models(full_model, patch_model, pos_weight, learning_rate=1e-3, opti
         metrics=[keras.metrics.AUC(curve="PR", multi_label=True, num_labels=len(pos_weight), name="pr_auc")],
     )
     patch_model.compile(
-        optimizer=_optimizer(optimizer, learning_rate, momentum),
+        optimizer=_optimizer(optimizer, learning_rate if patch_learning_rate is None else patch_learning_rate, momentum),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )

@@ -2,10 +2,14 @@
 
     python -m apps.patch_training.sweep --switch-epochs 0,2,5,7,10 --out runs/sweep
     python -m apps.patch_training.sweep --backbone small --image-size 64 --epochs 6 --switch-epochs 0,2,4 --out /tmp/sweep
+    python -m apps.patch_training.sweep --switch-epochs 0,1,2,3 --full-epochs 10 --out runs/sweep_same_full
 
 Every K runs `train.run_experiment` with `--switch-epoch K` in `DIR/K<k>/`
-(the data is read once; every K starts from the same seeded weights). After
-each K, `DIR/sweep.csv` (switch_epoch, precision, recall, map, chance_map,
+(the data is read once; every K starts from the same seeded weights). With
+`--epochs` every K trains that many epochs in all (the report's fixed
+budget: a larger K leaves fewer whole-image epochs); with `--full-epochs N`
+every K trains K + N, so each gets the same whole-image training. After
+each K, `DIR/sweep.csv` (switch_epoch, epochs, precision, recall, map, chance_map,
 tp, fp, fn, tn, train_seconds, patch_seconds, full_seconds, run_dir),
 `DIR/sweep.md`, `DIR/sweep_per_class_ap.md` (AP per class and K, with each
 class's chance AP) and the plots against K (`sweep_precision_recall.png`,
@@ -35,7 +39,7 @@ COLUMNS = [
     "switch_epoch", "epochs", "precision", "recall", "map", "chance_map", "tp", "fp", "fn", "tn",
     "train_seconds", "patch_seconds", "full_seconds", "run_dir",
 ]  # fmt: skip
-SHOWN = ["switch_epoch", "precision", "recall", "map", "chance_map", "tp", "fp", "fn", "tn",
+SHOWN = ["switch_epoch", "epochs", "precision", "recall", "map", "chance_map", "tp", "fp", "fn", "tn",
          "train_seconds", "patch_seconds", "full_seconds"]
 
 
@@ -44,6 +48,11 @@ class SweepConfig(PatchTrainingConfig):
     """The curriculum's settings plus the switch epochs to sweep and the output folder."""
 
     switch_epochs: list[int] = option([0, 2, 5, 7, 10], "switch epochs to compare (docs/reports.md: 0..10, 0 = baseline)", min=0)
+    full_epochs: int | None = option(
+        None, "whole-image epochs after the switch, the same for every K (K then trains K + this many epochs in "
+        "all, so the K differ only by their patch epochs); default: --epochs in all for every K, the report's fixed "
+        "budget, where a larger K leaves fewer whole-image epochs", min=1
+    )
     out: str = option("runs/patch_training_sweep", "folder of sweep.csv, sweep.md, the plots and one run per K")
 
     def check_switch_epoch(self) -> None:
@@ -52,7 +61,8 @@ class SweepConfig(PatchTrainingConfig):
 
 def _run_config(sweep: SweepConfig, k: int, out: Path) -> PatchTrainingConfig:
     fields = {f.name: getattr(sweep, f.name) for f in dataclasses.fields(PatchTrainingConfig)}
-    return PatchTrainingConfig(**{**fields, "switch_epoch": k, "run_dir": str(out / f"K{k}")})
+    epochs = k + sweep.full_epochs if sweep.full_epochs else sweep.epochs
+    return PatchTrainingConfig(**{**fields, "switch_epoch": k, "epochs": epochs, "run_dir": str(out / f"K{k}")})
 
 
 def row_of(k: int, metrics: dict, run_dir) -> dict:
@@ -80,7 +90,8 @@ def write_outputs(rows: list[dict], out: Path, title: str = "") -> None:
                          "fn": "FN", "tn": "TN", "train_seconds": "train s", "patch_seconds": "patch s",
                          "full_seconds": "full s"},
                 formats={k: "{:.0f}" for k in ("train_seconds", "patch_seconds", "full_seconds")},
-                notes=["K = epochs on patches before the switch to full images (0 = baseline); metrics on val."])
+                notes=["K = epochs on patches before the switch to full images (0 = baseline); epochs = patch and "
+                       "whole-image epochs together; metrics on val."])
     ks = [r["switch_epoch"] for r in rows]
     write_per_class_table(rows, out / "sweep_per_class_ap.md", title)
 
@@ -114,14 +125,15 @@ def sweep(config: SweepConfig) -> list[dict]:
     ks = sorted(set(config.switch_epochs))
     if not ks:
         raise ValueError("--switch-epochs is empty; give a comma-separated list such as 0,2,5")
-    bad = [k for k in ks if not 0 <= k <= config.epochs]
+    bad = [k for k in ks if not 0 <= k <= config.epochs] if not config.full_epochs else []
     if bad:
         raise ValueError(f"--switch-epochs {bad} outside 0..--epochs {config.epochs}; raise --epochs or drop them")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     # One seed (--seed) per K, in DIR/K<k>: the switch epochs are the settings.
     configs = {k: {config.seed: _run_config(config, k, out)} for k in ks}
-    title = f"{config.backbone}, {config.patch_shape} patches, {config.epochs} epochs, data {config.data_dir or 'SYNTHETIC demo'}"
+    budget = f"K + {config.full_epochs} epochs" if config.full_epochs else f"{config.epochs} epochs"
+    title = f"{config.backbone}, {config.patch_shape} patches, {budget}, data {config.data_dir or 'SYNTHETIC demo'}"
     data, rows = None, []
 
     def train(cfg):
@@ -132,7 +144,8 @@ def sweep(config: SweepConfig) -> list[dict]:
     def progress(k, _seed, metrics, seconds):
         if seconds is None:
             log.info("K=%d already finished in %s; reading its metrics", k, configs[k][config.seed].run_dir)
-        rows.append(row_of(k, {**metrics, "epochs": config.epochs}, configs[k][config.seed].run_dir))
+        run_config = configs[k][config.seed]
+        rows.append(row_of(k, {**metrics, "epochs": run_config.epochs}, run_config.run_dir))
         write_outputs(rows, out, title=title)
 
     repeat(configs, train, fix="pass a new --out or the same flags as before to resume that sweep", on_result=progress)

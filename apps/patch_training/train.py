@@ -122,7 +122,8 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
         full_model, patch_model = build_models(
             cfg.backbone, size, cfg.weights, cfg.patch_pooling, cfg.patch_hidden, cfg.dropout, patch_shape=cfg.patch_shape
         )
-        compile_models(full_model, patch_model, pos_weight, dist.learning_rate(cfg.learning_rate), cfg.optimizer, cfg.momentum)
+        lr = dist.learning_rate(cfg.learning_rate)
+        compile_models(full_model, patch_model, pos_weight, lr, cfg.optimizer, cfg.momentum, lr * cfg.patch_lr_factor)
 
     seconds, patch_phase = {}, None
     if cfg.switch_epoch > 0:

@@ -160,7 +160,8 @@ def main(argv=None):
             trial_cfg.backbone, trial_cfg.image_size, trial_cfg.weights, trial_cfg.patch_pooling, trial_cfg.patch_hidden,
             trial_cfg.dropout, patch_shape=trial_cfg.patch_shape,
         )  # fmt: skip
-        compile_models(full_model, patch_model, pos_weight, trial_cfg.learning_rate, trial_cfg.optimizer, trial_cfg.momentum)
+        compile_models(full_model, patch_model, pos_weight, trial_cfg.learning_rate, trial_cfg.optimizer, trial_cfg.momentum,
+                       trial_cfg.learning_rate * trial_cfg.patch_lr_factor)
         return full_model, patch_model
 
     def make_data(trial_cfg):

@@ -48,7 +48,8 @@ declare -A CMD=(
   [bench_feature_extraction]="-m benchmarks.feature_extraction $PACS --json"
   [bench_hybrid_conv]="-m benchmarks.hybrid_conv --json"
   [bench_input_pipeline]="-m benchmarks.input_pipeline $PACS --json"
-  [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 128 --epochs 6 --switch-epochs 0,2 --cache"
+  # every K gets the same 10 whole-image epochs after its K patch epochs (--full-epochs)
+  [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 128 --full-epochs 10 --switch-epochs 0,1,2,3 --cache"
 )
 ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48

@@ -61,6 +61,14 @@ def test_full_step_moves_backbone_and_label_head_only():
     assert all(changed[:n]) and not any(changed[n:])
 
 
+def test_patch_model_takes_its_own_learning_rate():
+    full, patch = _models()
+    assert float(patch.optimizer.learning_rate) == pytest.approx(0.05)  # default: the full model's
+    compile_models(full, patch, np.full(20, 3.0), learning_rate=0.05, patch_learning_rate=0.005)
+    assert float(full.optimizer.learning_rate) == pytest.approx(0.05)
+    assert float(patch.optimizer.learning_rate) == pytest.approx(0.005)
+
+
 def test_pooling_feature_sizes_and_bad_flag():
     # small backbone: 32 px -> 2x2x128; adaptive 4x4 -> 16 cells, spp 1+4+16 = 21 cells.
     for pooling, cells in (("adaptive", 16), ("spp", 21)):

@@ -36,8 +36,9 @@ def test_resolve_fills_defaults_and_checks_the_switch_epoch():
     assert (cfg.backbone, cfg.weights, cfg.learning_rate, cfg.optimizer, cfg.momentum) == ("efficientnet_lite0", "imagenet", 1e-2, "sgd", 0.9)
     assert (cfg.switch_epoch, cfg.epochs, cfg.batch_size, cfg.min_patch) == (5, 10, 16, 64)
     assert (cfg.patch_shape, cfg.patch_bucket) == ("square", 32)  # today's fixed resize stays the default
+    assert cfg.patch_lr_factor == 0.1  # the patch head's gradients would wreck the pretrained features
     small = PatchTrainingConfig(backbone="small")
-    assert (small.weights, small.learning_rate) == ("none", 1e-2)
+    assert (small.weights, small.learning_rate, small.patch_lr_factor) == ("none", 1e-2, 1.0)
     with pytest.raises(ValueError, match="--switch-epoch 11"):
         PatchTrainingConfig(switch_epoch=11)
     demo = parse_config(PatchTrainingConfig, DEMO_ARGS)
@@ -53,9 +54,20 @@ def _rows(path):
 def test_curriculum_switches_heads_and_writes_metrics(tiny_voc, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
+    learning_rates = []
+
+    def compile_models(full, patch, *args, **kwargs):
+        compiled = real_compile(full, patch, *args, **kwargs)
+        learning_rates.extend(float(m.optimizer.learning_rate) for m in compiled)
+        return compiled
+
+    real_compile = train.compile_models
+    monkeypatch.setattr(train, "compile_models", compile_models)
     metrics = train.main(
-        ["--data-dir", str(tiny_voc), "--epochs", "3", "--switch-epoch", "1", "--run-dir", str(run_dir), *TINY]
+        ["--data-dir", str(tiny_voc), "--epochs", "3", "--switch-epoch", "1", "--run-dir", str(run_dir),
+         "--learning-rate", "0.02", "--patch-lr-factor", "0.25", *TINY]
     )
+    assert learning_rates == pytest.approx([0.02, 0.005])  # full model, patch model
     # One epoch through the patch head, then two through the multi-label head.
     assert len(_rows(run_dir / "history_patches.csv")) == 1
     full_rows = _rows(run_dir / "history_full.csv")
@@ -100,3 +112,14 @@ def test_two_point_sweep_writes_figures_and_resumes(tiny_voc, tmp_path, monkeypa
     assert [r["map"] for r in again] == pytest.approx([r["map"] for r in rows], abs=1e-6)
     with pytest.raises(ValueError, match="other settings.*--out"):
         sweep_module.main([*argv, "--learning-rate", "0.5"])
+
+
+def test_full_epochs_gives_every_switch_epoch_the_same_whole_image_epochs(tmp_path):
+    argv = ["--switch-epochs", "0,3", "--epochs", "2", "--out", str(tmp_path)]
+    same_full = parse_config(sweep_module.SweepConfig, [*argv, "--full-epochs", "4"])
+    runs = [sweep_module._run_config(same_full, k, tmp_path) for k in (0, 3)]
+    assert [(r.switch_epoch, r.epochs, r.epochs - r.switch_epoch) for r in runs] == [(0, 4, 4), (3, 7, 4)]
+    fixed = parse_config(sweep_module.SweepConfig, ["--epochs", "5", "--out", str(tmp_path)])
+    assert [sweep_module._run_config(fixed, k, tmp_path).epochs for k in (0, 3)] == [5, 5]  # the report's fixed budget
+    with pytest.raises(ValueError, match=r"--switch-epochs \[3\] outside"):
+        sweep_module.sweep(parse_config(sweep_module.SweepConfig, argv))  # K=3 > --epochs 2 without --full-epochs
