@@ -39,7 +39,7 @@ declare -A CMD=(
   [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache --seeds 0,1,2"
   [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache --seeds 0,1,2"
   # attractiveness conditioning study, small from-scratch net at 48 px (a grid sized for 2 loaded CPU cores)
-  [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache --models baseline,late_fusion,hybrid_first,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true --seeds 0,1,2"
+  [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache --models baseline,late_fusion,hybrid_first,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true,shuffled,zeros --seeds 0,1,2"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   [light_lite0]="-m apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
