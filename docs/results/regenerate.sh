@@ -29,7 +29,7 @@ declare -A CMD=(
   # the standard PACS protocol: per domain, train on the other three, test on every image of it; and all domains
   # together. Frozen backbone (features computed once, the head trained on them): ~7 min for both at 224 px on the
   # 2-core AVX-512 CPU shared with other jobs (load 6-10); fine-tuned (the two entries after): all ~12 min, leave
-  # one out ~1 min per epoch on three domains, about 35 min for the four.
+  # one out ~21 min for the four (one model ~5-6 min).
   [cross_modal_leave_one_out_frozen]="-m apps.cross_modal.train $PACS --protocol leave_one_out --model frozen"
   [cross_modal_all_frozen]="-m apps.cross_modal.train $PACS --protocol all --model frozen"
   [cross_modal_leave_one_out]="-m apps.cross_modal.train $PACS --protocol leave_one_out"
