@@ -53,7 +53,8 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
                            "by --split's shares): mean and std; 0 = one --split", min=0)
     epochs: int = option(10, "epochs")
     batch_size: int = option(20, "batch size (docs/reports.md: 20)")
-    image_size: int = option(150, "images are resized to image_size x image_size (docs/reports.md: 150)")
+    image_size: int = option(224, "images are resized to image_size x image_size (224: the ImageNet size of "
+                                  "EfficientNet-Lite0's weights; docs/reports.md used 150)")
     learning_rate: float | None = option(
         None, "learning rate; default by model: frozen/finetune 2e-5 (docs/reports.md, RMSprop), scratch/per_modality 1e-3"
     )
@@ -72,7 +73,7 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
     )
     finetune_layers: int = option(0, "finetune: layers with weights to unfreeze at the top of the base "
                                      "(BatchNorm not counted, stays frozen); 0 = the backbone's default (vgg16: its "
-                                     "top block of 3 convs, efficientnet_lite: 20 of its 49, small: 1)", min=0)
+                                     "top block of 3 convs, efficientnet_lite: 49, all of Lite0's, small: 1)", min=0)
     finetune_epochs: int = option(8, "finetune: epochs of the fine-tuning phase", min=1)
     finetune_learning_rate_factor: float = option(0.1, "finetune: its learning rate = learning rate x this", above=0)
     # The other --augment knobs keep AugmentOptions' defaults, the report's ImageDataGenerator settings
@@ -92,7 +93,8 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
         "like a sketch; common.data.EdgeView)", min=0, max=1
     )
     cache: bool = option(True, "keep decoded images in memory")
-    monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
+    monitor: str = option("val_loss", "validation metric choosing the best checkpoint (val_loss: on a small "
+                                      "val split the accuracy ties at 1.0, and the first tied epoch wins)")
 
     def fill_automatic(self) -> None:
         """The learning rate by model, weights by backbone (none for scratch); the combinations checked."""

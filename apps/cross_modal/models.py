@@ -17,11 +17,11 @@ from common.optimizers import get_optimizer
 from common.transfer import freeze, unfreeze_top
 
 # Layers with weights unfrozen by default when fine-tuning (BatchNorm not
-# counted): each backbone's top block; for EfficientNet-Lite the top 20 of its
-# 49 (the head conv and about the last seven blocks): the best of the few
-# settings tried on PACS photo -> art / cartoon / sketch (docs/results/cross_modal_settings.md).
+# counted): each backbone's top block; for EfficientNet-Lite 49, all of Lite0's
+# (the top 49 of Lite1/2's 64): at 224 px it beat Lite0's top 20 on PACS photo ->
+# art / cartoon / sketch (docs/results/cross_modal_settings.md).
 TOP_BLOCK_LAYERS = {"vgg16": 3, "vgg16_bn": 3, "resnet50": 3, "inception_v3": 3, "small": 1, "from_scratch": 2,
-                    **{name: 20 for name in EFFICIENTNET_LITE}}
+                    **{name: 49 for name in EFFICIENTNET_LITE}}
 
 
 def build_extractor(cfg, name_prefix: str = "") -> keras.Model:
