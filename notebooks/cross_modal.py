@@ -26,12 +26,12 @@
 # are **synthetic** (five classes drawn as photos, cartoons and sketches).
 # `QUICK = True` trains a small CNN from scratch for a few epochs at 32 px (a
 # smoke run); `False` uses the app's defaults (the pretrained EfficientNet-Lite0,
-# ImageNet weights offline: a frozen phase, then its top 20 layers fine-tuned,
-# 150 px: minutes on a GPU, longer on a CPU).
+# ImageNet weights offline: a frozen phase, then all its layers fine-tuned,
+# 224 px: minutes on a GPU, longer on a CPU).
 
 # %% tags=["parameters"]
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
-QUICK = True  # real value: False (the app's defaults: pretrained EfficientNet-Lite0, fine-tuned, 150 px)
+QUICK = True  # real value: False (the app's defaults: pretrained EfficientNet-Lite0, fine-tuned, 224 px)
 DATA_DIR = None  # None: synthetic demo modalities; else a folder of <modality>/<class>/ image folders
 PROTOCOL = "from_source"  # all, from_source or leave_one_out
 SOURCE = "photo"  # from_source: the modality to train on
