@@ -18,7 +18,8 @@ DESCRIPTION = "CelebA Attractive from faces + covariates (Male, ...): HybridConv
 # The covariates alone (the printed floor) and late fusion's linear head cannot express
 # the e x Male interaction; the first conv hybridised with the covariates can. With these
 # settings (demo data revision celeba 3) the hybrid reached test accuracy 0.800, 0.792 and
-# 0.833 at seeds 0, 1, 2 against the floor's 0.650 (2 loaded CPU cores); with the eyes
+# 0.833 at seeds 0, 1, 2 against the floor's 0.650 (2 loaded AVX2 CPU cores; 0.783 at seed 0
+# on a quiet AVX-512 CPU with oneDNN: the CPU's kernels change the numbers); with the eyes
 # alone carrying e (revision 2) it stayed level with the floor (0.683, 0.658, 0.642-0.667).
 # 120 test faces: 0.01 is about one face.
 DEMO_ARGS = [
