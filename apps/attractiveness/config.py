@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import EFFICIENTNET_LITE, is_pretrained, native_resolution, resolve_weights
+from common.backbones import EFFICIENTNET_LITE, is_pretrained, resolve_image_size, resolve_weights
 from common.config import AugmentOptions, TrainConfig, option
 
 MODELS = ("baseline", "hybrid", "late_fusion", "film", "condconv")
@@ -52,7 +52,7 @@ class AttractivenessConfig(AugmentOptions, TrainConfig):
     image_size: int | None = option(
         None,
         "images are resized to image_size x image_size; default with pretrained weights the backbone's ImageNet "
-        "resolution (efficientnet_lite0 224, lite1 240, lite2 260, vgg16_bn 224: on the CelebA sample's 89x109 "
+        "resolution (efficientnet_lite0 224, lite1 240, lite2 260, vgg16_bn 224; common.backbones.resolve_image_size: on the CelebA sample's 89x109 "
         f"faces 224 px beat 128 and 160 px), else {SCRATCH_IMAGE_SIZE}",
         min=1,
     )
@@ -92,9 +92,7 @@ class AttractivenessConfig(AugmentOptions, TrainConfig):
     def fill_automatic(self) -> None:
         """Weights by backbone, then the image size and the learning rate by weights."""
         self.weights = resolve_weights(self.backbone, self.weights)
-        if self.image_size is None:
-            pretrained = is_pretrained(self.weights) and native_resolution(self.backbone)
-            self.image_size = pretrained or SCRATCH_IMAGE_SIZE
+        self.image_size = resolve_image_size(self.backbone, self.weights, self.image_size, SCRATCH_IMAGE_SIZE)
         if self.learning_rate is None:
             if is_pretrained(self.weights):
                 self.learning_rate = PRETRAINED_LEARNING_RATES.get(self.backbone, PRETRAINED_LEARNING_RATE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import BACKBONES, EFFICIENTNET_LITE, resolve_weights
+from common.backbones import BACKBONES, EFFICIENTNET_LITE, resolve_image_size, resolve_weights
 from common.config import AugmentOptions, TrainConfig, option
 
 MODELS = ("frozen", "finetune", "scratch", "per_modality")
@@ -15,6 +15,8 @@ OPTIMIZERS = ("rmsprop", "adam", "sgd", "adabound")
 # 1e-3 (2e-5 left it at 0.38 / 0.35 / 0.21 on PACS art / cartoon / sketch after
 # 10 epochs, measured). The models trained from random weights need 1e-3 too.
 DEFAULT_LEARNING_RATES = {"frozen": 1e-3, "finetune": 1e-3, "scratch": 1e-3, "per_modality": 1e-3}
+# The report's input size, kept for networks from random weights (pretrained ones get their ImageNet size).
+SCRATCH_IMAGE_SIZE = 150
 MIN_IMAGE_SIZE = {"vgg16": 32, "vgg16_bn": 32, "resnet50": 32, "inception_v3": 75, "small": 16, "from_scratch": 16,
                   **{name: 32 for name in EFFICIENTNET_LITE}}
 
@@ -53,8 +55,10 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
                            "by --split's shares): mean and std; 0 = one --split", min=0)
     epochs: int = option(10, "epochs")
     batch_size: int = option(20, "batch size (docs/reports.md: 20)")
-    image_size: int = option(224, "images are resized to image_size x image_size (224: the ImageNet size of "
-                                  "EfficientNet-Lite0's weights; docs/reports.md used 150)")
+    image_size: int | None = option(
+        None, "images are resized to image_size x image_size; default with pretrained weights the backbone's "
+        f"ImageNet resolution (efficientnet_lite0 224), else {SCRATCH_IMAGE_SIZE} (docs/reports.md)", min=1
+    )
     learning_rate: float | None = option(
         None, "learning rate; default by model: frozen/finetune 2e-5 (docs/reports.md, RMSprop), scratch/per_modality 1e-3"
     )
@@ -101,6 +105,7 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
         if self.learning_rate is None:
             self.learning_rate = DEFAULT_LEARNING_RATES[self.model]
         self.weights = "none" if self.model == "scratch" else resolve_weights(self.backbone, self.weights)
+        self.image_size = resolve_image_size(self.backbone, self.weights, self.image_size, SCRATCH_IMAGE_SIZE)
         if self.image_size < MIN_IMAGE_SIZE[self.backbone]:
             raise ValueError(f"--image-size {self.image_size} is too small for --backbone {self.backbone}; "
                              f"use at least {MIN_IMAGE_SIZE[self.backbone]}")

@@ -12,6 +12,7 @@ from common.backbones.registry import (
     native_resolution,
     preprocess,
     preprocessing_layer,
+    resolve_image_size,
     resolve_weights,
     with_preprocessing,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "native_resolution",
     "preprocess",
     "preprocessing_layer",
+    "resolve_image_size",
     "resolve_weights",
     "with_preprocessing",
 ]

@@ -126,6 +126,14 @@ def native_resolution(name):
     return 299 if key == "inception_v3" else 224
 
 
+def resolve_image_size(name, weights, image_size, scratch_size):
+    """`image_size`, or when it is None the backbone's ImageNet resolution with pretrained `weights`, else
+    `scratch_size` (an app's size for a network from random weights)."""
+    if image_size is not None:
+        return image_size
+    return (is_pretrained(weights) and native_resolution(name)) or scratch_size
+
+
 def default_weights(name):
     """`"imagenet"` for a backbone with pretrained weights, `"none"` for the scratch-only ones."""
     return "none" if _check_name(name) in SCRATCH_ONLY else "imagenet"

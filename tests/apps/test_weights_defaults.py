@@ -79,3 +79,10 @@ def test_attractiveness_image_size_follows_the_pretrained_backbone():
     # replace works it out again for the new backbone; a given size stays.
     assert AttractivenessConfig().replace(backbone="small").image_size == 128
     assert AttractivenessConfig(image_size=96).replace(backbone="small").image_size == 96
+
+
+def test_cross_modal_image_size_follows_the_pretrained_backbone():
+    assert CrossModalConfig().image_size == 224
+    assert CrossModalConfig(backbone="efficientnet_lite1").image_size == 240
+    assert CrossModalConfig(model="scratch", backbone="small").image_size == 150  # the report's size
+    assert CrossModalConfig(image_size=96).image_size == 96
