@@ -7,7 +7,9 @@
 #   docs/results/regenerate.sh NAME ...  # only these entries
 #   docs/results/regenerate.sh --list    # the entries
 #
-# SHARED (default ../shared/data) is where the samples are.
+# SHARED (default ../shared/data) is where the samples are. KEEP_RUNS=1 keeps an
+# entry's run folder, so a run that was stopped resumes where it was (the apps
+# read finished runs back) instead of starting again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -39,8 +41,9 @@ declare -A CMD=(
   # attractiveness, pretrained EfficientNet-Lite0 fine-tuned (the defaults: 224 px), 3 seeds on one split
   [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache --seeds 0,1,2"
   [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache --seeds 0,1,2"
-  # attractiveness conditioning study, small from-scratch net at 48 px (a grid sized for 2 loaded CPU cores)
-  [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache --models baseline,late_fusion,hybrid_first,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true,shuffled,zeros --seeds 0,1,2"
+  # attractiveness conditioning study, small from-scratch net at 48 px: both covariate sets, the four controls,
+  # 5 seeds (the grid sized for 2 CPU cores: six of the nine default models; ~1 h quiet)
+  [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache --models baseline,late_fusion,hybrid_first,hybrid_last,film_last,condconv_last"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   [light_lite0]="-m apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
@@ -66,7 +69,8 @@ names=("$@")
 for name in "${names[@]}"; do
   [[ -n "${CMD[$name]:-}" ]] || { echo "error: unknown entry $name; see --list" >&2; exit 2; }
   run_dir="$RUNS/$name"
-  rm -rf "$run_dir" "$OUT/$name"
+  [[ "${KEEP_RUNS:-0}" == 1 ]] || rm -rf "$run_dir"
+  rm -rf "$OUT/$name"
   mkdir -p "$OUT/$name"
   where=(--run-dir "$run_dir" --quiet)
   [[ "${CMD[$name]}" == *".sweep "* ]] && where=(--out "$run_dir" --quiet)  # one run per setting under --out
