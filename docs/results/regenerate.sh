@@ -28,6 +28,10 @@ declare -A CMD=(
   [cross_modal_photo_finetune_seed1]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --seed 1"
   [cross_modal_photo_frozen]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --model frozen"
   [cross_modal_photo_linear_probe]="-m apps.cross_modal.linear_probe $PACS --protocol from_source --source photo"
+  # the same with the larger EfficientNet-Lite2 (260 px): fine-tuned (two seeds) and its linear probe
+  [cross_modal_photo_finetune_lite2]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --backbone efficientnet_lite2"
+  [cross_modal_photo_finetune_lite2_seed1]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --backbone efficientnet_lite2 --seed 1"
+  [cross_modal_photo_linear_probe_lite2]="-m apps.cross_modal.linear_probe $PACS --protocol from_source --source photo --backbone efficientnet_lite2"
   # the standard PACS protocol: per domain, train on the other three, test on every image of it; and all domains
   # together. Frozen backbone (features computed once, the head trained on them): ~7 min for both at 224 px on the
   # 2-core AVX-512 CPU shared with other jobs (load 6-10); fine-tuned (the two entries after): all ~12 min, leave
@@ -55,7 +59,8 @@ declare -A CMD=(
   # every K gets the same 10 whole-image epochs after its K patch epochs (--full-epochs)
   [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 128 --full-epochs 10 --switch-epochs 0,1,2,3 --cache"
 )
-ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe cross_modal_leave_one_out_frozen
+ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
+       cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48
        orientation_lite0 light_lite0 patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
 
