@@ -47,6 +47,9 @@ declare -A CMD=(
   [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache --seeds 0,1,2"
   # attractiveness conditioning study, small from-scratch net at 48 px: both covariate sets, the four controls,
   # 5 seeds (the grid sized for 2 CPU cores: six of the nine default models; ~1 h quiet)
+  # the study on the default pretrained Lite0 (224 px, fine-tuned whole): the true covariate only, few seeds
+  # (each run ~6 min on 2 quiet cores)
+  [attractiveness_study_lite0]="-m apps.attractiveness.study $CELEBA --cache --models baseline,late_fusion,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true --seeds 0"
   [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache --models baseline,late_fusion,hybrid_first,hybrid_last,film_last,condconv_last"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
@@ -61,7 +64,7 @@ declare -A CMD=(
 )
 ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
-       cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48
+       cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0
        orientation_lite0 light_lite0 patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
 
 if [[ "${1:-}" == "--list" ]]; then
