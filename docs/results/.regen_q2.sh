@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Regenerates the README's real-data results: each entry runs one command on
+# a sample in ../shared/data and stores what it printed and wrote under
+# docs/results/<name>/ (command.txt, output.txt, metrics.json and the tables).
+#
+#   make results                         # every entry (hours on 2 CPU cores)
+#   docs/results/regenerate.sh NAME ...  # only these entries
+#   docs/results/regenerate.sh --list    # the entries
+#
+# SHARED (default ../shared/data) is where the samples are. KEEP_RUNS=1 keeps an
+# entry's run folder, so a run that was stopped resumes where it was (the apps
+# read finished runs back) instead of starting again.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PY:-.venv/bin/python}
+SHARED=${SHARED:-../shared/data}
+OUT=docs/results
+RUNS=${RUNS:-runs/results}
+
+PACS="--data-dir $SHARED/pacs_small"
+CELEBA="--data-dir $SHARED/celeba_sample"
+VOC="--data-dir $SHARED/voc_sample"
+FACES="$SHARED/faces_orient_light"
+
+declare -A CMD=(
+  # cross_modal, pretrained EfficientNet-Lite0 (the defaults), trained on photos only
+  [cross_modal_photo_finetune]="-m apps.cross_modal.train $PACS --protocol from_source --source photo"
+  [cross_modal_photo_finetune_seed1]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --seed 1"
+  [cross_modal_photo_frozen]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --model frozen"
+  [cross_modal_photo_linear_probe]="-m apps.cross_modal.linear_probe $PACS --protocol from_source --source photo"
+  # the same with the larger EfficientNet-Lite2 (260 px): fine-tuned (two seeds) and its linear probe
+  [cross_modal_photo_finetune_lite2]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --backbone efficientnet_lite2"
+  [cross_modal_photo_finetune_lite2_seed1]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --backbone efficientnet_lite2 --seed 1"
+  [cross_modal_photo_linear_probe_lite2]="-m apps.cross_modal.linear_probe $PACS --protocol from_source --source photo --backbone efficientnet_lite2"
+  # the standard PACS protocol: per domain, train on the other three, test on every image of it; and all domains
+  # together. Frozen backbone (features computed once, the head trained on them): ~7 min for both at 224 px on the
+  # 2-core AVX-512 CPU shared with other jobs (load 6-10); fine-tuned (the two entries after): all ~12 min, leave
+  # one out ~21 min for the four (one model ~5-6 min).
+  [cross_modal_leave_one_out_frozen]="-m apps.cross_modal.train $PACS --protocol leave_one_out --model frozen"
+  [cross_modal_all_frozen]="-m apps.cross_modal.train $PACS --protocol all --model frozen"
+  [cross_modal_leave_one_out]="-m apps.cross_modal.train $PACS --protocol leave_one_out"
+  [cross_modal_all]="-m apps.cross_modal.train $PACS --protocol all"
+  # cross_modal from scratch (the comparison from before pretrained weights)
+  [cross_modal_photo_scratch]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --model scratch --backbone small --image-size 64 --epochs 20"
+  # attractiveness, pretrained EfficientNet-Lite0 fine-tuned (the defaults: 224 px), 3 seeds on one split
+  [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache --seeds 0,1,2"
+  [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache --seeds 0,1,2"
+  # attractiveness conditioning study, small from-scratch net at 48 px: both covariate sets, the four controls,
+  # 5 seeds (the grid sized for 2 CPU cores: six of the nine default models; ~1 h quiet)
+  # the study on the default pretrained Lite0 (224 px, fine-tuned whole): the true covariate only, few seeds
+  # (each run ~6 min on 2 quiet cores)
+  [attractiveness_study_lite0]="-m apps.attractiveness.study $CELEBA --cache --models baseline,late_fusion,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true --seeds 0"
+  [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache --models baseline,late_fusion,hybrid_first,hybrid_last,film_last,condconv_last"
+  # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
+  [orientation_lite0]="-m apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
+  [light_lite0]="-m apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
+  # patch_training, pretrained EfficientNet-Lite0 (the default), switch-epoch sweep
+  # benchmarks: speed ratios measured side by side in one run
+  [bench_feature_extraction]="-m benchmarks.feature_extraction $PACS --json"
+  [bench_hybrid_conv]="-m benchmarks.hybrid_conv --json"
+  [bench_input_pipeline]="-m benchmarks.input_pipeline $PACS --json"
+  # every K gets the same 10 whole-image epochs after its K patch epochs (--full-epochs)
+  [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 128 --full-epochs 10 --switch-epochs 0,1,2,3 --cache"
+)
+ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
+       cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
+       cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0
+       orientation_lite0 light_lite0 patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
+
+if [[ "${1:-}" == "--list" ]]; then
+  for name in "${ORDER[@]}"; do echo "$name: python ${CMD[$name]}"; done
+  exit 0
+fi
+[[ -d "$SHARED" ]] || { echo "error: no samples at $SHARED; set SHARED=/path/to/shared/data" >&2; exit 2; }
+names=("$@")
+[[ ${#names[@]} -gt 0 ]] || names=("${ORDER[@]}")
+for name in "${names[@]}"; do
+  [[ -n "${CMD[$name]:-}" ]] || { echo "error: unknown entry $name; see --list" >&2; exit 2; }
+  run_dir="$RUNS/$name"
+  [[ "${KEEP_RUNS:-0}" == 1 ]] || rm -rf "$run_dir"
+  rm -rf "$OUT/$name"
+  mkdir -p "$OUT/$name"
+  where=(--run-dir "$run_dir" --quiet)
+  [[ "${CMD[$name]}" == *".sweep "* ]] && where=(--out "$run_dir" --quiet)  # one run per setting under --out
+  [[ "$name" == bench_* ]] && where=()  # benchmarks write nothing but their output
+  echo "python ${CMD[$name]} ${where[*]}" > "$OUT/$name/command.txt"
+  echo "== $name: python ${CMD[$name]}"
+  start=$(date +%s)
+  # shellcheck disable=SC2086
+  $PY ${CMD[$name]} "${where[@]}" 2>&1 | grep -v -E "^(WARNING: All log|I0000|E0000|W0000|To enable)" \
+    | tee "$OUT/$name/output.txt"
+  echo "wall seconds: $(( $(date +%s) - start ))" >> "$OUT/$name/output.txt"
+  for file in metrics.json modality_table.md leave_one_out_table.md retrieval_table.md linear_probe.md linear_probe.json sweep.md sweep.csv sweep_per_class_ap.md \
+              summary.md summary.csv study.md study.csv study.png; do
+    [[ -f "$run_dir/$file" ]] && cp "$run_dir/$file" "$OUT/$name/"
+  done
+done
