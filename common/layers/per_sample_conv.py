@@ -414,6 +414,9 @@ class PerSampleConv(keras.layers.Layer):
         # faster.
         @ops.custom_gradient
         def mapped(images, kernels):
+            spatial = "dhw"[3 - self.rank:]
+            contraction = f"{spatial}c,{spatial}f->cf"  # one sample's view x upstream gradient
+
             def grad(*args, upstream=None):
                 if upstream is None:
                     (upstream,) = args
@@ -421,10 +424,12 @@ class PerSampleConv(keras.layers.Layer):
                 def sample_gradients(triple):
                     image, kernel, upstream_i = triple
                     image_gradient = self._sample_input_gradient(image, kernel, upstream_i, padding)
-                    patches, _ = self._patches(image[None], padding)
-                    kernel_gradient = ops.matmul(
-                        ops.transpose(patches[0]), ops.reshape(upstream_i, (-1, self.filters))
-                    )
+                    # One contraction over the output positions per kernel
+                    # offset, on a strided view of the image: XLA reads the
+                    # view in place, where a concatenated im2col (the same
+                    # numbers) was copied first and took 1.2-1.4x longer.
+                    views, _ = self._patch_views(image[None], padding)
+                    kernel_gradient = ops.stack([ops.einsum(contraction, view[0], upstream_i) for view in views])
                     return image_gradient, ops.reshape(kernel_gradient, ops.shape(kernel))
 
                 return ops.map(sample_gradients, (images, kernels, upstream))
@@ -490,10 +495,19 @@ class PerSampleConv(keras.layers.Layer):
     def _patches(self, images, padding):
         """im2col: (patches (batch, positions, prod(kernel_size) * in), output spatial sizes).
 
-        One strided view of the (explicitly padded, unless `padding` is
-        "valid") input per kernel offset, concatenated along the channels in
-        the kernel's row-major order, so that a kernel reshaped to
-        (prod(kernel_size) * in, out) multiplies it.
+        The views of `_patch_views` concatenated along the channels, so that
+        a kernel reshaped to (prod(kernel_size) * in, out) multiplies it.
+        """
+        views, out_sizes = self._patch_views(images, padding)
+        patches = views[0] if len(views) == 1 else ops.concatenate(views, axis=-1)
+        depth = math.prod(self.kernel_size) * images.shape[-1]
+        return ops.reshape(patches, (ops.shape(images)[0], -1, depth)), out_sizes
+
+    def _patch_views(self, images, padding):
+        """(one strided view per kernel offset, in the kernel's row-major order; output spatial sizes).
+
+        Each view has the output's spatial shape: the (explicitly padded,
+        unless `padding` is "valid") input positions that the offset meets.
         """
         if padding != "valid":
             images = self._explicit_padding(images)
@@ -508,9 +522,7 @@ class PerSampleConv(keras.layers.Layer):
                 index.append(slice(o * d, o * d + (n - 1) * s + 1, s))
             index.append(slice(None))
             views.append(images[tuple(index)])
-        patches = views[0] if len(views) == 1 else ops.concatenate(views, axis=-1)
-        depth = math.prod(self.kernel_size) * images.shape[-1]
-        return ops.reshape(patches, (shape[0], -1, depth)), out_sizes
+        return views, out_sizes
 
     def _patches_conv(self, images, kernels):
         # im2col and one batched (batch, positions, k*cin) x (batch, k*cin,
