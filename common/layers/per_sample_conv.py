@@ -11,8 +11,8 @@ sample without a Python loop over the batch:
 - `"map"`: one ordinary convolution per sample inside the graph
   (`keras.ops.map`: `tf.map_fn` / `jax.lax.map`); under XLA (TensorFlow's
   `jit_compile=True`, JAX) with a written-out gradient, per sample: the
-  kernel gradient as one matrix multiply of that sample's im2col patches,
-  the input gradient as a forward convolution with the flipped kernel
+  kernel gradient as one contraction per kernel offset of that sample's
+  shifted image view with its upstream gradient, the input gradient as a forward convolution with the flipped kernel
   (the backend's own transposed convolution where strides exceed 1);
 - `"patches"`: im2col (the `prod(kernel_size)` shifted views of the input
   concatenated along the channels) and one batched matrix multiply with the
@@ -407,9 +407,9 @@ class PerSampleConv(keras.layers.Layer):
         # the loop gives one kernel-gradient convolution per sample, and XLA's
         # CPU convolution for that (the whole image as the window) took 14-28
         # s per train step, batch 32, 64x64x64 -> 64, 3x3. Here each sample's
-        # kernel gradient is one matrix multiply of its im2col patches (one
-        # sample's patches at a time) and its input gradient a forward
-        # convolution (see `_sample_input_gradient`). Without XLA the
+        # kernel gradient is one contraction per kernel offset (its image
+        # view against the upstream gradient) and its input gradient a
+        # forward convolution (see `_sample_input_gradient`). Without XLA the
         # automatic gradient (oneDNN / Eigen backprop kernels) is as fast or
         # faster.
         @ops.custom_gradient
