@@ -131,7 +131,10 @@ def paired_p(values: dict, baseline: dict) -> float:
     if len(seeds) < 2:
         return float("nan")
     a, b = np.array([values[s] for s in seeds]), np.array([baseline[s] for s in seeds])
-    if np.allclose(a - b, (a - b)[0]):  # no spread: the t statistic is undefined
+    # No spread: the t statistic is undefined. Accuracies come from float32
+    # metrics, so two equal differences (e.g. one face in 300 each) can
+    # differ by ~1e-7; that rounding noise must not pass for a tiny variance.
+    if np.allclose(a - b, (a - b)[0], rtol=0, atol=1e-6):
         return float("nan")
     return float(stats.ttest_rel(a, b).pvalue)
 
