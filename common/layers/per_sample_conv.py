@@ -12,8 +12,9 @@ sample without a Python loop over the batch:
   (`keras.ops.map`: `tf.map_fn` / `jax.lax.map`); under XLA (TensorFlow's
   `jit_compile=True`, JAX) with a written-out gradient, per sample: the
   kernel gradient as one contraction per kernel offset of that sample's
-  shifted image view with its upstream gradient, the input gradient as a forward convolution with the flipped kernel
-  (the backend's own transposed convolution where strides exceed 1);
+  shifted image view with its upstream gradient, the input gradient as a
+  forward convolution with the flipped kernel (the backend's own
+  transposed convolution where strides exceed 1);
 - `"patches"`: im2col (the `prod(kernel_size)` shifted views of the input
   concatenated along the channels) and one batched matrix multiply with the
   per-sample kernels; it materialises `prod(kernel_size)` times the input.
