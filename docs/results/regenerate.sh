@@ -46,11 +46,11 @@ declare -A CMD=(
   [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache --seeds 0,1,2"
   [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache --seeds 0,1,2"
   # the conditioning study on the default pretrained Lite0 (224 px, fine-tuned whole): the true covariate only,
-  # two seeds (each run ~6 min on 2 quiet cores)
-  [attractiveness_study_lite0]="-m apps.attractiveness.study $CELEBA --cache --models baseline,late_fusion,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true --seeds 0,1"
-  # the study on the small from-scratch net at 48 px: both covariate sets, the four controls, 5 seeds (six of
-  # the nine default models; 205 runs, ~1 h on 2 quiet cores)
-  [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache --models baseline,late_fusion,hybrid_first,hybrid_last,film_last,condconv_last"
+  # five seeds (25 runs, each ~4 min on 2 quiet cores)
+  [attractiveness_study_lite0]="-m apps.attractiveness.study $CELEBA --cache --models baseline,late_fusion,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true --seeds 0,1,2,3,4"
+  # the study on the small from-scratch net at 48 px: the study's default grid (nine models, both covariate
+  # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
+  [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   [light_lite0]="-m apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
