@@ -46,7 +46,7 @@ declare -A CMD=(
   [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache --seeds 0,1,2"
   [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache --seeds 0,1,2"
   # the conditioning study on the default pretrained Lite0 (224 px, fine-tuned whole): the true covariate only,
-  # five seeds (25 runs, each ~4 min on 2 quiet cores)
+  # five seeds (25 runs, each ~4-6 min on 2 cores)
   [attractiveness_study_lite0]="-m apps.attractiveness.study $CELEBA --cache --models baseline,late_fusion,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true --seeds 0,1,2,3,4"
   # the study on the small from-scratch net at 48 px: the study's default grid (nine models, both covariate
   # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
