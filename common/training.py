@@ -708,14 +708,18 @@ class Run:
         export_name: file name (without `.keras`) under `saved_models/<app>/`;
             default: the run directory's name.
         saved_models_dir: where exported models go (default `saved_models`).
+        export: False keeps the model in the run directory only (`model.keras`), e.g. for the
+            cells of a study, which would otherwise fill `saved_models/` with one copy each.
 
     Raises `UserError` (one line) when the directory is finished, in use by
     another process, holds an unfinished run with other settings, is not
     writable, or is damaged beyond repair.
     """
 
-    def __init__(self, app: str, config, export_name: str | None = None, saved_models_dir: str | Path = "saved_models"):
+    def __init__(self, app: str, config, export_name: str | None = None, saved_models_dir: str | Path = "saved_models",
+                 export: bool = True):
         self.app = app
+        self.export = export
         self.config = config
         self.quiet = bool(getattr(config, "quiet", False))
         setup_logging(self.quiet)
@@ -998,7 +1002,10 @@ class Run:
             with _writing(str(hist.with_suffix(".png"))):
                 plot_history(hist, out_png=self.dir / hist.name.replace("history", "curves").replace(".csv", ".png"))
         export = self.saved_models_dir / self.app / f"{self.export_name}.keras"
-        refusal = self._export_refusal(chosen)
+        if self.export:
+            refusal = self._export_refusal(chosen)
+        else:
+            refusal = f"export=False: the model stays in {self.dir / 'model.keras'}"
         if refusal is None:
             _make_dir(export.parent)
             # The files describing the model first: an export is never without them.
@@ -1006,8 +1013,9 @@ class Run:
                 _atomic_copy(sidecar, export.with_name(self.export_name + sidecar.name[len("model"):]))
             _atomic_copy(self.dir / "model.keras", export)
             results.setdefault("notes", {})["exported_model"] = str(export)
-        else:
+        elif self.export:
             log.warning("not exported to %s: %s", export, refusal)
+        if refusal is not None:
             results.setdefault("notes", {}).update(exported_model=None, not_exported=refusal)
         # metrics.json last: its presence marks the run finished.
         _atomic_write_text(self.dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))

@@ -154,7 +154,7 @@ def run_cell(cell: CellConfig, data) -> dict:
     """The cell over its seeds (resumed); `{"seeds": {seed: {split_metric: value}}, "metrics": run_seeds' result}`."""
     tables, note = data
     assigned = assign_covariates(tables, cell.covariates, cell.covariate_control, cell.split_seed)
-    metrics = run_seeds(cell, (assigned, note))
+    metrics = run_seeds(cell, (assigned, note), export=False)  # each cell's model stays in its folder
     summary = json.loads((Path(cell.run_dir) / "summary.json").read_text())
     return {"seeds": {int(r["seed"]): r for r in summary["runs"]}, "metrics": metrics}
 

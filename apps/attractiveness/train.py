@@ -67,11 +67,14 @@ def make_datasets(cfg, tables, batch_size) -> dict:
     }
 
 
-def train_one(cfg: AttractivenessConfig, data=None) -> dict:
-    """One run (one seed): fit, evaluate on val and test, write the run directory; returns metrics."""
+def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = None, export: bool = True) -> dict:
+    """One run (one seed): fit, evaluate on val and test, write the run directory; returns metrics.
+
+    `export_name`, `export`: as for `common.training.Run` (the exported copy in `saved_models/`).
+    """
     tables, note = data or load_tables(cfg)
     dist = Distribution.from_config(cfg)
-    run = Run(APP, cfg)  # seeds every RNG, so one seed gives one initialisation for every model kind
+    run = Run(APP, cfg, export_name=export_name, export=export)  # seeds every RNG, so one seed gives one initialisation for every model kind
     if note:
         run.note("fallback_split", note)
     datasets = make_datasets(cfg, tables, dist.global_batch_size(cfg.batch_size))
@@ -83,11 +86,12 @@ def train_one(cfg: AttractivenessConfig, data=None) -> dict:
     return metrics
 
 
-def run_seeds(cfg: AttractivenessConfig, data=None, same_settings: bool = True) -> dict:
+def run_seeds(cfg: AttractivenessConfig, data=None, same_settings: bool = True, export: bool = True) -> dict:
     """The config once per `cfg.seeds` in `<run_dir>/seed<k>` (`common.repeat`); writes summary.json/.csv and metrics.json.
 
     With `same_settings` a seed folder run with other settings is refused; the seed list may
-    change (adding seeds extends the run).
+    change (adding seeds extends the run). Each seed's model is exported as
+    `saved_models/attractiveness/<run_dir name>_seed<k>.keras` (not with `export=False`).
     """
     root = resolve_run_dir(APP, cfg)  # an unfinished multi-seed run of this config is resumed
     root.mkdir(parents=True, exist_ok=True)
@@ -101,7 +105,10 @@ def run_seeds(cfg: AttractivenessConfig, data=None, same_settings: bool = True) 
     def progress(_name, seed, _metrics, seconds):
         log.info("seed %d %s", seed, "already finished" if seconds is None else f"trained in {seconds:.0f} s")
 
-    runs = repeat(configs, lambda sub: train_one(sub, data), check=False, on_result=progress)["run"]
+    def train(sub):
+        return train_one(sub, data, export_name=f"{root.name}_seed{sub.seed}", export=export)
+
+    runs = repeat(configs, train, check=False, on_result=progress)["run"]
     rows = [{"seed": seed, **{f"{s}_{k}": m[s][k] for s in SPLITS for k in sorted(m[s])}} for seed, m in runs.items()]
     summary_row = summarise({"run": {r["seed"]: {k: v for k, v in r.items() if k != "seed"} for r in rows}})[0]
     keys = [k for k in rows[0] if k != "seed"]

@@ -275,6 +275,17 @@ def test_zero_epoch_or_diverged_runs_do_not_replace_an_export(tmp_path, monkeypa
     assert [p.name for p in export.parent.iterdir()] == ["same.keras"], "no temporary export files left"
 
 
+def test_export_false_keeps_the_model_in_the_run_dir_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y = _data()
+    run = Run("toy", _cfg(tmp_path / "a", epochs=1), export=False)
+    model = _model()
+    run.fit(model, (x, y), (x, y), batch_size=16)
+    _, metrics = run.finish(model, {"val": (x, y)})
+    assert (tmp_path / "a" / "model.keras").exists() and not (tmp_path / "saved_models").exists()
+    assert metrics["notes"]["exported_model"] is None and "export=False" in metrics["notes"]["not_exported"]
+
+
 def test_disk_full_and_read_only_dir_are_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     real_usage = training.shutil.disk_usage

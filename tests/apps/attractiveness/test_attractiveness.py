@@ -1,6 +1,7 @@
 """attractiveness app: models, matched initialisation, macro F1, CLI, seeds, sweep."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -219,6 +220,9 @@ def test_main_with_seeds_writes_summary_notes_and_resumes(train_only_root, tmp_p
         assert set(seed_metrics["test"]) >= {"accuracy", "f1_macro"}
         assert "train rows into train/val/test = 14/3/3" in seed_metrics["notes"]["fallback_split"]
         assert (run_dir / f"seed{seed}" / "best.keras").exists()
+        # Each seed exported under the run's name: another multi-seed run does not overwrite it.
+        assert seed_metrics["notes"]["exported_model"] == str(Path("saved_models/attractiveness") / f"seeds_seed{seed}.keras")
+        assert (tmp_path / "saved_models" / "attractiveness" / f"seeds_seed{seed}.keras").exists()
     summary = json.loads((run_dir / "summary.json").read_text())
     accs = [r["test_accuracy"] for r in summary["runs"]]
     assert summary["seeds"] == [0, 1] and summary["mean"]["test_accuracy"] == pytest.approx(np.mean(accs))

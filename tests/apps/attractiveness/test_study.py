@@ -1,6 +1,7 @@
 """attractiveness study: cells over seeds, controls, interval, paired test, resume (tiny demo data)."""
 
 import csv
+import json
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,10 @@ def test_study_end_to_end_on_demo_data_and_resume(tmp_path, monkeypatch):
     md = (tmp_path / "study" / "study.md").read_text()
     assert "| covariates | model | control |" in md and "hybrid_last" in md and "±" in md
     assert (tmp_path / "study" / "study.png").exists()
-    assert (tmp_path / "study" / "cells" / "Male" / "hybrid_last" / "shuffled" / "seed1" / "metrics.json").exists()
+    cell = tmp_path / "study" / "cells" / "Male" / "hybrid_last" / "shuffled" / "seed1"
+    assert (cell / "metrics.json").exists() and (cell / "model.keras").exists()
+    assert not (tmp_path / "saved_models").exists(), "study cells keep their models in their folders"
+    assert json.loads((cell / "metrics.json").read_text())["notes"]["exported_model"] is None
 
     calls = []
     monkeypatch.setattr(train, "train_one", lambda *a, **k: calls.append(a) or pytest.fail("retrained"))
