@@ -59,6 +59,9 @@ declare -A CMD=(
   # the hybrid at the first and middle convs of Lite0 against the baseline, Male (the stored run reused the five
   # baseline cells of attractiveness_study_lite0, copied into its run folder, and trained the ten hybrid runs)
   [attractiveness_study_lite0_positions]="-m apps.attractiveness.study $CELEBA --cache --models baseline,hybrid_first,hybrid_middle --covariate-sets Male --controls true --seeds 0,1,2,3,4"
+  # FiLM at the first and middle convs of Lite0 against the baseline, Male (the stored run reused the five
+  # baseline cells of attractiveness_study_lite0, copied into its run folder, and trained the ten FiLM runs)
+  [attractiveness_study_lite0_film_positions]="-m apps.attractiveness.study $CELEBA --cache --models baseline,film_first,film_middle --covariate-sets Male --controls true --seeds 0,1,2,3,4"
   # the study on the small from-scratch net at 48 px: the study's default grid (nine models, both covariate
   # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
   [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache"
@@ -75,7 +78,7 @@ declare -A CMD=(
 )
 ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
-       cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions
+       cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions
        orientation_lite0 light_lite0 patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
 
 if [[ "${1:-}" == "--list" ]]; then
