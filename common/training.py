@@ -1013,9 +1013,9 @@ class Run:
                 _atomic_copy(sidecar, export.with_name(self.export_name + sidecar.name[len("model"):]))
             _atomic_copy(self.dir / "model.keras", export)
             results.setdefault("notes", {})["exported_model"] = str(export)
-        elif self.export:
-            log.warning("not exported to %s: %s", export, refusal)
-        if refusal is not None:
+        else:
+            if self.export:
+                log.warning("not exported to %s: %s", export, refusal)
             results.setdefault("notes", {}).update(exported_model=None, not_exported=refusal)
         # metrics.json last: its presence marks the run finished.
         _atomic_write_text(self.dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))

@@ -74,7 +74,8 @@ def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = No
     """
     tables, note = data or load_tables(cfg)
     dist = Distribution.from_config(cfg)
-    run = Run(APP, cfg, export_name=export_name, export=export)  # seeds every RNG, so one seed gives one initialisation for every model kind
+    # Run seeds every RNG, so one seed gives one initialisation for every model kind.
+    run = Run(APP, cfg, export_name=export_name, export=export)
     if note:
         run.note("fallback_split", note)
     datasets = make_datasets(cfg, tables, dist.global_batch_size(cfg.batch_size))
