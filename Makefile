@@ -11,9 +11,9 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: install demo test test-quick test-jax browser bench bench-gpu lint notebooks results clean
 
-$(STAMP): requirements.txt setup.cfg
+$(STAMP): requirements.txt pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=68"
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@cp requirements.txt $(STAMP)
@@ -29,7 +29,7 @@ browser:
 	fi
 
 demo: install
-	$(BIN)/python -m apps demo
+	$(BIN)/python -m hybridvision.apps demo
 
 test: install browser
 	$(BIN)/python -m pip install -q -r requirements-bench.txt

@@ -1,4 +1,4 @@
-"""`python -m apps` lists the apps; `python -m apps demo` runs every app's demo.
+"""`python -m hybridvision.apps` lists the apps; `python -m hybridvision.apps demo` runs every app's demo.
 
 Each app package declares in its `__init__.py`:
     DESCRIPTION: one line for the listing.
@@ -28,7 +28,7 @@ def available_apps() -> dict:
     missing = [name for name in APP_ORDER if not (root / name / "train.py").is_file()]
     if missing:
         raise FileNotFoundError(f"apps without a train.py: {', '.join(missing)}; every app needs one")
-    return {name: importlib.import_module(f"apps.{name}") for name in APP_ORDER}
+    return {name: importlib.import_module(f"hybridvision.apps.{name}") for name in APP_ORDER}
 
 
 def _lookup(metrics: dict, split: str, key: str):
@@ -60,7 +60,7 @@ def run_demos(names, out_root: Path) -> list[dict]:
     rows = []
     for name, module in names.items():
         run_dir = out_root / name
-        cmd = [sys.executable, "-m", f"apps.{name}.train", *module.DEMO_ARGS, "--run-dir", str(run_dir), "--quiet"]
+        cmd = [sys.executable, "-m", f"hybridvision.apps.{name}.train", *module.DEMO_ARGS, "--run-dir", str(run_dir), "--quiet"]
         print(f"[{name}] {' '.join(cmd[1:])}", flush=True)
         start = time.time()
         proc = _run_quietly(cmd)
@@ -90,7 +90,7 @@ def print_table(rows) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m apps", description="hybridvision task apps")
+    parser = argparse.ArgumentParser(prog="python -m hybridvision.apps", description="hybridvision task apps")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("list", help="list the apps (the default)")
     demo = sub.add_parser("demo", help="run every app on its embedded demo data and print a table")
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     if args.command in (None, "list"):
         for name, module in apps.items():
             print(f"{name:<18} {module.DESCRIPTION}")
-        print("\nRun one: python -m apps.<name>.train --help   |   all demos: python -m apps demo")
+        print("\nRun one: python -m hybridvision.apps.<name>.train --help   |   all demos: python -m hybridvision.apps demo")
         return 0
     unknown = sorted(set(args.apps) - set(apps))
     if unknown:
@@ -114,6 +114,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -8,7 +8,7 @@ Times, side by side in one run, over the same image files (a class-folder
 tree; default ../shared/data/pacs_small, else generated JPEGs), at 150x150
 (the cross_modal default), batch 32:
 
-- pipeline: `common.features.compute_features`, what the apps use: files
+- pipeline: `hybridvision.common.features.compute_features`, what the apps use: files
   decoded and resized in parallel by tf.data, then the extractor
   (ImageNet standardisation + Lite0 + global average pooling);
 - bare: `model.predict` of the same extractor on the same images already
@@ -44,7 +44,7 @@ def image_files(root, limit):
 def build_extractor(image_size, weights):
     import keras
 
-    from common.backbones import build_backbone, preprocessing_layer
+    from hybridvision.common.backbones import build_backbone, preprocessing_layer
 
     inputs = keras.Input((image_size, image_size, 3))
     base = build_backbone("efficientnet_lite0", (image_size, image_size, 3), weights=weights, pooling="avg")
@@ -65,8 +65,8 @@ def main(argv=None):
     if args.quick:
         args.images, args.rounds, args.batch_size, args.image_size = 16, 1, 8, 32
 
-    from common.data.images import decode_image
-    from common.features import compute_features
+    from hybridvision.common.data.images import decode_image
+    from hybridvision.common.features import compute_features
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_dir or (DEFAULT_DATA if DEFAULT_DATA.is_dir() else None)

@@ -18,9 +18,9 @@ line saying so. It measures, on the first GPU:
 - `app_step`: images/s of the training step of orientation_light's
   from_scratch model (`model.fit` on batches already in memory, batch 128,
   64x64 images, 3 classes), with `--mixed-precision off` and
-  `mixed_float16`, set up as the app does (`common.distribute.Distribution`,
+  `mixed_float16`, set up as the app does (`hybridvision.common.distribute.Distribution`,
   the app's `build_model`/`compile_model`).
-- `input_pipeline`: images/s that `common.data.class_folders.make_dataset`
+- `input_pipeline`: images/s that `hybridvision.common.data.class_folders.make_dataset`
   delivers alone (generated JPEGs, decoded and resized to 64x64, the app's
   affine augmentation), without and with the in-memory cache the app uses,
   against the fastest training step above: `pipeline_over_step` < 1 means
@@ -87,7 +87,7 @@ def layer_step_ms(kind: str, jit: bool, policy: str, s: dict) -> float:
     import numpy as np
     import tensorflow as tf
 
-    from common.layers import HybridConv2D
+    from hybridvision.common.layers import HybridConv2D
 
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -127,9 +127,9 @@ def layer_figures(s: dict) -> dict:
 
 
 def _app_model(policy: str, s: dict):
-    from apps.orientation_light.config import OrientationLightConfig
-    from apps.orientation_light.models import build_model, compile_model
-    from common.distribute import Distribution
+    from hybridvision.apps.orientation_light.config import OrientationLightConfig
+    from hybridvision.apps.orientation_light.models import build_model, compile_model
+    from hybridvision.common.distribute import Distribution
 
     extra = {"dense_units": s["dense_units"]} if "dense_units" in s else {}
     cfg = OrientationLightConfig(model="from_scratch", weights="none", image_size=s["app_image"],
@@ -171,8 +171,8 @@ def app_step_figures(s: dict) -> dict:
 def input_pipeline_figures(s: dict, fastest_step: float, workdir: str) -> dict:
     """images/s of the app's input pipeline alone (uncached, cached) and of fit fed by it."""
     from benchmarks.input_pipeline import make_jpegs
-    from common.data.affine_augment import AffineAugmentation
-    from common.data.class_folders import make_dataset, read_class_folders
+    from hybridvision.common.data.affine_augment import AffineAugmentation
+    from hybridvision.common.data.class_folders import make_dataset, read_class_folders
 
     per_class = max(4, s["pipeline_images"] // 3)
     table = read_class_folders(make_jpegs(os.path.join(workdir, "jpegs"), classes=3, per_class=per_class,

@@ -76,9 +76,9 @@ import tensorflow as tf
 # warning about that would only clutter the table.
 tf.get_logger().setLevel("ERROR")
 
-from common.layers import CondConv2D, FiLMConv2D, HybridConv2D  # noqa: E402
-from common.layers.hybrid_conv2d import _accelerator_visible  # noqa: E402
-from common.layers.per_sample_conv import _grouped_conv_differentiable_on_cpu  # noqa: E402
+from hybridvision.common.layers import CondConv2D, FiLMConv2D, HybridConv2D  # noqa: E402
+from hybridvision.common.layers.hybrid_conv2d import _accelerator_visible  # noqa: E402
+from hybridvision.common.layers.per_sample_conv import _grouped_conv_differentiable_on_cpu  # noqa: E402
 
 # mapped_jit is dropped after the first round when it is this much slower than conv_jit.
 _MAPPED_JIT_DROP_FACTOR = 3.0

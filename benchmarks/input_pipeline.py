@@ -104,8 +104,8 @@ def ours(data_dir, image_size, batch_size, augment):
 
     `augment`: None, "fused" (AffineAugmentation) or "chained" (Keras layers).
     """
-    from common.data.affine_augment import AffineAugmentation
-    from common.data.class_folders import make_dataset, read_class_folders
+    from hybridvision.common.data.affine_augment import AffineAugmentation
+    from hybridvision.common.data.class_folders import make_dataset, read_class_folders
 
     layer = {
         None: None,

@@ -29,10 +29,10 @@ def measure(data_dir=None, backbone="efficientnet_lite0", image_size=128, batch_
             patch_bucket=32, pooling="spp", patch_cache=None, quick=False) -> dict:
     import keras
 
-    from apps.patch_training.config import PatchTrainingConfig
-    from apps.patch_training.models import build_models, compile_models
-    from apps.patch_training.train import load_data, patch_datasets, shape_summary
-    from common.data.voc import cache_patches, patch_table
+    from hybridvision.apps.patch_training.config import PatchTrainingConfig
+    from hybridvision.apps.patch_training.models import build_models, compile_models
+    from hybridvision.apps.patch_training.train import load_data, patch_datasets, shape_summary
+    from hybridvision.common.data.voc import cache_patches, patch_table
 
     base = PatchTrainingConfig(data_dir=data_dir, backbone=backbone, image_size=image_size, batch_size=batch_size,
                                min_patch=min_patch, patch_bucket=patch_bucket, patch_pooling=pooling,
@@ -87,7 +87,7 @@ def main(argv=None) -> dict:
     if args.quick:
         import tempfile
 
-        from common.data.demo import generate
+        from hybridvision.common.data.demo import generate
 
         # Its own folder: the shared demo data (.cache/demo_data) stays at the demo scale.
         tiny = generate("voc", Path(tempfile.mkdtemp(prefix="patch_shapes_")) / "voc", scale="tiny") / "VOC2012"
@@ -106,6 +106,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -5,7 +5,7 @@ the best known settings for the task. `parse_config` turns that dataclass into
 an argparse parser (`--key value` for every field, `--config file.yaml` to
 start from a file), so all apps share one CLI convention:
 
-    python -m apps.digit_pairs.train --config my.yaml --epochs 5
+    python -m hybridvision.apps.digit_pairs.train --config my.yaml --epochs 5
 
 Flags override the file; the file overrides the defaults. A field left at
 `None` is an automatic setting (e.g. the weights, by backbone): the app's
@@ -119,7 +119,7 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class AugmentOptions:
-    """Mixin: the affine augmentation of the training images (`common.data.AffineAugmentation`).
+    """Mixin: the affine augmentation of the training images (`hybridvision.common.data.AffineAugmentation`).
 
     Its defaults are Keras ImageDataGenerator's classic knobs; an app
     redeclares a field to change its default (the help and range stay):
@@ -146,7 +146,7 @@ class AugmentOptions:
         `extra`: more `AffineAugmentation` arguments (e.g. `horizontal_flip`)."""
         if not self.augment:
             return None
-        from common.data.affine_augment import AffineAugmentation  # Keras only when augmenting
+        from hybridvision.common.data.affine_augment import AffineAugmentation  # Keras only when augmenting
 
         return AffineAugmentation(
             rotation_range=self.rotation_range, width_shift_range=self.width_shift_range,

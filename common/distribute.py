@@ -26,7 +26,7 @@ variables (`KERAS_DISTRIBUTION_JOB_ADDRESSES`, `KERAS_DISTRIBUTION_NUM_PROCESSES
 `KERAS_DISTRIBUTION_PROCESS_ID`), then, with `--strategy data_parallel`
 only, SLURM's (`SLURM_NTASKS`, `SLURM_PROCID`, the first host of
 `SLURM_STEP_NODELIST`/`SLURM_JOB_NODELIST`, port 61000 + job id mod 4096),
-so `srun python -m apps.<app>.train --strategy data_parallel` needs no
+so `srun python -m hybridvision.apps.<app>.train --strategy data_parallel` needs no
 flags (examples/slurm/multihost_train.sbatch). SLURM's variables are not read
 otherwise: a tuner started under srun runs independent processes.
 
@@ -39,7 +39,7 @@ a batch that the device count does not divide, so a last batch is cut to a
 multiple of the device count: fewer samples than there are devices are left
 out of that epoch or evaluation). Process 0 alone writes the run directory
 and the export (`is_chief`); the others work in a private copy of it
-(common.training.Run), taken when they start, so resuming needs the run
+(hybridvision.common.training.Run), taken when they start, so resuming needs the run
 directory on a filesystem all processes see.
 """
 

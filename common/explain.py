@@ -2,7 +2,7 @@
 
 Works on any functional (or Sequential) Keras model, also when the layer of
 interest sits inside a nested backbone: the model's graph is re-run layer by
-layer (`Functional._run_through_graph`, as `common.transfer.hybridize` does),
+layer (`Functional._run_through_graph`, as `hybridvision.common.transfer.hybridize` does),
 capturing the chosen layers' outputs on the way. Grad-CAM needs gradients,
 so it runs on the TensorFlow backend; everything else is backend-agnostic.
 
@@ -22,7 +22,7 @@ import matplotlib
 import numpy as np
 from keras import tree
 
-from common.plots import plot_image_grid
+from hybridvision.common.plots import plot_image_grid
 
 
 def _leaf_layers(model):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from common.data.images import decode_image
+from hybridvision.common.data.images import decode_image
 
 log = logging.getLogger("hybridvision")
 

@@ -1,7 +1,7 @@
 """The history CSV every run writes (one row per epoch), read back.
 
-Its own module so that both `common.training` (which writes it) and
-`common.plots` (which draws it) import it at module level, with no circle.
+Its own module so that both `hybridvision.common.training` (which writes it) and
+`hybridvision.common.plots` (which draws it) import it at module level, with no circle.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from common.cli import UserError
+from hybridvision.common.cli import UserError
 
 
 def read_history(path: Path) -> list[dict]:

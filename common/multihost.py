@@ -16,9 +16,9 @@ across processes fails.
 
 Run two processes on this machine (each writes its final weights to --out):
 
-    KERAS_BACKEND=jax python -m common.multihost --coordinator localhost:12345 \
+    KERAS_BACKEND=jax python -m hybridvision.common.multihost --coordinator localhost:12345 \
         --num-processes 2 --process-id 0 --out runs/dp/weights_0.npz &
-    KERAS_BACKEND=jax python -m common.multihost --coordinator localhost:12345 \
+    KERAS_BACKEND=jax python -m hybridvision.common.multihost --coordinator localhost:12345 \
         --num-processes 2 --process-id 1 --out runs/dp/weights_1.npz
 
 On a cluster, start one process per host with the first host's address as
@@ -60,7 +60,7 @@ def initialize(coordinator: str, num_processes: int, process_id: int, local_devi
         os.environ["XLA_FLAGS"] = (
             os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={local_devices}"
         ).strip()
-    from common.distribute import MultiHost, initialize_processes
+    from hybridvision.common.distribute import MultiHost, initialize_processes
 
     # keras.distribution.initialize, with gloo for the cross-process all-reduces on CPU.
     initialize_processes(MultiHost(coordinator, num_processes, process_id))
@@ -70,7 +70,7 @@ def build_demo_model(image_size: int = 8, num_covariates: int = 2, num_classes: 
     """A tiny HybridConv2D classifier (softmax output kept in float32 under mixed precision)."""
     import keras
 
-    from common.layers import HybridConv2D
+    from hybridvision.common.layers import HybridConv2D
 
     images = keras.Input((image_size, image_size, 3), name="images")
     covariates = keras.Input((num_covariates,), name="covariates")
@@ -118,7 +118,7 @@ def train_demo(process_id: int, out: str, steps: int = 4, local_batch: int = 4, 
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m common.multihost")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m hybridvision.common.multihost")
     parser.add_argument("--coordinator", required=True, help="host:port of process 0, e.g. localhost:12345")
     parser.add_argument("--num-processes", type=int, required=True)
     parser.add_argument("--process-id", type=int, required=True)

@@ -3,7 +3,7 @@
 Every notebook in `notebooks/` runs its own setup cell first (clone and
 install in Colab, or put the checkout on the path); only after it is this
 module importable. The functions here are the cells that came after it in
-every notebook alike (their learning curves: `common.plots.plot_history`).
+every notebook alike (their learning curves: `hybridvision.common.plots.plot_history`).
 Keras, TensorFlow and IPython are imported inside the functions, so importing
 this module costs nothing.
 """
@@ -47,7 +47,7 @@ def resolve_data(data_dir, demo_name, app):
     """Where a notebook's data is and where its run goes: `(data_dir_path, data_args, run_dir)`.
 
     `data_dir` is the notebook's `DATA_DIR` parameter. Empty (None): the
-    synthetic demo dataset `demo_name` (`common.data.demo.demo_root`,
+    synthetic demo dataset `demo_name` (`hybridvision.common.data.demo.demo_root`,
     generated on first use), with no extra app arguments. Otherwise a local
     path or, in Colab, a Google Drive folder (`/content/drive/...`, mounted
     here); it must exist, and the app gets `["--data-dir", path]`.
@@ -63,7 +63,7 @@ def resolve_data(data_dir, demo_name, app):
             raise FileNotFoundError(f"DATA_DIR {path} does not exist: fix the path in the first code cell")
         data_args = ["--data-dir", str(path)]
     else:
-        from common.data.demo import demo_root
+        from hybridvision.common.data.demo import demo_root
 
         path = demo_root(demo_name)
         data_args = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from common.history import read_history
+from hybridvision.common.history import read_history
 
 
 def plot_history(history_csv: str | Path, title: str = "", out_png: str | Path | None = None) -> Path | None:

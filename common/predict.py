@@ -33,8 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common.cli import UserError
-from common.data.images import IMAGE_EXTENSIONS, NOT_UTF8, decode_image_bytes, is_utf8_name, shown_name, validate_images
+from hybridvision.common.cli import UserError
+from hybridvision.common.data.images import IMAGE_EXTENSIONS, NOT_UTF8, decode_image_bytes, is_utf8_name, shown_name, validate_images
 
 log = logging.getLogger("hybridvision")
 
@@ -290,7 +290,7 @@ def save_prediction_grid(labels_csv, images_dir, out_png, n: int = 9, seed: int 
     """
     import cv2
 
-    from common.plots import plot_image_grid
+    from hybridvision.common.plots import plot_image_grid
 
     with open(labels_csv, newline="", encoding="utf-8") as f:
         rows = [row for row in csv.DictReader(f)]

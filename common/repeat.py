@@ -4,12 +4,12 @@
     results = repeat(configs, train, fix="pass another --out or the flags of that run")
     rows = summarise({name: {seed: {"test": m["test"]["accuracy"]} for seed, m in runs.items()}
                       for name, runs in results.items()})
-    common.tables.write_table(rows, out / "comparison")
+    hybridvision.common.tables.write_table(rows, out / "comparison")
 
 Every cell (a setting and a seed) is one normal run directory, its config's
 `run_dir`. Running the same command again resumes: a finished cell (its
 metrics.json is there) is read back, not retrained; an interrupted one resumes
-from its last finished epoch (`common.training.Run`). Before anything trains,
+from its last finished epoch (`hybridvision.common.training.Run`). Before anything trains,
 a cell folder that was run with other settings is refused (one line naming
 the folder and the fix), so two experiments are never mixed in one table.
 The seeds run outermost: a repetition stopped part-way has every setting at
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from common.cli import UserError
-from common.training import other_settings, shorten
+from hybridvision.common.cli import UserError
+from hybridvision.common.training import other_settings, shorten
 
 
 def interval(values) -> tuple[float, float, float]:

@@ -3,7 +3,7 @@
 Rows are dicts; their columns are the keys in the order first seen. In the
 Markdown table a `<name>_mean` / `<name>_std` pair is one column `<name>`
 ("mean ± std") and a `<name>_ci95_low` / `<name>_ci95_high` pair one column
-`<name> 95% CI` ("[low, high]"), as `common.repeat.summarise` writes them.
+`<name> 95% CI` ("[low, high]"), as `hybridvision.common.repeat.summarise` writes them.
 Missing values (None, "", NaN) show as "-".
 """
 

@@ -76,11 +76,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common import distribute
-from common.cli import UserError, environment_error
-from common.config import save_config, validate
-from common.history import read_history  # noqa: F401 (re-exported: callers import it from here)
-from common.plots import plot_history
+from hybridvision.common import distribute
+from hybridvision.common.cli import UserError, environment_error
+from hybridvision.common.config import save_config, validate
+from hybridvision.common.history import read_history  # noqa: F401 (re-exported: callers import it from here)
+from hybridvision.common.plots import plot_history
 
 try:
     import fcntl
@@ -704,7 +704,7 @@ class Run:
 
     Args:
         app: the app's name (`runs/<app>/...`, `saved_models/<app>/...`).
-        config: the app's config dataclass (see `common.config`).
+        config: the app's config dataclass (see `hybridvision.common.config`).
         export_name: file name (without `.keras`) under `saved_models/<app>/`;
             default: the run directory's name.
         saved_models_dir: where exported models go (default `saved_models`).
@@ -752,7 +752,7 @@ class Run:
 
     # ---- the directory ------------------------------------------------------
     def _follow_chief(self, claimed: Path | None) -> Path:
-        """A multi-process run (common.distribute): process 0 claims the run directory and alone writes
+        """A multi-process run (hybridvision.common.distribute): process 0 claims the run directory and alone writes
         into it. Every other process works in a private copy of it (a temporary folder, deleted on
         close) and does the same writes there: Keras's saving holds collectives, so all processes
         must save alike. Resuming needs the run directory on a filesystem all processes see."""
@@ -975,7 +975,7 @@ class Run:
                 of the final model (per-class tables, confusion matrices, ...), called once after
                 model.keras is written and the datasets are evaluated (`results`). It may write
                 files into `run_dir`; those named `model.<anything>` (e.g. model.classes.json,
-                `common.predict.write_class_names(run_dir / "model.keras", ...)`) describe the model
+                `hybridvision.common.predict.write_class_names(run_dir / "model.keras", ...)`) describe the model
                 and are exported with it as `<export_name>.<anything>`.
             metrics: results known before (timings, a baseline's scores).
             The dicts of `report` and `metrics` are merged into metrics.json, per split key by key.

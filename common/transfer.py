@@ -24,9 +24,9 @@ import keras
 from keras import tree
 from keras.src.models.functional import Functional
 
-from common.layers.condconv2d import CondConv2D
-from common.layers.film_conv2d import FiLMConv2D
-from common.layers.hybrid_conv2d import HybridConv2D
+from hybridvision.common.layers.condconv2d import CondConv2D
+from hybridvision.common.layers.film_conv2d import FiLMConv2D
+from hybridvision.common.layers.hybrid_conv2d import HybridConv2D
 
 logger = logging.getLogger(__name__)
 

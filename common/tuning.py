@@ -7,8 +7,8 @@ is always the space's default (`hp.Choice(..., default=cfg.<field>)`), so a
 grid search's first trial is the config's own setting (random search draws
 every trial).
 
-The same `search` call serves a distributed search (`python -m common.tuning
-launch --workers N -- <search command>`, see common.tuning_launch): on a
+The same `search` call serves a distributed search (`python -m hybridvision.common.tuning
+launch --workers N -- <search command>`, see hybridvision.common.tuning_launch): on a
 worker (`KERASTUNER_TUNER_ID` other than `chief`) it trains the trials the
 oracle hands out and returns `(None, tuner)`; the chief returns the best.
 
@@ -31,8 +31,8 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from common.config import save_config
-from common.tables import write_csv
+from hybridvision.common.config import save_config
+from hybridvision.common.tables import write_csv
 
 log = logging.getLogger("hybridvision")
 
@@ -143,19 +143,19 @@ def search(hypermodel: ConfigHyperModel, kind: str, objective: str, directory, p
 
 
 def main(argv=None) -> int:
-    """`python -m common.tuning launch --workers N -- <search command>` (see common.tuning_launch)."""
+    """`python -m hybridvision.common.tuning launch --workers N -- <search command>` (see hybridvision.common.tuning_launch)."""
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "launch":
-        print("usage: python -m common.tuning launch --workers N [--port P] -- <search command>", file=sys.stderr)
+        print("usage: python -m hybridvision.common.tuning launch --workers N [--port P] -- <search command>", file=sys.stderr)
         return 2
-    from common.tuning_launch import main as launch_main
+    from hybridvision.common.tuning_launch import main as launch_main
 
     return launch_main(argv[1:])
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

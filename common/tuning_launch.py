@@ -20,9 +20,9 @@ cluster).
 On this machine, the launcher starts the chief and N workers running one
 command, restarts workers that die, and waits for the chief:
 
-    python -m common.tuning launch --workers 2 -- python -m apps.orientation_light.tune --tuner random --max-trials 8
+    python -m hybridvision.common.tuning launch --workers 2 -- python -m hybridvision.apps.orientation_light.tune --tuner random --max-trials 8
 
-The search script calls `common.tuning.search` as usual: on the chief it
+The search script calls `hybridvision.common.tuning.search` as usual: on the chief it
 writes best_config.yaml and trials.csv; on a worker it only trains and
 returns `(None, tuner)`.
 
@@ -91,7 +91,7 @@ class Launcher:
     def __init__(self, command, workers: int, ip: str = "127.0.0.1", port: int = 0, log_dir="runs/launch",
                  max_restarts: int = 3):
         if not command:
-            raise ValueError("give the search command after `--`, e.g. launch --workers 2 -- python -m apps.x.tune")
+            raise ValueError("give the search command after `--`, e.g. launch --workers 2 -- python -m hybridvision.apps.x.tune")
         if workers < 1:
             raise ValueError(f"--workers {workers}: need at least one worker")
         self.command = list(command)
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
         split = argv.index("--")
         argv, command = argv[:split], argv[split + 1 :]
     parser = argparse.ArgumentParser(
-        prog="python -m common.tuning launch",
+        prog="python -m hybridvision.common.tuning launch",
         description="Run a KerasTuner search as one chief (oracle) and N workers on this machine. "
         "Usage: launch --workers N [options] -- <search command>",
     )
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-restarts", type=int, default=3, help="restarts per worker that dies")
     parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     args = parser.parse_args(argv)
-    # Plain logging: importing common.training would load TensorFlow into a process that trains nothing.
+    # Plain logging: importing hybridvision.common.training would load TensorFlow into a process that trains nothing.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log_dir = args.log_dir or Path("runs/launch") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     launcher = Launcher(command, args.workers, ip=args.ip, port=args.port, log_dir=log_dir,

@@ -1,6 +1,6 @@
 """How often proposals agree with labels kept as class folders.
 
-    python -m data_prep.agreement --proposals light.csv \
+    python -m hybridvision.data_prep.agreement --proposals light.csv \
         --labels-dir ../shared/data/faces_orient_light/source_light
 
 A proposal's label is the class folder its image sits in: found from the
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.data.names import TASK_CLASSES
-from data_prep import image_views
+from hybridvision.common.data.names import TASK_CLASSES
+from hybridvision.data_prep import image_views
 
 
 def _class_of(relative_path, classes):
@@ -115,11 +115,11 @@ def report(proposals, labels_dir, classes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.agreement",
+        prog="python -m hybridvision.data_prep.agreement",
         description="Print how often proposals (a propose CSV) agree with labels kept as class "
         "folders, per class, with the confusion table.",
     )
-    parser.add_argument("--proposals", required=True, help="CSV written by data_prep.propose")
+    parser.add_argument("--proposals", required=True, help="CSV written by hybridvision.data_prep.propose")
     parser.add_argument("--labels-dir", required=True, help="folder with class-named sub-folders")
     parser.add_argument(
         "--task",
@@ -132,7 +132,7 @@ def main(argv=None):
     for column in ("file", "proposal", "confidence"):
         if column not in proposals.columns:
             raise ValueError(
-                f"{args.proposals} has no column {column!r}: write it with data_prep.propose"
+                f"{args.proposals} has no column {column!r}: write it with hybridvision.data_prep.propose"
             )
     task = args.task
     if task is None:
@@ -143,6 +143,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -1,9 +1,9 @@
 """A fast local labeller that never loses a label.
 
-    python -m data_prep.label --task light --images faces/ --journal labels/ \
+    python -m hybridvision.data_prep.label --task light --images faces/ --journal labels/ \
         --proposals light.csv --order confidence
-    python -m data_prep.label export --journal labels/ --to-folders labelled/
-    python -m data_prep.label export --journal labels/ --to-csv labels.csv
+    python -m hybridvision.data_prep.label export --journal labels/ --to-folders labelled/
+    python -m hybridvision.data_prep.label export --journal labels/ --to-csv labels.csv
 
 Serves one page on 127.0.0.1 only and opens it in the browser
 (`--no-browser` to not). The page shows the image, its HSV rendering, its
@@ -30,11 +30,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.data.names import TASK_CLASSES
-from data_prep import image_views
-from data_prep._label_page import PAGE
-from data_prep.journal import LabelJournal, journal_file
-from data_prep.split import MODES, place_file, unique_names
+from hybridvision.common.data.names import TASK_CLASSES
+from hybridvision.data_prep import image_views
+from hybridvision.data_prep._label_page import PAGE
+from hybridvision.data_prep.journal import LabelJournal, journal_file
+from hybridvision.data_prep.split import MODES, place_file, unique_names
 
 SKIP_KEYS = ("s", " ")
 UNDO_KEYS = ("u", "z", "Backspace")
@@ -43,7 +43,7 @@ MAX_BODY = 64 * 1024
 
 
 def read_proposals(path):
-    """{file: {"proposal", "confidence", "measured"}} from a data_prep.propose CSV."""
+    """{file: {"proposal", "confidence", "measured"}} from a hybridvision.data_prep.propose CSV."""
     if path is None:
         return {}
     path = Path(path)
@@ -53,7 +53,7 @@ def read_proposals(path):
     for column in ("file", "proposal", "confidence"):
         if column not in table.columns:
             raise ValueError(
-                f"--proposals {path} has no column {column!r}: write it with data_prep.propose"
+                f"--proposals {path} has no column {column!r}: write it with hybridvision.data_prep.propose"
             )
     extra = [c for c in table.columns if c not in ("file", "proposal", "confidence", "method")]
     result = {}
@@ -76,7 +76,7 @@ class LabelSession:
         classes: class names, in key order (key 1 = first class).
         task: task name recorded in the journal.
         order: "file" (sorted paths) or "confidence" (lowest proposal confidence first).
-        proposals: CSV from data_prep.propose, needed for order "confidence".
+        proposals: CSV from hybridvision.data_prep.propose, needed for order "confidence".
         channel, threshold, mask_style: the threshold view.
         prefetch: how many next images the page loads ahead.
 
@@ -122,7 +122,7 @@ class LabelSession:
         if order == "confidence":
             if not self.proposals:
                 raise ValueError(
-                    "--order confidence needs --proposals CSV (from data_prep.propose)"
+                    "--order confidence needs --proposals CSV (from hybridvision.data_prep.propose)"
                 )
             # Images with no proposal know least, so they count as confidence 0.
             files.sort(key=lambda f: ((self.proposals.get(f) or {}).get("confidence") or 0.0, f))
@@ -466,7 +466,7 @@ def export_labels(journal, to_folders=None, to_csv=None, images=None, mode="copy
 
 def build_export_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.label export",
+        prog="python -m hybridvision.data_prep.label export",
         description="Write the labels of a journal as class folders or a file,label CSV.",
     )
     parser.add_argument("--journal", required=True, help="journal folder or labels.jsonl")
@@ -482,11 +482,11 @@ def build_export_parser():
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.label",
+        prog="python -m hybridvision.data_prep.label",
         description="Label images in the browser: one key per class, Enter accepts the proposal, "
         "s/Space skips, u/z/Backspace undoes. Every label is fsync'ed to the journal before "
         "the next image shows; a restart continues where it stopped. "
-        "`python -m data_prep.label export --help` for the export.",
+        "`python -m hybridvision.data_prep.label export --help` for the export.",
     )
     parser.add_argument("--images", required=True, help="folder of images (recursive)")
     parser.add_argument(
@@ -503,7 +503,7 @@ def build_parser():
         default="labels",
         help="journal folder (gets labels.jsonl) or .jsonl file (default ./labels)",
     )
-    parser.add_argument("--proposals", default=None, help="CSV from data_prep.propose")
+    parser.add_argument("--proposals", default=None, help="CSV from hybridvision.data_prep.propose")
     parser.add_argument(
         "--order",
         choices=("file", "confidence"),
@@ -564,6 +564,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -1,7 +1,7 @@
 """Propose a label and a confidence for every image, to label faster.
 
-    python -m data_prep.propose --task light --images faces/ --out light.csv
-    python -m data_prep.propose --task orientation --images img_align_celeba/ --out orient.csv
+    python -m hybridvision.data_prep.propose --task light --images faces/ --out light.csv
+    python -m hybridvision.data_prep.propose --task orientation --images img_align_celeba/ --out orient.csv
 
 Light direction: where the bright mass of the thresholded face lies. In the
 face box (aligned faces: the face sits in the middle of the image) count the
@@ -42,11 +42,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from common.data.celeba_files import LANDMARK_FILE as LANDMARKS_FILENAME
-from common.data.celeba_files import read_landmarks
-from common.data.names import CELEBA_LANDMARKS as LANDMARK_COLUMNS
-from common.data.names import LIGHT_CLASSES, ORIENTATION_CLASSES, TASK_CLASSES  # noqa: F401 (part of this module's API)
-from data_prep import agreement, image_views
+from hybridvision.common.data.celeba_files import LANDMARK_FILE as LANDMARKS_FILENAME
+from hybridvision.common.data.celeba_files import read_landmarks
+from hybridvision.common.data.names import CELEBA_LANDMARKS as LANDMARK_COLUMNS
+from hybridvision.common.data.names import LIGHT_CLASSES, ORIENTATION_CLASSES, TASK_CLASSES  # noqa: F401 (part of this module's API)
+from hybridvision.data_prep import agreement, image_views
 
 # Chosen on the train half of ../shared/data/faces_orient_light (see data_prep/README.md).
 DEFAULT_SIDE_THRESHOLDS = {"light": 0.15, "landmarks": 0.1, "mtcnn": 0.1, "symmetry": 0.07}
@@ -127,7 +127,7 @@ def nose_offset(eye_a_x, eye_b_x, nose_x):
 
 
 def read_celeba_landmarks(path):
-    """{file name: {column: value}} from the official aligned-landmarks file (`common.data.celeba_files`)."""
+    """{file name: {column: value}} from the official aligned-landmarks file (`hybridvision.common.data.celeba_files`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--landmarks {path} does not exist")
@@ -294,7 +294,7 @@ def propose(
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.propose",
+        prog="python -m hybridvision.data_prep.propose",
         description="Propose a label and a confidence for every image (light direction or face "
         "orientation) and write them to a CSV.",
         epilog="Orientation methods: landmarks (official CelebA landmark file), mtcnn (optional "
@@ -380,6 +380,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main, expected=(ImportError,))

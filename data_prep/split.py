@@ -1,7 +1,7 @@
 """Split labelled images into train/val/test/<class>/ folders, stratified and seeded.
 
-    python -m data_prep.split labelled/ --out dataset/                  # class folders
-    python -m data_prep.split labels.csv --images faces/ --out dataset/ --fractions 70,15,15
+    python -m hybridvision.data_prep.split labelled/ --out dataset/                  # class folders
+    python -m hybridvision.data_prep.split labels.csv --images faces/ --out dataset/ --fractions 70,15,15
 
 Each class is shuffled with `--seed` and cut by the fractions (largest
 remainder rounding, so the counts add up), by copy, hard link or symlink.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_prep import image_views
+from hybridvision.data_prep import image_views
 
 MODES = ("copy", "hardlink", "symlink")
 SPLITS = ("train", "val", "test")
@@ -174,7 +174,7 @@ def make_split(
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.split",
+        prog="python -m hybridvision.data_prep.split",
         description="Make train/val/test/<class>/ from labelled images (class folders or a "
         "file,label CSV), stratified per class and seeded.",
     )
@@ -220,6 +220,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

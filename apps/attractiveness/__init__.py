@@ -5,16 +5,16 @@ plain network (`--model baseline`), the same network with one or more convs
 hybridised (`--model hybrid`), and late fusion (`--model late_fusion`), all
 starting from the same weights at one seed, so they can be compared fairly.
 
-    python -m apps.attractiveness.train --help
-    python -m apps.attractiveness.tune --help     # matched sweeps + comparison table
-    python -m apps.attractiveness.study --help    # baseline / late fusion / hybrid / FiLM / CondConv x
+    python -m hybridvision.apps.attractiveness.train --help
+    python -m hybridvision.apps.attractiveness.tune --help     # matched sweeps + comparison table
+    python -m hybridvision.apps.attractiveness.study --help    # baseline / late fusion / hybrid / FiLM / CondConv x
                                                   # covariate sets x controls, over seeds, with intervals
 """
 
 DESCRIPTION = "CelebA Attractive from faces + covariates (Male, ...): HybridConv2D vs baseline vs late fusion"
 # The demo faces' Attractive depends on e, drawn as the eye size and the clothes' colour,
 # with a sign set by Male (big eyes, red clothes: more attractive women, less attractive
-# men), and a little on Male, Young, Smiling and High_Cheekbones (see common.data.demo).
+# men), and a little on Male, Young, Smiling and High_Cheekbones (see hybridvision.common.data.demo).
 # The covariates alone (the printed floor) and late fusion's linear head cannot express
 # the e x Male interaction; the first conv hybridised with the covariates can. With these
 # settings (demo data revision celeba 3) the hybrid reached test accuracy 0.800, 0.792 and

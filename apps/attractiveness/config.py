@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import EFFICIENTNET_LITE, is_pretrained, resolve_image_size, resolve_weights
-from common.config import AugmentOptions, TrainConfig, option
+from hybridvision.common.backbones import EFFICIENTNET_LITE, is_pretrained, resolve_image_size, resolve_weights
+from hybridvision.common.config import AugmentOptions, TrainConfig, option
 
 MODELS = ("baseline", "hybrid", "late_fusion", "film", "condconv")
 BACKBONES = (*EFFICIENTNET_LITE, "vgg16_bn", "small")
@@ -52,14 +52,14 @@ class AttractivenessConfig(AugmentOptions, TrainConfig):
     image_size: int | None = option(
         None,
         "images are resized to image_size x image_size; default with pretrained weights the backbone's ImageNet "
-        "resolution (efficientnet_lite0 224, lite1 240, lite2 260, vgg16_bn 224; common.backbones.resolve_image_size: on the CelebA sample's 89x109 "
+        "resolution (efficientnet_lite0 224, lite1 240, lite2 260, vgg16_bn 224; hybridvision.common.backbones.resolve_image_size: on the CelebA sample's 89x109 "
         f"faces 224 px beat 128 and 160 px), else {SCRATCH_IMAGE_SIZE}",
         min=1,
     )
     bn_momentum: float = option(
         0.9, "BatchNorm moving-average momentum (torchvision's 0.9; Keras's 0.99 lags in short runs)", min=0, below=1
     )
-    optimizer: str = option("adam", "optimizer name (common.optimizers; docs/reports.md: Adam)")
+    optimizer: str = option("adam", "optimizer name (hybridvision.common.optimizers; docs/reports.md: Adam)")
     learning_rate: float | None = option(
         None,
         f"learning rate; default with pretrained weights 1e-4 for efficientnet_lite, "

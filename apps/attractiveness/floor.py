@@ -25,7 +25,7 @@ def covariate_floor(tables: dict, target: str, covariates: list[str]) -> dict:
 
     Args:
         tables: `{"train": table, "val": table, "test": table}` (from
-            `common.data.celeba.split_partitions`).
+            `hybridvision.common.data.celeba.split_partitions`).
         target: the 0/1 column to predict.
         covariates: 0/1 columns used as features; with none, the floor is the
             majority class of the train rows.

@@ -5,7 +5,7 @@ start at the same function of the image:
 
 - `baseline`: backbone -> global average pooling -> Dense(1, sigmoid).
 - `hybrid`: the baseline with the conv(s) at `positions` swapped for
-  HybridConv2D by `common.transfer.hybridize` (W0 = the conv's kernel and
+  HybridConv2D by `hybridvision.common.transfer.hybridize` (W0 = the conv's kernel and
   bias, W_l = 0): its output equals the baseline's for every covariate
   vector until training moves W_l.
 - `film` / `condconv`: the same, with FiLMConv2D (per-filter scale and
@@ -16,7 +16,7 @@ start at the same function of the image:
   the Dense head, whose covariate rows start at 0 (also equal at step 0).
 
 Every model takes raw RGB images with values 0..255: its first layer does the
-backbone's preprocessing (`common.backbones.with_preprocessing`, added after
+backbone's preprocessing (`hybridvision.common.backbones.with_preprocessing`, added after
 the conv positions are counted and swapped, so they count the backbone's
 convs only), so a saved `.keras` file needs no other knowledge.
 """
@@ -26,12 +26,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from apps.attractiveness.metrics import BinaryMacroF1
-from common.backbones import build_backbone, with_preprocessing
-from common.optimizers import get_optimizer
+from hybridvision.common.binary_macro_f1 import BinaryMacroF1
+from hybridvision.common.backbones import build_backbone, with_preprocessing
+from hybridvision.common.optimizers import get_optimizer
 
 COVARIATES = "covariates"
-# Model kinds whose conv(s) at --hybrid-positions are swapped by common.transfer.hybridize(kind=...).
+# Model kinds whose conv(s) at --hybrid-positions are swapped by hybridvision.common.transfer.hybridize(kind=...).
 CONDITIONED = ("hybrid", "film", "condconv")
 
 
@@ -61,7 +61,7 @@ def resolve_positions(positions, model: keras.Model) -> list:
     """`parse_positions` with `middle` turned into the 1-based index of `model`'s middle Conv2D."""
     parsed = parse_positions(positions)
     if "middle" in parsed:
-        from common.transfer import _conv2d_layers  # the convs hybridize counts, in its order
+        from hybridvision.common.transfer import _conv2d_layers  # the convs hybridize counts, in its order
 
         count = len(_conv2d_layers(model))
         parsed = [max(1, (count + 1) // 2) if p == "middle" else p for p in parsed]
@@ -116,7 +116,7 @@ def _build_network(config, num_covariates: int) -> keras.Model:
     if config.model == "late_fusion":
         return build_late_fusion(baseline, num_covariates)
     if config.model in CONDITIONED:
-        from common.transfer import hybridize
+        from hybridvision.common.transfer import hybridize
 
         # hybrid: HybridConv2D; film: FiLMConv2D; condconv: CondConv2D routed by input and covariates.
         return hybridize(baseline, resolve_positions(config.hybrid_positions, baseline), num_covariates,

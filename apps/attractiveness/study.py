@@ -1,7 +1,7 @@
 """The covariate-conditioning study: baseline vs late fusion, hybrid, FiLM and CondConv, with controls.
 
-    python -m apps.attractiveness.study --data-dir ../shared/data/celeba_sample
-    python -m apps.attractiveness.study --backbone small --weights none --image-size 24 --epochs 1 \\
+    python -m hybridvision.apps.attractiveness.study --data-dir ../shared/data/celeba_sample
+    python -m hybridvision.apps.attractiveness.study --backbone small --weights none --image-size 24 --epochs 1 \\
         --seeds 0,1 --models baseline,hybrid_last --covariate-sets Male --controls true
 
 Cells: every `--models` entry (`baseline`, `late_fusion`, `hybrid_<pos>`,
@@ -55,16 +55,16 @@ import keras
 import numpy as np
 from scipy import stats
 
-from apps.attractiveness.config import AttractivenessConfig
-from apps.attractiveness.floor import covariate_floor
-from apps.attractiveness.models import CONDITIONED
-from apps.attractiveness.train import load_tables, run_seeds
-from common.config import option, parse_config
-from common.data.celeba import attribute_names, check_attributes
-from common.plots import plot_bars
-from common.repeat import interval
-from common.tables import write_table
-from common.training import setup_logging
+from hybridvision.apps.attractiveness.config import AttractivenessConfig
+from hybridvision.apps.attractiveness.floor import covariate_floor
+from hybridvision.apps.attractiveness.models import CONDITIONED
+from hybridvision.apps.attractiveness.train import load_tables, run_seeds
+from hybridvision.common.config import option, parse_config
+from hybridvision.common.data.celeba import attribute_names, check_attributes
+from hybridvision.common.plots import plot_bars
+from hybridvision.common.repeat import interval
+from hybridvision.common.tables import write_table
+from hybridvision.common.training import setup_logging
 
 log = logging.getLogger("hybridvision")
 POSITIONS = ("first", "middle", "last")
@@ -235,7 +235,7 @@ def run_study(cfg: StudyConfig) -> list[dict]:
 
 
 def main(argv=None) -> list[dict]:
-    cfg = parse_config(StudyConfig, argv, description=__doc__.split("\n")[0], prog="python -m apps.attractiveness.study")
+    cfg = parse_config(StudyConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.attractiveness.study")
     setup_logging(cfg.quiet)
     rows = run_study(cfg)
     root = Path(cfg.run_dir)
@@ -245,6 +245,6 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

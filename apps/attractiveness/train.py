@@ -1,11 +1,11 @@
 """Train one CelebA attribute classifier: baseline, hybrid (ShortFuse) or late fusion.
 
-    python -m apps.attractiveness.train --data-dir data/celeba --model hybrid --covariates Male
-    python -m apps.attractiveness.train --data-dir ../shared/data/celeba_sample --backbone small \\
+    python -m hybridvision.apps.attractiveness.train --data-dir data/celeba --model hybrid --covariates Male
+    python -m hybridvision.apps.attractiveness.train --data-dir ../shared/data/celeba_sample --backbone small \\
         --weights none --image-size 64 --epochs 8 --cache --model baseline --seeds 0,1,2
 
 With `--seeds` the configuration runs once per seed in `<run_dir>/seed<k>`
-(each resumable, `common.repeat`) and `summary.json` / `summary.csv` hold the mean, std and 95%
+(each resumable, `hybridvision.common.repeat`) and `summary.json` / `summary.csv` hold the mean, std and 95%
 t-interval over the seeds.
 """
 
@@ -17,22 +17,22 @@ import logging
 
 import keras
 
-from apps.attractiveness.config import AttractivenessConfig
-from apps.attractiveness.floor import covariate_floor
-from apps.attractiveness.models import build_model, compile_model
-from common.config import parse_config
-from common.data import demo
-from common.data.celeba import (
+from hybridvision.apps.attractiveness.config import AttractivenessConfig
+from hybridvision.apps.attractiveness.floor import covariate_floor
+from hybridvision.apps.attractiveness.models import build_model, compile_model
+from hybridvision.common.config import parse_config
+from hybridvision.common.data import demo
+from hybridvision.common.data.celeba import (
     attribute_names,
     check_attributes,
     make_dataset,
     read_celeba,
     split_partitions,
 )
-from common.distribute import Distribution
-from common.repeat import check_cells, repeat, summarise
-from common.tables import write_csv
-from common.training import Run, resolve_run_dir, setup_logging
+from hybridvision.common.distribute import Distribution
+from hybridvision.common.repeat import check_cells, repeat, summarise
+from hybridvision.common.tables import write_csv
+from hybridvision.common.training import Run, resolve_run_dir, setup_logging
 
 APP = "attractiveness"
 SPLITS = ("val", "test")
@@ -70,7 +70,7 @@ def make_datasets(cfg, tables, batch_size) -> dict:
 def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = None, export: bool = True) -> dict:
     """One run (one seed): fit, evaluate on val and test, write the run directory; returns metrics.
 
-    `export_name`, `export`: as for `common.training.Run` (the exported copy in `saved_models/`).
+    `export_name`, `export`: as for `hybridvision.common.training.Run` (the exported copy in `saved_models/`).
     """
     tables, note = data or load_tables(cfg)
     dist = Distribution.from_config(cfg)
@@ -88,7 +88,7 @@ def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = No
 
 
 def run_seeds(cfg: AttractivenessConfig, data=None, same_settings: bool = True, export: bool = True) -> dict:
-    """The config once per `cfg.seeds` in `<run_dir>/seed<k>` (`common.repeat`); writes summary.json/.csv and metrics.json.
+    """The config once per `cfg.seeds` in `<run_dir>/seed<k>` (`hybridvision.common.repeat`); writes summary.json/.csv and metrics.json.
 
     With `same_settings` a seed folder run with other settings is refused; the seed list may
     change (adding seeds extends the run). Each seed's model is exported as
@@ -135,7 +135,7 @@ def run_seeds(cfg: AttractivenessConfig, data=None, same_settings: bool = True, 
 
 
 def main(argv=None) -> dict:
-    cfg = parse_config(AttractivenessConfig, argv, description=__doc__.split("\n")[0], prog="python -m apps.attractiveness.train")
+    cfg = parse_config(AttractivenessConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.attractiveness.train")
     setup_logging(cfg.quiet)
     metrics = run_seeds(cfg) if cfg.seeds else train_one(cfg)
     spread = ""
@@ -150,6 +150,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

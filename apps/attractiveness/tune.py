@@ -1,6 +1,6 @@
 """Matched sweeps: baseline, late fusion and hybrid searched over the same grid, then compared.
 
-    python -m apps.attractiveness.tune --data-dir data/celeba --learning-rates 1e-4,1e-5 \\
+    python -m hybridvision.apps.attractiveness.tune --data-dir data/celeba --learning-rates 1e-4,1e-5 \\
         --batch-sizes 16,32,64 --position-sets first,3,last --covariate-sets Male,Smiling+Young+High_Cheekbones
 
 For each model kind a KerasTuner search (one project per kind under
@@ -29,15 +29,15 @@ from pathlib import Path
 
 import keras
 
-from apps.attractiveness.config import MODELS, AttractivenessConfig
-from apps.attractiveness.floor import covariate_floor
-from apps.attractiveness.models import CONDITIONED, build_model, compile_model
-from apps.attractiveness.train import load_tables, make_datasets, run_seeds
-from common.config import option, parse_config
-from common.data.celeba import attribute_names, check_attributes
-from common.tables import write_table
-from common.training import setup_logging
-from common.tuning import TUNERS, ConfigHyperModel, search, trials_table
+from hybridvision.apps.attractiveness.config import MODELS, AttractivenessConfig
+from hybridvision.apps.attractiveness.floor import covariate_floor
+from hybridvision.apps.attractiveness.models import CONDITIONED, build_model, compile_model
+from hybridvision.apps.attractiveness.train import load_tables, make_datasets, run_seeds
+from hybridvision.common.config import option, parse_config
+from hybridvision.common.data.celeba import attribute_names, check_attributes
+from hybridvision.common.tables import write_table
+from hybridvision.common.training import setup_logging
+from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search, trials_table
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = "val_accuracy"
@@ -163,7 +163,7 @@ def grid_rows(trials: dict) -> list[dict]:
 
 
 def main(argv=None) -> list[dict]:
-    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m apps.attractiveness.tune")
+    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.attractiveness.tune")
     setup_logging(cfg.quiet)
     root = Path(cfg.run_dir)
     data = load_tables(cfg)
@@ -189,6 +189,6 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import BACKBONES, EFFICIENTNET_LITE, resolve_image_size, resolve_weights
-from common.config import AugmentOptions, TrainConfig, option
+from hybridvision.common.backbones import BACKBONES, EFFICIENTNET_LITE, resolve_image_size, resolve_weights
+from hybridvision.common.config import AugmentOptions, TrainConfig, option
 
 MODELS = ("frozen", "finetune", "scratch", "per_modality")
 PROTOCOLS = ("all", "from_source", "leave_one_out")
@@ -94,7 +94,7 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
     )
     edge_views: float = option(
         0.0, "--augment: probability of replacing a training image by its edge drawing (dark outlines on white, "
-        "like a sketch; common.data.EdgeView)", min=0, max=1
+        "like a sketch; hybridvision.common.data.EdgeView)", min=0, max=1
     )
     cache: bool = option(True, "keep decoded images in memory")
     monitor: str = option("val_loss", "validation metric choosing the best checkpoint (val_loss: on a small "

@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pandas as pd
 
-from common.data import demo
-from common.data.class_folders import make_dataset
-from common.data.domains import kfold_domains, parse_split, read_domains, split_domains
-from common.data.edge_view import EdgeView
+from hybridvision.common.data import demo
+from hybridvision.common.data.class_folders import make_dataset
+from hybridvision.common.data.domains import kfold_domains, parse_split, read_domains, split_domains
+from hybridvision.common.data.edge_view import EdgeView
 
 log = logging.getLogger("hybridvision")
 

@@ -1,7 +1,7 @@
 """Visual explanations of a trained cross_modal model: Grad-CAM, activations, first-layer filters.
 
-    python -m apps.cross_modal.explain --run-dir runs/cross_modal/20260101-120000
-    python -m apps.cross_modal.explain --run-dir RUN --layer block5_conv3 --images 4 --out explain/
+    python -m hybridvision.apps.cross_modal.explain --run-dir runs/cross_modal/20260101-120000
+    python -m hybridvision.apps.cross_modal.explain --run-dir RUN --layer block5_conv3 --images 4 --out explain/
 
 Reads `model.keras`, `config.json` and the class names in `metrics.json` of a
 finished run (default: the newest finished run under runs/cross_modal/),
@@ -23,16 +23,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common.data import demo
-from common.data.domains import read_domains, split_domains
-from common.data.images import decode_image
-from common.explain import (
+from hybridvision.common.data import demo
+from hybridvision.common.data.domains import read_domains, split_domains
+from hybridvision.common.data.images import decode_image
+from hybridvision.common.explain import (
     conv_layers,
     save_activation_grid,
     save_filter_grid,
     save_grad_cam_grid,
 )
-from common.training import setup_logging
+from hybridvision.common.training import setup_logging
 
 log = logging.getLogger("hybridvision")
 
@@ -45,7 +45,7 @@ def newest_run(root="runs/cross_modal") -> Path:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m apps.cross_modal.explain", description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m hybridvision.apps.cross_modal.explain", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--run-dir", default=None, help="finished run (model.keras, config.json, metrics.json); "
                                                         "default: the newest under runs/cross_modal/")
@@ -107,6 +107,6 @@ def main(argv=None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -4,9 +4,9 @@ The reference any transfer model must beat: no layer of the network moves,
 one linear classifier (scikit-learn's multinomial logistic regression, its
 regularisation C picked on the validation rows) reads the backbone's
 globally averaged ImageNet features. Same data, split, protocol and test
-rows as `apps.cross_modal.train`, so the tables line up row for row.
+rows as `hybridvision.apps.cross_modal.train`, so the tables line up row for row.
 
-    python -m apps.cross_modal.linear_probe --data-dir ../shared/data/pacs_small --protocol from_source --source photo
+    python -m hybridvision.apps.cross_modal.linear_probe --data-dir ../shared/data/pacs_small --protocol from_source --source photo
 
 Writes `linear_probe.json` and `linear_probe.md` into `--run-dir` (default
 `runs/cross_modal_linear_probe/<timestamp>`) and prints the table.
@@ -23,12 +23,12 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from apps.cross_modal.config import CrossModalConfig
-from apps.cross_modal.data import experiments, labels_of, load_table, partitions, test_rows
-from apps.cross_modal.models import build_extractor
-from common.config import parse_config
-from common.features import cached_features
-from common.training import setup_logging
+from hybridvision.apps.cross_modal.config import CrossModalConfig
+from hybridvision.apps.cross_modal.data import experiments, labels_of, load_table, partitions, test_rows
+from hybridvision.apps.cross_modal.models import build_extractor
+from hybridvision.common.config import parse_config
+from hybridvision.common.features import cached_features
+from hybridvision.common.training import setup_logging
 
 log = logging.getLogger("hybridvision")
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -98,7 +98,7 @@ def markdown(results: dict, modalities) -> str:
 
 def main(argv=None) -> dict:
     cfg = parse_config(CrossModalConfig, argv, description=__doc__.split("\n")[0],
-                       prog="python -m apps.cross_modal.linear_probe")
+                       prog="python -m hybridvision.apps.cross_modal.linear_probe")
     setup_logging(cfg.quiet)
     run_dir = Path(cfg.run_dir or Path("runs") / "cross_modal_linear_probe" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -113,6 +113,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

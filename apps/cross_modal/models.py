@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import keras
 
-from common.backbones import EFFICIENTNET_LITE, build_backbone, preprocessing_layer
-from common.optimizers import get_optimizer
-from common.transfer import freeze, unfreeze_top
+from hybridvision.common.backbones import EFFICIENTNET_LITE, build_backbone, preprocessing_layer
+from hybridvision.common.optimizers import get_optimizer
+from hybridvision.common.transfer import freeze, unfreeze_top
 
 # Layers with weights unfrozen by default when fine-tuning (BatchNorm not
 # counted): each backbone's top block; for EfficientNet-Lite 49, all of Lite0's

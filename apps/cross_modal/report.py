@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.cross_modal.data import make_images
-from common.metrics import mean_std, predict_labels, retrieval_map
-from common.plots import plot_confusion_matrix
+from hybridvision.apps.cross_modal.data import make_images
+from hybridvision.common.metrics import mean_std, predict_labels, retrieval_map
+from hybridvision.common.plots import plot_confusion_matrix
 
 
 def evaluate_per_modality(model, cfg, test_table, class_names, modalities, batch_size, out_dir=None, tag=""):

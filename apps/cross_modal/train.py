@@ -1,11 +1,11 @@
 """Train and compare classifiers across modalities (photos, clip art, sketches).
 
-    python -m apps.cross_modal.train --data-dir ../shared/data/pacs_small --protocol from_source --source photo
-    python -m apps.cross_modal.train --data-dir data/pacs --model finetune --protocol leave_one_out --folds 5
-    python -m apps.cross_modal.train --backbone small --weights none --model scratch --image-size 64   # CPU
+    python -m hybridvision.apps.cross_modal.train --data-dir ../shared/data/pacs_small --protocol from_source --source photo
+    python -m hybridvision.apps.cross_modal.train --data-dir data/pacs --model finetune --protocol leave_one_out --folds 5
+    python -m hybridvision.apps.cross_modal.train --backbone small --weights none --model scratch --image-size 64   # CPU
 
 Data: `<data-dir>/<modality>/<class>/*.jpg`. Besides the shared run directory
-(see `common.training`) it writes `modality_table.csv|md` (rows: the
+(see `hybridvision.common.training`) it writes `modality_table.csv|md` (rows: the
 modalities a model was trained on, columns: the modality it was tested on),
 `confusion_<row>_<modality>.png`, and in metrics.json
 `test.per_modality.<modality>.accuracy` (and top-5 with more than 5 classes).
@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from apps.cross_modal.config import CrossModalConfig
-from apps.cross_modal.data import (
+from hybridvision.apps.cross_modal.config import CrossModalConfig
+from hybridvision.apps.cross_modal.data import (
     experiments,
     labels_of,
     load_table,
@@ -30,8 +30,8 @@ from apps.cross_modal.data import (
     partitions,
     test_rows,
 )
-from apps.cross_modal.models import build_model, compile_model, prepare_finetuning
-from apps.cross_modal.report import (
+from hybridvision.apps.cross_modal.models import build_model, compile_model, prepare_finetuning
+from hybridvision.apps.cross_modal.report import (
     evaluate_per_modality,
     leave_one_out_markdown,
     retrieval_markdown,
@@ -39,10 +39,10 @@ from apps.cross_modal.report import (
     summarize,
     write_table,
 )
-from common.config import parse_config
-from common.distribute import Distribution
-from common.features import cached_features
-from common.training import Run, setup_logging
+from hybridvision.common.config import parse_config
+from hybridvision.common.distribute import Distribution
+from hybridvision.common.features import cached_features
+from hybridvision.common.training import Run, setup_logging
 
 APP = "cross_modal"
 log = logging.getLogger("hybridvision")
@@ -139,7 +139,7 @@ def train(cfg: CrossModalConfig) -> dict:
 
 def main(argv=None) -> dict:
     cfg = parse_config(CrossModalConfig, argv, description=__doc__.split("\n")[0],
-                       prog="python -m apps.cross_modal.train")
+                       prog="python -m hybridvision.apps.cross_modal.train")
     setup_logging(cfg.quiet)
     metrics = train(cfg)
     print(metrics.pop("markdown_table"))
@@ -149,6 +149,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -1,11 +1,11 @@
 """Search cross_modal's learning rate, augmentation and frozen vs fine-tuned backbone, with early stopping.
 
-    python -m apps.cross_modal.tune --data-dir ../shared/data/pacs_small --protocol from_source --source photo
-    python -m apps.cross_modal.tune --data-dir data/pacs --learning-rates 1e-3 --models finetune --project aug
-    python -m apps.cross_modal.train --config runs/cross_modal_tune/search/best_config.yaml --data-dir ...
+    python -m hybridvision.apps.cross_modal.tune --data-dir ../shared/data/pacs_small --protocol from_source --source photo
+    python -m hybridvision.apps.cross_modal.tune --data-dir data/pacs --learning-rates 1e-3 --models finetune --project aug
+    python -m hybridvision.apps.cross_modal.train --config runs/cross_modal_tune/search/best_config.yaml --data-dir ...
 
 Every trial is the train config with `learning_rate`, `model` (frozen or
-finetune) and an augmentation preset replaced (`common.tuning`'s
+finetune) and an augmentation preset replaced (`hybridvision.common.tuning`'s
 `ConfigHyperModel`), trained like `train.py` trains one model: the head on
 the frozen backbone (on cached features with `--cache-features`, as
 train.py: no augmentation in that phase, so a frozen trial's augmentation
@@ -32,14 +32,14 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from apps.cross_modal.config import CrossModalConfig
-from apps.cross_modal.data import experiments, labels_of, load_table, make_images, partitions
-from apps.cross_modal.models import build_model, compile_model, prepare_finetuning
-from common.config import option, parse_config
-from common.features import cached_features
-from common.tables import write_table
-from common.training import setup_logging
-from common.tuning import TUNERS, ConfigHyperModel, choice, search, trials_table
+from hybridvision.apps.cross_modal.config import CrossModalConfig
+from hybridvision.apps.cross_modal.data import experiments, labels_of, load_table, make_images, partitions
+from hybridvision.apps.cross_modal.models import build_model, compile_model, prepare_finetuning
+from hybridvision.common.config import option, parse_config
+from hybridvision.common.features import cached_features
+from hybridvision.common.tables import write_table
+from hybridvision.common.training import setup_logging
+from hybridvision.common.tuning import TUNERS, ConfigHyperModel, choice, search, trials_table
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
@@ -182,7 +182,7 @@ def write_search(rows: list[dict], out_dir, title: str) -> Path:
 
 def main(argv=None):
     """Run or resume the search; returns (best train config, path of its YAML file, search rows)."""
-    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m apps.cross_modal.tune")
+    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.cross_modal.tune")
     setup_logging(cfg.quiet)
     for name in ("learning_rates", "augmentations", "models"):
         if not getattr(cfg, name):
@@ -225,6 +225,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

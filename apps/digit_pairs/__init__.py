@@ -1,12 +1,12 @@
 """Digit-pair comparison: is the first of two MNIST digits <= the second?
 
 FC, CNN, deep CNN, Siamese and auxiliary-loss models (report 2 of docs/reports.md),
-trained with `python -m apps.digit_pairs.train` and compared over repeated
-seeded runs with `python -m apps.digit_pairs.compare`.
+trained with `python -m hybridvision.apps.digit_pairs.train` and compared over repeated
+seeded runs with `python -m hybridvision.apps.digit_pairs.compare`.
 """
 
 DESCRIPTION = "MNIST digit pairs: is the first <= the second? FC/CNN/Siamese/auxiliary-loss models"
-# The demo data is scikit-learn's 8x8 digits upsampled (SYNTHETIC, see common.data.demo).
+# The demo data is scikit-learn's 8x8 digits upsampled (SYNTHETIC, see hybridvision.common.data.demo).
 DEMO_ARGS = ["--model", "aux", "--epochs", "12"]
 HEADLINE = ("test", "accuracy")
 # Always answering "first <= second" is right for 55 of the 100 class pairs.

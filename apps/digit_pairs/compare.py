@@ -1,10 +1,10 @@
 """Repeated-run comparison of the digit-pair models: the report's table.
 
-    python -m apps.digit_pairs.compare --rounds 10 --data-dir ../shared/data/mnist --out runs/digit_pairs/cmp
+    python -m hybridvision.apps.digit_pairs.compare --rounds 10 --data-dir ../shared/data/mnist --out runs/digit_pairs/cmp
 
 Trains every model of `--models` `--rounds` times, round k with seed
 `--seed + k` (new random pairs and a new initialisation each round), each
-round a normal run directory `OUT/runs/<model>/seed<seed>/` (`common.repeat`). Then writes
+round a normal run directory `OUT/runs/<model>/seed<seed>/` (`hybridvision.common.repeat`). Then writes
 `OUT/comparison.csv` (model, train_mean, train_std, test_mean, test_std, n and the 95%
 t-interval of train and test accuracy), `OUT/comparison.md` (also the number of rounds per
 model) and `OUT/comparison.png` (test accuracy, std error bars); they are rewritten after
@@ -13,7 +13,7 @@ every round, so a partial table is always there.
 Running the same command again resumes: finished rounds are read back from
 their metrics.json, an interrupted round resumes from its last epoch. A
 round trained with other settings (say another `--epochs`) is an error, not
-silently mixed in. Every training flag of `apps.digit_pairs.train` applies
+silently mixed in. Every training flag of `hybridvision.apps.digit_pairs.train` applies
 to all rounds; its `--model` and `--run-dir` are ignored here.
 """
 
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import keras
 
-from apps.digit_pairs.config import MODELS, DigitPairsConfig
-from apps.digit_pairs.train import run_experiment
-from common.config import option, parse_config
-from common.plots import plot_bars
-from common.repeat import repeat, summarise
-from common.tables import write_table
+from hybridvision.apps.digit_pairs.config import MODELS, DigitPairsConfig
+from hybridvision.apps.digit_pairs.train import run_experiment
+from hybridvision.common.config import option, parse_config
+from hybridvision.common.plots import plot_bars
+from hybridvision.common.repeat import repeat, summarise
+from hybridvision.common.tables import write_table
 
 log = logging.getLogger("hybridvision")
 
@@ -110,11 +110,11 @@ def compare(cfg: CompareConfig) -> list[dict]:
 
 
 def main(argv=None) -> list[dict]:
-    cfg = parse_config(CompareConfig, argv, description=__doc__.splitlines()[0], prog="python -m apps.digit_pairs.compare")
+    cfg = parse_config(CompareConfig, argv, description=__doc__.splitlines()[0], prog="python -m hybridvision.apps.digit_pairs.compare")
     return compare(cfg)
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

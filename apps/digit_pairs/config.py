@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.config import TrainConfig, option
+from hybridvision.common.config import TrainConfig, option
 
 # The report's five models plus our two additions (siamese was "tried too"
 # in the report; aux_prob is the improvement, see models.py).

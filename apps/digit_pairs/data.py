@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from common.data.mnist import load_mnist
+from hybridvision.common.data.mnist import load_mnist
 
 log = logging.getLogger("hybridvision")
 

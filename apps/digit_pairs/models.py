@@ -29,7 +29,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from apps.digit_pairs.config import MODELS
+from hybridvision.apps.digit_pairs.config import MODELS
 
 AUX_MODELS = ("aux", "aux_prob")
 

@@ -1,9 +1,9 @@
 """Train one digit-pair model.
 
-    python -m apps.digit_pairs.train --model aux --data-dir ../shared/data/mnist
-    python -m apps.digit_pairs.train --model cnn --epochs 20        # SYNTHETIC demo digits
+    python -m hybridvision.apps.digit_pairs.train --model aux --data-dir ../shared/data/mnist
+    python -m hybridvision.apps.digit_pairs.train --model cnn --epochs 20        # SYNTHETIC demo digits
 
-Writes a run directory (see `common.training.Run`) whose metrics.json holds
+Writes a run directory (see `hybridvision.common.training.Run`) whose metrics.json holds
 train/val/test `accuracy` of the comparison (for the aux models also the
 digit-class accuracies `digit_a_accuracy`, `digit_b_accuracy`).
 """
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 
-from apps.digit_pairs import DESCRIPTION
-from apps.digit_pairs.config import DigitPairsConfig
-from apps.digit_pairs.data import load_pair_splits, make_dataset
-from apps.digit_pairs.models import accuracy_key, build_model, compile_model, has_aux
-from common.config import parse_config
-from common.data import demo
-from common.distribute import Distribution
-from common.training import Run, setup_logging
+from hybridvision.apps.digit_pairs import DESCRIPTION
+from hybridvision.apps.digit_pairs.config import DigitPairsConfig
+from hybridvision.apps.digit_pairs.data import load_pair_splits, make_dataset
+from hybridvision.apps.digit_pairs.models import accuracy_key, build_model, compile_model, has_aux
+from hybridvision.common.config import parse_config
+from hybridvision.common.data import demo
+from hybridvision.common.distribute import Distribution
+from hybridvision.common.training import Run, setup_logging
 
 APP = "digit_pairs"
 log = logging.getLogger("hybridvision")
@@ -66,11 +66,11 @@ def run_experiment(cfg: DigitPairsConfig, saved_models_dir="saved_models", expor
 
 
 def main(argv=None) -> dict:
-    cfg = parse_config(DigitPairsConfig, argv, description=DESCRIPTION, prog="python -m apps.digit_pairs.train")
+    cfg = parse_config(DigitPairsConfig, argv, description=DESCRIPTION, prog="python -m hybridvision.apps.digit_pairs.train")
     return run_experiment(cfg)
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

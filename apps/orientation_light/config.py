@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import EFFICIENTNET_LITE, resolve_weights
-from common.config import AugmentOptions, TrainConfig, option
+from hybridvision.common.backbones import EFFICIENTNET_LITE, resolve_weights
+from hybridvision.common.config import AugmentOptions, TrainConfig, option
 
 TASKS = ("orientation", "light")
 TRANSFER_MODELS = (*EFFICIENTNET_LITE, "inception_v3", "resnet50")

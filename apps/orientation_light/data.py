@@ -6,8 +6,8 @@ import logging
 
 import tensorflow as tf
 
-from common.data import demo
-from common.data.class_folders import make_dataset, read_class_folders, split_table
+from hybridvision.common.data import demo
+from hybridvision.common.data.class_folders import make_dataset, read_class_folders, split_table
 
 log = logging.getLogger("hybridvision")
 

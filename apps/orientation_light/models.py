@@ -2,7 +2,7 @@
 
 Every model takes raw RGB images with values 0..255 and does its backbone's
 preprocessing itself, so a saved `.keras` file labels images with no other
-knowledge (see `apps.orientation_light.predict`). Only built-in Keras layers
+knowledge (see `hybridvision.apps.orientation_light.predict`). Only built-in Keras layers
 are used, so loading needs no custom objects.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import keras
 
-from common.backbones import build_backbone, preprocessing_layer
-from common.optimizers import get_optimizer
-from common.transfer import freeze, unfreeze_top
+from hybridvision.common.backbones import build_backbone, preprocessing_layer
+from hybridvision.common.optimizers import get_optimizer
+from hybridvision.common.transfer import freeze, unfreeze_top
 
 
 def backbone_of(model: keras.Model) -> keras.Model:

@@ -1,6 +1,6 @@
 """Label a whole image folder with a saved orientation or light model: a CSV, and optionally a 3x3 grid.
 
-    python -m apps.orientation_light.predict --model saved_models/orientation_light/orientation_from_scratch.keras \\
+    python -m hybridvision.apps.orientation_light.predict --model saved_models/orientation_light/orientation_from_scratch.keras \\
         --images img_align_celeba --out orientation_labels.csv --grid orientation_grid.png
 
 The folder is searched recursively. The CSV has the columns `file` (path
@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from common.predict import label_folder, read_class_names, save_prediction_grid
-from common.training import setup_logging
+from hybridvision.common.predict import label_folder, read_class_names, save_prediction_grid
+from hybridvision.common.training import setup_logging
 
 log = logging.getLogger("hybridvision")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m apps.orientation_light.predict",
+    parser = argparse.ArgumentParser(prog="python -m hybridvision.apps.orientation_light.predict",
                                      description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, help="a .keras model saved by train.py")
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> dict:
-    """Label the folder; returns `common.predict.label_folder`'s summary."""
+    """Label the folder; returns `hybridvision.common.predict.label_folder`'s summary."""
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.quiet)
@@ -60,6 +60,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -1,16 +1,16 @@
 """Train a face orientation or light-source classifier (from scratch, or transfer with a frozen base).
 
-    python -m apps.orientation_light.train --task orientation --data-dir data/orientation
-    python -m apps.orientation_light.train --task light --data-dir ../shared/data/faces_orient_light/source_light \\
+    python -m hybridvision.apps.orientation_light.train --task orientation --data-dir data/orientation
+    python -m hybridvision.apps.orientation_light.train --task light --data-dir ../shared/data/faces_orient_light/source_light \\
         --holdout-fraction 0.5
-    python -m apps.orientation_light.train --model resnet50 --weights imagenet --image-size 128 \\
+    python -m hybridvision.apps.orientation_light.train --model resnet50 --weights imagenet --image-size 128 \\
         --finetune-layers 10 --finetune-epochs 5 --data-dir data/orientation
 
 Data: `<data-dir>/{train,val,test}/<class>/*.jpg`, class names from the
-folders. Besides the shared run directory (see `common.training`) it writes
+folders. Besides the shared run directory (see `hybridvision.common.training`) it writes
 `confusion_<split>.png`, per-class precision/recall in metrics.json, and
 `<model>.classes.json` beside model.keras and the exported model, which
-`python -m apps.orientation_light.predict` reads.
+`python -m hybridvision.apps.orientation_light.predict` reads.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from apps.orientation_light.config import OrientationLightConfig
-from apps.orientation_light.data import load_tables, make_datasets
-from apps.orientation_light.models import build_model, compile_model, prepare_finetuning
-from common.config import parse_config
-from common.distribute import Distribution
-from common.metrics import classification_summary, predict_labels
-from common.plots import plot_confusion_matrix
-from common.predict import write_class_names
-from common.training import Run, setup_logging
+from hybridvision.apps.orientation_light.config import OrientationLightConfig
+from hybridvision.apps.orientation_light.data import load_tables, make_datasets
+from hybridvision.apps.orientation_light.models import build_model, compile_model, prepare_finetuning
+from hybridvision.common.config import parse_config
+from hybridvision.common.distribute import Distribution
+from hybridvision.common.metrics import classification_summary, predict_labels
+from hybridvision.common.plots import plot_confusion_matrix
+from hybridvision.common.predict import write_class_names
+from hybridvision.common.training import Run, setup_logging
 
 APP = "orientation_light"
 log = logging.getLogger("hybridvision")
@@ -79,7 +79,7 @@ def train(cfg: OrientationLightConfig) -> dict:
 
 def main(argv=None) -> dict:
     cfg = parse_config(OrientationLightConfig, argv, description=__doc__.split("\n")[0],
-                       prog="python -m apps.orientation_light.train")
+                       prog="python -m hybridvision.apps.orientation_light.train")
     setup_logging(cfg.quiet)
     metrics = train(cfg)
     split = "test" if "test" in metrics else "val"
@@ -90,6 +90,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -1,8 +1,8 @@
 """Search batch size, drop rates, learning rate and optimiser with KerasTuner (as the report did by hand).
 
-    python -m apps.orientation_light.tune --task orientation --data-dir data/orientation --tuner random \\
+    python -m hybridvision.apps.orientation_light.tune --task orientation --data-dir data/orientation --tuner random \\
         --max-trials 12 --epochs 10
-    python -m apps.orientation_light.train --config runs/orientation_light_tune/orientation_from_scratch/best_config.yaml
+    python -m hybridvision.apps.orientation_light.train --config runs/orientation_light_tune/orientation_from_scratch/best_config.yaml
 
 Every trial is the train config with the searched fields replaced, trained on
 `train` and scored on `val` (`val_accuracy`); the test split is never looked
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import keras
 
-from apps.orientation_light.config import OPTIMIZERS, OrientationLightConfig
-from apps.orientation_light.data import load_tables, make_datasets
-from apps.orientation_light.models import build_model, compile_model
-from common.config import option, parse_config
-from common.training import setup_logging
-from common.tuning import TUNERS, ConfigHyperModel, search
+from hybridvision.apps.orientation_light.config import OPTIMIZERS, OrientationLightConfig
+from hybridvision.apps.orientation_light.data import load_tables, make_datasets
+from hybridvision.apps.orientation_light.models import build_model, compile_model
+from hybridvision.common.config import option, parse_config
+from hybridvision.common.training import setup_logging
+from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = "val_accuracy"
@@ -71,7 +71,7 @@ def train_config(cfg: TuneConfig) -> OrientationLightConfig:
 def main(argv=None):
     """Run or resume the search; returns (best train config, path of its YAML file)."""
     cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0],
-                       prog="python -m apps.orientation_light.tune")
+                       prog="python -m hybridvision.apps.orientation_light.tune")
     setup_logging(cfg.quiet)
     space = search_space(cfg)
     base = train_config(cfg)
@@ -103,6 +103,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

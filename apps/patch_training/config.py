@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.backbones import BACKBONES, is_pretrained, resolve_weights
-from common.config import TrainConfig, option
-from common.data.voc import PATCH_SHAPES
-from common.optimizers import OPTIMIZERS
+from hybridvision.common.backbones import BACKBONES, is_pretrained, resolve_weights
+from hybridvision.common.config import TrainConfig, option
+from hybridvision.common.data.voc import PATCH_SHAPES
+from hybridvision.common.optimizers import OPTIMIZERS
 
 PATCH_POOLING = ("adaptive", "spp")
 # The report: SGD lr 1e-3 momentum 0.9 for the pretrained VGG16, on the whole

@@ -104,7 +104,7 @@ def write_per_class_report(report: dict, out_dir, title: str = "") -> tuple[Path
     table, no bar); their precision is 0 when the model predicted them (all
     false positives) and also 0 when it did not.
     """
-    from common.plots import plot_grouped_bars
+    from hybridvision.common.plots import plot_grouped_bars
 
     out_dir = Path(out_dir)
     rows = per_class_rows(report)

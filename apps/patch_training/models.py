@@ -14,7 +14,7 @@ or adaptive, both pool a grid of any map to fixed cells) gives the dense
 head a fixed-length vector; `full_model` still takes `image_size` squares.
 
 Both models take raw RGB images with values 0..255: one shared
-preprocessing layer (`common.backbones.preprocessing_layer`) in front of the
+preprocessing layer (`hybridvision.common.backbones.preprocessing_layer`) in front of the
 backbone does its normalisation, so a saved `.keras` file needs no other
 knowledge.
 """
@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import keras
 
-from common.backbones import build_backbone, preprocessing_layer
-from common.data.voc import VOC_CLASSES
-from common.layers import SpatialPyramidPooling2D
-from common.losses import WeightedBinaryCrossentropy
-from common.optimizers import get_optimizer
+from hybridvision.common.backbones import build_backbone, preprocessing_layer
+from hybridvision.common.data.voc import VOC_CLASSES
+from hybridvision.common.layers import SpatialPyramidPooling2D
+from hybridvision.common.losses import WeightedBinaryCrossentropy
+from hybridvision.common.optimizers import get_optimizer
 
 # adaptive: PyTorch's AdaptiveAvgPool2d((4, 4)) of the report; spp: the
 # max-pooling pyramid the report describes for patches of any size.
@@ -47,7 +47,7 @@ def build_models(
     """Returns `(full_model, patch_model)` sharing one backbone, both on 0..255 images.
 
     Args:
-        backbone: a `common.backbones.BACKBONES` name.
+        backbone: a `hybridvision.common.backbones.BACKBONES` name.
         image_size: side of the square full images and patches.
         weights: backbone weights ("imagenet", "none" or a file).
         patch_pooling: "adaptive" (average to 4x4) or "spp" (max 1x1+2x2+4x4).

@@ -1,8 +1,8 @@
 """Sweep the switch epoch of the patch curriculum and write the report's figures.
 
-    python -m apps.patch_training.sweep --switch-epochs 0,2,5,7,10 --out runs/sweep
-    python -m apps.patch_training.sweep --backbone small --image-size 64 --epochs 6 --switch-epochs 0,2,4 --out /tmp/sweep
-    python -m apps.patch_training.sweep --switch-epochs 0,1,2,3 --full-epochs 10 --out runs/sweep_same_full
+    python -m hybridvision.apps.patch_training.sweep --switch-epochs 0,2,5,7,10 --out runs/sweep
+    python -m hybridvision.apps.patch_training.sweep --backbone small --image-size 64 --epochs 6 --switch-epochs 0,2,4 --out /tmp/sweep
+    python -m hybridvision.apps.patch_training.sweep --switch-epochs 0,1,2,3 --full-epochs 10 --out runs/sweep_same_full
 
 Every K runs `train.run_experiment` with `--switch-epoch K` in `DIR/K<k>/`
 (the data is read once; every K starts from the same seeded weights). With
@@ -25,13 +25,13 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from apps.patch_training.config import PatchTrainingConfig
-from apps.patch_training.train import load_data, run_experiment
-from common.config import option, parse_config
-from common.plots import plot_lines
-from common.repeat import repeat
-from common.tables import markdown_table, write_table
-from common.training import setup_logging
+from hybridvision.apps.patch_training.config import PatchTrainingConfig
+from hybridvision.apps.patch_training.train import load_data, run_experiment
+from hybridvision.common.config import option, parse_config
+from hybridvision.common.plots import plot_lines
+from hybridvision.common.repeat import repeat
+from hybridvision.common.tables import markdown_table, write_table
+from hybridvision.common.training import setup_logging
 
 log = logging.getLogger("hybridvision")
 
@@ -156,12 +156,12 @@ def sweep(config: SweepConfig) -> list[dict]:
 
 def main(argv=None) -> list[dict]:
     config = parse_config(
-        SweepConfig, argv, description="Sweep --switch-epoch of the patch curriculum", prog="python -m apps.patch_training.sweep"
+        SweepConfig, argv, description="Sweep --switch-epoch of the patch curriculum", prog="python -m hybridvision.apps.patch_training.sweep"
     )
     return sweep(config)
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

@@ -1,8 +1,8 @@
 """Train the VOC multi-label classifier with a patch pre-training curriculum.
 
-    python -m apps.patch_training.train --data-dir VOCdevkit/VOC2012 --switch-epoch 5
-    python -m apps.patch_training.train --backbone small --image-size 64 --epochs 6 --switch-epoch 2
-    python -m apps.patch_training.train --data-dir VOC2012 --patch-shape keep --patch-pooling spp
+    python -m hybridvision.apps.patch_training.train --data-dir VOCdevkit/VOC2012 --switch-epoch 5
+    python -m hybridvision.apps.patch_training.train --backbone small --image-size 64 --epochs 6 --switch-epoch 2
+    python -m hybridvision.apps.patch_training.train --data-dir VOC2012 --patch-shape keep --patch-pooling spp
 
 Epochs before `--switch-epoch` train the patch head on object crops
 (PatchSet), the rest the multi-label head on full images (FullSet); 0 is
@@ -24,13 +24,13 @@ import json
 import logging
 import time
 
-from apps.patch_training import DESCRIPTION
-from apps.patch_training.config import PatchTrainingConfig
-from apps.patch_training.metrics import multilabel_report, predict_multilabel, write_per_class_report
-from apps.patch_training.models import build_models, compile_models
-from common.config import parse_config
-from common.data import demo
-from common.data.voc import (
+from hybridvision.apps.patch_training import DESCRIPTION
+from hybridvision.apps.patch_training.config import PatchTrainingConfig
+from hybridvision.apps.patch_training.metrics import multilabel_report, predict_multilabel, write_per_class_report
+from hybridvision.apps.patch_training.models import build_models, compile_models
+from hybridvision.common.config import parse_config
+from hybridvision.common.data import demo
+from hybridvision.common.data.voc import (
     VOC_CLASSES,
     bucketed_patch_dataset,
     cache_patches,
@@ -42,8 +42,8 @@ from common.data.voc import (
     positive_weights,
     read_train_val,
 )  # fmt: skip
-from common.distribute import Distribution
-from common.training import Run, read_history, setup_logging
+from hybridvision.common.distribute import Distribution
+from hybridvision.common.training import Run, read_history, setup_logging
 
 APP = "patch_training"
 log = logging.getLogger("hybridvision")
@@ -177,11 +177,11 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
 
 
 def main(argv=None) -> dict:
-    cfg = parse_config(PatchTrainingConfig, argv, description=DESCRIPTION, prog="python -m apps.patch_training.train")
+    cfg = parse_config(PatchTrainingConfig, argv, description=DESCRIPTION, prog="python -m hybridvision.apps.patch_training.train")
     return run_experiment(cfg)
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

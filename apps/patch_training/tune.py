@@ -1,11 +1,11 @@
 """The report's ablations (learning rate, batch size) of the patch curriculum, through the shared KerasTuner helpers.
 
-    python -m apps.patch_training.tune --data-dir VOCdevkit/VOC2012                      # 3 x 3 grid
-    python -m apps.patch_training.tune --data-dir VOC2012 --batch-sizes 16 --project lr  # learning rate only
-    python -m apps.patch_training.train --config runs/patch_training_tune/ablation/best_config.yaml
+    python -m hybridvision.apps.patch_training.tune --data-dir VOCdevkit/VOC2012                      # 3 x 3 grid
+    python -m hybridvision.apps.patch_training.tune --data-dir VOC2012 --batch-sizes 16 --project lr  # learning rate only
+    python -m hybridvision.apps.patch_training.train --config runs/patch_training_tune/ablation/best_config.yaml
 
 Every trial is the train config with `learning_rate` and `batch_size`
-replaced (`common.tuning.ConfigHyperModel`): the whole curriculum (patch
+replaced (`hybridvision.common.tuning.ConfigHyperModel`): the whole curriculum (patch
 phase for `--switch-epoch` epochs, then full images) from the same seeded
 weights, scored by the val mAP of `metrics.multilabel_report` (`val_map`,
 the figure `train.py` reports). A grid search (the default) runs every
@@ -28,15 +28,15 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from apps.patch_training.config import PatchTrainingConfig
-from apps.patch_training.metrics import multilabel_report, predict_multilabel
-from apps.patch_training.models import build_models, compile_models
-from apps.patch_training.train import load_data, patch_datasets
-from common.config import option, parse_config
-from common.data.voc import VOC_CLASSES, cache_patches, full_dataset, label_matrix, patch_table, positive_weights
-from common.tables import write_table
-from common.training import setup_logging
-from common.tuning import TUNERS, ConfigHyperModel, search, trials_table
+from hybridvision.apps.patch_training.config import PatchTrainingConfig
+from hybridvision.apps.patch_training.metrics import multilabel_report, predict_multilabel
+from hybridvision.apps.patch_training.models import build_models, compile_models
+from hybridvision.apps.patch_training.train import load_data, patch_datasets
+from hybridvision.common.config import option, parse_config
+from hybridvision.common.data.voc import VOC_CLASSES, cache_patches, full_dataset, label_matrix, patch_table, positive_weights
+from hybridvision.common.tables import write_table
+from hybridvision.common.training import setup_logging
+from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search, trials_table
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = keras_tuner.Objective("val_map", direction="max")
@@ -142,7 +142,7 @@ def write_ablation(rows: list[dict], out_dir, title: str = "") -> Path:
 
 def main(argv=None):
     """Run or resume the search; returns (best train config, path of its YAML file, ablation rows)."""
-    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m apps.patch_training.tune")
+    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.patch_training.tune")
     setup_logging(cfg.quiet)
     space = search_space(cfg)
     base = train_config(cfg)
@@ -193,6 +193,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from common.cli import main_entry
+    from hybridvision.common.cli import main_entry
 
     main_entry(main)

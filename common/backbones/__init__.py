@@ -1,6 +1,6 @@
 """Backbone CNNs shared by the apps (see `registry` for the list), built offline-first."""
 
-from common.backbones.registry import (
+from hybridvision.common.backbones.registry import (
     BACKBONES,
     EFFICIENTNET_LITE,
     OFFLINE_PRETRAINED,

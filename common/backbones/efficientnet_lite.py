@@ -38,7 +38,7 @@ import tempfile
 import keras
 import numpy as np
 
-from common.backbones.torch_checkpoint import load_state_dict
+from hybridvision.common.backbones.torch_checkpoint import load_state_dict
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import warnings
 import keras
 import numpy as np
 
-from common.backbones import efficientnet_lite
+from hybridvision.common.backbones import efficientnet_lite
 
 EFFICIENTNET_LITE = tuple(efficientnet_lite.VARIANTS)
 # Backbones with ImageNet weights that need no internet (they ship in a package).

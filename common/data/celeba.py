@@ -1,6 +1,6 @@
 """CelebA in its official layout: attribute, partition and landmark files -> table -> tf.data.
 
-The layout (as published, and as `common.data.demo` writes it)::
+The layout (as published, and as `hybridvision.common.data.demo` writes it)::
 
     <root>/img_align_celeba/000001.jpg ...
     <root>/list_attr_celeba.txt             count line, names line, then `file v1 .. v40` (1 / -1)
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from common.data.celeba_files import (  # noqa: F401 (re-exported: the file names and readers live there)
+from hybridvision.common.data.celeba_files import (  # noqa: F401 (re-exported: the file names and readers live there)
     ATTRIBUTE_FILE,
     IMAGE_FOLDER,
     LANDMARK_FILE,
@@ -38,8 +38,8 @@ from common.data.celeba_files import (  # noqa: F401 (re-exported: the file name
     read_landmarks,
     require_file,
 )
-from common.data.images import decode_image, drop_unreadable
-from common.data.names import CELEBA_ATTRIBUTE_NAMES
+from hybridvision.common.data.images import decode_image, drop_unreadable
+from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES
 
 LOGGER = logging.getLogger("hybridvision")
 

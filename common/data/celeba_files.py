@@ -1,6 +1,6 @@
 """CelebA's official text files, read without TensorFlow (`data_prep` uses these too).
 
-`common.data.celeba` builds the tables and the tf.data pipeline on top and
+`hybridvision.common.data.celeba` builds the tables and the tf.data pipeline on top and
 re-exports every name here.
 """
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from common.data.affine_augment import AffineAugmentation
-from common.data.images import IMAGE_EXTENSIONS, decode_image, drop_unreadable
+from hybridvision.common.data.affine_augment import AffineAugmentation
+from hybridvision.common.data.images import IMAGE_EXTENSIONS, decode_image, drop_unreadable
 
 SPLITS = ("train", "val", "test")
 LAYOUT = "<root>/<class>/*.jpg (or <root>/{train,val,test}/<class>/*.jpg with split=)"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.data.class_folders import _images_under
+from hybridvision.common.data.class_folders import _images_under
 
 LAYOUT = "<root>/<modality>/<class>/*.jpg"
 log = logging.getLogger("hybridvision")

@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from common.data.images import decode_image, drop_unreadable, log_skipped
-from common.data.names import VOC_CLASSES
+from hybridvision.common.data.images import decode_image, drop_unreadable, log_skipped
+from hybridvision.common.data.names import VOC_CLASSES
 
 log = logging.getLogger("hybridvision")
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from common.layers.per_sample_conv import PerSampleConv
+from hybridvision.common.layers.per_sample_conv import PerSampleConv
 
 
 @keras.saving.register_keras_serializable(package="hybridvision")

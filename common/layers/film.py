@@ -15,7 +15,7 @@ class FiLM(keras.layers.Layer):
     fresh layer is the identity: inserted into a trained network it changes
     nothing until it trains. Perez et al. put it after a BatchNormalization
     whose own affine is off; `FiLMConv2D` is the form that replaces a
-    convolution (`from_conv2d`, `common.transfer.hybridize(kind="film")`).
+    convolution (`from_conv2d`, `hybridvision.common.transfer.hybridize(kind="film")`).
 
     Args:
         num_covariates: int, the width of the covariate vector.

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from common.layers.per_sample_conv import PerSampleConv
+from hybridvision.common.layers.per_sample_conv import PerSampleConv
 
 
 @keras.saving.register_keras_serializable(package="hybridvision")
@@ -22,7 +22,7 @@ class FiLMConv2D(PerSampleConv):
 
     `Gamma` and `Beta` start at zero, so a fresh layer is a plain
     convolution, and `FiLMConv2D.from_conv2d(conv, num_covariates)` starts
-    exactly where `conv` is; `common.transfer.hybridize(..., kind="film")`
+    exactly where `conv` is; `hybridvision.common.transfer.hybridize(..., kind="film")`
     uses it.
 
     Args:

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from common.layers.per_sample_conv import PerSampleConv
+from hybridvision.common.layers.per_sample_conv import PerSampleConv
 
 
 class HybridConv(PerSampleConv):

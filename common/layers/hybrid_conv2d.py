@@ -2,10 +2,10 @@
 
 import keras
 
-from common.layers.hybrid_conv import HybridConv
+from hybridvision.common.layers.hybrid_conv import HybridConv
 
 # Re-exported: tests and the benchmark import these from here.
-from common.layers.per_sample_conv import (  # noqa: F401
+from hybridvision.common.layers.per_sample_conv import (  # noqa: F401
     _IMPLEMENTATIONS,
     _MAP_MIN_MULTIPLY_ADDS,
     _accelerator_visible,

@@ -2,7 +2,7 @@
 
 import keras
 
-from common.layers.hybrid_conv import HybridConv
+from hybridvision.common.layers.hybrid_conv import HybridConv
 
 
 @keras.saving.register_keras_serializable(package="hybridvision")

@@ -24,57 +24,57 @@ FACES="$SHARED/faces_orient_light"
 
 declare -A CMD=(
   # cross_modal, pretrained EfficientNet-Lite0 (the defaults), trained on photos only
-  [cross_modal_photo_finetune]="-m apps.cross_modal.train $PACS --protocol from_source --source photo"
-  [cross_modal_photo_finetune_seed1]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --seed 1"
-  [cross_modal_photo_frozen]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --model frozen"
-  [cross_modal_photo_linear_probe]="-m apps.cross_modal.linear_probe $PACS --protocol from_source --source photo"
+  [cross_modal_photo_finetune]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo"
+  [cross_modal_photo_finetune_seed1]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --seed 1"
+  [cross_modal_photo_frozen]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --model frozen"
+  [cross_modal_photo_linear_probe]="-m hybridvision.apps.cross_modal.linear_probe $PACS --protocol from_source --source photo"
   # the same with the larger EfficientNet-Lite2 (260 px): fine-tuned (two seeds) and its linear probe
-  [cross_modal_photo_finetune_lite2]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --backbone efficientnet_lite2"
-  [cross_modal_photo_finetune_lite2_seed1]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --backbone efficientnet_lite2 --seed 1"
-  [cross_modal_photo_linear_probe_lite2]="-m apps.cross_modal.linear_probe $PACS --protocol from_source --source photo --backbone efficientnet_lite2"
+  [cross_modal_photo_finetune_lite2]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --backbone efficientnet_lite2"
+  [cross_modal_photo_finetune_lite2_seed1]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --backbone efficientnet_lite2 --seed 1"
+  [cross_modal_photo_linear_probe_lite2]="-m hybridvision.apps.cross_modal.linear_probe $PACS --protocol from_source --source photo --backbone efficientnet_lite2"
   # the standard PACS protocol: per domain, train on the other three, test on every image of it; and all domains
   # together. Frozen backbone (features computed once, the head trained on them): ~7 min for both at 224 px on the
   # 2-core AVX-512 CPU shared with other jobs (load 6-10); fine-tuned (the two entries after): all ~12 min, leave
   # one out ~21 min for the four (one model ~5-6 min).
-  [cross_modal_leave_one_out_frozen]="-m apps.cross_modal.train $PACS --protocol leave_one_out --model frozen"
-  [cross_modal_all_frozen]="-m apps.cross_modal.train $PACS --protocol all --model frozen"
-  [cross_modal_leave_one_out]="-m apps.cross_modal.train $PACS --protocol leave_one_out"
-  [cross_modal_all]="-m apps.cross_modal.train $PACS --protocol all"
+  [cross_modal_leave_one_out_frozen]="-m hybridvision.apps.cross_modal.train $PACS --protocol leave_one_out --model frozen"
+  [cross_modal_all_frozen]="-m hybridvision.apps.cross_modal.train $PACS --protocol all --model frozen"
+  [cross_modal_leave_one_out]="-m hybridvision.apps.cross_modal.train $PACS --protocol leave_one_out"
+  [cross_modal_all]="-m hybridvision.apps.cross_modal.train $PACS --protocol all"
   # cross_modal from scratch (the comparison from before pretrained weights)
-  [cross_modal_photo_scratch]="-m apps.cross_modal.train $PACS --protocol from_source --source photo --model scratch --backbone small --image-size 64 --epochs 20"
+  [cross_modal_photo_scratch]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --model scratch --backbone small --image-size 64 --epochs 20"
   # attractiveness, pretrained EfficientNet-Lite0 fine-tuned (the defaults: 224 px), 3 seeds on one split
-  [attractiveness_baseline_male]="-m apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache --seeds 0,1,2"
-  [attractiveness_hybrid_male]="-m apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache --seeds 0,1,2"
+  [attractiveness_baseline_male]="-m hybridvision.apps.attractiveness.train $CELEBA --model baseline --covariates Male --epochs 5 --cache --seeds 0,1,2"
+  [attractiveness_hybrid_male]="-m hybridvision.apps.attractiveness.train $CELEBA --model hybrid --covariates Male --epochs 5 --cache --seeds 0,1,2"
   # the conditioning study on the default pretrained Lite0 (224 px, fine-tuned whole): the true covariate only,
   # five seeds (25 runs, each ~4-6 min on 2 cores)
-  [attractiveness_study_lite0]="-m apps.attractiveness.study $CELEBA --cache --models baseline,late_fusion,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true --seeds 0,1,2,3,4"
+  [attractiveness_study_lite0]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline,late_fusion,hybrid_last,film_last,condconv_last --covariate-sets Male --controls true --seeds 0,1,2,3,4"
   # the same study on Lite0 with the three attributes of the thesis's three-covariate run, the hybrid at the last
   # conv against the baseline (the same baseline settings as attractiveness_study_lite0; the stored run reused
   # that entry's five baseline cells, copied into its run folder, and trained only the five hybrid runs)
-  [attractiveness_study_lite0_three]="-m apps.attractiveness.study $CELEBA --cache --models baseline,hybrid_last --covariate-sets Smiling+Young+High_Cheekbones --controls true --seeds 0,1,2,3,4"
+  [attractiveness_study_lite0_three]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline,hybrid_last --covariate-sets Smiling+Young+High_Cheekbones --controls true --seeds 0,1,2,3,4"
   # the thesis's covariate controls on Lite0: the hybrid at the last conv given Male, shuffled Male or zeros (the
   # stored run reused the baseline and true-Male cells of attractiveness_study_lite0, copied into its run folder,
   # which have the same settings, and trained the ten control runs)
-  [attractiveness_study_lite0_controls]="-m apps.attractiveness.study $CELEBA --cache --models baseline,hybrid_last --covariate-sets Male --controls true,shuffled,zeros --seeds 0,1,2,3,4"
+  [attractiveness_study_lite0_controls]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline,hybrid_last --covariate-sets Male --controls true,shuffled,zeros --seeds 0,1,2,3,4"
   # the hybrid at the first and middle convs of Lite0 against the baseline, Male (the stored run reused the five
   # baseline cells of attractiveness_study_lite0, copied into its run folder, and trained the ten hybrid runs)
-  [attractiveness_study_lite0_positions]="-m apps.attractiveness.study $CELEBA --cache --models baseline,hybrid_first,hybrid_middle --covariate-sets Male --controls true --seeds 0,1,2,3,4"
+  [attractiveness_study_lite0_positions]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline,hybrid_first,hybrid_middle --covariate-sets Male --controls true --seeds 0,1,2,3,4"
   # FiLM at the first and middle convs of Lite0 against the baseline, Male (the stored run reused the five
   # baseline cells of attractiveness_study_lite0, copied into its run folder, and trained the ten FiLM runs)
-  [attractiveness_study_lite0_film_positions]="-m apps.attractiveness.study $CELEBA --cache --models baseline,film_first,film_middle --covariate-sets Male --controls true --seeds 0,1,2,3,4"
+  [attractiveness_study_lite0_film_positions]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline,film_first,film_middle --covariate-sets Male --controls true --seeds 0,1,2,3,4"
   # the study on the small from-scratch net at 48 px: the study's default grid (nine models, both covariate
   # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
-  [attractiveness_study_small48]="-m apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache"
+  [attractiveness_study_small48]="-m hybridvision.apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
-  [orientation_lite0]="-m apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
-  [light_lite0]="-m apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
+  [orientation_lite0]="-m hybridvision.apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
+  [light_lite0]="-m hybridvision.apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   # patch_training, pretrained EfficientNet-Lite0 (the default), switch-epoch sweep
   # benchmarks: speed ratios measured side by side in one run
   [bench_feature_extraction]="-m benchmarks.feature_extraction $PACS --json"
   [bench_hybrid_conv]="-m benchmarks.hybrid_conv --json"
   [bench_input_pipeline]="-m benchmarks.input_pipeline $PACS --json"
   # every K gets the same 10 whole-image epochs after its K patch epochs (--full-epochs)
-  [patch_sweep_lite0]="-m apps.patch_training.sweep $VOC --image-size 128 --full-epochs 10 --switch-epochs 0,1,2,3 --cache"
+  [patch_sweep_lite0]="-m hybridvision.apps.patch_training.sweep $VOC --image-size 128 --full-epochs 10 --switch-epochs 0,1,2,3 --cache"
 )
 ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen

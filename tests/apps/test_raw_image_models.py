@@ -5,7 +5,7 @@ pipeline, then
 
 - the model saved and reloaded gives the same outputs as before saving, and
 - the reloaded model applied to the raw images (the files decoded and
-  resized to 8-bit pixels, nothing else, as `common.predict` does) gives the
+  resized to 8-bit pixels, nothing else, as `hybridvision.common.predict` does) gives the
   same predictions as the training-time evaluation path (the app's tf.data
   pipeline fed to the model in memory).
 
@@ -16,8 +16,8 @@ import keras
 import numpy as np
 import pytest
 
-from common.data.demo import generate
-from common.data.images import decode_image
+from hybridvision.common.data.demo import generate
+from hybridvision.common.data.images import decode_image
 
 SIZE = 16
 
@@ -39,10 +39,10 @@ def _fit_one_step(model, dataset):
 
 
 def _attractiveness(tmp_path):
-    from apps.attractiveness import train
-    from apps.attractiveness.config import AttractivenessConfig
-    from apps.attractiveness.models import build_model, compile_model
-    from common.data.celeba import read_celeba, split_partitions
+    from hybridvision.apps.attractiveness import train
+    from hybridvision.apps.attractiveness.config import AttractivenessConfig
+    from hybridvision.apps.attractiveness.models import build_model, compile_model
+    from hybridvision.common.data.celeba import read_celeba, split_partitions
 
     root = generate("celeba", tmp_path / "celeba", scale="tiny")
     cfg = AttractivenessConfig(backbone="small", image_size=SIZE, batch_size=4, covariates=["Male", "Smiling"],
@@ -56,10 +56,10 @@ def _attractiveness(tmp_path):
 
 
 def _patch_training(tmp_path):
-    from apps.patch_training.config import PatchTrainingConfig
-    from apps.patch_training.models import build_models, compile_models
-    from apps.patch_training.train import load_data
-    from common.data.voc import full_dataset
+    from hybridvision.apps.patch_training.config import PatchTrainingConfig
+    from hybridvision.apps.patch_training.models import build_models, compile_models
+    from hybridvision.apps.patch_training.train import load_data
+    from hybridvision.common.data.voc import full_dataset
 
     root = generate("voc", tmp_path / "voc", scale="tiny") / "VOC2012"
     cfg = PatchTrainingConfig(data_dir=str(root), backbone="efficientnet_lite0", weights="none", image_size=32,
@@ -75,9 +75,9 @@ def _patch_training(tmp_path):
 
 
 def _orientation_light(tmp_path):
-    from apps.orientation_light.config import OrientationLightConfig
-    from apps.orientation_light.data import load_tables, make_datasets
-    from apps.orientation_light.models import build_model, compile_model
+    from hybridvision.apps.orientation_light.config import OrientationLightConfig
+    from hybridvision.apps.orientation_light.data import load_tables, make_datasets
+    from hybridvision.apps.orientation_light.models import build_model, compile_model
 
     root = generate("orientation", tmp_path / "faces", scale="tiny")
     cfg = OrientationLightConfig(data_dir=str(root), model="efficientnet_lite0", weights="none", image_size=32,
@@ -90,11 +90,11 @@ def _orientation_light(tmp_path):
 
 
 def _cross_modal(tmp_path):
-    from apps.cross_modal.config import CrossModalConfig
-    from apps.cross_modal.data import make_images
-    from apps.cross_modal.models import build_model, compile_model
-    from common.data.domains import read_domains
-    from common.features import compute_features
+    from hybridvision.apps.cross_modal.config import CrossModalConfig
+    from hybridvision.apps.cross_modal.data import make_images
+    from hybridvision.apps.cross_modal.models import build_model, compile_model
+    from hybridvision.common.data.domains import read_domains
+    from hybridvision.common.features import compute_features
 
     root = generate("domains", tmp_path / "domains", scale="tiny")
     table = read_domains(root)

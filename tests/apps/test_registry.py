@@ -1,4 +1,4 @@
-"""Every app is registered for `python -m apps`, declares its demo, and answers `--help`."""
+"""Every app is registered for `python -m hybridvision.apps`, declares its demo, and answers `--help`."""
 
 import importlib
 import json
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from apps.__main__ import APP_ORDER, _lookup, _run_quietly, available_apps, main
+from hybridvision.apps.__main__ import APP_ORDER, _lookup, _run_quietly, available_apps, main
 
 APPS = available_apps()
 
@@ -27,7 +27,7 @@ def test_app_declares_its_demo(name):
 
 @pytest.mark.parametrize("name", sorted(APPS))
 def test_train_help_exits_cleanly_and_lists_the_shared_flags(name, capsys):
-    train = importlib.import_module(f"apps.{name}.train")
+    train = importlib.import_module(f"hybridvision.apps.{name}.train")
     with pytest.raises(SystemExit) as exit_info:
         train.main(["--help"])
     assert exit_info.value.code == 0

@@ -10,14 +10,14 @@ for a caller to remember), and `config.replace` works them out again.
 
 import pytest
 
-from apps.attractiveness.config import BACKBONES as ATTRACTIVENESS_BACKBONES
-from apps.attractiveness.config import AttractivenessConfig
-from apps.cross_modal.config import CrossModalConfig
-from apps.orientation_light.config import MODELS as ORIENTATION_MODELS
-from apps.orientation_light.config import OrientationLightConfig
-from apps.patch_training.config import PatchTrainingConfig
-from common.backbones import BACKBONES, SCRATCH_ONLY
-from common.config import config_from_dict, parse_config
+from hybridvision.apps.attractiveness.config import BACKBONES as ATTRACTIVENESS_BACKBONES
+from hybridvision.apps.attractiveness.config import AttractivenessConfig
+from hybridvision.apps.cross_modal.config import CrossModalConfig
+from hybridvision.apps.orientation_light.config import MODELS as ORIENTATION_MODELS
+from hybridvision.apps.orientation_light.config import OrientationLightConfig
+from hybridvision.apps.patch_training.config import PatchTrainingConfig
+from hybridvision.common.backbones import BACKBONES, SCRATCH_ONLY
+from hybridvision.common.config import config_from_dict, parse_config
 
 APPS = {
     "attractiveness": (AttractivenessConfig, "backbone", ATTRACTIVENESS_BACKBONES, {}),

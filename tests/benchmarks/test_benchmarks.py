@@ -36,7 +36,7 @@ def test_hybrid_conv_quick_json(capsys):
     for key in ("conv_ms", "conv_jit_ms", "mapped_ms", "mapped_jit_ms"):
         assert result[key] > 0, key
     # "grouped" is timed where it can be trained: a GPU, or TensorFlow's oneDNN CPU kernels.
-    from common.layers.per_sample_conv import _accelerator_visible, _grouped_conv_differentiable_on_cpu
+    from hybridvision.common.layers.per_sample_conv import _accelerator_visible, _grouped_conv_differentiable_on_cpu
 
     assert result["grouped_timed"] == (_accelerator_visible() or _grouped_conv_differentiable_on_cpu())
     if result["grouped_timed"]:

@@ -11,7 +11,7 @@ we measured to OUT.json for the test to assert on:
   the same initial weights and the same batches; the largest weight
   difference, and how far training moved the weights.
 - `scaling`: what `Distribution` reports for 2 replicas.
-- `app`: `apps.digit_pairs.train` under `--strategy mirrored --scale-learning-rate`,
+- `app`: `hybridvision.apps.digit_pairs.train` under `--strategy mirrored --scale-learning-rate`,
   killed (an exception) after its first epoch and run again: the compiled
   learning rate, the epochs each invocation trained, the weights the second
   one started from against those the first one ended epoch 1 with.
@@ -38,7 +38,7 @@ def logical_cpus(n: int = REPLICAS) -> list:
 def _pairs(n: int, seed: int = 0):
     import numpy as np
 
-    from apps.digit_pairs.data import PairSet
+    from hybridvision.apps.digit_pairs.data import PairSet
 
     rng = np.random.default_rng(seed)
     classes = rng.integers(0, 10, size=(n, 2)).astype("int32")
@@ -50,9 +50,9 @@ def equivalence() -> dict:
     import keras
     import numpy as np
 
-    from apps.digit_pairs.data import make_dataset
-    from apps.digit_pairs.models import build_model, compile_model
-    from common.distribute import Distribution
+    from hybridvision.apps.digit_pairs.data import make_dataset
+    from hybridvision.apps.digit_pairs.models import build_model, compile_model
+    from hybridvision.common.distribute import Distribution
 
     pairs = _pairs(8 * PER_REPLICA * REPLICAS)
     final = {}
@@ -81,7 +81,7 @@ def equivalence() -> dict:
 
 
 def scaling() -> dict:
-    from common.distribute import Distribution
+    from hybridvision.common.distribute import Distribution
 
     plain, scaled = Distribution("mirrored"), Distribution("mirrored", scale_learning_rate=True)
     return {
@@ -118,7 +118,7 @@ class _Watch:
                 if self.crash:
                     raise RuntimeError("simulated crash after the first epoch")
 
-        from common import training
+        from hybridvision.common import training
 
         original = training.Run.fit
 
@@ -139,8 +139,8 @@ class _Watch:
 def app_resume(workdir: str) -> dict:
     import numpy as np
 
-    from apps.digit_pairs import train
-    from common.data.demo import generate
+    from hybridvision.apps.digit_pairs import train
+    from hybridvision.common.data.demo import generate
 
     os.chdir(workdir)
     mnist = generate("mnist", os.path.join(workdir, "mnist"), scale="tiny")

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from common import backbones
-from common.backbones import BACKBONES, build_backbone, conv_layer_names, preprocess, preprocessing_layer
+from hybridvision.common import backbones
+from hybridvision.common.backbones import BACKBONES, build_backbone, conv_layer_names, preprocess, preprocessing_layer
 
 
 def images(size=32, batch=2):

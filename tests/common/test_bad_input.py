@@ -1,6 +1,6 @@
 """Bad input a new user gives, and what each command answers: one line `error: ...`, exit code 2, no traceback.
 
-Most cases call a tool's `main` through `common.cli.main_entry` in this
+Most cases call a tool's `main` through `hybridvision.common.cli.main_entry` in this
 process (what `python -m <tool>` runs); one runs real processes.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from common.cli import UserError, main_entry
-from common.data.demo import generate
+from hybridvision.common.cli import UserError, main_entry
+from hybridvision.common.data.demo import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +61,7 @@ def _assert_one_line(main, argv, capsys, expected):
     ],
 )
 def test_out_of_range_flags_are_one_line_errors(argv, expected, capsys):
-    from apps.digit_pairs import train
+    from hybridvision.apps.digit_pairs import train
 
     assert _assert_one_line(train.main, argv, capsys, expected) == expected
 
@@ -69,14 +69,14 @@ def test_out_of_range_flags_are_one_line_errors(argv, expected, capsys):
 @pytest.mark.parametrize(
     "module, argv, expected",
     [
-        ("apps.orientation_light.train", ["--holdout-fraction", "-0.1"], "error: --holdout-fraction must be in [0, 1) (got -0.1)"),
-        ("apps.orientation_light.train", ["--brightness-range", "0,1.2"], "error: --brightness-range must be > 0 (got 0)"),
-        ("apps.attractiveness.train", ["--seeds", "0,-1"], "error: --seeds must be >= 0 (got -1)"),
-        ("apps.cross_modal.train", ["--rotation-range", "400"], "error: --rotation-range must be in [0, 180] (got 400)"),
-        ("apps.patch_training.train", ["--threshold", "2"], "error: --threshold must be in [0, 1] (got 2)"),
-        ("apps.patch_training.sweep", ["--switch-epochs", "0,-2"], "error: --switch-epochs must be >= 0 (got -2)"),
-        ("apps.digit_pairs.compare", ["--rounds", "0"], "error: --rounds must be >= 1 (got 0)"),
-        ("apps.orientation_light.tune", ["--learning-rates", "0.1,-1"], "error: --learning-rates must be > 0 (got -1)"),
+        ("hybridvision.apps.orientation_light.train", ["--holdout-fraction", "-0.1"], "error: --holdout-fraction must be in [0, 1) (got -0.1)"),
+        ("hybridvision.apps.orientation_light.train", ["--brightness-range", "0,1.2"], "error: --brightness-range must be > 0 (got 0)"),
+        ("hybridvision.apps.attractiveness.train", ["--seeds", "0,-1"], "error: --seeds must be >= 0 (got -1)"),
+        ("hybridvision.apps.cross_modal.train", ["--rotation-range", "400"], "error: --rotation-range must be in [0, 180] (got 400)"),
+        ("hybridvision.apps.patch_training.train", ["--threshold", "2"], "error: --threshold must be in [0, 1] (got 2)"),
+        ("hybridvision.apps.patch_training.sweep", ["--switch-epochs", "0,-2"], "error: --switch-epochs must be >= 0 (got -2)"),
+        ("hybridvision.apps.digit_pairs.compare", ["--rounds", "0"], "error: --rounds must be >= 1 (got 0)"),
+        ("hybridvision.apps.orientation_light.tune", ["--learning-rates", "0.1,-1"], "error: --learning-rates must be > 0 (got -1)"),
     ],
 )
 def test_every_app_checks_its_ranges(module, argv, expected, capsys):
@@ -86,7 +86,7 @@ def test_every_app_checks_its_ranges(module, argv, expected, capsys):
 
 
 def test_config_file_values_are_range_checked_too(tmp_path, capsys):
-    from apps.digit_pairs import train
+    from hybridvision.apps.digit_pairs import train
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("epochs: -3\n")
@@ -94,16 +94,16 @@ def test_config_file_values_are_range_checked_too(tmp_path, capsys):
 
 
 def test_redeclared_fields_keep_the_shared_range_and_help_shows_it(capsys):
-    from apps.digit_pairs.config import DigitPairsConfig
-    from common.config import build_parser, field_range
+    from hybridvision.apps.digit_pairs.config import DigitPairsConfig
+    from hybridvision.common.config import build_parser, field_range
 
     assert field_range(DigitPairsConfig, "epochs") == {"min": 1}  # redeclared in the app without a range
     assert "[>= 1]" in build_parser(DigitPairsConfig).format_help()
 
 
 def test_run_refuses_an_out_of_range_config_given_in_code(tmp_path, monkeypatch):
-    from common.config import TrainConfig
-    from common.training import Run
+    from hybridvision.common.config import TrainConfig
+    from hybridvision.common.training import Run
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=r"--epochs must be >= 1 \(got 0\)"):
@@ -128,7 +128,7 @@ TINY = ["--quiet", "--epochs", "1"]
 
 
 def test_missing_celeba_attribute_file(datasets, tmp_path, capsys):
-    from apps.attractiveness import train
+    from hybridvision.apps.attractiveness import train
 
     root = _copy(datasets["celeba"], tmp_path, "celeba")
     (root / "list_attr_celeba.txt").unlink()
@@ -138,7 +138,7 @@ def test_missing_celeba_attribute_file(datasets, tmp_path, capsys):
 
 
 def test_wrong_celeba_names_line_blames_the_file_not_target(datasets, tmp_path, capsys):
-    from apps.attractiveness import train
+    from hybridvision.apps.attractiveness import train
 
     root = _copy(datasets["celeba"], tmp_path, "celeba")
     path = root / "list_attr_celeba.txt"
@@ -151,7 +151,7 @@ def test_wrong_celeba_names_line_blames_the_file_not_target(datasets, tmp_path, 
 
 
 def test_unknown_covariate(datasets, tmp_path, capsys):
-    from apps.attractiveness import train
+    from hybridvision.apps.attractiveness import train
 
     _assert_one_line(train.main, ["--data-dir", str(datasets["celeba"]), "--covariates", "Male,Handsome", *TINY,
                                   "--run-dir", str(tmp_path / "r")], capsys,
@@ -159,7 +159,7 @@ def test_unknown_covariate(datasets, tmp_path, capsys):
 
 
 def test_empty_class_folder(datasets, tmp_path, capsys):
-    from apps.orientation_light import train
+    from hybridvision.apps.orientation_light import train
 
     root = _copy(datasets["orientation"], tmp_path, "faces")
     folder = root / "train" / "center"
@@ -170,7 +170,7 @@ def test_empty_class_folder(datasets, tmp_path, capsys):
 
 
 def test_truncated_mnist_and_missing_data_dir(datasets, tmp_path, capsys):
-    from apps.digit_pairs import train
+    from hybridvision.apps.digit_pairs import train
 
     root = _copy(datasets["mnist"], tmp_path, "mnist")
     images = sorted(root.glob("*images*"))[0]
@@ -183,7 +183,7 @@ def test_truncated_mnist_and_missing_data_dir(datasets, tmp_path, capsys):
 
 
 def test_predict_names_a_keras_file_that_is_not_a_model(datasets, tmp_path, capsys):
-    from apps.orientation_light import predict
+    from hybridvision.apps.orientation_light import predict
 
     fake = tmp_path / "model.keras"
     fake.write_text("not a zip")
@@ -198,7 +198,7 @@ def test_predict_names_a_keras_file_that_is_not_a_model(datasets, tmp_path, caps
 
 
 def test_unwritable_run_dir(tmp_path, capsys, monkeypatch):
-    from apps.digit_pairs import train
+    from hybridvision.apps.digit_pairs import train
 
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -247,8 +247,8 @@ def test_command_line_processes_exit_2_with_one_line(tmp_path):
     fake = tmp_path / "m.keras"
     fake.write_text("x")
     for argv, last in (
-        (["-m", "apps.digit_pairs.train", "--epochs", "-1"], "error: --epochs must be >= 1 (got -1)"),
-        (["-m", "data_prep.split", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")], "error: "),
+        (["-m", "hybridvision.apps.digit_pairs.train", "--epochs", "-1"], "error: --epochs must be >= 1 (got -1)"),
+        (["-m", "hybridvision.data_prep.split", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")], "error: "),
     ):
         result = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, env=env)
         assert result.returncode == 2, result.stderr[-2000:]
@@ -270,8 +270,8 @@ def _non_utf8_png(folder: Path) -> str:
 
 
 def test_non_utf8_names_are_skipped_and_listed_by_their_bytes(tmp_path, caplog):
-    from common.data.images import NOT_UTF8, drop_unreadable, validate_images
-    from data_prep import image_views
+    from hybridvision.common.data.images import NOT_UTF8, drop_unreadable, validate_images
+    from hybridvision.data_prep import image_views
 
     bad = _non_utf8_png(tmp_path / "imgs")
     good, rejected = validate_images([str(tmp_path / "imgs" / "good.png"), bad])
@@ -289,7 +289,7 @@ def test_non_utf8_names_are_skipped_and_listed_by_their_bytes(tmp_path, caplog):
 def test_predict_lists_non_utf8_names_once(tmp_path):
     import keras
 
-    from common.predict import label_folder
+    from hybridvision.common.predict import label_folder
 
     _non_utf8_png(tmp_path / "imgs")
     inputs = keras.Input((8, 8, 3))
@@ -304,7 +304,7 @@ def test_predict_lists_non_utf8_names_once(tmp_path):
 # ---- the labeller ---------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _labeller(tmp_path):
-    from data_prep import label
+    from hybridvision.data_prep import label
 
     images = tmp_path / "images"
     _non_utf8_png(images)
@@ -351,7 +351,7 @@ def test_labeller_answers_bad_bodies_with_400(tmp_path):
 
 
 def test_labeller_port_in_use_names_it_before_writing_a_start_record(tmp_path, capsys):
-    from data_prep import label
+    from hybridvision.data_prep import label
 
     images = tmp_path / "images"
     _non_utf8_png(images)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from common.config import AugmentOptions, TrainConfig, option, parse_config
+from hybridvision.common.config import AugmentOptions, TrainConfig, option, parse_config
 
 
 @dataclasses.dataclass
@@ -72,7 +72,7 @@ class AutoConfig(TrainConfig):
 
 
 def test_automatic_values_are_filled_when_a_config_is_made(tmp_path, capsys):
-    from common.config import config_from_dict, save_config
+    from hybridvision.common.config import config_from_dict, save_config
 
     assert AutoConfig().learning_rate == 0.1 and AutoConfig(model="fc").learning_rate == 0.2
     parsed = parse_config(AutoConfig, ["--model", "fc"])
@@ -102,7 +102,7 @@ class AugmentedConfig(AugmentOptions, TrainConfig):
 
 
 def test_augment_options_are_one_shared_piece(capsys):
-    from common.data.affine_augment import AffineAugmentation
+    from hybridvision.common.data.affine_augment import AffineAugmentation
 
     assert AugmentedConfig().affine_augmentation() is None  # --augment is off by default
     cfg = parse_config(AugmentedConfig, ["--augment", "--zoom-range", "0.3", "--seed", "4"])

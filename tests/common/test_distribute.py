@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from common.config import TrainConfig
-from common.distribute import Distribution
-from common.layers import HybridConv2D
+from hybridvision.common.config import TrainConfig
+from hybridvision.common.distribute import Distribution
+from hybridvision.common.layers import HybridConv2D
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +85,7 @@ def test_wrong_backend_or_name_errors_clearly():
 
 
 # ---- multi-process settings (no processes started: the parsing and its errors) ----
-from common.distribute import MultiHost, multihost_settings  # noqa: E402
+from hybridvision.common.distribute import MultiHost, multihost_settings  # noqa: E402
 
 
 def test_multihost_settings_from_flags_keras_env_and_slurm():
@@ -116,7 +116,7 @@ def test_multihost_settings_errors_name_the_flag(kwargs, message):
 
 
 def test_multihost_flags_on_every_app_command_line():
-    from common.config import build_parser
+    from hybridvision.common.config import build_parser
 
     text = build_parser(TrainConfig).format_help()
     for flag in ("--coordinator", "--num-processes", "--process-id"):
@@ -134,7 +134,7 @@ def test_multihost_on_tensorflow_or_with_mirrored_errors_clearly():
 def test_even_shards_give_every_process_equal_shares_of_every_batch():
     import tensorflow as tf
 
-    from common.distribute import even_shards
+    from hybridvision.common.distribute import even_shards
 
     def batches(dataset):
         return [tf.nest.map_structure(lambda t: t.numpy().tolist(), b) for b in dataset]

@@ -14,10 +14,10 @@ import pytest
 import skimage
 from PIL import Image
 
-from common.backbones import build_backbone, conv_layer_names, preprocess, preprocessing_layer
-from common.backbones import efficientnet_lite as lite
-from common.backbones.torch_checkpoint import CheckpointFormatError, load_state_dict
-from common.transfer import freeze, hybridize, unfreeze_top
+from hybridvision.common.backbones import build_backbone, conv_layer_names, preprocess, preprocessing_layer
+from hybridvision.common.backbones import efficientnet_lite as lite
+from hybridvision.common.backbones.torch_checkpoint import CheckpointFormatError, load_state_dict
+from hybridvision.common.transfer import freeze, hybridize, unfreeze_top
 
 PHOTOS = os.path.join(os.path.dirname(skimage.__file__), "data")
 # ImageNet class indices of the photos scikit-image ships, by what they show.

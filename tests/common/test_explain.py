@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.explain import (
+from hybridvision.common.explain import (
     conv_layers,
     first_layer_filters,
     grad_cam,

@@ -5,7 +5,7 @@ import os
 import keras
 import numpy as np
 
-from common.features import cached_features, compute_features, feature_cache_key
+from hybridvision.common.features import cached_features, compute_features, feature_cache_key
 
 
 def _images(root, n=5):
@@ -41,7 +41,7 @@ def test_cached_features_equal_fresh_ones(tmp_path):
     reloaded = cached_features(_extractor(), paths, (8, 8), tmp_path / "cache", "toy", "none")
     np.testing.assert_array_equal(reloaded, first)
     # Reference: the same pixels pushed through the model by hand.
-    from common.data.images import decode_image
+    from hybridvision.common.data.images import decode_image
 
     batch = np.stack([decode_image(p, (8, 8)).numpy() for p in paths])
     np.testing.assert_allclose(first, np.asarray(extractor(batch)), rtol=1e-5, atol=1e-5)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.losses import WeightedBinaryCrossentropy
+from hybridvision.common.losses import WeightedBinaryCrossentropy
 
 
 def _reference(y, p, w):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from common.metrics import retrieval_map
+from hybridvision.common.metrics import retrieval_map
 
 
 def test_retrieval_map_hand_computed():

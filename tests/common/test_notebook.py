@@ -1,14 +1,14 @@
-"""common.notebook: the notebooks' shared cells (data location)."""
+"""hybridvision.common.notebook: the notebooks' shared cells (data location)."""
 
 from pathlib import Path
 
 import pytest
 
-from common import notebook
+from hybridvision.common import notebook
 
 
 def test_resolve_data_demo_default(monkeypatch, tmp_path, capsys):
-    import common.data.demo
+    import hybridvision.common.data.demo
 
     asked = []
 
@@ -16,7 +16,7 @@ def test_resolve_data_demo_default(monkeypatch, tmp_path, capsys):
         asked.append(name)
         return tmp_path / name
 
-    monkeypatch.setattr(common.data.demo, "demo_root", fake_demo_root)
+    monkeypatch.setattr(hybridvision.common.data.demo, "demo_root", fake_demo_root)
     data_dir, data_args, run_dir = notebook.resolve_data(None, "celeba", "attractiveness")
     assert asked == ["celeba"]
     assert data_dir == tmp_path / "celeba"
@@ -47,7 +47,7 @@ def test_import_is_cheap():
     import sys
 
     code = (
-        "import sys, common.notebook; "
+        "import sys, hybridvision.common.notebook; "
         "heavy = [m for m in ('keras', 'tensorflow', 'matplotlib', 'pandas', 'IPython') if m in sys.modules]; "
         "print(heavy)"
     )

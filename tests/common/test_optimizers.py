@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.optimizers import OPTIMIZERS, AdaBound, get_optimizer
+from hybridvision.common.optimizers import OPTIMIZERS, AdaBound, get_optimizer
 
 
 def reference_adabound(

@@ -1,9 +1,9 @@
-"""common.plots.plot_history: the learning curves a run saves (curves.png) and a notebook shows."""
+"""hybridvision.common.plots.plot_history: the learning curves a run saves (curves.png) and a notebook shows."""
 
 import matplotlib
 import pytest
 
-from common.plots import plot_history
+from hybridvision.common.plots import plot_history
 
 
 @pytest.fixture

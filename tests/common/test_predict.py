@@ -1,4 +1,4 @@
-"""common.predict: the streaming, resumable folder labeller and its grid."""
+"""hybridvision.common.predict: the streaming, resumable folder labeller and its grid."""
 
 import csv
 import json
@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.predict import (
+from hybridvision.common.predict import (
     errors_path,
     label_folder,
     list_images,

@@ -1,4 +1,4 @@
-"""common.repeat (settings x seeds, resumed, refused, summarised) and common.tables (CSV + Markdown)."""
+"""hybridvision.common.repeat (settings x seeds, resumed, refused, summarised) and hybridvision.common.tables (CSV + Markdown)."""
 
 import csv
 import dataclasses
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.cli import UserError
-from common.config import TrainConfig
-from common.repeat import interval, repeat, summarise, summary_of
-from common.tables import markdown_table, write_table
+from hybridvision.common.cli import UserError
+from hybridvision.common.config import TrainConfig
+from hybridvision.common.repeat import interval, repeat, summarise, summary_of
+from hybridvision.common.tables import markdown_table, write_table
 
 T_975_2 = 4.302653  # t(0.975, 2 degrees of freedom), from a table
 

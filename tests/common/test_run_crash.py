@@ -1,7 +1,7 @@
 """Crash safety of the harness: a kill at each commit point of an epoch, damaged folders, concurrent runs.
 
 In-process tests stop the run at a commit point by raising where the harness
-would SIGKILL itself (`common.training._die`); the files on disk are then
+would SIGKILL itself (`hybridvision.common.training._die`); the files on disk are then
 exactly those a kill -9 leaves (every write is a rename of a flushed file).
 The slow tests kill real processes with SIGKILL through `HYBRIDVISION_KILL_AT`.
 """
@@ -18,10 +18,10 @@ import keras
 import numpy as np
 import pytest
 
-from common import training
-from common.cli import UserError
-from common.config import TrainConfig
-from common.training import COMMIT_POINTS, Run, read_history, resolve_run_dir
+from hybridvision.common import training
+from hybridvision.common.cli import UserError
+from hybridvision.common.config import TrainConfig
+from hybridvision.common.training import COMMIT_POINTS, Run, read_history, resolve_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 3
@@ -313,9 +313,9 @@ _SCRIPT = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {root!r})
     import keras, numpy as np
-    from common.cli import main_entry
-    from common.config import TrainConfig
-    from common.training import Run
+    from hybridvision.common.cli import main_entry
+    from hybridvision.common.config import TrainConfig
+    from hybridvision.common.training import Run
 
     def main(argv):
         rng = np.random.default_rng(0)

@@ -9,11 +9,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from apps.attractiveness.metrics import BinaryMacroF1
-from common.layers import HybridConv2D, SpatialPyramidPooling2D
-from common.losses import WeightedBinaryCrossentropy
-from common.optimizers import AdaBound
-from common.training import _atomic_save_model
+from hybridvision.common.binary_macro_f1 import BinaryMacroF1
+from hybridvision.common.layers import HybridConv2D, SpatialPyramidPooling2D
+from hybridvision.common.losses import WeightedBinaryCrossentropy
+from hybridvision.common.optimizers import AdaBound
+from hybridvision.common.training import _atomic_save_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

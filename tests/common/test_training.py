@@ -13,8 +13,8 @@ import keras
 import numpy as np
 import pytest
 
-from common.config import TrainConfig
-from common.training import Run, read_history, resolve_run_dir
+from hybridvision.common.config import TrainConfig
+from hybridvision.common.training import Run, read_history, resolve_run_dir
 
 
 def _data(n=64, seed=0):
@@ -84,7 +84,7 @@ def test_run_directory_contents_and_metrics_schema(tmp_path, monkeypatch):
     reloaded = keras.models.load_model(export)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), final.predict(x, verbose=0), rtol=1e-6)
     # The config written is the one --config reads back.
-    from common.config import load_config_file
+    from hybridvision.common.config import load_config_file
 
     assert load_config_file(run.dir / "config.yaml")["epochs"] == 3
     # model.keras is the best checkpoint by val_accuracy.
@@ -169,8 +169,8 @@ _KILL_SCRIPT = textwrap.dedent(
     import os, signal, sys
     import keras, numpy as np
     sys.path.insert(0, {root!r})
-    from common.config import TrainConfig
-    from common.training import Run
+    from hybridvision.common.config import TrainConfig
+    from hybridvision.common.training import Run
 
     kill_epoch = int(sys.argv[1])
     rng = np.random.default_rng(0)

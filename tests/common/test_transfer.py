@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 
-from common.backbones import build_backbone
-from common.layers import CondConv2D, FiLMConv2D
-from common.layers.hybrid_conv2d import HybridConv2D
-from common.transfer import freeze, hybridize, unfreeze_top
+from hybridvision.common.backbones import build_backbone
+from hybridvision.common.layers import CondConv2D, FiLMConv2D
+from hybridvision.common.layers.hybrid_conv2d import HybridConv2D
+from hybridvision.common.transfer import freeze, hybridize, unfreeze_top
 
 # ---------------------------------------------------------------- freezing
 

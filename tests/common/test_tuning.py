@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from common.config import TrainConfig, load_config_file
-from common.tuning import ConfigHyperModel, choice, search, trials_table
+from hybridvision.common.config import TrainConfig, load_config_file
+from hybridvision.common.tuning import ConfigHyperModel, choice, search, trials_table
 
 
 def _problem():

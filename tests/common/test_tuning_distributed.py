@@ -1,4 +1,4 @@
-"""Distributed KerasTuner: a chief and two workers on localhost (common.tuning_launch)."""
+"""Distributed KerasTuner: a chief and two workers on localhost (hybridvision.common.tuning_launch)."""
 
 import json
 import os
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from common import tuning
-from common.tuning_launch import (
+from hybridvision.common import tuning
+from hybridvision.common.tuning_launch import (
     ENV_ORACLE_IP,
     ENV_ORACLE_PORT,
     ENV_TUNER_ID,
@@ -30,9 +30,9 @@ SCRIPT = textwrap.dedent(
     import json, os, sys, time
     from pathlib import Path
     import numpy as np, keras, tensorflow as tf
-    from common.config import TrainConfig
-    from common.tuning import ConfigHyperModel, search, trials_table
-    from common.tuning_launch import role
+    from hybridvision.common.config import TrainConfig
+    from hybridvision.common.tuning import ConfigHyperModel, search, trials_table
+    from hybridvision.common.tuning_launch import role
 
     # Once the last trial is handed out, KerasTuner's chief looks every 20 s
     # whether all trials ended (keras_tuner/src/distribute/oracle_chief.py);

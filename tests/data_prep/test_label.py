@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep import image_views, label
-from data_prep import journal as journal_module
-from data_prep.journal import LabelJournal
+from hybridvision.data_prep import image_views, label
+from hybridvision.data_prep import journal as journal_module
+from hybridvision.data_prep.journal import LabelJournal
 from tests.data_prep.test_propose import draw_face
 
 LIGHT = ("left_light", "center_light", "right_light")
@@ -49,7 +49,7 @@ def start_labeller(images, journal, *extra):
         [
             sys.executable,
             "-m",
-            "data_prep.label",
+            "hybridvision.data_prep.label",
             "--task",
             "light",
             "--images",

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep.journal import LabelJournal
+from hybridvision.data_prep.journal import LabelJournal
 from tests.data_prep.test_label import (
     make_images,
     request,

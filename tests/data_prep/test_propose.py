@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep import agreement, propose
+from hybridvision.data_prep import agreement, propose
 
 
 @pytest.fixture(autouse=True)

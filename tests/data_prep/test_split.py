@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep import split
+from hybridvision.data_prep import split
 
 
 @pytest.fixture(autouse=True)

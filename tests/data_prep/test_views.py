@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep import image_views, views
+from hybridvision.data_prep import image_views, views
 from tests.data_prep.test_propose import draw_face
 
 

@@ -2,7 +2,7 @@
 
     KERAS_BACKEND=jax python -m tests.jax.multiprocess_app_worker OUT.npz [--crash-after-first-epoch] -- <app argv>
 
-runs `apps.digit_pairs.train.main(<app argv>)` (the app's own command line,
+runs `hybridvision.apps.digit_pairs.train.main(<app argv>)` (the app's own command line,
 with its `--coordinator/--num-processes/--process-id`) and writes to OUT.npz
 the weights this process's model had at the start and at the end of
 training, and the epochs it trained. `--crash-after-first-epoch` ends the
@@ -25,7 +25,7 @@ def main(argv) -> None:
     import keras
     import numpy as np
 
-    from common import distribute, training
+    from hybridvision.common import distribute, training
 
     record: dict = {"epochs": []}
 
@@ -53,7 +53,7 @@ def main(argv) -> None:
         return original(run, model, *args, **kwargs)
 
     training.Run.fit = fit
-    from apps.digit_pairs import train
+    from hybridvision.apps.digit_pairs import train
 
     metrics = train.main(app_argv)
     record["metrics"] = metrics

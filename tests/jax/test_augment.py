@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.data.affine_augment import AffineAugmentation
+from hybridvision.common.data.affine_augment import AffineAugmentation
 from tests.common.data.test_affine_augment import FULL_KNOBS, images
 from tests.jax._reuse import reuse_tests
 

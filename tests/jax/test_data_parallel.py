@@ -25,7 +25,7 @@ def test_two_processes_end_with_identical_trained_weights(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "common.multihost", "--coordinator", f"localhost:{port}",
+            [sys.executable, "-m", "hybridvision.common.multihost", "--coordinator", f"localhost:{port}",
              "--num-processes", "2", "--process-id", str(pid), "--local-devices", "2",
              "--steps", str(steps), "--local-batch", str(local_batch), "--out", str(tmp_path / f"w{pid}.npz")],
             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -52,7 +52,7 @@ def test_two_processes_end_with_identical_trained_weights(tmp_path):
     # give the same model as plain training (gradients averaged over both processes).
     import tensorflow as tf
 
-    from common.multihost import build_demo_model, demo_data
+    from hybridvision.common.multihost import build_demo_model, demo_data
 
     model = build_demo_model()
     model.set_weights([w0[f"initial_{i}"] for i in range(n)])

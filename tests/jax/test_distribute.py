@@ -2,7 +2,7 @@
 
 import pytest
 
-from common.distribute import Distribution
+from hybridvision.common.distribute import Distribution
 from tests.jax._reuse import reuse_tests
 
 # MirroredStrategy and the multi-host refusal are TensorFlow-only; on JAX the flag must fail clearly instead.
@@ -21,9 +21,9 @@ def test_data_parallel_runs_eager_compiled_models_jitted():
     # digit_pairs compiles with jit_compile=False; op by op under DataParallel hung XLA's CPU all-reduce.
     import keras
 
-    from apps.digit_pairs.models import build_model, compile_model
-    from common.data.affine_augment import AffineAugmentation
-    from common.distribute import jit_steps_under_data_parallel
+    from hybridvision.apps.digit_pairs.models import build_model, compile_model
+    from hybridvision.common.data.affine_augment import AffineAugmentation
+    from hybridvision.common.distribute import jit_steps_under_data_parallel
 
     model = compile_model(build_model("siamese", 14), "siamese", 1e-3)
     assert model.jit_compile is False

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.layers import CondConv2D, HybridConv2D, HybridConv3D, SpatialPyramidPooling2D
+from hybridvision.common.layers import CondConv2D, HybridConv2D, HybridConv3D, SpatialPyramidPooling2D
 from tests.common.layers._reference import numpy_hybrid
 from tests.common.layers.test_hybrid_conv2d import numpy_hybrid_conv2d, random_inputs
 from tests.jax._reuse import reuse_tests
@@ -131,7 +131,7 @@ def test_spatial_pyramid_pooling_unknown_size_feeds_dense_head():
 
 def test_auto_is_patches_on_jax_cpu(monkeypatch):
     # JAX compiles everything with XLA, so on a CPU "auto" is the im2col path.
-    from common.layers.per_sample_conv import PerSampleConv, _accelerator_visible
+    from hybridvision.common.layers.per_sample_conv import PerSampleConv, _accelerator_visible
 
     if _accelerator_visible():
         pytest.skip("on a GPU auto is 'grouped'")

@@ -1,6 +1,6 @@
 """An app's own command line trains over two processes on localhost (keras.distribution on JAX).
 
-Two processes of `apps.digit_pairs.train` (model cnn), one CPU device each,
+Two processes of `hybridvision.apps.digit_pairs.train` (model cnn), one CPU device each,
 process 0 with `--coordinator localhost:PORT --num-processes 2 --process-id 0`,
 process 1 with the same settings in `KERAS_DISTRIBUTION_*` variables, are
 stopped after epoch 1 and started again: the second launch resumes the run
@@ -62,11 +62,11 @@ def _launch(tmp_path, app_argv, crash: bool, tag: str):
 
 @pytest.mark.slow
 def test_two_processes_train_an_app_resume_and_end_with_identical_weights(tmp_path):
-    from common.data.demo import generate
+    from hybridvision.common.data.demo import generate
 
     mnist = generate("mnist", tmp_path / "mnist", scale="tiny")
     # 42 pairs: 34 train, 8 val, 42 test; global batch 8 (4 per device x 2 devices), so the last
-    # train and test batches are short (2): each process takes 1 of them (common.distribute.even_shards).
+    # train and test batches are short (2): each process takes 1 of them (hybridvision.common.distribute.even_shards).
     app_argv = ["--data-dir", str(mnist), "--model", "cnn", "--pairs", "42", "--epochs", "2", "--batch-size", "4",
                 "--warmup-epochs", "0", "--quiet"]
     # Process 0 chooses runs/digit_pairs/<timestamp> under its own folder; process 1 is told that one.

@@ -1,4 +1,4 @@
-"""The shared training harness (common.training.Run) on the JAX backend.
+"""The shared training harness (hybridvision.common.training.Run) on the JAX backend.
 
 Run's own tests use in-memory NumPy data; they are re-run here unchanged,
 plus one run fed by tf.data, which is how the apps feed JAX-backend Keras.
@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common.training import Run
+from hybridvision.common.training import Run
 from tests.common.test_training import _cfg, _data, _model
 from tests.jax._reuse import reuse_tests
 

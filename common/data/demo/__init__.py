@@ -66,12 +66,12 @@ Modules: `primitives` (drawing and writing helpers, image counts per scale),
 VOC class), `voc`, `domains`, and `store` (where the datasets live: generated
 on demand, stamped, locked; `data_root`, every app's `--data-dir` fallback).
 
-Command line: `python -m common.data.demo [--out DIR] [names...]`.
+Command line: `python -m hybridvision.common.data.demo [--out DIR] [names...]`.
 """
 
-from common.data.demo.domains import DOMAIN_CLASSES, DOMAIN_MODALITIES
-from common.data.demo.primitives import SCALES
-from common.data.demo.store import (
+from hybridvision.common.data.demo.domains import DOMAIN_CLASSES, DOMAIN_MODALITIES
+from hybridvision.common.data.demo.primitives import SCALES
+from hybridvision.common.data.demo.store import (
     ENV_VAR,
     GENERATOR_VERSION,
     NAMES,
@@ -86,7 +86,7 @@ from common.data.demo.store import (
     is_complete,
     main,
 )
-from common.data.demo.voc import VOC_FREQUENT
+from hybridvision.common.data.demo.voc import VOC_FREQUENT
 
 __all__ = [
     "DOMAIN_CLASSES",

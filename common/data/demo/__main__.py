@@ -1,7 +1,7 @@
-"""`python -m common.data.demo [--out DIR] [--scale demo|tiny] [names...]`: generate the demo datasets."""
+"""`python -m hybridvision.common.data.demo [--out DIR] [--scale demo|tiny] [names...]`: generate the demo datasets."""
 
-from common.cli import main_entry
-from common.data.demo.store import main
+from hybridvision.common.cli import main_entry
+from hybridvision.common.data.demo.store import main
 
 if __name__ == "__main__":
     main_entry(main)

@@ -5,8 +5,8 @@ import math
 import cv2
 import numpy as np
 
-from common.data.demo.glyphs import GLYPHS, draw_glyph
-from common.data.demo.primitives import COUNTS, bgr, textured_background, write_jpg
+from hybridvision.common.data.demo.glyphs import GLYPHS, draw_glyph
+from hybridvision.common.data.demo.primitives import COUNTS, bgr, textured_background, write_jpg
 
 DOMAIN_MODALITIES = ("photo", "cartoon", "sketch")
 DOMAIN_CLASSES = ("house", "tree", "sun", "car", "boat")

@@ -5,7 +5,7 @@ import math
 import cv2
 import numpy as np
 
-from common.data.demo.primitives import (
+from hybridvision.common.data.demo.primitives import (
     COUNTS,
     blend,
     draw_ellipse,
@@ -17,7 +17,7 @@ from common.data.demo.primitives import (
     write_jpg,
     write_lines,
 )
-from common.data.names import CELEBA_ATTRIBUTE_NAMES, CELEBA_LANDMARKS, LIGHT_CLASSES, ORIENTATION_CLASSES
+from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES, CELEBA_LANDMARKS, LIGHT_CLASSES, ORIENTATION_CLASSES
 
 _FACE_SIZE = (89, 109)  # width, height: the shared real CelebA sample's size
 # celeba draws e (which drives Attractive) twice: as the eye size and as the clothes' colour, blue (e = -1)

@@ -5,7 +5,7 @@ import math
 import cv2
 import numpy as np
 
-from common.data.demo.primitives import blend, draw_lines, ellipse_points, fill_poly, smooth_noise
+from hybridvision.common.data.demo.primitives import blend, draw_lines, ellipse_points, fill_poly, smooth_noise
 
 # A glyph is a list of parts: ("poly", colour, points), ("ell", colour, centre,
 # radii) or ("line", colour, points, width as a fraction of the box). Colours

@@ -6,7 +6,7 @@ import struct
 import cv2
 import numpy as np
 
-from common.data.demo.primitives import COUNTS
+from hybridvision.common.data.demo.primitives import COUNTS
 
 
 def generate_mnist(out, rng, scale):

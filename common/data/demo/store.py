@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data.demo import domains, faces, mnist, voc
-from common.data.demo.primitives import SCALES
+from hybridvision.common.data.demo import domains, faces, mnist, voc
+from hybridvision.common.data.demo.primitives import SCALES
 
 log = logging.getLogger("hybridvision")
 
@@ -52,14 +52,14 @@ def _check_name(name):
 def default_base_dir():
     """`$HYBRIDVISION_DEMO_DIR`, else `<repo>/.cache/demo_data` (git-ignored).
 
-    An installed copy (no `setup.cfg` beside the package) uses
+    An installed copy (no `setup.py` beside the package) uses
     `~/.cache/hybridvision/demo_data` instead of writing into site-packages.
     """
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
     repo = Path(__file__).resolve().parents[3]
-    if (repo / "setup.cfg").is_file():
+    if (repo / "setup.py").is_file():
         return repo / ".cache" / "demo_data"
     return Path.home() / ".cache" / "hybridvision" / "demo_data"
 
@@ -216,7 +216,7 @@ def data_root(data_dir, name, flag="--data-dir"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m common.data.demo",
+        prog="python -m hybridvision.common.data.demo",
         description="Generate the synthetic demo datasets (seconds, no download).",
     )
     parser.add_argument("names", nargs="*", help=f"datasets (default: all of {', '.join(NAMES)})")

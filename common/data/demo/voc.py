@@ -3,9 +3,9 @@
 import math
 import xml.etree.ElementTree as ET
 
-from common.data.demo.glyphs import ASPECT, GLYPHS, draw_glyph
-from common.data.demo.primitives import COUNTS, normalised, textured_background, write_jpg, write_lines
-from common.data.names import VOC_CLASSES
+from hybridvision.common.data.demo.glyphs import ASPECT, GLYPHS, draw_glyph
+from hybridvision.common.data.demo.primitives import COUNTS, normalised, textured_background, write_jpg, write_lines
+from hybridvision.common.data.names import VOC_CLASSES
 
 VOC_FREQUENT = ("aeroplane", "bird", "car", "cat", "dog", "person", "pottedplant", "tvmonitor")
 

@@ -8,21 +8,21 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from apps.attractiveness import train, tune
-from apps.attractiveness.config import AttractivenessConfig
-from apps.attractiveness.floor import covariate_floor
-from apps.attractiveness.metrics import BinaryMacroF1
-from apps.attractiveness.models import (
+from hybridvision.apps.attractiveness import train, tune
+from hybridvision.apps.attractiveness.config import AttractivenessConfig
+from hybridvision.apps.attractiveness.floor import covariate_floor
+from hybridvision.common.binary_macro_f1 import BinaryMacroF1
+from hybridvision.apps.attractiveness.models import (
     build_baseline,
     build_late_fusion,
     build_model,
     compile_model,
     parse_positions,
 )
-from common.backbones import with_preprocessing
-from common.data.celeba import read_celeba, split_partitions
-from common.data.demo import generate
-from common.transfer import hybridize
+from hybridvision.common.backbones import with_preprocessing
+from hybridvision.common.data.celeba import read_celeba, split_partitions
+from hybridvision.common.data.demo import generate
+from hybridvision.common.transfer import hybridize
 from tests.layer_harness import check_config_round_trip, check_init_args_in_config
 
 COVARIATES = ["Male", "Smiling"]

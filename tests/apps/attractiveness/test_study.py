@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.attractiveness import study, train
-from apps.attractiveness.models import build_model, parse_positions, resolve_positions
-from common.data.demo import generate
+from hybridvision.apps.attractiveness import study, train
+from hybridvision.apps.attractiveness.models import build_model, parse_positions, resolve_positions
+from hybridvision.common.data.demo import generate
 
 
 def test_controls_transform_only_the_covariate_columns():
@@ -25,7 +25,7 @@ def test_controls_transform_only_the_covariate_columns():
 
 
 def test_paired_test_matches_scipy():
-    # The interval's assertions: tests/common/test_repeat.py (common.repeat.interval).
+    # The interval's assertions: tests/common/test_repeat.py (hybridvision.common.repeat.interval).
     p = study.paired_p({0: 0.71, 1: 0.74, 2: 0.75}, {0: 0.70, 1: 0.72, 2: 0.72})
     assert p == pytest.approx(0.0742, abs=1e-3)  # d = .01,.02,.03: t = 0.02/(0.01/sqrt 3) = 3.46, df 2
     # Two seeds each one face in 300 better, as float32 metrics report them: no spread, no p-value.

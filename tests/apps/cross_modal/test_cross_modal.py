@@ -6,19 +6,19 @@ import keras
 import numpy as np
 import pytest
 
-from apps.cross_modal import explain as explain_module
-from apps.cross_modal import train as train_module
-from apps.cross_modal.config import CrossModalConfig
-from apps.cross_modal.data import make_images
-from apps.cross_modal.models import build_model, compile_model, prepare_finetuning
-from common.data.domains import read_domains
+from hybridvision.apps.cross_modal import explain as explain_module
+from hybridvision.apps.cross_modal import train as train_module
+from hybridvision.apps.cross_modal.config import CrossModalConfig
+from hybridvision.apps.cross_modal.data import make_images
+from hybridvision.apps.cross_modal.models import build_model, compile_model, prepare_finetuning
+from hybridvision.common.data.domains import read_domains
 
 SMALL = {"backbone": "small", "weights": "none", "image_size": 16, "batch_size": 2, "augment": True, "cache": False}
 
 
 @pytest.fixture(scope="module")
 def tiny_domains(tmp_path_factory):
-    from common.data.demo import generate
+    from hybridvision.common.data.demo import generate
 
     return generate("domains", tmp_path_factory.mktemp("domains"), scale="tiny")
 
@@ -149,7 +149,7 @@ def test_leave_one_out_with_folds_reports_mean_and_std(tiny_domains, tmp_path, m
 
 
 def test_unseen_modalities_are_tested_on_every_image(tiny_domains):
-    from apps.cross_modal.data import partitions, test_rows
+    from hybridvision.apps.cross_modal.data import partitions, test_rows
 
     table = read_domains(tiny_domains)
     part = partitions(CrossModalConfig(**SMALL), table)[0]
@@ -165,7 +165,7 @@ def test_unseen_modalities_are_tested_on_every_image(tiny_domains):
 
 
 def test_leave_one_out_rotates_every_modality_out():
-    from apps.cross_modal.data import experiments
+    from hybridvision.apps.cross_modal.data import experiments
 
     cfg = CrossModalConfig(protocol="leave_one_out", **SMALL)
     rows = experiments(cfg, ["art", "cartoon", "photo", "sketch"])
@@ -177,7 +177,7 @@ def test_leave_one_out_rotates_every_modality_out():
 def test_places_style_layout_with_205_classes_needs_no_per_class_code(tmp_path):
     from PIL import Image
 
-    from apps.cross_modal.data import partitions
+    from hybridvision.apps.cross_modal.data import partitions
 
     classes = [f"scene_{i:03d}" for i in range(205)]
     pixels = np.zeros((8, 8, 3), "uint8")
@@ -198,7 +198,7 @@ def test_places_style_layout_with_205_classes_needs_no_per_class_code(tmp_path):
 
 
 def test_leave_one_out_table_is_one_row_per_held_out_domain_and_their_average():
-    from apps.cross_modal.report import leave_one_out_markdown
+    from hybridvision.apps.cross_modal.report import leave_one_out_markdown
 
     test = {"per_modality": {"art": {"accuracy": 0.5, "images": 10}, "sketch": {"accuracy": 0.8, "images": 12}}}
     # Each held-out domain's retrieval rows: its own queries against every gallery.

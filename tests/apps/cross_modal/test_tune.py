@@ -2,14 +2,14 @@
 
 import pytest
 
-from apps.cross_modal import tune as tune_module
-from apps.cross_modal.config import CrossModalConfig
-from common.config import parse_config
+from hybridvision.apps.cross_modal import tune as tune_module
+from hybridvision.apps.cross_modal.config import CrossModalConfig
+from hybridvision.common.config import parse_config
 
 
 @pytest.fixture(scope="module")
 def tiny_domains(tmp_path_factory):
-    from common.data.demo import generate
+    from hybridvision.common.data.demo import generate
 
     return generate("domains", tmp_path_factory.mktemp("domains"), scale="tiny")
 

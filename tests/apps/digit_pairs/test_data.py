@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from apps.digit_pairs.data import (
+from hybridvision.apps.digit_pairs.data import (
     load_pair_splits,
     make_dataset,
     make_pairs,

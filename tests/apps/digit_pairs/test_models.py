@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from apps.digit_pairs.config import MODELS
-from apps.digit_pairs.models import accuracy_key, build_model, compile_model, has_aux
+from hybridvision.apps.digit_pairs.config import MODELS
+from hybridvision.apps.digit_pairs.models import accuracy_key, build_model, compile_model, has_aux
 
 
 def _batch(n=4, seed=0):

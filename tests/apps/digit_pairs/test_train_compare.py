@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from apps.digit_pairs import compare, train
-from common.data.demo import generate
+from hybridvision.apps.digit_pairs import compare, train
+from hybridvision.common.data.demo import generate
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from apps.orientation_light.config import OrientationLightConfig
-from apps.orientation_light.models import backbone_of, build_model, compile_model, prepare_finetuning
+from hybridvision.apps.orientation_light.config import OrientationLightConfig
+from hybridvision.apps.orientation_light.models import backbone_of, build_model, compile_model, prepare_finetuning
 
 
 def _config(**kw):

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import yaml
 
-from apps.orientation_light import predict, train, tune
-from apps.orientation_light.config import OrientationLightConfig
-from apps.orientation_light.data import load_tables
-from common.config import parse_config
-from common.data.demo import generate
+from hybridvision.apps.orientation_light import predict, train, tune
+from hybridvision.apps.orientation_light.config import OrientationLightConfig
+from hybridvision.apps.orientation_light.data import load_tables
+from hybridvision.common.config import parse_config
+from hybridvision.common.data.demo import generate
 
 
 @pytest.fixture

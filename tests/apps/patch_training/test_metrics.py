@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from apps.patch_training.metrics import multilabel_report, random_ap
+from hybridvision.apps.patch_training.metrics import multilabel_report, random_ap
 
 
 def test_report_against_hand_counts():

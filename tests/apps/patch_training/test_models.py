@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from apps.patch_training.models import backbone_of, build_models, compile_models, head_weights
+from hybridvision.apps.patch_training.models import backbone_of, build_models, compile_models, head_weights
 
 
 def _models(pooling="adaptive"):

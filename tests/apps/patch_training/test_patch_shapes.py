@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.patch_training import train
-from apps.patch_training import tune as tune_module
-from apps.patch_training.models import build_models, compile_models
-from common.data.demo import generate
-from common.data.voc import bucketed_patch_dataset, cache_patches, patch_sizes, patch_table, read_voc
+from hybridvision.apps.patch_training import train
+from hybridvision.apps.patch_training import tune as tune_module
+from hybridvision.apps.patch_training.models import build_models, compile_models
+from hybridvision.common.data.demo import generate
+from hybridvision.common.data.voc import bucketed_patch_dataset, cache_patches, patch_sizes, patch_table, read_voc
 
 TINY = ["--backbone", "small", "--image-size", "32", "--min-patch", "32", "--batch-size", "4", "--patch-hidden", "16", "--quiet"]
 

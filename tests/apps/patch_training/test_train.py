@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from apps.patch_training import DEMO_ARGS, train
-from apps.patch_training import sweep as sweep_module
-from apps.patch_training.config import PatchTrainingConfig
-from common.config import parse_config
-from common.data.demo import generate
+from hybridvision.apps.patch_training import DEMO_ARGS, train
+from hybridvision.apps.patch_training import sweep as sweep_module
+from hybridvision.apps.patch_training.config import PatchTrainingConfig
+from hybridvision.common.config import parse_config
+from hybridvision.common.data.demo import generate
 
 TINY = ["--backbone", "small", "--image-size", "32", "--min-patch", "32", "--batch-size", "4", "--patch-hidden", "16", "--quiet"]
 

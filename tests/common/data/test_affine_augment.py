@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage
 
-from common.data.affine_augment import AffineAugmentation, from_image_data_generator
+from hybridvision.common.data.affine_augment import AffineAugmentation, from_image_data_generator
 from tests.layer_harness import run_layer_test
 
 H, W = 12, 16

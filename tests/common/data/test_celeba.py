@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from common.data.celeba import (
+from hybridvision.common.data.celeba import (
     attribute_names,
     check_attributes,
     make_dataset,
@@ -14,8 +14,8 @@ from common.data.celeba import (
     read_partition,
     split_partitions,
 )
-from common.data.demo import generate
-from common.data.names import CELEBA_ATTRIBUTE_NAMES as CELEBA_ATTRIBUTES
+from hybridvision.common.data.demo import generate
+from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES as CELEBA_ATTRIBUTES
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from common.data.affine_augment import AffineAugmentation
-from common.data.class_folders import (
+from hybridvision.common.data.affine_augment import AffineAugmentation
+from hybridvision.common.data.class_folders import (
     image_dataset_from_folders,
     make_dataset,
     read_class_folders,

@@ -1,4 +1,4 @@
-"""Tests for the synthetic demo datasets (common.data.demo): formats, determinism, caching, learnability."""
+"""Tests for the synthetic demo datasets (hybridvision.common.data.demo): formats, determinism, caching, learnability."""
 
 import gzip
 import hashlib
@@ -14,8 +14,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import common.data.demo as demo_data
-from common.data import names
+import hybridvision.common.data.demo as demo_data
+from hybridvision.common.data import names
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +270,7 @@ def test_celeba_attractive_follows_the_documented_rule(demo):
     x, y = (attrs[covariates] > 0).to_numpy(float), attrs["Attractive"].to_numpy() > 0
     model = LogisticRegression().fit(x, y)
     male, smiling, young, cheekbones = model.coef_[0]
-    # logit = 3 e (1 - 2 Male) + 0.8 (Young - Male + Smiling + High_Cheekbones) - 0.8 (common.data.demo);
+    # logit = 3 e (1 - 2 Male) + 0.8 (Young - Male + Smiling + High_Cheekbones) - 0.8 (hybridvision.common.data.demo);
     # the eye-size term averages out of a covariates-only fit.
     assert male < 0 and smiling > 0.3 and young > 0.3 and cheekbones > 0.3
     assert 0.35 < y.mean() < 0.75

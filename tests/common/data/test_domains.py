@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from common.data.domains import kfold_domains, parse_split, read_domains, split_domains
+from hybridvision.common.data.domains import kfold_domains, parse_split, read_domains, split_domains
 
 
 def _tree(root, counts):

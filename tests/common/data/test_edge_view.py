@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.data.edge_view import EdgeView
+from hybridvision.common.data.edge_view import EdgeView
 from tests.layer_harness import run_layer_test
 
 

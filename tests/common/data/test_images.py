@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from common.data import images as images_module
-from common.data.images import (
+from hybridvision.common.data import images as images_module
+from hybridvision.common.data.images import (
     IMAGE_EXTENSIONS,
     decode_image,
     decode_image_bytes,

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from common.data.mnist import IMAGES_MAGIC, LABELS_MAGIC, load_mnist, read_idx
+from hybridvision.common.data.mnist import IMAGES_MAGIC, LABELS_MAGIC, load_mnist, read_idx
 
 
 def _idx_bytes(array: np.ndarray, magic: int) -> bytes:
@@ -138,7 +138,7 @@ def test_load_mnist_missing_and_mismatched_files(tmp_path):
 
 
 def test_load_mnist_reads_demo_data(tmp_path):
-    from common.data.demo import generate
+    from hybridvision.common.data.demo import generate
 
     folder = generate("mnist", tmp_path / "mnist", scale="tiny")
     splits = load_mnist(folder)

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from common.data.demo import generate
-from common.data.voc import (
+from hybridvision.common.data.demo import generate
+from hybridvision.common.data.voc import (
     VOC_CLASSES,
     cache_patches,
     full_dataset,

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.layers import FiLM, FiLMConv2D, HybridConv2D
+from hybridvision.common.layers import FiLM, FiLMConv2D, HybridConv2D
 from tests.common.layers._reference import numpy_per_sample_conv, random_inputs, to_numpy
 from tests.layer_harness import run_layer_test
 

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from common.layers import HybridConv, HybridConv1D, HybridConv2D, HybridConv3D, PerSampleConv
-from common.layers.per_sample_conv import _accelerator_visible
+from hybridvision.common.layers import HybridConv, HybridConv1D, HybridConv2D, HybridConv3D, PerSampleConv
+from hybridvision.common.layers.per_sample_conv import _accelerator_visible
 from tests.common.layers._reference import numpy_hybrid, random_inputs
 from tests.layer_harness import run_layer_test
 
@@ -151,7 +151,7 @@ def test_map_gradient_under_xla_matches_the_automatic_one(
     # gradient; without XLA through TensorFlow's own (the reference here).
     import tensorflow as tf
 
-    from common.layers import per_sample_conv
+    from hybridvision.common.layers import per_sample_conv
 
     written_out = []
     original = per_sample_conv.PerSampleConv._sample_input_gradient

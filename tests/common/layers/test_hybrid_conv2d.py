@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.layers import HybridConv2D
-from common.layers.per_sample_conv import _accelerator_visible, _grouped_conv_differentiable_on_cpu
+from hybridvision.common.layers import HybridConv2D
+from hybridvision.common.layers.per_sample_conv import _accelerator_visible, _grouped_conv_differentiable_on_cpu
 from tests.common.layers._reference import numpy_hybrid, to_numpy
 from tests.layer_harness import run_layer_test
 
@@ -321,7 +321,7 @@ def test_auto_implementation_follows_the_measured_rule():
 
 def test_without_a_cpu_grouped_gradient_auto_maps(monkeypatch):
     # TensorFlow's own CPU kernels cannot differentiate a grouped conv; only oneDNN's can.
-    from common.layers import per_sample_conv
+    from hybridvision.common.layers import per_sample_conv
 
     monkeypatch.setattr(per_sample_conv, "_accelerator_visible", lambda: False)
     monkeypatch.setattr(per_sample_conv, "_grouped_conv_differentiable_on_cpu", lambda: False)
@@ -359,7 +359,7 @@ def test_bad_arguments_error_clearly():
 # Weights in that file's order: kernel (3, 3, 2, 3), covariate kernels
 # (2, 3, 3, 2, 3), bias (3,).
 OLD_LAYER_ENTRY = {
-    "module": "common.layers.hybrid_conv2d",
+    "module": "hybridvision.common.layers.hybrid_conv2d",
     "class_name": "HybridConv2D",
     "registered_name": "hybridvision>HybridConv2D",
     "config": {

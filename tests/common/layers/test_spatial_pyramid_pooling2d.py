@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.layers import SpatialPyramidPooling2D
+from hybridvision.common.layers import SpatialPyramidPooling2D
 from tests.layer_harness import run_layer_test
 
 

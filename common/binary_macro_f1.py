@@ -1,4 +1,4 @@
-"""Macro F1 for one sigmoid output, on top of Keras's own F1Score."""
+"""Macro F1 for one sigmoid output, on top of Keras's own F1Score (a metric of any binary classifier)."""
 
 import keras
 from keras import ops
