@@ -1,9 +1,11 @@
 """Saved models load in a fresh process after one `import hybridvision`, safe_mode on, without warnings."""
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import keras
@@ -71,3 +73,35 @@ def test_saved_models_load_in_a_fresh_process_after_one_import(tmp_path):
                             text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("loaded") == 3, result.stdout
+
+
+_LOAD_LEGACY = textwrap.dedent(
+    """
+    import sys, warnings
+    sys.path.insert(0, {root!r})
+    warnings.simplefilter("error")
+    import numpy as np
+    import hybridvision  # light: Keras is not imported yet, hybridvision.load_model registers what it needs
+    model = hybridvision.load_model(sys.argv[1])
+    data = np.load(sys.argv[2])
+    outputs = model.predict([data["images"], data["covariates"]], verbose=0)
+    print("max difference", float(np.abs(outputs - data["outputs"]).max()), model.optimizer.__class__.__name__)
+    """
+)
+
+
+def test_a_model_saved_under_the_old_module_names_loads_to_equal_outputs(tmp_path):
+    """tests/fixtures/legacy_common_names.keras was saved before the folders moved under `hybridvision.`:
+    its config names `common.layers.hybrid_conv2d`, `common.optimizers` and `apps.attractiveness.metrics`."""
+    fixtures = ROOT / "tests" / "fixtures"
+    config = json.loads(zipfile.ZipFile(fixtures / "legacy_common_names.keras").read("config.json"))
+    modules = {layer.get("module") for layer in config["config"]["layers"]}
+    assert "common.layers.hybrid_conv2d" in modules  # the fixture really is of the old kind
+    script = tmp_path / "load_legacy.py"
+    script.write_text(_LOAD_LEGACY.format(root=str(ROOT)))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, str(script), str(fixtures / "legacy_common_names.keras"),
+                             str(fixtures / "legacy_common_names.npz")], cwd=tmp_path, capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "max difference 0.0 AdaBound" in result.stdout, result.stdout
