@@ -9,7 +9,7 @@
 Every cell (a setting and a seed) is one normal run directory, its config's
 `run_dir`. Running the same command again resumes: a finished cell (its
 metrics.json is there) is read back, not retrained; an interrupted one resumes
-from its last finished epoch (`hybridvision.common.training.Run`). Before anything trains,
+from its last finished epoch (`hybridvision.common.run.Run`). Before anything trains,
 a cell folder that was run with other settings is refused (one line naming
 the folder and the fix), so two experiments are never mixed in one table.
 The seeds run outermost: a repetition stopped part-way has every setting at
@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from hybridvision.common.cli import UserError
-from hybridvision.common.training import other_settings, shorten
+from hybridvision.common.run import other_settings, shorten
 
 
 def interval(values) -> tuple[float, float, float]:

@@ -31,8 +31,8 @@ from hybridvision.common.data.celeba import (
 )
 from hybridvision.common.distribute import Distribution
 from hybridvision.common.repeat import check_cells, repeat, summarise
+from hybridvision.common.run import Run, resolve_run_dir, setup_logging
 from hybridvision.common.tables import write_csv
-from hybridvision.common.training import Run, resolve_run_dir, setup_logging
 
 APP = "attractiveness"
 SPLITS = ("val", "test")
@@ -70,7 +70,7 @@ def make_datasets(cfg, tables, batch_size) -> dict:
 def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = None, export: bool = True) -> dict:
     """One run (one seed): fit, evaluate on val and test, write the run directory; returns metrics.
 
-    `export_name`, `export`: as for `hybridvision.common.training.Run` (the exported copy in `saved_models/`).
+    `export_name`, `export`: as for `hybridvision.common.run.Run` (the exported copy in `saved_models/`).
     """
     tables, note = data or load_tables(cfg)
     dist = Distribution.from_config(cfg)
