@@ -18,7 +18,8 @@ def test_every_epoch_reshuffles_with_or_without_a_cache(cache, tmp_path):
     first, second = _epochs(dataset)
     assert sorted(first) == sorted(second) == list(range(0, 40, 2))
     assert not np.array_equal(first, second)
-    unshuffled = cached_images(tf.data.Dataset.range(20), lambda x: x * 2, 4, cache=cache and f"{cache}-plain")
+    plain_cache = f"{cache}-plain" if isinstance(cache, str) else cache
+    unshuffled = cached_images(tf.data.Dataset.range(20), lambda x: x * 2, 4, cache=plain_cache)
     assert _epochs(unshuffled)[0].tolist() == list(range(0, 40, 2))
 
 
