@@ -155,7 +155,7 @@ def claim_run_dir(app: str, config, root: str | Path = "runs") -> tuple[Path, Di
             raise UserError(f"run directory {path} is in use by another training ({lock.holder()}); wait for it "
                             "to finish or pass another --run-dir")
         try:
-            check_writable(path)
+            _check_writable(path)
         except UserError:
             lock.release()
             raise
@@ -208,7 +208,7 @@ def make_dir(path: Path) -> None:
             from None
 
 
-def check_writable(path: Path) -> None:
+def _check_writable(path: Path) -> None:
     probe = path / f".write-test-{os.getpid()}"
     try:
         probe.write_bytes(b"")
