@@ -39,7 +39,7 @@ a batch that the device count does not divide, so a last batch is cut to a
 multiple of the device count: fewer samples than there are devices are left
 out of that epoch or evaluation). Process 0 alone writes the run directory
 and the export (`is_chief`); the others work in a private copy of it
-(hybridvision.common.training.Run), taken when they start, so resuming needs the run
+(hybridvision.common.run.Run), taken when they start, so resuming needs the run
 directory on a filesystem all processes see.
 """
 

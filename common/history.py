@@ -1,6 +1,6 @@
 """The history CSV every run writes (one row per epoch), read back.
 
-Its own module so that both `hybridvision.common.training` (which writes it) and
+Its own module so that both `hybridvision.common.run` (which writes it) and
 `hybridvision.common.plots` (which draws it) import it at module level, with no circle.
 """
 

@@ -9,7 +9,7 @@
 Every cell (a setting and a seed) is one normal run directory, its config's
 `run_dir`. Running the same command again resumes: a finished cell (its
 metrics.json is there) is read back, not retrained; an interrupted one resumes
-from its last finished epoch (`hybridvision.common.training.Run`). Before anything trains,
+from its last finished epoch (`hybridvision.common.run.Run`). Before anything trains,
 a cell folder that was run with other settings is refused (one line naming
 the folder and the fix), so two experiments are never mixed in one table.
 The seeds run outermost: a repetition stopped part-way has every setting at
@@ -17,11 +17,17 @@ the same number of seeds.
 
 The interval is mean ± t(0.975, n-1) · s / √n (s the sample standard
 deviation over the seeds); with one seed it is blank.
+
+`run_seeds` is the multi-seed run of one configuration (an app's `--seeds`):
+one run directory per seed under the multi-seed run's own, and
+summary.json / summary.csv / metrics.json over the seeds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -31,7 +37,13 @@ import numpy as np
 from scipy import stats
 
 from hybridvision.common.cli import UserError
-from hybridvision.common.training import other_settings, shorten
+from hybridvision.common.run import other_settings, resolve_run_dir, shorten
+from hybridvision.common.run.atomic import atomic_write_text
+from hybridvision.common.run.rundir import make_dir
+from hybridvision.common.tables import csv_text
+
+log = logging.getLogger("hybridvision")
+STATISTICS = ("mean", "std", "ci95_low", "ci95_high")
 
 
 def interval(values) -> tuple[float, float, float]:
@@ -113,3 +125,71 @@ def repeat(configs: dict, train: Callable[[object], dict], fix: str = "pass anot
             if on_result is not None:
                 on_result(name, seed, metrics, seconds)
     return results
+
+
+def run_seeds(app: str, config, train: Callable[[object, str], dict], splits=("val", "test"),
+              same_settings: bool = True, carry=()) -> dict:
+    """`config` once per seed of `config.seeds`, resumed, and summarised over the seeds; returns metrics.json.
+
+    The multi-seed run directory is `config.run_dir`, else an unfinished one of the same settings
+    under `runs/<app>/`, else a new one (`hybridvision.common.run.resolve_run_dir`). Seed `k` runs
+    in `<that>/seed<k>` with `config`'s settings but `seed=k` and `seeds=[]`; a seed folder that
+    holds metrics.json is read back, not trained (`repeat`), so seeds may be added later.
+
+    Args:
+        app: the app's name (`runs/<app>/...`).
+        config: the app's config; it has `seeds`, `seed` and `run_dir` fields.
+        train: `train(seed_config, export_name) -> metrics` trains one seed (its metrics.json's
+            dict); `export_name` is `<run dir name>_seed<k>`, so that the exports of two
+            multi-seed runs do not overwrite each other.
+        splits: the keys of a seed's metrics that hold per-split metric dicts.
+        same_settings: refuse (one line) a seed folder run with other settings; False reads
+            finished seeds back whatever their settings.
+        carry: keys of the last seed's metrics copied unchanged (e.g. a baseline that does not
+            depend on the seed).
+
+    Writes into the multi-seed run directory, each file atomically: config.json (the settings,
+    which a later invocation matches to resume), summary.json (`seeds`, `runs`: one row of
+    `<split>_<metric>` per seed, then `mean`, `std`, `ci95_low`, `ci95_high` of each, the `carry`
+    keys and the last seed's `notes`), summary.csv (the rows per seed, then one per statistic) and
+    last metrics.json (`{split: {metric: mean}}`, `std` / `ci95_low` / `ci95_high` in the same
+    shape, `seeds`, the `carry` keys, `notes`), whose presence marks the multi-seed run finished.
+    """
+    root = resolve_run_dir(app, config)  # an unfinished multi-seed run of this config is resumed
+    make_dir(root)
+    seeds = [int(seed) for seed in config.seeds]
+    configs = {"run": {seed: dataclasses.replace(config, seed=seed, seeds=[], run_dir=str(root / f"seed{seed}"))
+                       for seed in seeds}}
+    if same_settings:
+        check_cells(configs, fix="pass another --run-dir or delete that folder")
+    atomic_write_text(root / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True))
+
+    def progress(_name, seed, _metrics, seconds):
+        log.info("seed %d %s", seed, "already finished" if seconds is None else f"trained in {seconds:.0f} s")
+
+    def train_seed(seed_config):
+        return train(seed_config, f"{root.name}_seed{seed_config.seed}")
+
+    runs = repeat(configs, train_seed, check=False, on_result=progress)["run"]
+    rows = [{"seed": seed, **{f"{s}_{k}": m[s][k] for s in splits for k in sorted(m[s])}} for seed, m in runs.items()]
+    summary_row = summarise({"run": {r["seed"]: {k: v for k, v in r.items() if k != "seed"} for r in rows}})[0]
+    keys = [k for k in rows[0] if k != "seed"]
+    last = runs[seeds[-1]]
+    carried = {key: last.get(key) for key in carry}
+    notes = {k: v for k, v in last.get("notes", {}).items() if k != "exported_model"}
+    summary = {
+        "seeds": [r["seed"] for r in rows],
+        "runs": rows,
+        **{stat: {k: summary_row[f"{k}_{stat}"] for k in keys} for stat in STATISTICS},
+        **carried,
+        "notes": notes,
+    }
+    atomic_write_text(root / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
+    atomic_write_text(root / "summary.csv", csv_text(rows + [{"seed": stat, **summary[stat]} for stat in STATISTICS]))
+    # metrics.json (the per-split means) marks the multi-seed run finished, as for one run.
+    per_split = {stat: {s: {k[len(s) + 1 :]: v for k, v in summary[stat].items() if k.startswith(s + "_")}
+                        for s in splits} for stat in STATISTICS}
+    metrics = {**per_split.pop("mean"), **per_split, "seeds": summary["seeds"], **carried, "notes": notes}
+    atomic_write_text(root / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
+    log.info("summary of %d seeds written to %s", len(rows), root / "summary.json")
+    return metrics

@@ -10,6 +10,7 @@ Missing values (None, "", NaN) show as "-".
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -81,13 +82,20 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, headers: 
     return "\n".join(lines) + "\n"
 
 
+def csv_text(rows: list[dict], columns: list[str] | None = None) -> str:
+    """`rows` as CSV text (a header row, then one line per row; keys outside `columns` are left out)."""
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=list(columns or _columns(rows)), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 def write_csv(rows: list[dict], path: str | Path, columns: list[str] | None = None) -> Path:
-    """`rows` as CSV (a header row, then one line per row; keys outside `columns` are left out)."""
+    """`rows` as a CSV file (see `csv_text`)."""
     path = Path(path)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns or _columns(rows)), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        f.write(csv_text(rows, columns))
     return path
 
 

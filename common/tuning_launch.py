@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-restarts", type=int, default=3, help="restarts per worker that dies")
     parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     args = parser.parse_args(argv)
-    # Plain logging: importing hybridvision.common.training would load TensorFlow into a process that trains nothing.
+    # Plain logging: importing hybridvision.common.run would load TensorFlow into a process that trains nothing.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log_dir = args.log_dir or Path("runs/launch") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     launcher = Launcher(command, args.workers, ip=args.ip, port=args.port, log_dir=log_dir,

@@ -63,8 +63,8 @@ from hybridvision.common.config import option, parse_config
 from hybridvision.common.data.celeba import attribute_names, check_attributes
 from hybridvision.common.plots import plot_bars
 from hybridvision.common.repeat import interval
+from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
-from hybridvision.common.training import setup_logging
 
 log = logging.getLogger("hybridvision")
 POSITIONS = ("first", "middle", "last")

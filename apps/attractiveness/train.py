@@ -11,15 +11,12 @@ t-interval over the seeds.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import logging
-
 import keras
 
 from hybridvision.apps.attractiveness.config import AttractivenessConfig
 from hybridvision.apps.attractiveness.floor import covariate_floor
 from hybridvision.apps.attractiveness.models import build_model, compile_model
+from hybridvision.common import repeat
 from hybridvision.common.config import parse_config
 from hybridvision.common.data import demo
 from hybridvision.common.data.celeba import (
@@ -30,13 +27,10 @@ from hybridvision.common.data.celeba import (
     split_partitions,
 )
 from hybridvision.common.distribute import Distribution
-from hybridvision.common.repeat import check_cells, repeat, summarise
-from hybridvision.common.tables import write_csv
-from hybridvision.common.training import Run, resolve_run_dir, setup_logging
+from hybridvision.common.run import Run, setup_logging
 
 APP = "attractiveness"
 SPLITS = ("val", "test")
-log = logging.getLogger("hybridvision")
 
 
 def load_tables(cfg):
@@ -70,7 +64,7 @@ def make_datasets(cfg, tables, batch_size) -> dict:
 def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = None, export: bool = True) -> dict:
     """One run (one seed): fit, evaluate on val and test, write the run directory; returns metrics.
 
-    `export_name`, `export`: as for `hybridvision.common.training.Run` (the exported copy in `saved_models/`).
+    `export_name`, `export`: as for `hybridvision.common.run.Run` (the exported copy in `saved_models/`).
     """
     tables, note = data or load_tables(cfg)
     dist = Distribution.from_config(cfg)
@@ -88,50 +82,20 @@ def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = No
 
 
 def run_seeds(cfg: AttractivenessConfig, data=None, same_settings: bool = True, export: bool = True) -> dict:
-    """The config once per `cfg.seeds` in `<run_dir>/seed<k>` (`hybridvision.common.repeat`); writes summary.json/.csv and metrics.json.
+    """The config once per `cfg.seeds`, summarised (`hybridvision.common.repeat.run_seeds`); returns metrics.json.
 
     With `same_settings` a seed folder run with other settings is refused; the seed list may
     change (adding seeds extends the run). Each seed's model is exported as
     `saved_models/attractiveness/<run_dir name>_seed<k>.keras` (not with `export=False`).
     """
-    root = resolve_run_dir(APP, cfg)  # an unfinished multi-seed run of this config is resumed
-    root.mkdir(parents=True, exist_ok=True)
-    configs = {"run": {int(seed): dataclasses.replace(cfg, seed=int(seed), seeds=[], run_dir=str(root / f"seed{seed}"))
-                       for seed in cfg.seeds}}
-    if same_settings:
-        check_cells(configs, fix="pass another --run-dir or delete that folder")
-    (root / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-    data = data or load_tables(cfg)
+    tables = data  # read at the first seed that trains: a finished run is read back without the data
 
-    def progress(_name, seed, _metrics, seconds):
-        log.info("seed %d %s", seed, "already finished" if seconds is None else f"trained in {seconds:.0f} s")
+    def train(seed_cfg, export_name):
+        nonlocal tables
+        tables = tables or load_tables(cfg)
+        return train_one(seed_cfg, tables, export_name=export_name, export=export)
 
-    def train(sub):
-        return train_one(sub, data, export_name=f"{root.name}_seed{sub.seed}", export=export)
-
-    runs = repeat(configs, train, check=False, on_result=progress)["run"]
-    rows = [{"seed": seed, **{f"{s}_{k}": m[s][k] for s in SPLITS for k in sorted(m[s])}} for seed, m in runs.items()]
-    summary_row = summarise({"run": {r["seed"]: {k: v for k, v in r.items() if k != "seed"} for r in rows}})[0]
-    keys = [k for k in rows[0] if k != "seed"]
-    last = runs[cfg.seeds[-1]]
-    summary = {
-        "seeds": [r["seed"] for r in rows],
-        "runs": rows,
-        **{stat: {k: summary_row[f"{k}_{stat}"] for k in keys} for stat in ("mean", "std", "ci95_low", "ci95_high")},
-        "covariate_floor": last.get("covariate_floor"),
-        "notes": {k: v for k, v in last.get("notes", {}).items() if k != "exported_model"},
-    }
-    (root / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    write_csv(rows + [{"seed": stat, **summary[stat]} for stat in ("mean", "std", "ci95_low", "ci95_high")],
-              root / "summary.csv")
-    # metrics.json (the per-split means) marks the multi-seed run finished, as for one run.
-    per_split = {stat: {s: {k[len(s) + 1 :]: v for k, v in summary[stat].items() if k.startswith(s + "_")}
-                        for s in SPLITS} for stat in ("mean", "std", "ci95_low", "ci95_high")}
-    metrics = {**per_split.pop("mean"), **per_split, "seeds": summary["seeds"],
-               "covariate_floor": summary["covariate_floor"], "notes": summary["notes"]}
-    (root / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    log.info("summary of %d seeds written to %s", len(rows), root / "summary.json")
-    return metrics
+    return repeat.run_seeds(APP, cfg, train, splits=SPLITS, same_settings=same_settings, carry=("covariate_floor",))
 
 
 def main(argv=None) -> dict:

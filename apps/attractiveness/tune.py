@@ -35,8 +35,8 @@ from hybridvision.apps.attractiveness.models import CONDITIONED, build_model, co
 from hybridvision.apps.attractiveness.train import load_tables, make_datasets, run_seeds
 from hybridvision.common.config import option, parse_config
 from hybridvision.common.data.celeba import attribute_names, check_attributes
+from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
-from hybridvision.common.training import setup_logging
 from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search, trials_table
 
 log = logging.getLogger("hybridvision")

@@ -32,7 +32,7 @@ from hybridvision.common.explain import (
     save_filter_grid,
     save_grad_cam_grid,
 )
-from hybridvision.common.training import setup_logging
+from hybridvision.common.run import setup_logging
 
 log = logging.getLogger("hybridvision")
 

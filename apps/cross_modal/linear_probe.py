@@ -28,7 +28,7 @@ from hybridvision.apps.cross_modal.data import experiments, labels_of, load_tabl
 from hybridvision.apps.cross_modal.models import build_extractor
 from hybridvision.common.config import parse_config
 from hybridvision.common.features import cached_features
-from hybridvision.common.training import setup_logging
+from hybridvision.common.run import setup_logging
 
 log = logging.getLogger("hybridvision")
 C_GRID = (0.01, 0.1, 1.0, 10.0)

@@ -5,7 +5,7 @@
     python -m hybridvision.apps.cross_modal.train --backbone small --weights none --model scratch --image-size 64   # CPU
 
 Data: `<data-dir>/<modality>/<class>/*.jpg`. Besides the shared run directory
-(see `hybridvision.common.training`) it writes `modality_table.csv|md` (rows: the
+(see `hybridvision.common.run`) it writes `modality_table.csv|md` (rows: the
 modalities a model was trained on, columns: the modality it was tested on),
 `confusion_<row>_<modality>.png`, and in metrics.json
 `test.per_modality.<modality>.accuracy` (and top-5 with more than 5 classes).
@@ -42,7 +42,7 @@ from hybridvision.apps.cross_modal.report import (
 from hybridvision.common.config import parse_config
 from hybridvision.common.distribute import Distribution
 from hybridvision.common.features import cached_features
-from hybridvision.common.training import Run, setup_logging
+from hybridvision.common.run import Run, setup_logging
 
 APP = "cross_modal"
 log = logging.getLogger("hybridvision")

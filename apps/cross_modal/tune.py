@@ -37,8 +37,8 @@ from hybridvision.apps.cross_modal.data import experiments, labels_of, load_tabl
 from hybridvision.apps.cross_modal.models import build_model, compile_model, prepare_finetuning
 from hybridvision.common.config import option, parse_config
 from hybridvision.common.features import cached_features
+from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
-from hybridvision.common.training import setup_logging
 from hybridvision.common.tuning import TUNERS, ConfigHyperModel, choice, search, trials_table
 
 log = logging.getLogger("hybridvision")

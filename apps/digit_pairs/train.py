@@ -3,7 +3,7 @@
     python -m hybridvision.apps.digit_pairs.train --model aux --data-dir ../shared/data/mnist
     python -m hybridvision.apps.digit_pairs.train --model cnn --epochs 20        # SYNTHETIC demo digits
 
-Writes a run directory (see `hybridvision.common.training.Run`) whose metrics.json holds
+Writes a run directory (see `hybridvision.common.run.Run`) whose metrics.json holds
 train/val/test `accuracy` of the comparison (for the aux models also the
 digit-class accuracies `digit_a_accuracy`, `digit_b_accuracy`).
 """
@@ -19,7 +19,7 @@ from hybridvision.apps.digit_pairs.models import accuracy_key, build_model, comp
 from hybridvision.common.config import parse_config
 from hybridvision.common.data import demo
 from hybridvision.common.distribute import Distribution
-from hybridvision.common.training import Run, setup_logging
+from hybridvision.common.run import Run, setup_logging
 
 APP = "digit_pairs"
 log = logging.getLogger("hybridvision")

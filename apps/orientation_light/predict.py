@@ -18,7 +18,7 @@ import argparse
 import logging
 
 from hybridvision.common.predict import label_folder, read_class_names, save_prediction_grid
-from hybridvision.common.training import setup_logging
+from hybridvision.common.run import setup_logging
 
 log = logging.getLogger("hybridvision")
 

@@ -7,7 +7,7 @@
         --finetune-layers 10 --finetune-epochs 5 --data-dir data/orientation
 
 Data: `<data-dir>/{train,val,test}/<class>/*.jpg`, class names from the
-folders. Besides the shared run directory (see `hybridvision.common.training`) it writes
+folders. Besides the shared run directory (see `hybridvision.common.run`) it writes
 `confusion_<split>.png`, per-class precision/recall in metrics.json, and
 `<model>.classes.json` beside model.keras and the exported model, which
 `python -m hybridvision.apps.orientation_light.predict` reads.
@@ -26,7 +26,7 @@ from hybridvision.common.distribute import Distribution
 from hybridvision.common.metrics import classification_summary, predict_labels
 from hybridvision.common.plots import plot_confusion_matrix
 from hybridvision.common.predict import write_class_names
-from hybridvision.common.training import Run, setup_logging
+from hybridvision.common.run import Run, setup_logging
 
 APP = "orientation_light"
 log = logging.getLogger("hybridvision")

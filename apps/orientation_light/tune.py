@@ -25,7 +25,7 @@ from hybridvision.apps.orientation_light.config import OPTIMIZERS, OrientationLi
 from hybridvision.apps.orientation_light.data import load_tables, make_datasets
 from hybridvision.apps.orientation_light.models import build_model, compile_model
 from hybridvision.common.config import option, parse_config
-from hybridvision.common.training import setup_logging
+from hybridvision.common.run import setup_logging
 from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search
 
 log = logging.getLogger("hybridvision")

@@ -30,8 +30,8 @@ from hybridvision.apps.patch_training.train import load_data, run_experiment
 from hybridvision.common.config import option, parse_config
 from hybridvision.common.plots import plot_lines
 from hybridvision.common.repeat import repeat
+from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import markdown_table, write_table
-from hybridvision.common.training import setup_logging
 
 log = logging.getLogger("hybridvision")
 

@@ -43,7 +43,8 @@ from hybridvision.common.data.voc import (
     read_train_val,
 )  # fmt: skip
 from hybridvision.common.distribute import Distribution
-from hybridvision.common.training import Run, read_history, setup_logging
+from hybridvision.common.history import read_history
+from hybridvision.common.run import Run, setup_logging
 
 APP = "patch_training"
 log = logging.getLogger("hybridvision")

@@ -34,8 +34,8 @@ from hybridvision.apps.patch_training.models import build_models, compile_models
 from hybridvision.apps.patch_training.train import load_data, patch_datasets
 from hybridvision.common.config import option, parse_config
 from hybridvision.common.data.voc import VOC_CLASSES, cache_patches, full_dataset, label_matrix, patch_table, positive_weights
+from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
-from hybridvision.common.training import setup_logging
 from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search, trials_table
 
 log = logging.getLogger("hybridvision")

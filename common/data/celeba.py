@@ -40,11 +40,9 @@ from hybridvision.common.data.celeba_files import (  # noqa: F401 (re-exported: 
 )
 from hybridvision.common.data.images import decode_image, drop_unreadable
 from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES
+from hybridvision.common.data.pipeline import cached_images
 
 LOGGER = logging.getLogger("hybridvision")
-
-# With cache=True the order is fixed by the first pass; this buffer reshuffles it every epoch.
-CACHED_SHUFFLE_BUFFER = 1024
 
 
 def read_attributes(path):
@@ -266,23 +264,13 @@ def make_dataset(
         "target": table[[target]].to_numpy().astype("float32"),
         "covariates": table[covariates].to_numpy().astype("float32").reshape(len(table), len(covariates)),
     }
-    dataset = tf.data.Dataset.from_tensor_slices(columns)
-    if shuffle:
-        dataset = dataset.shuffle(len(table), seed=seed, reshuffle_each_iteration=not cache)
     image_size = tuple(image_size)
 
     def decode(row):
         row = dict(row)
-        # uint8 until after the cache: 4x less memory, and the pixels were 8-bit anyway.
+        # uint8: the form the cache holds (hybridvision.common.data.pipeline).
         row["image"] = tf.saturate_cast(tf.round(decode_image(row.pop("path"), image_size)), tf.uint8)
         return row
-
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        dataset = dataset.cache("" if cache is True else os.fspath(cache))
-        if shuffle:
-            dataset = dataset.shuffle(min(len(table), CACHED_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
 
     def finish(row):
         images = tf.cast(row["image"], tf.float32)
@@ -292,4 +280,5 @@ def make_dataset(
         inputs = (images, row["covariates"]) if covariates else images
         return inputs, row["target"]
 
-    return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return cached_images(tf.data.Dataset.from_tensor_slices(columns), decode, batch_size, shuffle=shuffle, seed=seed,
+                         cache=cache, per_batch=finish)

@@ -3,8 +3,9 @@
 `read_class_folders` turns a folder tree into a table (path, label,
 class_name); `split_table` splits it reproducibly; `make_dataset` is the one
 tf.data builder for any table of image paths (parallel decode, optional
-cache, augmentation after the cache, prefetch). `image_dataset_from_folders`
-wires the three together with the names of `keras.utils.image_dataset_from_directory`.
+cache, augmentation after the cache, prefetch: the tail of
+`hybridvision.common.data.pipeline`). `image_dataset_from_folders` wires the
+three together with the names of `keras.utils.image_dataset_from_directory`.
 """
 
 import os
@@ -16,12 +17,10 @@ import tensorflow as tf
 
 from hybridvision.common.data.affine_augment import AffineAugmentation
 from hybridvision.common.data.images import IMAGE_EXTENSIONS, decode_image, drop_unreadable
+from hybridvision.common.data.pipeline import cached_images
 
 SPLITS = ("train", "val", "test")
 LAYOUT = "<root>/<class>/*.jpg (or <root>/{train,val,test}/<class>/*.jpg with split=)"
-# With cache=True the order is fixed by the first pass; this buffer reshuffles
-# it every epoch without holding a second copy of the whole dataset.
-CACHED_SHUFFLE_BUFFER = 1024
 
 
 def _images_under(folder):
@@ -179,30 +178,16 @@ def make_dataset(
         columns["label"] = table["label"].to_numpy().astype("int32")
     if extra_columns:
         columns["extras"] = table[extra_columns].to_numpy().astype("float32")
-    dataset = tf.data.Dataset.from_tensor_slices(columns)
-    if shuffle:
-        # Shuffling paths is cheap, so shuffle them all; with a cache only the
-        # first pass happens here, hence no reshuffle then.
-        dataset = dataset.shuffle(len(table), seed=seed, reshuffle_each_iteration=not cache)
-
-    def decode(row):
-        # Kept as uint8 until after the cache: 4x less memory, and the source
-        # pixels were 8-bit anyway.
-        row = dict(row)
-        image = decode_image(row.pop("path"), image_size)
-        row["image"] = tf.saturate_cast(tf.round(image), tf.uint8)
-        return row
-
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        dataset = dataset.cache("" if cache is True else os.fspath(cache))
-        if shuffle:
-            buffer = min(len(table), CACHED_SHUFFLE_BUFFER)
-            dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     depth = None
     if label_mode == "categorical":
         depth = num_classes or (len(class_names) if class_names else int(table["label"].max()) + 1)
+
+    def decode(row):
+        row = dict(row)
+        image = decode_image(row.pop("path"), image_size)
+        # uint8: the form the cache holds (hybridvision.common.data.pipeline).
+        row["image"] = tf.saturate_cast(tf.round(image), tf.uint8)
+        return row
 
     def finish(row):
         images = tf.cast(row["image"], tf.float32)
@@ -220,8 +205,8 @@ def make_dataset(
             labels = tf.one_hot(labels, depth, dtype=tf.float32)
         return inputs, labels
 
-    dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = cached_images(tf.data.Dataset.from_tensor_slices(columns), decode, batch_size, shuffle=shuffle,
+                            seed=seed, cache=cache, drop_remainder=drop_remainder, per_batch=finish)
     if class_names is not None:
         dataset.class_names = list(class_names)
     return dataset

@@ -54,6 +54,7 @@ import tensorflow as tf
 
 from hybridvision.common.data.images import decode_image, drop_unreadable, log_skipped
 from hybridvision.common.data.names import VOC_CLASSES
+from hybridvision.common.data.pipeline import cached_images
 
 log = logging.getLogger("hybridvision")
 
@@ -358,29 +359,24 @@ def cache_patches(patches, cache_dir=None):
     return table
 
 
-def _flip(image, label):
-    return tf.image.random_flip_left_right(image), label
+def _to_float(flip: bool):
+    """The map after the cache: float32 pixels, and a random horizontal flip per image with `flip`."""
+
+    def convert(image, label):
+        image = tf.cast(image, tf.float32)
+        return (tf.image.random_flip_left_right(image) if flip else image), label
+
+    return convert
 
 
 def _pipeline(paths, labels, image_size, batch_size, shuffle, seed, cache, augment):
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if shuffle:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=not cache)
-
     def decode(path, label):
-        # uint8 until after the cache: 4x less memory than float32.
+        # uint8: the form the cache holds (hybridvision.common.data.pipeline).
         image = decode_image(path, (image_size, image_size))
         return tf.saturate_cast(tf.round(image), tf.uint8), label
 
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        dataset = dataset.cache("" if cache is True else os.fspath(cache))
-        if shuffle:
-            dataset = dataset.shuffle(min(len(paths), 1024), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y))
-    if augment:
-        dataset = dataset.map(_flip, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return cached_images(tf.data.Dataset.from_tensor_slices((paths, labels)), decode, batch_size, shuffle=shuffle,
+                         seed=seed, cache=cache, per_example=_to_float(augment))
 
 
 def full_dataset(images, image_size, batch_size, shuffle=False, seed=0, cache=False, augment=False):
@@ -486,28 +482,21 @@ def bucketed_patch_dataset(
     heights, widths = patch_sizes(patches, max_side, step)
     paths = patches["patch_path"].to_numpy(str)
     labels = patches["label"].to_numpy("int32")
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels, heights, widths))
-    if shuffle:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=not cache)
 
     def decode(path, label, height, width):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         image = tf.image.resize(image, tf.stack([height, width]), method="bilinear")
         return tf.saturate_cast(tf.round(image), tf.uint8), label
 
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        dataset = dataset.cache("" if cache is True else os.fspath(cache))
-        if shuffle:
-            dataset = dataset.shuffle(min(len(paths), 1024), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y))
-    if augment:
-        dataset = dataset.map(_flip, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.group_by_window(
-        key_func=_bucket_key(step), reduce_func=lambda _, window: window.batch(batch_size), window_size=batch_size
-    )
     # Each bucket gives ceil(count / batch_size) batches whatever the order: a known
     # length lets Keras show progress and not warn that the input ran out.
     _, counts = np.unique(heights.astype("int64") * 4096 + widths, return_counts=True)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(int(np.sum(-(-counts // batch_size)))))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def batch(dataset):
+        dataset = dataset.group_by_window(
+            key_func=_bucket_key(step), reduce_func=lambda _, window: window.batch(batch_size), window_size=batch_size
+        )
+        return dataset.apply(tf.data.experimental.assert_cardinality(int(np.sum(-(-counts // batch_size)))))
+
+    return cached_images(tf.data.Dataset.from_tensor_slices((paths, labels, heights, widths)), decode, batch,
+                         shuffle=shuffle, seed=seed, cache=cache, per_example=_to_float(augment))

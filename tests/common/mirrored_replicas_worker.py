@@ -118,9 +118,9 @@ class _Watch:
                 if self.crash:
                     raise RuntimeError("simulated crash after the first epoch")
 
-        from hybridvision.common import training
+        from hybridvision.common.run import Run
 
-        original = training.Run.fit
+        original = Run.fit
 
         def fit(run, model, *args, **kwargs):
             record = {"epochs": [], "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))}
@@ -133,7 +133,7 @@ class _Watch:
                 run.close()  # what the death of the process would do: release the run directory
                 raise
 
-        training.Run.fit = fit
+        Run.fit = fit
 
 
 def app_resume(workdir: str) -> dict:

@@ -103,7 +103,7 @@ def test_redeclared_fields_keep_the_shared_range_and_help_shows_it(capsys):
 
 def test_run_refuses_an_out_of_range_config_given_in_code(tmp_path, monkeypatch):
     from hybridvision.common.config import TrainConfig
-    from hybridvision.common.training import Run
+    from hybridvision.common.run import Run
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=r"--epochs must be >= 1 \(got 0\)"):

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hybridvision.common import repeat as repeat_module
 from hybridvision.common.cli import UserError
 from hybridvision.common.config import TrainConfig
-from hybridvision.common.repeat import interval, repeat, summarise, summary_of
+from hybridvision.common.repeat import interval, repeat, run_seeds, summarise, summary_of
+from hybridvision.common.run.atomic import atomic_write_text as real_atomic_write_text
 from hybridvision.common.tables import markdown_table, write_table
 
 T_975_2 = 4.302653  # t(0.975, 2 degrees of freedom), from a table
@@ -135,3 +137,78 @@ def test_one_table_writer_csv_and_markdown(tmp_path):
     )
     assert markdown_table([{"k": 1, "s": 1234.4}], formats={"s": "{:.0f}"}, digits=1) == (
         "| k | s |\n|---:|---:|\n| 1 | 1234 |\n")
+
+
+@dataclasses.dataclass
+class _SeedsConfig(TrainConfig):
+    seeds: list[int] = dataclasses.field(default_factory=list)
+
+
+class _FakeSeedTrain:
+    """An app's training of one seed for `run_seeds`: val/test metrics, a seed-independent floor and notes."""
+
+    def __init__(self, fail_at=None):
+        self.calls, self.fail_at, self.fake = [], fail_at, _FakeTrain(fail_at)
+
+    def __call__(self, cfg, export_name):
+        assert cfg.seeds == [] and Path(cfg.run_dir).name == f"seed{cfg.seed}"
+        self.calls.append((cfg.seed, export_name))
+        metrics = self.fake(cfg)
+        metrics = {"val": {"accuracy": 0.5 + cfg.seed / 10}, "test": metrics["test"], "floor": {"test": 0.25},
+                   "notes": {"exported_model": f"saved_models/{export_name}.keras", "split": "fallback"}}
+        (Path(cfg.run_dir) / "metrics.json").write_text(json.dumps(metrics))
+        return metrics
+
+
+def test_run_seeds_summarises_the_seeds_atomically_and_reads_finished_ones_back(tmp_path, monkeypatch):
+    cfg = _SeedsConfig(seeds=[0, 1, 2], learning_rate=0.01, run_dir=str(tmp_path / "multi"))
+    train = _FakeSeedTrain()
+    written = []
+
+    def atomic_write_text(path, text):
+        written.append(path.name)
+        real_atomic_write_text(path, text)
+
+    monkeypatch.setattr(repeat_module, "atomic_write_text", atomic_write_text)
+    metrics = run_seeds("toy", cfg, train, carry=("floor",))
+    # Every file through the atomic writer; metrics.json, which marks the run finished, last.
+    assert written == ["config.json", "summary.json", "summary.csv", "metrics.json"]
+    assert train.calls == [(0, "multi_seed0"), (1, "multi_seed1"), (2, "multi_seed2")]
+    root = tmp_path / "multi"
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1, 2]
+    assert summary["runs"][1] == {"seed": 1, "val_accuracy": pytest.approx(0.6), "test_accuracy": pytest.approx(0.11)}
+    assert summary["mean"]["test_accuracy"] == pytest.approx(0.11)
+    assert summary["std"]["val_accuracy"] == pytest.approx(0.1)
+    half = T_975_2 * 0.1 / np.sqrt(3)
+    assert summary["ci95_low"]["val_accuracy"] == pytest.approx(0.6 - half, rel=1e-5)
+    assert summary["floor"] == {"test": 0.25} and summary["notes"] == {"split": "fallback"}
+    with open(root / "summary.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["seed"] for r in table] == ["0", "1", "2", "mean", "std", "ci95_low", "ci95_high"]
+    assert float(table[3]["test_accuracy"]) == pytest.approx(0.11)
+    assert metrics == json.loads((root / "metrics.json").read_text())
+    assert metrics["val"]["accuracy"] == pytest.approx(0.6) and metrics["std"]["val"]["accuracy"] == pytest.approx(0.1)
+    assert metrics["ci95_high"]["test"]["accuracy"] == pytest.approx(0.11 + T_975_2 * 0.01 / np.sqrt(3), rel=1e-5)
+    assert metrics["seeds"] == [0, 1, 2] and metrics["floor"] == {"test": 0.25}
+    assert json.loads((root / "config.json").read_text())["seeds"] == [0, 1, 2]
+    assert not [p.name for p in root.rglob("*") if ".tmp" in p.name]
+    again = _FakeSeedTrain()
+    assert run_seeds("toy", cfg, again, carry=("floor",)) == metrics
+    assert again.calls == [], "finished seeds are read back, not trained"
+
+
+def test_run_seeds_resumes_the_unfinished_multi_seed_run_and_refuses_other_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _SeedsConfig(seeds=[0, 1])
+    with pytest.raises(KeyboardInterrupt):
+        run_seeds("toy", cfg, _FakeSeedTrain(fail_at="seed1"))
+    (root,) = (tmp_path / "runs" / "toy").iterdir()
+    train = _FakeSeedTrain()
+    run_seeds("toy", cfg, train)
+    assert train.calls == [(1, f"{root.name}_seed1")], "the same command resumes the interrupted multi-seed run"
+    assert (root / "metrics.json").exists()
+    other = dataclasses.replace(cfg, run_dir=str(root), epochs=3)
+    with pytest.raises(UserError, match=r"seed0 was run with other settings \(epochs: 10 there, 3 now\); pass "
+                                        r"another --run-dir or delete that folder"):
+        run_seeds("toy", other, _FakeSeedTrain())

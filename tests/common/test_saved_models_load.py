@@ -15,7 +15,7 @@ from hybridvision.common.binary_macro_f1 import BinaryMacroF1
 from hybridvision.common.layers import HybridConv2D, SpatialPyramidPooling2D
 from hybridvision.common.losses import WeightedBinaryCrossentropy
 from hybridvision.common.optimizers import AdaBound
-from hybridvision.common.training import _atomic_save_model
+from hybridvision.common.run.atomic import atomic_save_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,12 +59,12 @@ def test_saved_models_load_in_a_fresh_process_after_one_import(tmp_path):
         model, x, y = make()
         model.fit(x, y, epochs=1, verbose=0)
         paths.append(tmp_path / f"{name}.keras")
-        _atomic_save_model(model, paths[-1])
+        atomic_save_model(model, paths[-1])
     # A compiled model whose optimizer never ran (cross_modal trains its head on cached features).
     model, _, _ = _multilabel_model()
     model.compile("rmsprop", "binary_crossentropy")
     paths.append(tmp_path / "unused_optimizer.keras")
-    _atomic_save_model(model, paths[-1])
+    atomic_save_model(model, paths[-1])
 
     script = tmp_path / "load.py"
     script.write_text(_LOAD.format(root=str(ROOT)))

@@ -25,7 +25,8 @@ def main(argv) -> None:
     import keras
     import numpy as np
 
-    from hybridvision.common import distribute, training
+    from hybridvision.common import distribute
+    from hybridvision.common.run import Run
 
     record: dict = {"epochs": []}
 
@@ -45,14 +46,14 @@ def main(argv) -> None:
         def on_train_end(self, logs=None):
             record["model"] = self.model
 
-    original = training.Run.fit
+    original = Run.fit
 
     def fit(run, model, *args, **kwargs):
         record["run_dir"] = str(run.dir)
         kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [Spy()]
         return original(run, model, *args, **kwargs)
 
-    training.Run.fit = fit
+    Run.fit = fit
     from hybridvision.apps.digit_pairs import train
 
     metrics = train.main(app_argv)

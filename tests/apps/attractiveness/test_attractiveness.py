@@ -1,4 +1,4 @@
-"""attractiveness app: models, matched initialisation, macro F1, CLI, seeds, sweep."""
+"""attractiveness app: models, matched initialisation, CLI, seeds, sweep."""
 
 import json
 from pathlib import Path
@@ -11,7 +11,6 @@ from sklearn.metrics import f1_score
 from hybridvision.apps.attractiveness import train, tune
 from hybridvision.apps.attractiveness.config import AttractivenessConfig
 from hybridvision.apps.attractiveness.floor import covariate_floor
-from hybridvision.common.binary_macro_f1 import BinaryMacroF1
 from hybridvision.apps.attractiveness.models import (
     build_baseline,
     build_late_fusion,
@@ -23,7 +22,6 @@ from hybridvision.common.backbones import with_preprocessing
 from hybridvision.common.data.celeba import read_celeba, split_partitions
 from hybridvision.common.data.demo import generate
 from hybridvision.common.transfer import hybridize
-from tests.layer_harness import check_config_round_trip, check_init_args_in_config
 
 COVARIATES = ["Male", "Smiling"]
 
@@ -58,35 +56,6 @@ def _inputs(n=3, size=16, d=2, seed=0):
 
 def _hybrid_layers(model):
     return [layer for layer in model.layers if type(layer).__name__ == "HybridConv2D"]
-
-
-def test_binary_macro_f1_matches_sklearn():
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 2, 50)
-    p = rng.uniform(0, 1, 50)
-    metric = BinaryMacroF1()
-    metric.update_state(y[:20, None], p[:20, None])
-    metric.update_state(y[20:, None], p[20:, None])
-    expected = f1_score(y, (p > 0.5).astype(int), average="macro")
-    assert abs(float(metric.result()) - expected) < 1e-6
-    # Keras's own F1Score on the sigmoid column is only the positive class's F1.
-    assert abs(expected - f1_score(y, (p > 0.5).astype(int))) > 1e-3
-    clone = BinaryMacroF1.from_config(metric.get_config())
-    assert clone.name == "f1_macro" and clone.binary_threshold == 0.5
-
-
-def test_binary_macro_f1_through_the_harness():
-    metric = BinaryMacroF1(threshold=0.3, name="f1")
-    check_config_round_trip(metric)
-    check_init_args_in_config(BinaryMacroF1, {"threshold": 0.3})
-    config = metric.get_config()
-    assert config["average"] == "macro" and config["threshold"] == 0.3  # F1Score's config, our threshold
-    assert BinaryMacroF1.from_config(config).binary_threshold == 0.3
-    # A config saved before get_config was chained to F1Score's still loads.
-    old = BinaryMacroF1.from_config({"name": "f1_macro", "dtype": "float32", "threshold": 0.5})
-    assert old.get_config() == BinaryMacroF1().get_config()
-    with pytest.raises(ValueError, match="macro"):
-        BinaryMacroF1(average="micro")
 
 
 def test_hybrid_and_late_fusion_equal_the_baseline_at_init():

@@ -1,13 +1,14 @@
 """Crash safety of the harness: a kill at each commit point of an epoch, damaged folders, concurrent runs.
 
 In-process tests stop the run at a commit point by raising where the harness
-would SIGKILL itself (`hybridvision.common.training._die`); the files on disk are then
+would SIGKILL itself (`hybridvision.common.run.commit_points._die`); the files on disk are then
 exactly those a kill -9 leaves (every write is a rename of a flushed file).
 The slow tests kill real processes with SIGKILL through `HYBRIDVISION_KILL_AT`.
 """
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,12 +19,12 @@ import keras
 import numpy as np
 import pytest
 
-from hybridvision.common import training
 from hybridvision.common.cli import UserError
 from hybridvision.common.config import TrainConfig
-from hybridvision.common.training import COMMIT_POINTS, Run, read_history, resolve_run_dir
+from hybridvision.common.history import read_history
+from hybridvision.common.run import COMMIT_POINTS, KILL_ENV, Run, commit_points, resolve_run_dir
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EPOCHS = 3
 
 
@@ -71,12 +72,12 @@ def _fit(run, seen=None, **kw):
 
 
 def _kill_at(monkeypatch, point, epoch):
-    monkeypatch.setenv(training.KILL_ENV, f"{point}@{epoch}")
+    monkeypatch.setenv(KILL_ENV, f"{point}@{epoch}")
 
     def die(name):
         raise _Killed(name)
 
-    monkeypatch.setattr(training, "_die", die)
+    monkeypatch.setattr(commit_points, "_die", die)
 
 
 def _assert_consistent(run_dir: Path, epochs=EPOCHS):
@@ -108,7 +109,7 @@ def test_a_kill_at_every_commit_point_in_turn_then_the_run_finishes_whole(tmp_pa
         with pytest.raises(_Killed):
             _fit(run, trained)
         run.close()
-    monkeypatch.delenv(training.KILL_ENV)
+    monkeypatch.delenv(KILL_ENV)
     run = Run("toy", _cfg(run_dir, epochs=epochs))
     _fit(run, trained)
     run.finish(_model(), {"val": _data()})
@@ -129,7 +130,7 @@ def test_kill_at_each_commit_point_resumes_to_a_consistent_run(point, tmp_path, 
     with pytest.raises(_Killed):
         _fit(run)
     run.close()  # the kernel releases a killed process's lock
-    monkeypatch.delenv(training.KILL_ENV)
+    monkeypatch.delenv(KILL_ENV)
 
     run = Run("toy", _cfg(run_dir))
     seen = _fit(run)
@@ -150,7 +151,7 @@ def test_kill_in_the_first_epoch_and_mid_checkpoint_leftovers(tmp_path, monkeypa
         _fit(run)
     run.close()
     assert (run_dir / "best.tmp.keras").exists() and not (run_dir / "best.keras").exists()
-    monkeypatch.delenv(training.KILL_ENV)
+    monkeypatch.delenv(KILL_ENV)
     run = Run("toy", _cfg(run_dir))
     assert _fit(run) == [0, 1, 2]
     run.finish(_model(), {"val": _data()})
@@ -166,7 +167,7 @@ def _interrupted(tmp_path, monkeypatch, point="counter", epoch=1):
     with pytest.raises(_Killed):
         _fit(run)
     run.close()
-    monkeypatch.delenv(training.KILL_ENV)
+    monkeypatch.delenv(KILL_ENV)
     return run_dir
 
 
@@ -288,8 +289,8 @@ def test_export_false_keeps_the_model_in_the_run_dir_only(tmp_path, monkeypatch)
 
 def test_disk_full_and_read_only_dir_are_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    real_usage = training.shutil.disk_usage
-    monkeypatch.setattr(training.shutil, "disk_usage", lambda p: real_usage(p)._replace(free=1000))
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real_usage(p)._replace(free=1000))
     run = Run("toy", _cfg(tmp_path / "run"))
     with pytest.raises(UserError, match=r"not enough disk space in .*backup for the epoch's backup: about "
                                         r"[0-9.]+ MB needed, 0.0 MB free"):
@@ -302,7 +303,7 @@ def test_disk_full_and_read_only_dir_are_one_line(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(training.Path, "write_bytes", read_only)
+    monkeypatch.setattr(Path, "write_bytes", read_only)
     with pytest.raises(UserError, match=r"run directory .*ro is not writable \(Read-only file system\); pass a "
                                         r"writable --run-dir"):
         Run("toy", _cfg(tmp_path / "ro"))
@@ -315,7 +316,7 @@ _SCRIPT = textwrap.dedent(
     import keras, numpy as np
     from hybridvision.common.cli import main_entry
     from hybridvision.common.config import TrainConfig
-    from hybridvision.common.training import Run
+    from hybridvision.common.run import Run
 
     def main(argv):
         rng = np.random.default_rng(0)
@@ -346,10 +347,10 @@ def _script(tmp_path):
 @pytest.mark.parametrize("point", ["mid_checkpoint", "best_keras", "counter"])
 def test_sigkill_at_commit_points_then_the_same_command_finishes(point, tmp_path):
     script = _script(tmp_path)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", training.KILL_ENV: f"{point}@1"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", KILL_ENV: f"{point}@1"}
     first = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
-    env.pop(training.KILL_ENV)
+    env.pop(KILL_ENV)
     second = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "FINISHED" in second.stdout

@@ -1,4 +1,4 @@
-"""The shared training harness (hybridvision.common.training.Run) on the JAX backend.
+"""The shared training harness (hybridvision.common.run.Run) on the JAX backend.
 
 Run's own tests use in-memory NumPy data; they are re-run here unchanged,
 plus one run fed by tf.data, which is how the apps feed JAX-backend Keras.
@@ -8,12 +8,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hybridvision.common.training import Run
-from tests.common.test_training import _cfg, _data, _model
+from hybridvision.common.run import Run
+from tests.common.run.test_run import _cfg, _data, _model
 from tests.jax._reuse import reuse_tests
 
 reuse_tests(
-    "tests.common.test_training",
+    "tests.common.run.test_run",
     globals(),
     # A minute of subprocess start-up for the same resume logic that the
     # in-process interruption test covers here; it runs on TensorFlow in `make test`.

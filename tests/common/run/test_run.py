@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from hybridvision.common.config import TrainConfig
-from hybridvision.common.training import Run, read_history, resolve_run_dir
+from hybridvision.common.history import read_history
+from hybridvision.common.run import Run, resolve_run_dir
 
 
 def _data(n=64, seed=0):
@@ -170,7 +171,7 @@ _KILL_SCRIPT = textwrap.dedent(
     import keras, numpy as np
     sys.path.insert(0, {root!r})
     from hybridvision.common.config import TrainConfig
-    from hybridvision.common.training import Run
+    from hybridvision.common.run import Run
 
     kill_epoch = int(sys.argv[1])
     rng = np.random.default_rng(0)
@@ -197,7 +198,7 @@ _KILL_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_kill_minus_9_mid_epoch_then_same_command_resumes(tmp_path):
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     script = tmp_path / "train.py"
     script.write_text(_KILL_SCRIPT.format(root=root))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

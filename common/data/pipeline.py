@@ -1,0 +1,72 @@
+"""The tail every image pipeline shares: shuffle, decode, cache, augment after the cache, batch, prefetch.
+
+    dataset = tf.data.Dataset.from_tensor_slices({"path": paths, "label": labels})
+    dataset = cached_images(dataset, decode, batch_size, shuffle=True, seed=0, cache=True, per_batch=augment)
+
+The order is what makes a cache cheap and still random:
+
+- the undecoded elements (paths, labels) are shuffled first, all of them (cheap);
+  without a cache every epoch reshuffles them, with one only the first pass
+  happens here (the cache then replays that order);
+- `decode` gives uint8 images, the form that is cached: 4x less memory than
+  float32, and the source pixels were 8-bit anyway;
+- after the cache a buffer of `CACHED_SHUFFLE_BUFFER` elements reshuffles every
+  epoch, without holding a second copy of the whole dataset;
+- augmentation runs after the cache (`per_example` before batching,
+  `per_batch` after it), so every epoch draws new random transforms.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import tensorflow as tf
+
+# With a cache the order is fixed by the first pass; this buffer reshuffles it every epoch.
+CACHED_SHUFFLE_BUFFER = 1024
+
+
+def cached_images(
+    dataset: tf.data.Dataset,
+    decode: Callable,
+    batch: int | Callable[[tf.data.Dataset], tf.data.Dataset],
+    shuffle: bool = False,
+    seed: int = 0,
+    cache=False,
+    drop_remainder: bool = False,
+    per_example: Callable | None = None,
+    per_batch: Callable | None = None,
+) -> tf.data.Dataset:
+    """`dataset` decoded, cached, augmented, batched and prefetched (the order in the module docstring).
+
+    Args:
+        dataset: the undecoded elements (paths, labels, ...), of known length
+            (e.g. `Dataset.from_tensor_slices`).
+        decode: maps an element to the element to cache (images uint8).
+        batch: images per batch, or a function that batches the dataset
+            (e.g. into buckets of one image size).
+        shuffle: reshuffle every epoch (seeded).
+        seed: shuffle seed.
+        cache: False, True (in memory) or a file path for `Dataset.cache`.
+        drop_remainder: drop the last incomplete batch (with `batch` a number).
+        per_example: a map after the cache, before batching (e.g. a random flip per image).
+        per_batch: a map after batching (e.g. float conversion, augmentation layers,
+            the model's inputs).
+    """
+    count = int(dataset.cardinality())
+    if count < 0:
+        raise ValueError("cached_images needs a dataset of known length (the shuffle buffer holds all of it)")
+    if shuffle:
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=not cache)
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.cache("" if cache is True else os.fspath(cache))
+        if shuffle:
+            dataset = dataset.shuffle(min(count, CACHED_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+    if per_example is not None:
+        dataset = dataset.map(per_example, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch, drop_remainder=drop_remainder) if isinstance(batch, int) else batch(dataset)
+    if per_batch is not None:
+        dataset = dataset.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

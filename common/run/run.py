@@ -1,0 +1,343 @@
+"""`Run`: one training run, its directory, its phases, its metrics and its exported model.
+
+The layout of the run directory and the order in which its files become
+durable are in the package docstring (`hybridvision.common.run`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from hybridvision.common import distribute
+from hybridvision.common.cli import UserError
+from hybridvision.common.config import save_config, validate
+from hybridvision.common.history import read_history
+from hybridvision.common.plots import plot_history
+from hybridvision.common.run.atomic import (
+    atomic_copy,
+    atomic_save_model,
+    atomic_save_weights,
+    atomic_write_text,
+    writing,
+)
+from hybridvision.common.run.commit import EpochCommit, PhaseFiles, load_backup, recover
+from hybridvision.common.run.logs import setup_logging
+from hybridvision.common.run.rundir import claim_run_dir, make_dir, other_settings, shorten
+
+log = logging.getLogger("hybridvision")
+
+# What `Run.finish` may end a run with: the best checkpoint of a phase, or the model as given.
+FINAL_CHOICES = ("best", "last")
+
+
+class Run:
+    """A training run: its directory, its phases, its metrics and its exported model.
+
+    Args:
+        app: the app's name (`runs/<app>/...`, `saved_models/<app>/...`).
+        config: the app's config dataclass (see `hybridvision.common.config`).
+        export_name: file name (without `.keras`) under `saved_models/<app>/`;
+            default: the run directory's name.
+        saved_models_dir: where exported models go (default `saved_models`).
+        export: False keeps the model in the run directory only (`model.keras`), e.g. for the
+            cells of a study, which would otherwise fill `saved_models/` with one copy each.
+
+    Raises `UserError` (one line) when the directory is finished, in use by
+    another process, holds an unfinished run with other settings, is not
+    writable, or is damaged beyond repair.
+    """
+
+    def __init__(self, app: str, config, export_name: str | None = None, saved_models_dir: str | Path = "saved_models",
+                 export: bool = True):
+        self.app = app
+        self.export = export
+        self.config = config
+        self.quiet = bool(getattr(config, "quiet", False))
+        setup_logging(self.quiet)
+        if dataclasses.is_dataclass(config):
+            validate(config)
+        self._lock = self._scratch = None
+        self.is_chief = distribute.is_chief()
+        self.dir, self._lock = claim_run_dir(app, config) if self.is_chief else (None, None)
+        if distribute.process_count() > 1:
+            self.dir = self._follow_chief(self.dir)
+            if not self.is_chief:
+                saved_models_dir = self._scratch / "saved_models"
+        try:
+            self._check_same_settings(config)
+            self.export_name = export_name or self.dir.name
+            self.saved_models_dir = Path(saved_models_dir)
+            with writing(f"run directory {self.dir}"):
+                self._log_handler = logging.FileHandler(self.dir / "run.log")
+            self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            log.addHandler(self._log_handler)
+            with writing(str(self.dir / "config.yaml")):
+                save_config(config, self.dir / "config.yaml")
+            atomic_write_text(self.dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True))
+        except BaseException:
+            self._release()
+            raise
+        self.notes: dict = {}
+        keras.utils.set_random_seed(int(getattr(config, "seed", 0)))
+        log.info("run directory: %s", self.dir)
+
+    # ---- the directory ------------------------------------------------------
+    def _follow_chief(self, claimed: Path | None) -> Path:
+        """A multi-process run (hybridvision.common.distribute): process 0 claims the run directory and alone writes
+        into it. Every other process works in a private copy of it (a temporary folder, deleted on
+        close) and does the same writes there: Keras's saving holds collectives, so all processes
+        must save alike. Resuming needs the run directory on a filesystem all processes see."""
+        chief_dir = Path(distribute.chief_value(str(claimed.absolute()) if self.is_chief else ""))
+        if not self.is_chief:
+            if not chief_dir.is_dir():
+                raise UserError(f"process 0's run directory {chief_dir} is not visible to process "
+                                f"{distribute.process_index()}: a multi-process run needs it on a filesystem all "
+                                "processes see")
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"hybridvision-process{distribute.process_index()}-"))
+            copy = self._scratch / chief_dir.name
+            shutil.copytree(chief_dir, copy, ignore=shutil.ignore_patterns("run.lock", "run.log", "tensorboard"))
+            chief_dir = copy
+        distribute.barrier("run directory copied")  # process 0 changes nothing in it before this
+        return chief_dir
+
+    def _check_same_settings(self, config) -> None:
+        """An unfinished run continues only with its own settings (else its files would mix two runs)."""
+        started = any(self.dir.glob("history*.csv")) or any(self.dir.glob("backup*"))
+        diff = other_settings(self.dir, config) if started else []
+        if diff:
+            raise UserError(f"run directory {self.dir} holds an unfinished run with other settings "
+                            f"({shorten(diff)}); run it with its own settings "
+                            f"(--config {self.dir / 'config.yaml'}) or pass another --run-dir")
+
+    # ---- paths -------------------------------------------------------------
+    def _suffix(self, phase: str) -> str:
+        return "" if phase == "main" else f"_{phase}"
+
+    def _files(self, phase: str) -> PhaseFiles:
+        return PhaseFiles(self.dir, self._suffix(phase))
+
+    def history_path(self, phase: str = "main") -> Path:
+        return self._files(phase).history
+
+    def best_path(self, phase: str = "main") -> Path:
+        return self._files(phase).best
+
+    def best_record(self, phase: str = "main") -> dict | None:
+        """best.json of `phase`: {"score", "epoch", "monitor", "mode"} of best.keras, or None."""
+        path = self._files(phase).best_json
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def phase_done(self, phase: str = "main") -> bool:
+        return self._files(phase).done.exists()
+
+    # ---- training ----------------------------------------------------------
+    def fit(
+        self,
+        model,
+        train_data,
+        val_data,
+        epochs: int | None = None,
+        monitor: str = "val_loss",
+        mode: str | None = None,
+        phase: str = "main",
+        callbacks: list | None = None,
+        **fit_kwargs,
+    ) -> list[dict]:
+        """Train `model` (compiled) for one phase and return its history rows.
+
+        A phase finished in an earlier invocation is not trained again: its
+        final weights are loaded instead, so later phases resume correctly. An
+        unfinished one resumes after its last committed epoch.
+        """
+        epochs = int(epochs if epochs is not None else self.config.epochs)
+        mode = mode or ("min" if "loss" in monitor else "max")
+        files = self._files(phase)
+        if self.phase_done(phase):
+            log.info("phase '%s' already finished in %s; loading its weights", phase, self.dir)
+            load_backup(model, files.last_weights)
+            return read_history(files.history)
+        if not model.built:
+            raise ValueError("build the model (call it or give it an Input) before Run.fit")
+        state = recover(files, monitor, mode)
+        if state.epoch:
+            log.warning("resuming %s from epoch %d of %d%s (%d finished before; best %s so far: %s)",
+                        self.dir, state.epoch + 1, epochs, "" if phase == "main" else f" of phase '{phase}'",
+                        state.epoch, monitor, "none" if state.best is None else f"{state.best[0]:.4f} at epoch "
+                        f"{state.best[1] + 1}")
+        log.info("training phase '%s' for %d epochs, monitoring %s (%s)", phase, epochs, monitor, mode)
+        if state.epoch >= epochs:
+            if state.weights is not None:
+                load_backup(model, state.weights)
+        else:
+            # Datasets pass through; an (x, y) tuple of arrays is unpacked.
+            x, y = train_data if isinstance(train_data, tuple) else (train_data, None)
+            if y is None:
+                # A dataset or generator orders its own batches (Keras warns about shuffle=True otherwise).
+                fit_kwargs.setdefault("shuffle", False)
+            distribute.jit_steps_under_data_parallel(model)
+            model.fit(
+                x,
+                y,
+                validation_data=val_data,
+                epochs=epochs,
+                initial_epoch=state.epoch,
+                callbacks=[
+                    # First: the epoch's results are durable before any other callback runs.
+                    EpochCommit(files, state, monitor, mode),
+                    keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase)),
+                    *(callbacks or []),
+                ],
+                verbose=0 if self.quiet else "auto",
+                **fit_kwargs,
+            )
+        atomic_save_weights(model, files.last_weights)
+        atomic_write_text(files.done, "done\n")
+        # Only now that the phase is marked done may its backup go: a kill before
+        # this line resumes from the backup, after it skips the phase.
+        shutil.rmtree(files.backup, ignore_errors=True)
+        return read_history(files.history)
+
+    # ---- results -----------------------------------------------------------
+    def best_model(self, phase: str = "main"):
+        """The best checkpoint of `phase`, loaded (no custom_objects needed)."""
+        return keras.models.load_model(self.best_path(phase))
+
+    def restore_best(self, model, phase: str = "main") -> bool:
+        """Load the best checkpoint's weights of `phase` into `model` (the model that phase trained).
+
+        Returns False, leaving `model` as it is, when the phase has no checkpoint
+        (no epoch with a finite monitored metric).
+        """
+        if not self.best_path(phase).exists():
+            return False
+        model.set_weights(keras.models.load_model(self.best_path(phase), compile=False).get_weights())
+        return True
+
+    def evaluate(self, model, datasets: dict) -> dict:
+        """`{"val": {...}, "test": {...}}` with every compiled metric of `model`."""
+        results = {}
+        distribute.jit_steps_under_data_parallel(model)
+        for split, data in datasets.items():
+            if data is None:
+                continue
+            # (x, y) tuples of arrays are unpacked; datasets pass through.
+            args = data if isinstance(data, tuple) else (data,)
+            values = model.evaluate(*args, return_dict=True, verbose=0)
+            results[split] = {k: float(v) for k, v in values.items()}
+        return results
+
+    def epochs_trained(self) -> int:
+        """Epochs trained in this run directory, all phases together (history rows)."""
+        return sum(len(read_history(p)) for p in self.dir.glob("history*.csv"))
+
+    def _export_refusal(self, model) -> str | None:
+        """Why `model` must not replace an export (None: it may)."""
+        if self.epochs_trained() == 0:
+            return "the run trained 0 epochs"
+        if not all(np.isfinite(np.asarray(w)).all() for w in model.get_weights()):
+            return "its weights are not finite (the training diverged)"
+        return None
+
+    def final_model(self, model, final: str = "best", phase: str = "main"):
+        """The model a run ends with: `phase`'s best checkpoint (`final="best"`, when there is one), else `model`."""
+        if final not in FINAL_CHOICES:
+            raise ValueError(f"final={final!r}: choose one of {', '.join(FINAL_CHOICES)}")
+        return self.best_model(phase) if final == "best" and self.best_path(phase).exists() else model
+
+    def sidecars(self) -> list[Path]:
+        """Files beside model.keras that describe it (`model.<anything>`, e.g. model.classes.json)."""
+        return sorted(p for p in self.dir.glob("model.*") if p.name != "model.keras" and ".tmp" not in p.name)
+
+    def finish(self, model, datasets: dict | None = None, *, final: str = "best", phase: str = "main",
+               report=None, metrics: dict | None = None):
+        """Choose the final model, evaluate it once, write model.keras, metrics.json and curves; export it.
+
+        Args:
+            model: the trained model.
+            datasets: `{"val": ds, "test": ds, ...}` evaluated (`model.evaluate`) with the final model.
+            final: `"best"`: the best checkpoint of `phase` (by the metric `fit` monitored), or
+                `model` when the phase has none; `"last"`: `model` as it is (its weights after
+                the last epoch, or whatever the app loaded into it).
+            phase: whose best checkpoint `final="best"` takes.
+            report: `report(final_model, run_dir, results) -> dict` (or None): the app's own results
+                of the final model (per-class tables, confusion matrices, ...), called once after
+                model.keras is written and the datasets are evaluated (`results`). It may write
+                files into `run_dir`; those named `model.<anything>` (e.g. model.classes.json,
+                `hybridvision.common.predict.write_class_names(run_dir / "model.keras", ...)`) describe the model
+                and are exported with it as `<export_name>.<anything>`.
+            metrics: results known before (timings, a baseline's scores).
+            The dicts of `report` and `metrics` are merged into metrics.json, per split key by key.
+        Returns:
+            (final_model, metrics dict); `metrics["notes"]["exported_model"]`
+            is the exported file, or None when the model was not exported
+            (then `notes["not_exported"]` says why).
+        """
+        chosen = self.final_model(model, final, phase)
+        atomic_save_model(chosen, self.dir / "model.keras")
+        results = self.evaluate(chosen, datasets or {})
+        extra = [metrics or {}]
+        if report is not None:
+            extra.append(report(chosen, self.dir, results) or {})
+        for more in extra:
+            for key, value in more.items():
+                if isinstance(value, dict) and isinstance(results.get(key), dict):
+                    results[key].update(value)
+                else:
+                    results[key] = value
+        if self.notes:
+            results.setdefault("notes", {}).update(self.notes)
+        for hist in sorted(self.dir.glob("history*.csv")):
+            with writing(str(hist.with_suffix(".png"))):
+                plot_history(hist, out_png=self.dir / hist.name.replace("history", "curves").replace(".csv", ".png"))
+        export = self.saved_models_dir / self.app / f"{self.export_name}.keras"
+        if self.export:
+            refusal = self._export_refusal(chosen)
+        else:
+            refusal = f"export=False: the model stays in {self.dir / 'model.keras'}"
+        if refusal is None:
+            make_dir(export.parent)
+            # The files describing the model first: an export is never without them.
+            for sidecar in self.sidecars():
+                atomic_copy(sidecar, export.with_name(self.export_name + sidecar.name[len("model"):]))
+            atomic_copy(self.dir / "model.keras", export)
+            results.setdefault("notes", {})["exported_model"] = str(export)
+        else:
+            if self.export:
+                log.warning("not exported to %s: %s", export, refusal)
+            results.setdefault("notes", {}).update(exported_model=None, not_exported=refusal)
+        # metrics.json last: its presence marks the run finished.
+        atomic_write_text(self.dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
+        log.info("metrics: %s", json.dumps({k: v for k, v in results.items() if k != "notes"}, sort_keys=True))
+        if refusal is None:
+            log.info("model saved to %s and exported to %s", self.dir / "model.keras", export)
+        self.close()
+        return chosen, results
+
+    def note(self, key: str, value) -> None:
+        """Record a fact about the run (e.g. 'val split made from train rows') in metrics.json."""
+        self.notes[key] = value
+        log.info("note: %s = %s", key, value)
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def close(self) -> None:
+        """Stop logging into run.log and release the run directory's lock."""
+        handler = getattr(self, "_log_handler", None)
+        if handler is not None and handler in log.handlers:
+            log.removeHandler(handler)
+            handler.close()
+        self._release()
+        if getattr(self, "_scratch", None) is not None:  # another process's private copy of the run directory
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
