@@ -34,7 +34,14 @@ import numpy as np
 import tensorflow as tf
 
 from hybridvision.common.cli import UserError
-from hybridvision.common.data.images import IMAGE_EXTENSIONS, NOT_UTF8, decode_image_bytes, is_utf8_name, shown_name, validate_images
+from hybridvision.common.data.images import (
+    IMAGE_EXTENSIONS,
+    NOT_UTF8,
+    decode_image_bytes,
+    is_utf8_name,
+    shown_name,
+    validate_images,
+)
 
 log = logging.getLogger("hybridvision")
 

@@ -6,6 +6,7 @@ folder that holds its own `apps`, `common` and `data_prep` packages.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,10 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
+# setuptools builds in the source tree (build/, *.egg-info) and reuses what an earlier build left there:
+# build from a copy, so the wheel holds what the checkout holds now and the checkout stays clean.
+_NOT_SOURCES = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", ".cache", "runs", "site",
+                                      "saved_models", "__pycache__", ".pytest_cache", ".ruff_cache")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    source, out = tmp_path_factory.mktemp("source") / "hybridvision", tmp_path_factory.mktemp("wheel")
+    shutil.copytree(ROOT, source, ignore=_NOT_SOURCES)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                            "-q", "-w", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (path,) = out.glob("hybridvision-*.whl")

@@ -26,8 +26,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from hybridvision.common.binary_macro_f1 import BinaryMacroF1
 from hybridvision.common.backbones import build_backbone, with_preprocessing
+from hybridvision.common.binary_macro_f1 import BinaryMacroF1
 from hybridvision.common.optimizers import get_optimizer
 
 COVARIATES = "covariates"

@@ -33,7 +33,14 @@ from hybridvision.apps.patch_training.metrics import multilabel_report, predict_
 from hybridvision.apps.patch_training.models import build_models, compile_models
 from hybridvision.apps.patch_training.train import load_data, patch_datasets
 from hybridvision.common.config import option, parse_config
-from hybridvision.common.data.voc import VOC_CLASSES, cache_patches, full_dataset, label_matrix, patch_table, positive_weights
+from hybridvision.common.data.voc import (
+    VOC_CLASSES,
+    cache_patches,
+    full_dataset,
+    label_matrix,
+    patch_table,
+    positive_weights,
+)
 from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
 from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search, trials_table
