@@ -7,10 +7,13 @@ In the repository `common/`, `apps/` and `data_prep/` sit beside
 follow in the installed layout. This hook builds that layout from symlinks
 in a temporary folder and points the python handler's `paths` at it, so the
 API pages are read from this checkout's source without installing it.
+Warnings about docstrings name the files by their path in the checkout
+(`common/layers/...`), not in the temporary folder.
 """
 
 import ast
 import atexit
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,8 +46,31 @@ def _stage():
     return stage
 
 
+class _CheckoutPaths(logging.Filter):
+    """Rewrites paths in the temporary layout to the checkout's own (`common/...`, `hybridvision/...`)."""
+
+    def __init__(self, stage, folders):
+        super().__init__()
+        package = f"{stage}/hybridvision/"
+        self.prefixes = [(f"{package}{folder}/", f"{folder}/") for folder in folders] + [(package, "hybridvision/")]
+
+    def filter(self, record):
+        message = record.getMessage()
+        if "hybridvision-docs-" in message:
+            for prefix, replacement in self.prefixes:
+                message = message.replace(prefix, replacement)
+            record.msg, record.args = message, ()
+        return True
+
+
 @event_priority(100)  # before mkdocstrings reads its handler options
 def on_config(config):
+    stage = _stage()
     python = config.plugins["mkdocstrings"].config["handlers"].setdefault("python", {})
-    python["paths"] = [str(_stage())]
+    python["paths"] = [str(stage)]
+    path_filter = _CheckoutPaths(stage, _installed_folders())
+    for handler in logging.getLogger("mkdocs").handlers:
+        for old in [f for f in handler.filters if isinstance(f, _CheckoutPaths)]:  # `mkdocs serve` rebuilds
+            handler.removeFilter(old)
+        handler.addFilter(path_filter)
     return config
