@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the README's real-data results: each entry runs one command on
+# Regenerates the real-data results of docs/results/README.md: each entry runs one command on
 # a sample in ../shared/data and stores what it printed and wrote under
 # docs/results/<name>/ (command.txt, output.txt, metrics.json and the tables).
 #
