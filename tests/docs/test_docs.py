@@ -4,7 +4,8 @@
   docstring reference fails it);
 - every ```python block of README.md runs, in order, each in a fresh process
   in one temporary folder (the quick start trains a step and saves; the next
-  block loads the model in a new process);
+  block loads the model in a new process); so do the examples of the guide
+  pages that stand alone;
 - README.md stays short and its links to files of the repository resolve;
 - every stored result under docs/results/ is cited by docs/results/README.md.
 """
@@ -72,19 +73,37 @@ def test_site_builds_strict(tmp_path):
         assert f'id="hybridvision.layers.{name}"' in layers, f"{name} missing from the API page"
 
 
-@pytest.mark.slow
-def test_readme_python_blocks_run(tmp_path):
-    blocks = _python_blocks(README.read_text(encoding="utf-8"))
-    assert len(blocks) >= 2, "README should have the quick start and the reload in a new process"
+def _run_blocks(page, folder):
+    """Runs every ```python block of `page` in order, each in a fresh process, in `folder`."""
+    blocks = _python_blocks(page.read_text(encoding="utf-8"))
     for number, code in enumerate(blocks, 1):
-        script = tmp_path / f"readme_block_{number}.py"
+        script = folder / f"{page.stem}_block_{number}.py"
         script.write_text(code, encoding="utf-8")
         result = subprocess.run(
-            [sys.executable, str(script)], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900,
+            [sys.executable, str(script)], cwd=folder, env=_env(), capture_output=True, text=True, timeout=900,
         )
-        assert result.returncode == 0, f"README python block {number} failed:\n{code}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    saved = list(tmp_path.glob("*.keras"))
-    assert saved, "the quick start should save a model into the current folder"
+        assert result.returncode == 0, (
+            f"{page.relative_to(ROOT)}: python block {number} failed:\n{code}\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
+    return blocks
+
+
+@pytest.mark.slow
+def test_readme_python_blocks_run(tmp_path):
+    blocks = _run_blocks(README, tmp_path)
+    assert len(blocks) >= 2, "README should have the quick start and the reload in a new process"
+    assert list(tmp_path.glob("*.keras")), "the quick start should save a model into the current folder"
+
+
+# Guide pages whose examples stand alone (the others show commands or use files a run made).
+RUNNABLE_PAGES = ("docs/index.md", "docs/transfer.md")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", RUNNABLE_PAGES)
+def test_guide_python_blocks_run(page, tmp_path):
+    assert _run_blocks(ROOT / page, tmp_path), f"{page} has no python block"
 
 
 def test_readme_is_short():
