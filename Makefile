@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-requirements.txt
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-quick test-jax browser bench bench-gpu lint notebooks results clean
+.PHONY: install demo test test-quick test-jax browser bench bench-gpu lint notebooks results docs clean
 
 $(STAMP): requirements.txt pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ bench-gpu: install
 # docs/results/regenerate.sh NAME runs one entry, --list shows them.
 results: install
 	docs/results/regenerate.sh
+
+# The documentation site (mkdocs + mkdocstrings, API pages from the docstrings) into site/;
+# --strict: a broken link, anchor or docstring reference fails the build.
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
 
 lint: install
 	$(BIN)/python -m pip install -q ruff

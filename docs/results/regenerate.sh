@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the README's real-data results: each entry runs one command on
+# Regenerates the real-data results of docs/results/README.md: each entry runs one command on
 # a sample in ../shared/data and stores what it printed and wrote under
 # docs/results/<name>/ (command.txt, output.txt, metrics.json and the tables).
 #
@@ -92,8 +92,12 @@ for name in "${names[@]}"; do
   [[ -n "${CMD[$name]:-}" ]] || { echo "error: unknown entry $name; see --list" >&2; exit 2; }
   run_dir="$RUNS/$name"
   [[ "${KEEP_RUNS:-0}" == 1 ]] || rm -rf "$run_dir"
+  # Hand-written notes beside a stored output (notes.md) survive its regeneration.
+  notes=""
+  if [[ -f "$OUT/$name/notes.md" ]]; then notes=$(mktemp); cp "$OUT/$name/notes.md" "$notes"; fi
   rm -rf "$OUT/$name"
   mkdir -p "$OUT/$name"
+  if [[ -n "$notes" ]]; then mv "$notes" "$OUT/$name/notes.md"; fi
   where=(--run-dir "$run_dir" --quiet)
   [[ "${CMD[$name]}" == *".sweep "* ]] && where=(--out "$run_dir" --quiet)  # one run per setting under --out
   [[ "$name" == bench_* ]] && where=()  # benchmarks write nothing but their output
