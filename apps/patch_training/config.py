@@ -6,8 +6,10 @@ import dataclasses
 
 from hybridvision.common.backbones import BACKBONES, is_pretrained, resolve_weights
 from hybridvision.common.config import TrainConfig, option
-from hybridvision.common.data.voc import PATCH_SHAPES
-from hybridvision.common.optimizers import OPTIMIZERS
+from hybridvision.common.data.names import PATCH_SHAPES
+
+# The optimizers of hybridvision.common.optimizers (listed here: that module imports Keras).
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adabound", "amsbound")
 
 PATCH_POOLING = ("adaptive", "spp")
 # The report: SGD lr 1e-3 momentum 0.9 for the pretrained VGG16, on the whole
