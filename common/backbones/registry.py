@@ -26,11 +26,8 @@ import warnings
 
 import keras
 import numpy as np
-
 from hybridvision.common.backbones import efficientnet_lite
-
-# The names and the settings worked out from them live in `names` (no Keras, for fast --help).
-from hybridvision.common.backbones.names import (  # noqa: F401 - re-exported
+from hybridvision.common.backbones.names import (  # noqa: F401 - re-exported; `names` needs no Keras (fast --help)
     BACKBONES,
     EFFICIENTNET_LITE,
     OFFLINE_PRETRAINED,
