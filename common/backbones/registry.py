@@ -26,6 +26,7 @@ import warnings
 
 import keras
 import numpy as np
+
 from hybridvision.common.backbones import efficientnet_lite
 from hybridvision.common.backbones.names import (  # noqa: F401 - re-exported; `names` needs no Keras (fast --help)
     BACKBONES,
