@@ -360,10 +360,13 @@ def build_parser(cls, description: str = "", prog: str | None = None) -> argpars
     """
     parser = OneLineErrorParser(
         prog=prog,
+        # The flags are listed below, by section; a usage line naming all of them would fill a screen.
+        usage="%(prog)s [-h] [--config FILE] [--FLAG VALUE ...]",
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--config", help="YAML or JSON file of settings; flags override it")
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="YAML or JSON file of settings; flags override it")
     # Fields without a group (a tool's own settings) stay in argparse's first section, "options".
     sections = {name: parser.add_argument_group(title) for name, title in GROUPS.items()}
     for field in dataclasses.fields(cls):

@@ -1,11 +1,11 @@
-"""Settings of the cross_modal app; defaults are the report's (docs/reports.md: cross_modal), CPU-sized where it is silent."""
+"""Settings of the cross_modal app; defaults are the original report's, CPU-sized where it is silent."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from hybridvision.common.backbones import BACKBONES, EFFICIENTNET_LITE, resolve_image_size, resolve_weights
-from hybridvision.common.config import AugmentOptions, TrainConfig, option
+from hybridvision.common.config import AugmentOptions, TrainConfig, build_parser, option
 
 MODELS = ("frozen", "finetune", "scratch", "per_modality")
 PROTOCOLS = ("all", "from_source", "leave_one_out")
@@ -30,12 +30,12 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
         "frozen: fixed backbone -> Flatten/GAP -> Dense 256 -> softmax (the report's feature extraction); "
         "finetune: the same, then the top block unfrozen (BatchNorm stays frozen); scratch: no pretrained "
         "weights, all trained; per_modality: one CNN per modality, a shared classifier",
-        choices=MODELS,
+        choices=MODELS, group="model",
     )
     backbone: str = option(
         "efficientnet_lite0", "convolutional base: efficientnet_lite0|1|2 have ImageNet weights offline (the "
         "report used vgg16, whose weights Keras downloads); small = CPU-sized, no pretrained weights",
-        choices=BACKBONES,
+        choices=BACKBONES, group="model",
     )
     weights: str | None = option(
         None, "backbone weights: imagenet, none, or a .weights.h5 path (e.g. converted Places365 VGG16); default "
@@ -45,60 +45,61 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
         "all",
         "all: one network on all modalities (the report's 'sequential'); from_source: train on --source "
         "only, test on every modality; leave_one_out: per modality, train on the others, test on it",
-        choices=PROTOCOLS,
+        choices=PROTOCOLS, group="data",
     )
     source: list[str] = option(["photo"], "from_source: the training modality (several, comma-separated: one "
-                                          "model each, the rows of the modality x modality table)")
-    modalities: list[str] = option([], "modalities to read (default: every folder under --data-dir)")
-    split: str = option("70,20,10", "train,val,test shares per modality and class (docs/reports.md: 70/20/10)")
+                                          "model each, the rows of the modality x modality table)", group="data")
+    modalities: list[str] = option([], "modalities to read (default: every folder under --data-dir)", group="data")
+    split: str = option("70,20,10", "train,val,test shares per modality and class (70/20/10 as in the original report)", group="data")
     folds: int = option(0, "K-fold cross-validation with K >= 2 (test = each fold in turn; val from the rest "
-                           "by --split's shares): mean and std; 0 = one --split", min=0)
+                           "by --split's shares): mean and std; 0 = one --split", min=0, group="data")
     epochs: int = option(10, "epochs")
-    batch_size: int = option(20, "batch size (docs/reports.md: 20)")
+    batch_size: int = option(20, "batch size (20 as in the original report)")
     image_size: int | None = option(
         None, "images are resized to image_size x image_size; default with pretrained weights the backbone's "
-        f"ImageNet resolution (efficientnet_lite0 224), else {SCRATCH_IMAGE_SIZE} (docs/reports.md)", min=1
+        f"ImageNet resolution (efficientnet_lite0 224), else {SCRATCH_IMAGE_SIZE} (the original report's)", min=1
     )
     learning_rate: float | None = option(
-        None, "learning rate; default by model: frozen/finetune 2e-5 (docs/reports.md, RMSprop), scratch/per_modality 1e-3"
+        None, "learning rate; default 1e-3 for every model (the original report's frozen VGG16 head used 2e-5 with RMSprop; "
+        "the pooled Lite0 head barely learns at 2e-5)"
     )
-    optimizer: str = option("rmsprop", "optimizer (docs/reports.md: RMSprop)", choices=OPTIMIZERS)
+    optimizer: str = option("rmsprop", "optimizer (RMSprop as in the original report)", choices=OPTIMIZERS, group="training")
     pooling: str = option("avg", "how the feature map meets Dense 256: avg (global average pooling) or flatten "
-                                 "(the report's, with VGG16)", choices=("flatten", "avg"))
-    dense_units: int = option(256, "units of the hidden dense layer (docs/reports.md: 256)", min=1)
-    dropout: float = option(0.5, "dropout before the softmax", min=0, below=1)
+                                 "(the report's, with VGG16)", choices=("flatten", "avg"), group="model")
+    dense_units: int = option(256, "units of the hidden dense layer (256 as in the original report)", min=1, group="model")
+    dropout: float = option(0.5, "dropout before the softmax", min=0, below=1, group="model")
     bn_momentum: float = option(
         0.9, "BatchNorm momentum of backbones trained from random weights (scratch, per_modality with --weights "
-             "none); Keras's 0.99 is too slow for a few hundred steps", min=0, below=1
+             "none); Keras's 0.99 is too slow for a few hundred steps", min=0, below=1, group="model"
     )
     cache_features: bool = option(
         True, "frozen phase: compute the backbone's features once (cached under <run-dir>/../feature_cache) "
-              "and train the head on them; fast, but without augmentation in that phase"
+              "and train the head on them; fast, but without augmentation in that phase", group="training"
     )
     finetune_layers: int = option(0, "finetune: layers with weights to unfreeze at the top of the base "
                                      "(BatchNorm not counted, stays frozen); 0 = the backbone's default (vgg16: its "
-                                     "top block of 3 convs, efficientnet_lite: 49, all of Lite0's, small: 1)", min=0)
-    finetune_epochs: int = option(8, "finetune: epochs of the fine-tuning phase", min=1)
-    finetune_learning_rate_factor: float = option(0.1, "finetune: its learning rate = learning rate x this", above=0)
+                                     "top block of 3 convs, efficientnet_lite: 49, all of Lite0's, small: 1)", min=0, group="training")
+    finetune_epochs: int = option(8, "finetune: epochs of the fine-tuning phase", min=1, group="training")
+    finetune_learning_rate_factor: float = option(0.1, "finetune: its learning rate = learning rate x this", above=0, group="training")
     # The other --augment knobs keep AugmentOptions' defaults, the report's ImageDataGenerator settings
-    # (docs/reports.md: rotation 40, shifts 0.2, shear 0.2, zoom 0.2, fill nearest).
-    augment: bool = option(True, "ImageDataGenerator-style augmentation of the training images (docs/reports.md)")
-    horizontal_flip: bool = option(True, "--augment: random left-right flips (docs/reports.md: on)")
+    # (the report: rotation 40, shifts 0.2, shear 0.2, zoom 0.2, fill nearest).
+    augment: bool = option(True, "ImageDataGenerator-style augmentation of the training images (on, as in the original report)")
+    horizontal_flip: bool = option(True, "--augment: random left-right flips (on, as in the original report)", group="data")
     grayscale: float = option(
         0.5, "--augment: probability of turning a training image grey (keras RandomGrayscale); helps a "
-        "photo-trained model on sketches, which have no colour", min=0, max=1
+        "photo-trained model on sketches, which have no colour", min=0, max=1, group="data"
     )
     color_jitter: float = option(
         0.3, "--augment: strength s of random colour changes (keras RandomColorJitter): brightness +-s/2 of the "
-        "range, contrast x[1 - s, 1 + s], saturation and hue shifts; 0 = off", min=0, below=1
+        "range, contrast x[1 - s, 1 + s], saturation and hue shifts; 0 = off", min=0, below=1, group="data"
     )
     edge_views: float = option(
         0.0, "--augment: probability of replacing a training image by its edge drawing (dark outlines on white, "
-        "like a sketch; hybridvision.common.data.EdgeView)", min=0, max=1
+        "like a sketch; hybridvision.common.data.EdgeView)", min=0, max=1, group="data"
     )
-    cache: bool = option(True, "keep decoded images in memory")
+    cache: bool = option(True, "keep decoded images in memory", group="data")
     monitor: str = option("val_loss", "validation metric choosing the best checkpoint (val_loss: on a small "
-                                      "val split the accuracy ties at 1.0, and the first tied epoch wins)")
+                                      "val split the accuracy ties at 1.0, and the first tied epoch wins)", group="training")
 
     def fill_automatic(self) -> None:
         """The learning rate by model, weights by backbone (none for scratch); the combinations checked."""
@@ -116,3 +117,8 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
             raise ValueError("--protocol from_source needs --source, e.g. --source photo")
         if self.folds == 1:
             raise ValueError(f"--folds {self.folds}: use 0 (one --split) or K >= 2")
+
+
+def train_parser():
+    """The parser of `hybridvision cross_modal train` (built here: train.py imports Keras at the top, and --help should not)."""
+    return build_parser(CrossModalConfig, "Train and compare classifiers across modalities (photos, clip art, sketches).", prog="hybridvision cross_modal train")
