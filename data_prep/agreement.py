@@ -113,9 +113,9 @@ def report(proposals, labels_dir, classes):
     )
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.agreement",
+        prog="hybridvision agreement",
         description="Print how often proposals (a propose CSV) agree with labels kept as class "
         "folders, per class, with the confusion table.",
     )
@@ -127,7 +127,11 @@ def main(argv=None):
         default=None,
         help="class names (default: guessed from the proposals)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     proposals = pd.read_csv(args.proposals, keep_default_na=False)
     for column in ("file", "proposal", "confidence"):
         if column not in proposals.columns:

@@ -466,7 +466,7 @@ def export_labels(journal, to_folders=None, to_csv=None, images=None, mode="copy
 
 def build_export_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.label export",
+        prog="hybridvision label export",
         description="Write the labels of a journal as class folders or a file,label CSV.",
     )
     parser.add_argument("--journal", required=True, help="journal folder or labels.jsonl")
@@ -482,11 +482,11 @@ def build_export_parser():
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.label",
+        prog="hybridvision label",
         description="Label images in the browser: one key per class, Enter accepts the proposal, "
         "s/Space skips, u/z/Backspace undoes. Every label is fsync'ed to the journal before "
         "the next image shows; a restart continues where it stopped. "
-        "`python -m hybridvision.data_prep.label export --help` for the export.",
+        "`hybridvision label export --help` for the export.",
     )
     parser.add_argument("--images", required=True, help="folder of images (recursive)")
     parser.add_argument(

@@ -294,7 +294,7 @@ def propose(
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.propose",
+        prog="hybridvision propose",
         description="Propose a label and a confidence for every image (light direction or face "
         "orientation) and write them to a CSV.",
         epilog="Orientation methods: landmarks (official CelebA landmark file), mtcnn (optional "

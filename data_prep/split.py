@@ -174,7 +174,7 @@ def make_split(
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.split",
+        prog="hybridvision split",
         description="Make train/val/test/<class>/ from labelled images (class folders or a "
         "file,label CSV), stratified per class and seeded.",
     )

@@ -81,7 +81,7 @@ def render_sheet(job, channel="v", threshold=170, mask_style="binary", columns=2
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.views",
+        prog="hybridvision views",
         description="Write original | HSV rendering | threshold mask side by side for every "
         "image of a folder, one PNG per image or as contact sheets. HSV is shown as false "
         "colour (red = hue, green = saturation, blue = value).",

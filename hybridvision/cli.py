@@ -66,9 +66,9 @@ def _module_name(app: str | None, tool: str) -> str:
     return f"hybridvision.apps.{app}.{tool}" if app else f"hybridvision.data_prep.{tool}"
 
 
-def _light_parser(app: str | None, tool: str):
-    """The tool's argparse parser, built without importing TensorFlow."""
-    if app and tool == "train":  # train.py imports Keras at the top; its parser is built in config.py
+def tool_parser(app: str, tool: str):
+    """The argparse parser of an app's tool; for `train` built without importing TensorFlow."""
+    if tool == "train":  # train.py imports Keras at the top; its parser is built in config.py
         return importlib.import_module(f"hybridvision.apps.{app}.config").train_parser()
     return importlib.import_module(_module_name(app, tool)).build_parser()
 
@@ -100,12 +100,15 @@ def _suggest(word: str, choices) -> str:
 
 
 def run_tool(app: str | None, tool: str, argv: list[str], verbose: bool = False):
-    """Run one tool's `main(argv)`; with -h/--help only its light parser is built."""
-    if "-h" in argv or "--help" in argv:
-        # Prints the help and exits; returns only when -h was the value of a flag.
-        _light_parser(app, tool).parse_args(argv)
-    if app:  # every app tool trains or loads a Keras model
-        quiet_tensorflow(verbose)
+    """Run one tool's `main(argv)`; for an app's tool with -h/--help only its parser is built.
+
+    (The data tools import no TensorFlow: their `main` answers --help itself, subcommands included.)
+    """
+    if app:
+        if "-h" in argv or "--help" in argv:
+            # Prints the help and exits; returns only when -h was the value of a flag.
+            tool_parser(app, tool).parse_args(argv)
+        quiet_tensorflow(verbose)  # every app tool trains or loads a Keras model
     return importlib.import_module(_module_name(app, tool)).main(argv)
 
 

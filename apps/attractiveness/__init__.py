@@ -1,6 +1,6 @@
 """CelebA attribute prediction with structured covariates fused into the convolution.
 
-Report 1 of docs/reports.md (ShortFuse / HybridConv2D on CelebA `Attractive`): a
+The original report 1 (ShortFuse / HybridConv2D on CelebA `Attractive`): a
 plain network (`--model baseline`), the same network with one or more convs
 hybridised (`--model hybrid`), and late fusion (`--model late_fusion`), all
 starting from the same weights at one seed, so they can be compared fairly.

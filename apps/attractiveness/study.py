@@ -59,6 +59,7 @@ from hybridvision.apps.attractiveness.config import AttractivenessConfig
 from hybridvision.apps.attractiveness.floor import covariate_floor
 from hybridvision.apps.attractiveness.models import CONDITIONED
 from hybridvision.apps.attractiveness.train import load_tables, run_seeds
+from hybridvision.common.config import build_parser as config_parser
 from hybridvision.common.config import option, parse_config
 from hybridvision.common.data.celeba import attribute_names, check_attributes
 from hybridvision.common.plots import plot_bars
@@ -234,8 +235,12 @@ def run_study(cfg: StudyConfig) -> list[dict]:
     return rows + floors
 
 
+def build_parser():
+    return config_parser(StudyConfig, __doc__.split("\n")[0], prog="hybridvision attractiveness study")
+
+
 def main(argv=None) -> list[dict]:
-    cfg = parse_config(StudyConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.attractiveness.study")
+    cfg = parse_config(StudyConfig, argv, parser=build_parser())
     setup_logging(cfg.quiet)
     rows = run_study(cfg)
     root = Path(cfg.run_dir)

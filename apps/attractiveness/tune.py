@@ -33,6 +33,7 @@ from hybridvision.apps.attractiveness.config import MODELS, AttractivenessConfig
 from hybridvision.apps.attractiveness.floor import covariate_floor
 from hybridvision.apps.attractiveness.models import CONDITIONED, build_model, compile_model
 from hybridvision.apps.attractiveness.train import load_tables, make_datasets, run_seeds
+from hybridvision.common.config import build_parser as config_parser
 from hybridvision.common.config import option, parse_config
 from hybridvision.common.data.celeba import attribute_names, check_attributes
 from hybridvision.common.tables import write_table
@@ -51,7 +52,7 @@ class TuneConfig(AttractivenessConfig):
     models: list[str] = option(["baseline", "hybrid", "late_fusion"], "model kinds to search and compare",
                                choices=MODELS)
     learning_rates: list[float] = option([1e-4, 1e-5], "learning rates, shared by every model kind", above=0)
-    batch_sizes: list[int] = option([16, 32, 64], "batch sizes, shared by every model kind (docs/reports.md: 8-64)", min=1)
+    batch_sizes: list[int] = option([16, 32, 64], "batch sizes, shared by every model kind (the original report searched 8-64)", min=1)
     position_sets: list[str] = option(["first", "3", "last"], "hybrid conv position sets; + joins several (first+last)")
     covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
     tuner: str = option("grid", "KerasTuner search", choices=TUNERS)
@@ -162,8 +163,12 @@ def grid_rows(trials: dict) -> list[dict]:
     ]
 
 
+def build_parser():
+    return config_parser(TuneConfig, __doc__.split("\n")[0], prog="hybridvision attractiveness tune")
+
+
 def main(argv=None) -> list[dict]:
-    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.attractiveness.tune")
+    cfg = parse_config(TuneConfig, argv, parser=build_parser())
     setup_logging(cfg.quiet)
     root = Path(cfg.run_dir)
     data = load_tables(cfg)

@@ -1,4 +1,4 @@
-"""Scene / object classes across photos, clip art and sketches (report 4, docs/reports.md: cross_modal).
+"""Scene / object classes across photos, clip art and sketches (the original report 4).
 
 Do features learnt on natural images transfer to clip art and sketches?
 A frozen backbone (feature extraction, features cached), fine-tuning of its

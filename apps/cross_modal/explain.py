@@ -44,8 +44,8 @@ def newest_run(root="runs/cross_modal") -> Path:
     return runs[-1]
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m hybridvision.apps.cross_modal.explain", description=__doc__.split("\n")[0],
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hybridvision cross_modal explain", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--run-dir", default=None, help="finished run (model.keras, config.json, metrics.json); "
                                                         "default: the newest under runs/cross_modal/")
@@ -57,7 +57,11 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="output folder (default: <run-dir>/explain)")
     parser.add_argument("--seed", type=int, default=0, help="which test images are drawn")
     parser.add_argument("--quiet", action="store_true", help="only warnings and the final line")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None) -> list[Path]:

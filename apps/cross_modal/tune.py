@@ -35,6 +35,7 @@ import keras_tuner
 from hybridvision.apps.cross_modal.config import CrossModalConfig
 from hybridvision.apps.cross_modal.data import experiments, labels_of, load_table, make_images, partitions
 from hybridvision.apps.cross_modal.models import build_model, compile_model, prepare_finetuning
+from hybridvision.common.config import build_parser as config_parser
 from hybridvision.common.config import option, parse_config
 from hybridvision.common.features import cached_features
 from hybridvision.common.tables import write_table
@@ -180,9 +181,13 @@ def write_search(rows: list[dict], out_dir, title: str) -> Path:
     return md_path
 
 
+def build_parser():
+    return config_parser(TuneConfig, __doc__.split("\n")[0], prog="hybridvision cross_modal tune")
+
+
 def main(argv=None):
     """Run or resume the search; returns (best train config, path of its YAML file, search rows)."""
-    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.cross_modal.tune")
+    cfg = parse_config(TuneConfig, argv, parser=build_parser())
     setup_logging(cfg.quiet)
     for name in ("learning_rates", "augmentations", "models"):
         if not getattr(cfg, name):

@@ -1,6 +1,6 @@
 """Digit-pair comparison: is the first of two MNIST digits <= the second?
 
-FC, CNN, deep CNN, Siamese and auxiliary-loss models (report 2 of docs/reports.md),
+FC, CNN, deep CNN, Siamese and auxiliary-loss models (the original report 2),
 trained with `python -m hybridvision.apps.digit_pairs.train` and compared over repeated
 seeded runs with `python -m hybridvision.apps.digit_pairs.compare`.
 """

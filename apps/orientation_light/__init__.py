@@ -1,6 +1,6 @@
 """Face orientation and light-source direction on CelebA faces (3 classes each).
 
-Report 5 of docs/reports.md: a from-scratch VGG-style CNN and InceptionV3 / ResNet50
+The original report 5: a from-scratch VGG-style CNN and InceptionV3 / ResNet50
 transfer models, tuned with KerasTuner, and a labeller that writes a CSV of
 predictions for a whole image folder.
 

@@ -24,7 +24,7 @@ log = logging.getLogger("hybridvision")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hybridvision.apps.orientation_light.predict",
+    parser = argparse.ArgumentParser(prog="hybridvision orientation_light predict",
                                      description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, help="a .keras model saved by train.py")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from hybridvision.apps.patch_training.config import PatchTrainingConfig
 from hybridvision.apps.patch_training.train import load_data, run_experiment
+from hybridvision.common.config import build_parser as config_parser
 from hybridvision.common.config import option, parse_config
 from hybridvision.common.plots import plot_lines
 from hybridvision.common.repeat import repeat
@@ -47,7 +48,7 @@ SHOWN = ["switch_epoch", "epochs", "precision", "recall", "map", "chance_map", "
 class SweepConfig(PatchTrainingConfig):
     """The curriculum's settings plus the switch epochs to sweep and the output folder."""
 
-    switch_epochs: list[int] = option([0, 2, 5, 7, 10], "switch epochs to compare (docs/reports.md: 0..10, 0 = baseline)", min=0)
+    switch_epochs: list[int] = option([0, 2, 5, 7, 10], "switch epochs to compare (the original report swept 0..10; 0 = baseline)", min=0)
     full_epochs: int | None = option(
         None, "whole-image epochs after the switch, the same for every K (K then trains K + this many epochs in "
         "all, so the K differ only by their patch epochs); default: --epochs in all for every K, the report's fixed "
@@ -154,10 +155,12 @@ def sweep(config: SweepConfig) -> list[dict]:
     return rows
 
 
+def build_parser():
+    return config_parser(SweepConfig, "Sweep --switch-epoch of the patch curriculum", prog="hybridvision patch_training sweep")
+
+
 def main(argv=None) -> list[dict]:
-    config = parse_config(
-        SweepConfig, argv, description="Sweep --switch-epoch of the patch curriculum", prog="python -m hybridvision.apps.patch_training.sweep"
-    )
+    config = parse_config(SweepConfig, argv, parser=build_parser())
     return sweep(config)
 
 

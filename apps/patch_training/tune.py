@@ -32,6 +32,7 @@ from hybridvision.apps.patch_training.config import PatchTrainingConfig
 from hybridvision.apps.patch_training.metrics import multilabel_report, predict_multilabel
 from hybridvision.apps.patch_training.models import build_models, compile_models
 from hybridvision.apps.patch_training.train import load_data, patch_datasets
+from hybridvision.common.config import build_parser as config_parser
 from hybridvision.common.config import option, parse_config
 from hybridvision.common.data.voc import VOC_CLASSES, cache_patches, full_dataset, label_matrix, patch_table, positive_weights
 from hybridvision.common.tables import write_table
@@ -140,9 +141,13 @@ def write_ablation(rows: list[dict], out_dir, title: str = "") -> Path:
     return path
 
 
+def build_parser():
+    return config_parser(TuneConfig, __doc__.split("\n")[0], prog="hybridvision patch_training tune")
+
+
 def main(argv=None):
     """Run or resume the search; returns (best train config, path of its YAML file, ablation rows)."""
-    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.patch_training.tune")
+    cfg = parse_config(TuneConfig, argv, parser=build_parser())
     setup_logging(cfg.quiet)
     space = search_space(cfg)
     base = train_config(cfg)
