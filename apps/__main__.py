@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from hybridvision.common.cli import STARTUP_NOISE
+from hybridvision.common.config import OneLineErrorParser
 
 APP_ORDER = ("orientation_light", "attractiveness", "cross_modal", "digit_pairs", "patch_training")
 
@@ -87,7 +88,7 @@ def print_table(rows) -> None:
 
 
 def build_parser(prog: str = "python -m hybridvision.apps") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="hybridvision task apps")
+    parser = OneLineErrorParser(prog=prog, description="hybridvision task apps")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("list", help="list the apps (the default)")
     demo = sub.add_parser("demo", help="run every app on its embedded demo data and print a table")
