@@ -41,6 +41,8 @@ GROUPS = {
     "output": "output",
     "distribution": "distribution (several devices or hosts)",
 }
+# The KerasTuner searches `hybridvision.common.tuning` runs; here for the tuners' configs (no Keras needed).
+TUNERS = ("grid", "random", "hyperband")
 
 
 def option(default, help="", choices=None, min=None, max=None, above=None, below=None, group=None, **kwargs):

@@ -9,9 +9,9 @@
 Each command runs the `main` of one module (`hybridvision.apps.<app>.<tool>`,
 `hybridvision.data_prep.<tool>`), which still runs as `python -m <module>` too.
 
-`--help` answers without importing TensorFlow: the parser of a tool is built
-by a module that imports nothing heavy (the app's `config.py` for `train`,
-whose own module imports Keras at the top; the tool's module otherwise).
+`--help` answers without importing TensorFlow: an app's `config.py` builds
+the parsers of all its tools (`<tool>_parser()`), and imports nothing heavy;
+the tools' modules import Keras at the top.
 TensorFlow's start-up noise is kept off unless `--verbose` comes before the
 command or TF_CPP_MIN_LOG_LEVEL is set.
 """
@@ -67,10 +67,8 @@ def _module_name(app: str | None, tool: str) -> str:
 
 
 def tool_parser(app: str, tool: str):
-    """The argparse parser of an app's tool; for `train` built without importing TensorFlow."""
-    if tool == "train":  # train.py imports Keras at the top; its parser is built in config.py
-        return importlib.import_module(f"hybridvision.apps.{app}.config").train_parser()
-    return importlib.import_module(_module_name(app, tool)).build_parser()
+    """The argparse parser of an app's tool, built without importing TensorFlow (by the app's config.py)."""
+    return getattr(importlib.import_module(f"hybridvision.apps.{app}.config"), f"{tool}_parser")()
 
 
 def summary(module: str) -> str:

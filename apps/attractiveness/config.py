@@ -5,9 +5,17 @@ from __future__ import annotations
 import dataclasses
 
 from hybridvision.common.backbones import EFFICIENTNET_LITE, is_pretrained, resolve_image_size, resolve_weights
-from hybridvision.common.config import AugmentOptions, TrainConfig, build_parser, option
+from hybridvision.common.config import TUNERS, AugmentOptions, TrainConfig, build_parser, option
 
 MODELS = ("baseline", "hybrid", "late_fusion", "film", "condconv")
+# Model kinds whose conv(s) at --hybrid-positions are swapped by hybridvision.common.transfer.hybridize(kind=...).
+CONDITIONED = ("hybrid", "film", "condconv")
+# The study's models: <kind>_<position>, and its covariate assignments.
+POSITIONS = ("first", "middle", "last")
+STUDY_MODELS = ("baseline", "late_fusion", *(f"{kind}_{pos}" for kind in CONDITIONED for pos in POSITIONS))
+DEFAULT_MODELS = ["baseline", "late_fusion", "hybrid_first", "hybrid_middle", "hybrid_last",
+                  "film_first", "film_middle", "film_last", "condconv_last"]
+CONTROLS = ("true", "zeros", "ones", "shuffled")
 BACKBONES = (*EFFICIENTNET_LITE, "vgg16_bn", "small")
 # Pretrained VGG16-BN trained best at 1e-5 (the report: the hybrid's 0.813 and the
 # baseline's ~0.816 both at bs 32, lr 1e-5). A network from random weights
@@ -100,6 +108,55 @@ class AttractivenessConfig(AugmentOptions, TrainConfig):
                 self.learning_rate = SCRATCH_LEARNING_RATE
 
 
+@dataclasses.dataclass
+class TuneConfig(AttractivenessConfig):
+    """The app's config plus the shared search grid."""
+
+    run_dir: str | None = option("runs/attractiveness_tune", "folder of the searches, final runs and tables")
+    models: list[str] = option(["baseline", "hybrid", "late_fusion"], "model kinds to search and compare",
+                               choices=MODELS)
+    learning_rates: list[float] = option([1e-4, 1e-5], "learning rates, shared by every model kind", above=0)
+    batch_sizes: list[int] = option([16, 32, 64], "batch sizes, shared by every model kind (the original report searched 8-64)", min=1)
+    position_sets: list[str] = option(["first", "3", "last"], "hybrid conv position sets; + joins several (first+last)")
+    covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
+    tuner: str = option("grid", "KerasTuner search", choices=TUNERS)
+    max_trials: int = option(12, "trials per model kind", min=1)
+    seeds: list[int] = option([0, 1, 2], "seeds of the final retraining of each kind's best setting", min=0)
+
+
+@dataclasses.dataclass
+class StudyConfig(AttractivenessConfig):
+    """The app's config plus the study's grid."""
+
+    run_dir: str | None = option("runs/attractiveness_study", "folder of the cells' runs and the tables")
+    models: list[str] = option(list(DEFAULT_MODELS), "models: baseline, late_fusion, hybrid|film|condconv_"
+                               "first|middle|last", choices=STUDY_MODELS)
+    covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
+    controls: list[str] = option(list(CONTROLS), "covariate assignments of the fusion models", choices=CONTROLS)
+    seeds: list[int] = option([0, 1, 2, 3, 4], "seeds of every cell (one fixed split: --split-seed)", min=0)
+
+
+# The parsers of the app's tools are built here, not in the tools' modules: those import Keras
+# at the top, and `hybridvision attractiveness <tool> --help` should answer without it.
 def train_parser():
-    """The parser of `hybridvision attractiveness train` (built here: train.py imports Keras at the top, and --help should not)."""
-    return build_parser(AttractivenessConfig, "Train one CelebA attribute classifier: baseline, hybrid (ShortFuse) or late fusion.", prog="hybridvision attractiveness train")
+    return build_parser(
+        AttractivenessConfig,
+        "Train one CelebA attribute classifier: baseline, hybrid (ShortFuse) or late fusion.",
+        prog="hybridvision attractiveness train",
+    )
+
+
+def tune_parser():
+    return build_parser(
+        TuneConfig,
+        "Matched sweeps: baseline, late fusion and hybrid searched over the same grid, then compared.",
+        prog="hybridvision attractiveness tune",
+    )
+
+
+def study_parser():
+    return build_parser(
+        StudyConfig,
+        "The covariate-conditioning study: baseline vs late fusion, hybrid, FiLM and CondConv, with controls.",
+        prog="hybridvision attractiveness study",
+    )

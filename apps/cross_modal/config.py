@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 from hybridvision.common.backbones import BACKBONES, EFFICIENTNET_LITE, resolve_image_size, resolve_weights
-from hybridvision.common.config import AugmentOptions, TrainConfig, build_parser, option
+from hybridvision.common.config import TUNERS, AugmentOptions, TrainConfig, build_parser, option
 
 MODELS = ("frozen", "finetune", "scratch", "per_modality")
 PROTOCOLS = ("all", "from_source", "leave_one_out")
@@ -17,6 +18,13 @@ OPTIMIZERS = ("rmsprop", "adam", "sgd", "adabound")
 DEFAULT_LEARNING_RATES = {"frozen": 1e-3, "finetune": 1e-3, "scratch": 1e-3, "per_modality": 1e-3}
 # The report's input size, kept for networks from random weights (pretrained ones get their ImageNet size).
 SCRATCH_IMAGE_SIZE = 150
+# The tuner's named augmentation settings (train config fields); "report" is the report's ImageDataGenerator alone.
+AUGMENTATIONS = {
+    "none": {"augment": False},
+    "report": {"augment": True, "grayscale": 0.0, "color_jitter": 0.0, "edge_views": 0.0},
+    "report_color": {"augment": True, "grayscale": 0.5, "color_jitter": 0.3, "edge_views": 0.0},
+    "report_color_edges": {"augment": True, "grayscale": 0.5, "color_jitter": 0.3, "edge_views": 0.3},
+}
 MIN_IMAGE_SIZE = {"vgg16": 32, "vgg16_bn": 32, "resnet50": 32, "inception_v3": 75, "small": 16, "from_scratch": 16,
                   **{name: 32 for name in EFFICIENTNET_LITE}}
 
@@ -119,6 +127,65 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
             raise ValueError(f"--folds {self.folds}: use 0 (one --split) or K >= 2")
 
 
+@dataclasses.dataclass
+class TuneConfig(CrossModalConfig):
+    """The train config (the fixed settings of every trial) plus the search space, the tuner and early stopping."""
+
+    run_dir: str | None = option("runs/cross_modal_tune", "folder of the searches (one subfolder per --project)")
+    project: str = option("search", "name of this search inside --run-dir (a new name starts a new search)")
+    tuner: str = option("grid", "KerasTuner search: grid (every combination), random or hyperband", choices=TUNERS)
+    max_trials: int = option(12, "trials at most (grid and random)", min=1)
+    learning_rates: list[float] = option([1e-3, 3e-4], "learning rates to try (the fine-tuning phase runs at "
+                                                        "this x --finetune-learning-rate-factor)", above=0)
+    augmentations: list[str] = option(["report_color", "report"], "augmentation presets to try: "
+                                      + ", ".join(AUGMENTATIONS), choices=tuple(AUGMENTATIONS))
+    models: list[str] = option(["finetune", "frozen"], "backbone frozen or its top layers fine-tuned",
+                               choices=("frozen", "finetune"))
+    patience: int = option(3, "early stopping: a phase stops after this many epochs without a better val "
+                              "accuracy, keeping its best epoch", min=1)
+    best_config: str | None = option(None, "where the best config goes; default <run-dir>/<project>/best_config.yaml")
+
+
+# The parsers of the app's tools are built here, not in the tools' modules: those import Keras
+# at the top, and `hybridvision cross_modal <tool> --help` should answer without it.
 def train_parser():
-    """The parser of `hybridvision cross_modal train` (built here: train.py imports Keras at the top, and --help should not)."""
-    return build_parser(CrossModalConfig, "Train and compare classifiers across modalities (photos, clip art, sketches).", prog="hybridvision cross_modal train")
+    return build_parser(
+        CrossModalConfig,
+        "Train and compare classifiers across modalities (photos, clip art, sketches).",
+        prog="hybridvision cross_modal train",
+    )
+
+
+def tune_parser():
+    return build_parser(
+        TuneConfig,
+        "Search cross_modal's learning rate, augmentation and frozen vs fine-tuned backbone, with early stopping.",
+        prog="hybridvision cross_modal tune",
+    )
+
+
+def linear_probe_parser():
+    return build_parser(
+        CrossModalConfig,
+        "Linear probe: a logistic regression on the frozen backbone's pooled features.",
+        prog="hybridvision cross_modal linear_probe",
+    )
+
+
+def explain_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hybridvision cross_modal explain",
+        description="Visual explanations of a trained cross_modal model: Grad-CAM, activations, first-layer filters.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--run-dir", default=None, help="finished run (model.keras, config.json, metrics.json); "
+                                                        "default: the newest under runs/cross_modal/")
+    parser.add_argument("--data-dir", default=None, help="data to draw images from; default: the run's --data-dir")
+    parser.add_argument("--images", type=int, default=3, help="test images per modality")
+    parser.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last convolution)")
+    parser.add_argument("--activation-layers", default=None,
+                        help="comma-separated layers whose activations to draw (default: first and last convolution)")
+    parser.add_argument("--out", default=None, help="output folder (default: <run-dir>/explain)")
+    parser.add_argument("--seed", type=int, default=0, help="which test images are drawn")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and the final line")
+    return parser

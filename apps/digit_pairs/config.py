@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from hybridvision.apps.digit_pairs import DESCRIPTION
 from hybridvision.common.config import TrainConfig, build_parser, option
 
 # The report's five models plus our two additions (siamese was "tried too"
@@ -42,6 +41,28 @@ class DigitPairsConfig(TrainConfig):
     image_size: int = option(14, "digits are average-pooled from 28x28 to this size: 14 (the original report's) or 28", choices=(14, 28))
 
 
+@dataclasses.dataclass
+class CompareConfig(DigitPairsConfig):
+    """The training settings plus how many rounds of which models."""
+
+    rounds: int = option(10, "training runs per model (10 as in the original report); round k uses seed --seed + k", min=1)
+    models: list[str] = option(list(MODELS), "models to compare", choices=MODELS)
+    out: str = option("runs/digit_pairs/comparison", "folder for comparison.csv/.md/.png and runs/<model>/seed<k>/")
+
+
+# The parsers of the app's tools are built here, not in the tools' modules: those import Keras
+# at the top, and `hybridvision digit_pairs <tool> --help` should answer without it.
 def train_parser():
-    """The parser of `hybridvision digit_pairs train` (built here: train.py imports Keras at the top, and --help should not)."""
-    return build_parser(DigitPairsConfig, DESCRIPTION, prog="hybridvision digit_pairs train")
+    return build_parser(
+        DigitPairsConfig,
+        "Train one digit-pair model.",
+        prog="hybridvision digit_pairs train",
+    )
+
+
+def compare_parser():
+    return build_parser(
+        CompareConfig,
+        "Repeated-run comparison of the digit-pair models: the report's table.",
+        prog="hybridvision digit_pairs compare",
+    )

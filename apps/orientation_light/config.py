@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 from hybridvision.common.backbones import EFFICIENTNET_LITE, resolve_weights
-from hybridvision.common.config import AugmentOptions, TrainConfig, build_parser, option
+from hybridvision.common.config import TUNERS, AugmentOptions, TrainConfig, build_parser, option
 
 TASKS = ("orientation", "light")
 TRANSFER_MODELS = (*EFFICIENTNET_LITE, "inception_v3", "resnet50")
@@ -104,6 +105,52 @@ class OrientationLightConfig(AugmentOptions, TrainConfig):
             raise ValueError(f"--brightness-range {self.brightness_range} needs two numbers low,high such as 0.8,1.2")
 
 
+@dataclasses.dataclass
+class TuneConfig(OrientationLightConfig):
+    """The train config (the fixed settings of every trial) plus the search space and the tuner."""
+
+    run_dir: str | None = option("runs/orientation_light_tune", "folder of the searches (one per task and model)")
+    tuner: str = option("random", "KerasTuner search: grid, random or hyperband", choices=TUNERS)
+    max_trials: int = option(10, "trials at most (grid and random; Hyperband sizes itself from --epochs)", min=1)
+    batch_sizes: list[int] = option([16, 32, 64], "batch sizes to try", min=1)
+    learning_rates: list[float] = option([1e-3, 3e-4, 4e-3], "learning rates to try (the original report ran AdaBound at 0.003-0.005)", above=0)
+    optimizers: list[str] = option(list(OPTIMIZERS), "optimizers to try", choices=OPTIMIZERS)
+    conv_dropouts: list[float] = option([0.2, 0.3], "from_scratch conv dropout rates to try (the original report's 0.2-0.3)", min=0, below=1)
+    head_dropouts: list[float] = option([0.5, 0.7], "dropout rates before the softmax to try (the original report used 0.7)", min=0, below=1)
+    best_config: str | None = option(None, "where the best config goes; default <run-dir>/<task>_<model>/best_config.yaml")
+
+
+# The parsers of the app's tools are built here, not in the tools' modules: those import Keras
+# at the top, and `hybridvision orientation_light <tool> --help` should answer without it.
 def train_parser():
-    """The parser of `hybridvision orientation_light train` (built here: train.py imports Keras at the top, and --help should not)."""
-    return build_parser(OrientationLightConfig, "Train a face orientation or light-source classifier (from scratch, or transfer with a frozen base).", prog="hybridvision orientation_light train")
+    return build_parser(
+        OrientationLightConfig,
+        "Train a face orientation or light-source classifier (from scratch, or transfer with a frozen base).",
+        prog="hybridvision orientation_light train",
+    )
+
+
+def tune_parser():
+    return build_parser(
+        TuneConfig,
+        "Search batch size, drop rates, learning rate and optimiser with KerasTuner (as the report did by hand).",
+        prog="hybridvision orientation_light tune",
+    )
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hybridvision orientation_light predict",
+        description="Label a whole image folder with a saved orientation or light model: a CSV, and optionally a 3x3 grid.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="a .keras model saved by train.py")
+    parser.add_argument("--images", required=True, help="folder of images, searched recursively")
+    parser.add_argument("--out", required=True, help="labels CSV to write (or to resume)")
+    parser.add_argument("--grid", help="also save a 3x3 grid of labelled sample images to this PNG")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--classes", help="class names in output order, e.g. left,center,right; "
+                        "default: read from <model>.classes.json")
+    parser.add_argument("--seed", type=int, default=0, help="which images the grid shows")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser

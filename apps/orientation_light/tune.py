@@ -21,31 +21,15 @@ from pathlib import Path
 
 import keras
 
-from hybridvision.apps.orientation_light.config import OPTIMIZERS, OrientationLightConfig
+from hybridvision.apps.orientation_light.config import OrientationLightConfig, TuneConfig, tune_parser
 from hybridvision.apps.orientation_light.data import load_tables, make_datasets
 from hybridvision.apps.orientation_light.models import build_model, compile_model
-from hybridvision.common.config import build_parser as config_parser
-from hybridvision.common.config import option, parse_config
+from hybridvision.common.config import parse_config
 from hybridvision.common.training import setup_logging
-from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search
+from hybridvision.common.tuning import ConfigHyperModel, search
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = "val_accuracy"
-
-
-@dataclasses.dataclass
-class TuneConfig(OrientationLightConfig):
-    """The train config (the fixed settings of every trial) plus the search space and the tuner."""
-
-    run_dir: str | None = option("runs/orientation_light_tune", "folder of the searches (one per task and model)")
-    tuner: str = option("random", "KerasTuner search: grid, random or hyperband", choices=TUNERS)
-    max_trials: int = option(10, "trials at most (grid and random; Hyperband sizes itself from --epochs)", min=1)
-    batch_sizes: list[int] = option([16, 32, 64], "batch sizes to try", min=1)
-    learning_rates: list[float] = option([1e-3, 3e-4, 4e-3], "learning rates to try (the original report ran AdaBound at 0.003-0.005)", above=0)
-    optimizers: list[str] = option(list(OPTIMIZERS), "optimizers to try", choices=OPTIMIZERS)
-    conv_dropouts: list[float] = option([0.2, 0.3], "from_scratch conv dropout rates to try (the original report's 0.2-0.3)", min=0, below=1)
-    head_dropouts: list[float] = option([0.5, 0.7], "dropout rates before the softmax to try (the original report used 0.7)", min=0, below=1)
-    best_config: str | None = option(None, "where the best config goes; default <run-dir>/<task>_<model>/best_config.yaml")
 
 
 def search_space(cfg: TuneConfig) -> dict:
@@ -69,13 +53,9 @@ def train_config(cfg: TuneConfig) -> OrientationLightConfig:
     return OrientationLightConfig(**{**values, "run_dir": None})
 
 
-def build_parser():
-    return config_parser(TuneConfig, __doc__.split("\n")[0], prog="hybridvision orientation_light tune")
-
-
 def main(argv=None):
     """Run or resume the search; returns (best train config, path of its YAML file)."""
-    cfg = parse_config(TuneConfig, argv, parser=build_parser())
+    cfg = parse_config(TuneConfig, argv, parser=tune_parser())
     setup_logging(cfg.quiet)
     space = search_space(cfg)
     base = train_config(cfg)

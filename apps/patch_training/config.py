@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from hybridvision.apps.patch_training import DESCRIPTION
 from hybridvision.common.backbones import BACKBONES, is_pretrained, resolve_weights
-from hybridvision.common.config import TrainConfig, build_parser, option
+from hybridvision.common.config import TUNERS, TrainConfig, build_parser, option
 from hybridvision.common.data.names import PATCH_SHAPES
 
 # The optimizers of hybridvision.common.optimizers (listed here: that module imports Keras).
@@ -114,6 +113,56 @@ class PatchTrainingConfig(TrainConfig):
             )
 
 
+@dataclasses.dataclass
+class TuneConfig(PatchTrainingConfig):
+    """The train config (the fixed settings of every trial) plus the search space and the tuner."""
+
+    run_dir: str | None = option("runs/patch_training_tune", "folder of the searches (one subfolder per --project)")
+    project: str = option("ablation", "name of this search inside --run-dir (a new name starts a new search)")
+    tuner: str = option("grid", "KerasTuner search: grid (every combination), random or hyperband", choices=TUNERS)
+    max_trials: int = option(9, "trials at most (grid and random)", min=1)
+    learning_rates: list[float] = option([1e-4, 1e-3, 1e-2], "learning rates to try (the report's 1e-4, 1e-3, 1e-2)", above=0)
+    batch_sizes: list[int] = option([8, 16, 32], "batch sizes to try (the report's 8, 16, 32)", min=1)
+    best_config: str | None = option(None, "where the best config goes; default <run-dir>/<project>/best_config.yaml")
+
+
+@dataclasses.dataclass
+class SweepConfig(PatchTrainingConfig):
+    """The curriculum's settings plus the switch epochs to sweep and the output folder."""
+
+    switch_epochs: list[int] = option([0, 2, 5, 7, 10], "switch epochs to compare (the original report swept 0..10; 0 = baseline)", min=0)
+    full_epochs: int | None = option(
+        None, "whole-image epochs after the switch, the same for every K (K then trains K + this many epochs in "
+        "all, so the K differ only by their patch epochs); default: --epochs in all for every K, the report's fixed "
+        "budget, where a larger K leaves fewer whole-image epochs", min=1
+    )
+    out: str = option("runs/patch_training_sweep", "folder of sweep.csv, sweep.md, the plots and one run per K")
+
+    def check_switch_epoch(self) -> None:
+        """--switch-epoch is not used: each run takes one of --switch-epochs (checked by `sweep`)."""
+
+
+# The parsers of the app's tools are built here, not in the tools' modules: those import Keras
+# at the top, and `hybridvision patch_training <tool> --help` should answer without it.
 def train_parser():
-    """The parser of `hybridvision patch_training train` (built here: train.py imports Keras at the top, and --help should not)."""
-    return build_parser(PatchTrainingConfig, DESCRIPTION, prog="hybridvision patch_training train")
+    return build_parser(
+        PatchTrainingConfig,
+        "Train the VOC multi-label classifier with a patch pre-training curriculum.",
+        prog="hybridvision patch_training train",
+    )
+
+
+def tune_parser():
+    return build_parser(
+        TuneConfig,
+        "The report's ablations (learning rate, batch size) of the patch curriculum, through the shared KerasTuner helpers.",
+        prog="hybridvision patch_training tune",
+    )
+
+
+def sweep_parser():
+    return build_parser(
+        SweepConfig,
+        "Sweep the switch epoch of the patch curriculum and write the report's figures.",
+        prog="hybridvision patch_training sweep",
+    )

@@ -25,10 +25,9 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from hybridvision.apps.patch_training.config import PatchTrainingConfig
+from hybridvision.apps.patch_training.config import PatchTrainingConfig, SweepConfig, sweep_parser
 from hybridvision.apps.patch_training.train import load_data, run_experiment
-from hybridvision.common.config import build_parser as config_parser
-from hybridvision.common.config import option, parse_config
+from hybridvision.common.config import parse_config
 from hybridvision.common.plots import plot_lines
 from hybridvision.common.repeat import repeat
 from hybridvision.common.tables import markdown_table, write_table
@@ -42,22 +41,6 @@ COLUMNS = [
 ]  # fmt: skip
 SHOWN = ["switch_epoch", "epochs", "precision", "recall", "map", "chance_map", "tp", "fp", "fn", "tn",
          "train_seconds", "patch_seconds", "full_seconds"]
-
-
-@dataclasses.dataclass
-class SweepConfig(PatchTrainingConfig):
-    """The curriculum's settings plus the switch epochs to sweep and the output folder."""
-
-    switch_epochs: list[int] = option([0, 2, 5, 7, 10], "switch epochs to compare (the original report swept 0..10; 0 = baseline)", min=0)
-    full_epochs: int | None = option(
-        None, "whole-image epochs after the switch, the same for every K (K then trains K + this many epochs in "
-        "all, so the K differ only by their patch epochs); default: --epochs in all for every K, the report's fixed "
-        "budget, where a larger K leaves fewer whole-image epochs", min=1
-    )
-    out: str = option("runs/patch_training_sweep", "folder of sweep.csv, sweep.md, the plots and one run per K")
-
-    def check_switch_epoch(self) -> None:
-        """--switch-epoch is not used: each run takes one of --switch-epochs (checked by `sweep`)."""
 
 
 def _run_config(sweep: SweepConfig, k: int, out: Path) -> PatchTrainingConfig:
@@ -155,12 +138,8 @@ def sweep(config: SweepConfig) -> list[dict]:
     return rows
 
 
-def build_parser():
-    return config_parser(SweepConfig, "Sweep --switch-epoch of the patch curriculum", prog="hybridvision patch_training sweep")
-
-
 def main(argv=None) -> list[dict]:
-    config = parse_config(SweepConfig, argv, parser=build_parser())
+    config = parse_config(SweepConfig, argv, parser=sweep_parser())
     return sweep(config)
 
 

@@ -40,16 +40,23 @@ def imported_packages(stderr: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], *[[app, "train", "--help"] for app in APPS]],
-                         ids=lambda args: " ".join(args))
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["attractiveness", "--help"],
+                                  *[[app, tool, "--help"] for app, tool in APP_TOOLS]], ids=" ".join)
 def test_help_and_list_import_neither_tensorflow_nor_keras(args):
     done = command(*args, python_args=("-X", "importtime"))
     assert done.returncode == 0, done.stderr[-2000:]
     packages = imported_packages(done.stderr)
     assert "hybridvision" in packages  # the import trace was read
     assert not packages & {"tensorflow", "keras", "jax", "torch"}
-    if args[1:2] == ["train"]:
-        assert done.stdout.startswith(f"usage: hybridvision {args[0]} train")
+    if len(args) == 3:
+        assert done.stdout.startswith(f"usage: hybridvision {args[0]} {args[1]}")
+
+
+@pytest.mark.parametrize("app, tool", APP_TOOLS)
+def test_tool_help_is_what_its_module_says_and_parses(app, tool):
+    """The parser built in config.py describes the tool as its module's docstring does (so list and --help agree)."""
+    parser = cli.tool_parser(app, tool)
+    assert parser.description == cli.summary(f"hybridvision.apps.{app}.{tool}")
 
 
 def test_top_level_help_lists_the_apps_and_data_tools():
