@@ -10,11 +10,11 @@ per class (recall of the labels), the confusion table, and the agreement of
 the more confident half of the proposals.
 """
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
+from hybridvision.common.config import OneLineErrorParser
 from hybridvision.common.data.names import TASK_CLASSES
 from hybridvision.data_prep import image_views
 
@@ -114,7 +114,7 @@ def report(proposals, labels_dir, classes):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="hybridvision agreement",
         description="Print how often proposals (a propose CSV) agree with labels kept as class "
         "folders, per class, with the confusion table.",

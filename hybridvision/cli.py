@@ -107,6 +107,8 @@ def run_tool(app: str | None, tool: str, argv: list[str], verbose: bool = False)
             # Prints the help and exits; returns only when -h was the value of a flag.
             tool_parser(app, tool).parse_args(argv)
         quiet_tensorflow(verbose)  # every app tool trains or loads a Keras model
+    else:
+        quiet_tensorflow(verbose, load=None)  # TensorFlow loads only if the tool needs it (propose's mtcnn)
     return importlib.import_module(_module_name(app, tool)).main(argv)
 
 

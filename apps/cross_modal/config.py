@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from hybridvision.common.backbones import BACKBONES, EFFICIENTNET_LITE, resolve_image_size, resolve_weights
-from hybridvision.common.config import TUNERS, AugmentOptions, TrainConfig, build_parser, option
+from hybridvision.common.config import TUNERS, AugmentOptions, OneLineErrorParser, TrainConfig, build_parser, option
 
 MODELS = ("frozen", "finetune", "scratch", "per_modality")
 PROTOCOLS = ("all", "from_source", "leave_one_out")
@@ -173,7 +173,7 @@ def linear_probe_parser():
 
 
 def explain_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="hybridvision cross_modal explain",
         description="Visual explanations of a trained cross_modal model: Grad-CAM, activations, first-layer filters.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

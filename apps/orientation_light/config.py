@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from hybridvision.common.backbones import EFFICIENTNET_LITE, resolve_weights
-from hybridvision.common.config import TUNERS, AugmentOptions, TrainConfig, build_parser, option
+from hybridvision.common.config import TUNERS, AugmentOptions, OneLineErrorParser, TrainConfig, build_parser, option
 
 TASKS = ("orientation", "light")
 TRANSFER_MODELS = (*EFFICIENTNET_LITE, "inception_v3", "resnet50")
@@ -139,7 +139,7 @@ def tune_parser():
 
 
 def predict_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="hybridvision orientation_light predict",
         description="Label a whole image folder with a saved orientation or light model: a CSV, and optionally a 3x3 grid.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -106,20 +106,21 @@ def _fake_tool(monkeypatch, name: str) -> list:
     fake = types.ModuleType(name)
     fake.main = lambda argv: calls.append(argv) or 7
     monkeypatch.setitem(sys.modules, name, fake)
-    monkeypatch.setattr(cli, "quiet_tensorflow", lambda verbose=False: calls.append(("quiet", verbose)))
+    monkeypatch.setattr(cli, "quiet_tensorflow", lambda verbose=False, load="keras": calls.append(("quiet", verbose, load)))
     return calls
 
 
 def test_app_tool_gets_the_rest_of_the_command_line(monkeypatch):
     calls = _fake_tool(monkeypatch, "hybridvision.apps.digit_pairs.compare")
     assert cli.run(["--verbose", "digit_pairs", "compare", "--rounds", "2", "--models", "fc,cnn"]) == 7
-    assert calls == [("quiet", True), ["--rounds", "2", "--models", "fc,cnn"]]
+    assert calls == [("quiet", True, "keras"), ["--rounds", "2", "--models", "fc,cnn"]]
 
 
 def test_data_tool_gets_the_rest_of_the_command_line_and_no_tensorflow(monkeypatch):
     calls = _fake_tool(monkeypatch, "hybridvision.data_prep.split")
     assert cli.run(["split", "labelled", "--out", "dataset", "--verbose"]) == 7
-    assert calls == [["labelled", "--out", "dataset", "--verbose"]]  # --verbose after the command is the tool's
+    # No TensorFlow loaded for it; --verbose after the command is the tool's own flag.
+    assert calls == [("quiet", False, None), ["labelled", "--out", "dataset", "--verbose"]]
 
 
 def test_demo_runs_through_the_apps_module(monkeypatch, tmp_path):
