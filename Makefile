@@ -29,7 +29,7 @@ browser:
 	fi
 
 demo: install
-	$(BIN)/python -m hybridvision.apps demo
+	$(BIN)/hybridvision demo
 
 test: install browser
 	$(BIN)/python -m pip install -q -r requirements-bench.txt

@@ -14,14 +14,21 @@ disk space or writing to a read-only place, wherever it happens. Anything else
 (a bug, an error deep inside TensorFlow) keeps its traceback and exits 1.
 `HYBRIDVISION_TRACEBACK=1` shows the traceback of expected errors too.
 
+`quiet_tensorflow` keeps TensorFlow's C++ start-up noise off a command's
+output (the `hybridvision` command calls it unless `--verbose`).
+
 This module imports nothing heavy, so tools that do not need Keras stay fast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import importlib
 import os
+import re
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -96,3 +103,51 @@ def main_entry(main, argv=None, expected: tuple = ()) -> None:
         sys.stderr.flush()
         sys.exit(EXIT_USER_ERROR)
     sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
+
+
+# TensorFlow's C++ start-up notes (oneDNN, no CUDA driver, CPU instructions) and its
+# "failed call to cuInit" on machines without a GPU. The ones printed while TensorFlow
+# loads come before absl logging starts, so TF_CPP_MIN_LOG_LEVEL cannot hide them.
+STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog"
+    r"|I\d{4} \d\d:\d\d:\d\d"
+    r"|E\d{4} .*failed call to cuInit"
+    r"|To enable the following instructions: .*rebuild TensorFlow)"
+)
+
+
+@contextlib.contextmanager
+def _c_stderr_filtered(noise=STARTUP_NOISE):
+    """Send file descriptor 2 (C++ writes there directly) to a temporary file, then pass on what is not noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not noise.match(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def quiet_tensorflow(verbose: bool = False, load: str | None = "keras") -> None:
+    """Keep TensorFlow's start-up noise off this process's output, unless `verbose`.
+
+    A user's own TF_CPP_MIN_LOG_LEVEL is respected (nothing is changed then);
+    otherwise it is set to 3 (also hiding cuInit's error, which comes after
+    logging starts; Python errors still show) and `load` (a module that
+    imports TensorFlow, by default Keras) is imported now, with the noise of
+    its loading filtered out. Call it before anything imports TensorFlow.
+    """
+    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    if load and load not in sys.modules:
+        with _c_stderr_filtered():
+            importlib.import_module(load)

@@ -15,6 +15,10 @@ config.yaml reads back to the same config).
 
 Settings several apps share are mixins here: `AugmentOptions` (the affine
 augmentation knobs and their one builder).
+
+`--help` shows the flags in groups (`GROUPS`: data, model, training, output,
+distribution), by each field's `group=`; a tool's own fields (a tuner's
+search space, ...) come first, under "options".
 """
 
 from __future__ import annotations
@@ -29,20 +33,33 @@ from pathlib import Path
 import yaml
 
 _RANGE_KEYS = ("min", "max", "above", "below")
+# The sections of --help, in order: group name -> title.
+GROUPS = {
+    "data": "data (what is read and how it is prepared)",
+    "model": "model",
+    "training": "training",
+    "output": "output",
+    "distribution": "distribution (several devices or hosts)",
+}
+# The KerasTuner searches `hybridvision.common.tuning` runs; here for the tuners' configs (no Keras needed).
+TUNERS = ("grid", "random", "hyperband")
 
 
-def option(default, help="", choices=None, min=None, max=None, above=None, below=None, **kwargs):
+def option(default, help="", choices=None, min=None, max=None, above=None, below=None, group=None, **kwargs):
     """A dataclass field with help text, choices and a numeric range for the CLI.
 
     `min`/`max` are inclusive bounds, `above`/`below` exclusive ones; they
     apply to every item of a list field, and `None` values (automatic
     settings) are not checked. A field an app redeclares without a range keeps
-    the range of the field it overrides (e.g. `epochs` stays >= 1).
+    the range of the field it overrides (e.g. `epochs` stays >= 1); so does
+    its help text and `group` (one of `GROUPS`, the section of --help).
 
-        epochs: int = option(10, "number of epochs", min=1)
+        epochs: int = option(10, "number of epochs", min=1, group="training")
         val_fraction: float = option(0.2, "share held out", min=0, below=1)
     """
-    metadata = {"help": help, "choices": choices}
+    if group is not None and group not in GROUPS:
+        raise ValueError(f"option group {group!r} is not one of {', '.join(GROUPS)}")
+    metadata = {"help": help, "choices": choices, "group": group}
     bounds = {"min": min, "max": max, "above": above, "below": below}
     metadata.update({k: v for k, v in bounds.items() if v is not None})
     if isinstance(default, (list, dict, set)):
@@ -54,42 +71,46 @@ def option(default, help="", choices=None, min=None, max=None, above=None, below
 class TrainConfig:
     """Settings every app shares; apps subclass it and add their own."""
 
-    data_dir: str | None = option(None, "dataset root; omitted: the embedded synthetic demo data")
+    data_dir: str | None = option(None, "dataset root; omitted: the embedded synthetic demo data", group="data")
     run_dir: str | None = option(
-        None, "run directory; default runs/<app>/<timestamp>, or the unfinished run to resume"
+        None, "run directory; default runs/<app>/<timestamp>, or the unfinished run to resume", group="output"
     )
-    epochs: int = option(10, "number of training epochs", min=1)
-    batch_size: int = option(32, "batch size (per replica under --strategy mirrored)", min=1)
-    learning_rate: float = option(1e-3, "initial learning rate", above=0)
-    image_size: int = option(128, "images are resized to image_size x image_size", min=1)
-    seed: int = option(0, "random seed for splits, shuffling and initialisation", min=0)
+    epochs: int = option(10, "number of training epochs", min=1, group="training")
+    batch_size: int = option(32, "batch size (per replica under --strategy mirrored)", min=1, group="training")
+    learning_rate: float = option(1e-3, "initial learning rate", above=0, group="training")
+    image_size: int = option(128, "images are resized to image_size x image_size", min=1, group="data")
+    seed: int = option(0, "random seed for splits, shuffling and initialisation", min=0, group="training")
     weights: str = option(
-        "none", "backbone weights: imagenet, none, or a path to a .weights.h5 file"
+        "none", "backbone weights: imagenet, none, or a path to a .weights.h5 file", group="model"
     )
-    quiet: bool = option(False, "no progress bars, only warnings and the final summary")
+    quiet: bool = option(False, "no progress bars, only warnings and the final summary", group="output")
     strategy: str = option(
-        "default", "distribution strategy", choices=("default", "mirrored", "data_parallel")
+        "default", "distribution strategy", choices=("default", "mirrored", "data_parallel"), group="distribution"
     )
     scale_learning_rate: bool = option(
-        False, "multiply the learning rate by the number of replicas (linear scaling rule)"
+        False, "multiply the learning rate by the number of replicas (linear scaling rule)", group="distribution"
     )
     mixed_precision: str = option(
         "off",
         "mixed precision policy",
         choices=("off", "mixed_float16", "mixed_bfloat16"),
+        group="training",
     )
     # Multi-process runs (JAX, one process per host; see common/distribute.py).
     coordinator: str | None = option(
         None, "multi-host (JAX): HOST:PORT of process 0, the same in every process "
-        "(default: KERAS_DISTRIBUTION_JOB_ADDRESSES, or SLURM's first node with --strategy data_parallel)"
+        "(default: KERAS_DISTRIBUTION_JOB_ADDRESSES, or SLURM's first node with --strategy data_parallel)",
+        group="distribution",
     )
     num_processes: int | None = option(
         None, "multi-host (JAX): number of processes; > 1 trains data-parallel over all of them "
-        "(default: KERAS_DISTRIBUTION_NUM_PROCESSES, or SLURM_NTASKS with --strategy data_parallel; else 1)"
+        "(default: KERAS_DISTRIBUTION_NUM_PROCESSES, or SLURM_NTASKS with --strategy data_parallel; else 1)",
+        group="distribution",
     )
     process_id: int | None = option(
         None, "multi-host (JAX): this process's index, 0..N-1; process 0 writes the run directory and export "
-        "(default: KERAS_DISTRIBUTION_PROCESS_ID, or SLURM_PROCID with --strategy data_parallel)"
+        "(default: KERAS_DISTRIBUTION_PROCESS_ID, or SLURM_PROCID with --strategy data_parallel)",
+        group="distribution",
     )
 
     def __post_init__(self):
@@ -131,14 +152,18 @@ class AugmentOptions:
     `cfg.affine_augmentation()` is the layer (None without `--augment`).
     """
 
-    augment: bool = option(False, "random affine augmentation of the training images")
-    rotation_range: float = option(40.0, "--augment: rotation in degrees, drawn in [-r, r]", min=0, max=180)
-    width_shift_range: float = option(0.2, "--augment: horizontal shift, fraction of the width", min=0, below=1)
-    height_shift_range: float = option(0.2, "--augment: vertical shift, fraction of the height", min=0, below=1)
-    shear_range: float = option(0.2, "--augment: shear angle in degrees, as ImageDataGenerator", min=0, below=90)
-    zoom_range: float = option(0.2, "--augment: zoom factors in [1 - z, 1 + z]", min=0, below=1)
+    augment: bool = option(False, "random affine augmentation of the training images", group="data")
+    rotation_range: float = option(40.0, "--augment: rotation in degrees, drawn in [-r, r]", min=0, max=180,
+                                   group="data")
+    width_shift_range: float = option(0.2, "--augment: horizontal shift, fraction of the width", min=0, below=1,
+                                      group="data")
+    height_shift_range: float = option(0.2, "--augment: vertical shift, fraction of the height", min=0, below=1,
+                                       group="data")
+    shear_range: float = option(0.2, "--augment: shear angle in degrees, as ImageDataGenerator", min=0, below=90,
+                                group="data")
+    zoom_range: float = option(0.2, "--augment: zoom factors in [1 - z, 1 + z]", min=0, below=1, group="data")
     fill_mode: str = option("nearest", "--augment: how pixels from outside the image are filled",
-                            choices=("nearest", "constant", "reflect", "wrap"))
+                            choices=("nearest", "constant", "reflect", "wrap"), group="data")
 
     def affine_augmentation(self, **extra):
         """The `AffineAugmentation` of these settings, seeded by `seed`, or None without `augment`.
@@ -258,6 +283,12 @@ def field_choices(cls, name: str):
     return own.metadata["choices"] if own else None
 
 
+def field_group(cls, name: str) -> str | None:
+    """The --help section (one of `GROUPS`) of field `name`, inherited like `field_help`; None: the tool's own."""
+    own = _inherited(cls, name, lambda f: bool(f.metadata.get("group")))
+    return own.metadata["group"] if own else None
+
+
 def field_help(cls, name: str) -> str:
     """The help text of field `name`, inherited from a base class when the class's own field has none."""
     own = _inherited(cls, name, lambda f: bool(f.metadata.get("help")))
@@ -325,13 +356,21 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser(cls, description: str = "", prog: str | None = None) -> argparse.ArgumentParser:
-    """An argparse parser with one flag per dataclass field plus `--config`."""
+    """An argparse parser with one flag per dataclass field plus `--config`, in the sections of `GROUPS`.
+
+    `prog`: the command shown in the usage line, e.g. "hybridvision digit_pairs train".
+    """
     parser = OneLineErrorParser(
         prog=prog,
+        # The flags are listed below, by section; a usage line naming all of them would fill a screen.
+        usage="%(prog)s [-h] [--config FILE] [--FLAG VALUE ...]",
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--config", help="YAML or JSON file of settings; flags override it")
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="YAML or JSON file of settings; flags override it")
+    # Fields without a group (a tool's own settings) stay in argparse's first section, "options".
+    sections = {name: parser.add_argument_group(title) for name, title in GROUPS.items()}
     for field in dataclasses.fields(cls):
         flag = "--" + field.name.replace("_", "-")
         kind, item = _field_type(cls, field)
@@ -355,13 +394,17 @@ def build_parser(cls, description: str = "", prog: str | None = None) -> argpars
         bounds = field_range(cls, field.name)
         if bounds:
             kwargs["help"] = f"{kwargs['help']} [{describe_range(bounds)}]"
-        parser.add_argument(flag, **kwargs)
+        group = field_group(cls, field.name)
+        (sections[group] if group else parser).add_argument(flag, **kwargs)
     return parser
 
 
-def parse_config(cls, argv=None, description: str = "", prog: str | None = None):
-    """Parse the command line into a `cls` instance (defaults < --config file < flags)."""
-    parser = build_parser(cls, description, prog)
+def parse_config(cls, argv=None, description: str = "", prog: str | None = None, parser=None):
+    """Parse the command line into a `cls` instance (defaults < --config file < flags).
+
+    `parser`: one made by `build_parser(cls, ...)` (then `description` and `prog` are its own).
+    """
+    parser = parser or build_parser(cls, description, prog)
     args = vars(parser.parse_args(argv))
     config_file = args.pop("config", None)
     try:

@@ -31,12 +31,10 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from hybridvision.common.config import save_config
+from hybridvision.common.config import TUNERS, save_config  # noqa: F401 - TUNERS re-exported
 from hybridvision.common.tables import write_csv
 
 log = logging.getLogger("hybridvision")
-
-TUNERS = ("grid", "random", "hyperband")
 
 
 def choice(hp, name: str, values, default):

@@ -10,11 +10,11 @@ per class (recall of the labels), the confusion table, and the agreement of
 the more confident half of the proposals.
 """
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
+from hybridvision.common.config import OneLineErrorParser
 from hybridvision.common.data.names import TASK_CLASSES
 from hybridvision.data_prep import image_views
 
@@ -113,9 +113,9 @@ def report(proposals, labels_dir, classes):
     )
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.agreement",
+def build_parser():
+    parser = OneLineErrorParser(
+        prog="hybridvision agreement",
         description="Print how often proposals (a propose CSV) agree with labels kept as class "
         "folders, per class, with the confusion table.",
     )
@@ -127,7 +127,11 @@ def main(argv=None):
         default=None,
         help="class names (default: guessed from the proposals)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     proposals = pd.read_csv(args.proposals, keep_default_na=False)
     for column in ("file", "proposal", "confidence"):
         if column not in proposals.columns:

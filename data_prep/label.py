@@ -16,7 +16,6 @@ labelled or skipped. The next images are prefetched by the page. Only the
 listed images of `--images` are ever served.
 """
 
-import argparse
 import collections
 import errno
 import http.server
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hybridvision.common.config import OneLineErrorParser
 from hybridvision.common.data.names import TASK_CLASSES
 from hybridvision.data_prep import image_views
 from hybridvision.data_prep._label_page import PAGE
@@ -465,8 +465,8 @@ def export_labels(journal, to_folders=None, to_csv=None, images=None, mode="copy
 
 
 def build_export_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.label export",
+    parser = OneLineErrorParser(
+        prog="hybridvision label export",
         description="Write the labels of a journal as class folders or a file,label CSV.",
     )
     parser.add_argument("--journal", required=True, help="journal folder or labels.jsonl")
@@ -481,12 +481,12 @@ def build_export_parser():
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.label",
+    parser = OneLineErrorParser(
+        prog="hybridvision label",
         description="Label images in the browser: one key per class, Enter accepts the proposal, "
         "s/Space skips, u/z/Backspace undoes. Every label is fsync'ed to the journal before "
         "the next image shows; a restart continues where it stopped. "
-        "`python -m hybridvision.data_prep.label export --help` for the export.",
+        "`hybridvision label export --help` for the export.",
     )
     parser.add_argument("--images", required=True, help="folder of images (recursive)")
     parser.add_argument(

@@ -31,7 +31,6 @@ images the method cannot measure (no face found, no landmark row) get an
 empty proposal and confidence 0; unreadable images are skipped and counted.
 """
 
-import argparse
 import functools
 import importlib
 import importlib.util
@@ -42,6 +41,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from hybridvision.common.config import OneLineErrorParser
 from hybridvision.common.data.celeba_files import LANDMARK_FILE as LANDMARKS_FILENAME
 from hybridvision.common.data.celeba_files import read_landmarks
 from hybridvision.common.data.names import CELEBA_LANDMARKS as LANDMARK_COLUMNS
@@ -293,8 +293,8 @@ def propose(
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.propose",
+    parser = OneLineErrorParser(
+        prog="hybridvision propose",
         description="Propose a label and a confidence for every image (light direction or face "
         "orientation) and write them to a CSV.",
         epilog="Orientation methods: landmarks (official CelebA landmark file), mtcnn (optional "

@@ -10,7 +10,6 @@ its train/, val/ and test/ folders. Writes `split.csv` (file, source,
 label, split) next to them and prints the counts per class and split.
 """
 
-import argparse
 import os
 import shutil
 from collections import Counter
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hybridvision.common.config import OneLineErrorParser
 from hybridvision.data_prep import image_views
 
 MODES = ("copy", "hardlink", "symlink")
@@ -173,8 +173,8 @@ def make_split(
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.split",
+    parser = OneLineErrorParser(
+        prog="hybridvision split",
         description="Make train/val/test/<class>/ from labelled images (class folders or a "
         "file,label CSV), stratified per class and seeded.",
     )

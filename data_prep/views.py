@@ -9,7 +9,6 @@ sheets of `--per-sheet` images each (`sheet_0001.png`, ... plus
 and counted.
 """
 
-import argparse
 import csv
 import functools
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hybridvision.common.config import OneLineErrorParser
 from hybridvision.data_prep import image_views
 
 
@@ -80,8 +80,8 @@ def render_sheet(job, channel="v", threshold=170, mask_style="binary", columns=2
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m hybridvision.data_prep.views",
+    parser = OneLineErrorParser(
+        prog="hybridvision views",
         description="Write original | HSV rendering | threshold mask side by side for every "
         "image of a folder, one PNG per image or as contact sheets. HSV is shown as false "
         "colour (red = hue, green = saturation, blue = value).",

@@ -1,6 +1,6 @@
 """CelebA attribute prediction with structured covariates fused into the convolution.
 
-Report 1 of docs/reports.md (ShortFuse / HybridConv2D on CelebA `Attractive`): a
+The original report 1 (ShortFuse / HybridConv2D on CelebA `Attractive`): a
 plain network (`--model baseline`), the same network with one or more convs
 hybridised (`--model hybrid`), and late fusion (`--model late_fusion`), all
 starting from the same weights at one seed, so they can be compared fairly.
@@ -12,6 +12,8 @@ starting from the same weights at one seed, so they can be compared fairly.
 """
 
 DESCRIPTION = "CelebA Attractive from faces + covariates (Male, ...): HybridConv2D vs baseline vs late fusion"
+# The command-line tools (modules of this package): `hybridvision attractiveness <tool>`.
+TOOLS = ("train", "tune", "study")
 # The demo faces' Attractive depends on e, drawn as the eye size and the clothes' colour,
 # with a sign set by Male (big eyes, red clothes: more attractive women, less attractive
 # men), and a little on Male, Young, Smiling and High_Cheekbones (see hybridvision.common.data.demo).

@@ -1,15 +1,23 @@
-"""Settings of the attractiveness app; defaults are the report's best known ones (docs/reports.md: attractiveness)."""
+"""Settings of the attractiveness app; defaults are the best known ones (the original report's, where it has them)."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from hybridvision.common.backbones import EFFICIENTNET_LITE, is_pretrained, resolve_image_size, resolve_weights
-from hybridvision.common.config import AugmentOptions, TrainConfig, option
+from hybridvision.common.config import TUNERS, AugmentOptions, TrainConfig, build_parser, option
 
 MODELS = ("baseline", "hybrid", "late_fusion", "film", "condconv")
+# Model kinds whose conv(s) at --hybrid-positions are swapped by hybridvision.common.transfer.hybridize(kind=...).
+CONDITIONED = ("hybrid", "film", "condconv")
+# The study's models: <kind>_<position>, and its covariate assignments.
+POSITIONS = ("first", "middle", "last")
+STUDY_MODELS = ("baseline", "late_fusion", *(f"{kind}_{pos}" for kind in CONDITIONED for pos in POSITIONS))
+DEFAULT_MODELS = ["baseline", "late_fusion", "hybrid_first", "hybrid_middle", "hybrid_last",
+                  "film_first", "film_middle", "film_last", "condconv_last"]
+CONTROLS = ("true", "zeros", "ones", "shuffled")
 BACKBONES = (*EFFICIENTNET_LITE, "vgg16_bn", "small")
-# Pretrained VGG16-BN trained best at 1e-5 (docs/reports.md: the hybrid's 0.813 and the
+# Pretrained VGG16-BN trained best at 1e-5 (the report: the hybrid's 0.813 and the
 # baseline's ~0.816 both at bs 32, lr 1e-5). A network from random weights
 # (--weights none, or the small backbone) barely moves at 1e-5 in a few CPU
 # epochs; 1e-3 is Adam's usual rate and trains it (checked on the CelebA sample).
@@ -25,69 +33,69 @@ SCRATCH_IMAGE_SIZE = 128
 class AttractivenessConfig(AugmentOptions, TrainConfig):
     """CelebA attribute prediction with covariates fused by HybridConv2D (ShortFuse)."""
 
-    target: str = option("Attractive", "CelebA attribute to predict (docs/reports.md: Attractive)")
+    target: str = option("Attractive", "CelebA attribute to predict (the original report's: Attractive)", group="data")
     covariates: list[str] = option(
         ["Male"],
-        "CelebA attributes given to the model as 0/1 covariates (docs/reports.md: Male; the report's "
-        "three-covariate run used Smiling,Young,High_Cheekbones)",
+        "CelebA attributes given to the model as 0/1 covariates (the original report used Male, and "
+        "Smiling,Young,High_Cheekbones in its three-covariate run)", group="data",
     )
     model: str = option(
         "hybrid",
         "baseline: the plain network; hybrid: its conv(s) at --hybrid-positions replaced by "
         "HybridConv2D; late_fusion: covariates concatenated after the feature extractor; film / condconv: "
         "the conv(s) at --hybrid-positions replaced by FiLMConv2D / CondConv2D",
-        choices=MODELS,
+        choices=MODELS, group="model",
     )
     backbone: str = option(
         "efficientnet_lite0",
         "efficientnet_lite0|1|2 (ImageNet weights offline, BatchNorm throughout), vgg16_bn (the thesis's net; "
         "Keras downloads its VGG16 weights) or small (a CPU-sized VGG-style net with BN, no pretrained weights)",
-        choices=BACKBONES,
+        choices=BACKBONES, group="model",
     )
     hybrid_positions: list[str] = option(
         ["last"],
         "conv(s) to hybridise (hybrid, film, condconv): first, middle, last or a 1-based index, several comma-separated "
-        "(docs/reports.md: last 0.821 > first 0.813 > 3rd 0.811)",
+        "(in the original report last was best: accuracy 0.821, first 0.813, 3rd 0.811)", group="model",
     )
     image_size: int | None = option(
         None,
         "images are resized to image_size x image_size; default with pretrained weights the backbone's ImageNet "
-        "resolution (efficientnet_lite0 224, lite1 240, lite2 260, vgg16_bn 224; hybridvision.common.backbones.resolve_image_size: on the CelebA sample's 89x109 "
+        "resolution (efficientnet_lite0 224, lite1 240, lite2 260, vgg16_bn 224; on 89x109 CelebA "
         f"faces 224 px beat 128 and 160 px), else {SCRATCH_IMAGE_SIZE}",
         min=1,
     )
     bn_momentum: float = option(
-        0.9, "BatchNorm moving-average momentum (torchvision's 0.9; Keras's 0.99 lags in short runs)", min=0, below=1
+        0.9, "BatchNorm moving-average momentum (torchvision's 0.9; Keras's 0.99 lags in short runs)", min=0, below=1, group="model"
     )
-    optimizer: str = option("adam", "optimizer name (hybridvision.common.optimizers; docs/reports.md: Adam)")
+    optimizer: str = option("adam", "optimizer: adam (the original report's), sgd, rmsprop, adabound or amsbound", group="training")
     learning_rate: float | None = option(
         None,
         f"learning rate; default with pretrained weights 1e-4 for efficientnet_lite, "
-        f"{PRETRAINED_LEARNING_RATE:g} for vgg16_bn (docs/reports.md); {SCRATCH_LEARNING_RATE:g} from random weights",
+        f"{PRETRAINED_LEARNING_RATE:g} for vgg16_bn (the original report's); {SCRATCH_LEARNING_RATE:g} from random weights",
     )
     epochs: int = option(
-        5, "epochs; the best checkpoint by --monitor is kept (docs/reports.md: 1 epoch over the 162,770 training "
+        5, "epochs; the best checkpoint by --monitor is kept (the original report: 1 epoch over the 162,770 training "
         "images of full CelebA; a few thousand faces need several)"
     )
-    batch_size: int = option(32, "batch size (docs/reports.md: 32 was best of 8-64)")
+    batch_size: int = option(32, "batch size (32 was the best of 8-64 in the original report)")
     weights: str | None = option(
         None, "backbone weights: imagenet, none, or a .weights.h5 path; default imagenet where the backbone "
         "has it, none for small"
     )
-    seeds: list[int] = option([], "run the configuration once per seed (e.g. 0,1,2) and write mean and std", min=0)
-    split_seed: int = option(0, "seed of the fallback split (kept fixed across --seeds: one shared test set)", min=0)
-    val_fraction: float = option(0.15, "fallback split: share of the train rows used for validation", above=0, below=1)
-    test_fraction: float = option(0.15, "fallback split: share of the train rows used for test", min=0, below=1)
-    flip: bool = option(True, "random left-right flips of the training faces (the label does not change)")
+    seeds: list[int] = option([], "run the configuration once per seed (e.g. 0,1,2) and write mean and std", min=0, group="training")
+    split_seed: int = option(0, "seed of the fallback split (kept fixed across --seeds: one shared test set)", min=0, group="data")
+    val_fraction: float = option(0.15, "fallback split: share of the train rows used for validation", above=0, below=1, group="data")
+    test_fraction: float = option(0.15, "fallback split: share of the train rows used for test", min=0, below=1, group="data")
+    flip: bool = option(True, "random left-right flips of the training faces (the label does not change)", group="data")
     # Aligned faces: the affine knobs are milder than ImageDataGenerator's classic ones.
     rotation_range: float = option(10.0)
     width_shift_range: float = option(0.05)
     height_shift_range: float = option(0.05)
     shear_range: float = option(0.0)
     zoom_range: float = option(0.1)
-    head_dropout: float = option(0.3, "dropout between the pooled features and the sigmoid unit", min=0, below=1)
-    cache: bool = option(False, "keep decoded images in memory (fine for samples; full CelebA needs GBs)")
-    monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
+    head_dropout: float = option(0.3, "dropout between the pooled features and the sigmoid unit", min=0, below=1, group="model")
+    cache: bool = option(False, "keep decoded images in memory (fine for samples; full CelebA needs GBs)", group="data")
+    monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint", group="training")
 
     def fill_automatic(self) -> None:
         """Weights by backbone, then the image size and the learning rate by weights."""
@@ -98,3 +106,57 @@ class AttractivenessConfig(AugmentOptions, TrainConfig):
                 self.learning_rate = PRETRAINED_LEARNING_RATES.get(self.backbone, PRETRAINED_LEARNING_RATE)
             else:
                 self.learning_rate = SCRATCH_LEARNING_RATE
+
+
+@dataclasses.dataclass
+class TuneConfig(AttractivenessConfig):
+    """The app's config plus the shared search grid."""
+
+    run_dir: str | None = option("runs/attractiveness_tune", "folder of the searches, final runs and tables")
+    models: list[str] = option(["baseline", "hybrid", "late_fusion"], "model kinds to search and compare",
+                               choices=MODELS)
+    learning_rates: list[float] = option([1e-4, 1e-5], "learning rates, shared by every model kind", above=0)
+    batch_sizes: list[int] = option([16, 32, 64], "batch sizes, shared by every model kind (the original report searched 8-64)", min=1)
+    position_sets: list[str] = option(["first", "3", "last"], "hybrid conv position sets; + joins several (first+last)")
+    covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
+    tuner: str = option("grid", "KerasTuner search", choices=TUNERS)
+    max_trials: int = option(12, "trials per model kind", min=1)
+    seeds: list[int] = option([0, 1, 2], "seeds of the final retraining of each kind's best setting", min=0)
+
+
+@dataclasses.dataclass
+class StudyConfig(AttractivenessConfig):
+    """The app's config plus the study's grid."""
+
+    run_dir: str | None = option("runs/attractiveness_study", "folder of the cells' runs and the tables")
+    models: list[str] = option(list(DEFAULT_MODELS), "models: baseline, late_fusion, hybrid|film|condconv_"
+                               "first|middle|last", choices=STUDY_MODELS)
+    covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
+    controls: list[str] = option(list(CONTROLS), "covariate assignments of the fusion models", choices=CONTROLS)
+    seeds: list[int] = option([0, 1, 2, 3, 4], "seeds of every cell (one fixed split: --split-seed)", min=0)
+
+
+# The parsers of the app's tools are built here, not in the tools' modules: those import Keras
+# at the top, and `hybridvision attractiveness <tool> --help` should answer without it.
+def train_parser():
+    return build_parser(
+        AttractivenessConfig,
+        "Train one CelebA attribute classifier: baseline, hybrid (ShortFuse) or late fusion.",
+        prog="hybridvision attractiveness train",
+    )
+
+
+def tune_parser():
+    return build_parser(
+        TuneConfig,
+        "Matched sweeps: baseline, late fusion and hybrid searched over the same grid, then compared.",
+        prog="hybridvision attractiveness tune",
+    )
+
+
+def study_parser():
+    return build_parser(
+        StudyConfig,
+        "The covariate-conditioning study: baseline vs late fusion, hybrid, FiLM and CondConv, with controls.",
+        prog="hybridvision attractiveness study",
+    )

@@ -26,13 +26,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from hybridvision.apps.attractiveness.config import CONDITIONED  # noqa: F401 - also imported from here
 from hybridvision.common.backbones import build_backbone, with_preprocessing
 from hybridvision.common.binary_macro_f1 import BinaryMacroF1
 from hybridvision.common.optimizers import get_optimizer
 
 COVARIATES = "covariates"
-# Model kinds whose conv(s) at --hybrid-positions are swapped by hybridvision.common.transfer.hybridize(kind=...).
-CONDITIONED = ("hybrid", "film", "condconv")
 
 
 def parse_positions(positions) -> list:

@@ -55,9 +55,17 @@ import keras
 import numpy as np
 from scipy import stats
 
-from hybridvision.apps.attractiveness.config import AttractivenessConfig
+from hybridvision.apps.attractiveness.config import (  # noqa: F401 - POSITIONS, STUDY_MODELS, DEFAULT_MODELS: part of this module's API
+    CONDITIONED,
+    CONTROLS,
+    DEFAULT_MODELS,
+    POSITIONS,
+    STUDY_MODELS,
+    AttractivenessConfig,
+    StudyConfig,
+    study_parser,
+)
 from hybridvision.apps.attractiveness.floor import covariate_floor
-from hybridvision.apps.attractiveness.models import CONDITIONED
 from hybridvision.apps.attractiveness.train import load_tables, run_seeds
 from hybridvision.common.config import option, parse_config
 from hybridvision.common.data.celeba import attribute_names, check_attributes
@@ -67,11 +75,6 @@ from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
 
 log = logging.getLogger("hybridvision")
-POSITIONS = ("first", "middle", "last")
-STUDY_MODELS = ("baseline", "late_fusion", *(f"{kind}_{pos}" for kind in CONDITIONED for pos in POSITIONS))
-DEFAULT_MODELS = ["baseline", "late_fusion", "hybrid_first", "hybrid_middle", "hybrid_last",
-                  "film_first", "film_middle", "film_last", "condconv_last"]
-CONTROLS = ("true", "zeros", "ones", "shuffled")
 METRICS = ("accuracy", "f1_macro")
 SPLITS = ("test", "val")
 
@@ -82,18 +85,6 @@ class CellConfig(AttractivenessConfig):
 
     covariate_control: str = option("true", "covariates given to the model: true, zeros, ones or shuffled",
                                     choices=CONTROLS)
-
-
-@dataclasses.dataclass
-class StudyConfig(AttractivenessConfig):
-    """The app's config plus the study's grid."""
-
-    run_dir: str | None = option("runs/attractiveness_study", "folder of the cells' runs and the tables")
-    models: list[str] = option(list(DEFAULT_MODELS), "models: baseline, late_fusion, hybrid|film|condconv_"
-                               "first|middle|last", choices=STUDY_MODELS)
-    covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
-    controls: list[str] = option(list(CONTROLS), "covariate assignments of the fusion models", choices=CONTROLS)
-    seeds: list[int] = option([0, 1, 2, 3, 4], "seeds of every cell (one fixed split: --split-seed)", min=0)
 
 
 def model_kind(name: str) -> tuple[str, str | None]:
@@ -235,7 +226,7 @@ def run_study(cfg: StudyConfig) -> list[dict]:
 
 
 def main(argv=None) -> list[dict]:
-    cfg = parse_config(StudyConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.attractiveness.study")
+    cfg = parse_config(StudyConfig, argv, parser=study_parser())
     setup_logging(cfg.quiet)
     rows = run_study(cfg)
     root = Path(cfg.run_dir)

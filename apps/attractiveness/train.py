@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import keras
 
-from hybridvision.apps.attractiveness.config import AttractivenessConfig
+from hybridvision.apps.attractiveness.config import AttractivenessConfig, train_parser
 from hybridvision.apps.attractiveness.floor import covariate_floor
 from hybridvision.apps.attractiveness.models import build_model, compile_model
 from hybridvision.common import repeat
@@ -99,7 +99,7 @@ def run_seeds(cfg: AttractivenessConfig, data=None, same_settings: bool = True, 
 
 
 def main(argv=None) -> dict:
-    cfg = parse_config(AttractivenessConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.attractiveness.train")
+    cfg = parse_config(AttractivenessConfig, argv, parser=train_parser())
     setup_logging(cfg.quiet)
     metrics = run_seeds(cfg) if cfg.seeds else train_one(cfg)
     spread = ""

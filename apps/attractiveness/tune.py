@@ -29,34 +29,18 @@ from pathlib import Path
 
 import keras
 
-from hybridvision.apps.attractiveness.config import MODELS, AttractivenessConfig
+from hybridvision.apps.attractiveness.config import AttractivenessConfig, TuneConfig, tune_parser
 from hybridvision.apps.attractiveness.floor import covariate_floor
 from hybridvision.apps.attractiveness.models import CONDITIONED, build_model, compile_model
 from hybridvision.apps.attractiveness.train import load_tables, make_datasets, run_seeds
-from hybridvision.common.config import option, parse_config
+from hybridvision.common.config import parse_config
 from hybridvision.common.data.celeba import attribute_names, check_attributes
 from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
-from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search, trials_table
+from hybridvision.common.tuning import ConfigHyperModel, search, trials_table
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = "val_accuracy"
-
-
-@dataclasses.dataclass
-class TuneConfig(AttractivenessConfig):
-    """The app's config plus the shared search grid."""
-
-    run_dir: str | None = option("runs/attractiveness_tune", "folder of the searches, final runs and tables")
-    models: list[str] = option(["baseline", "hybrid", "late_fusion"], "model kinds to search and compare",
-                               choices=MODELS)
-    learning_rates: list[float] = option([1e-4, 1e-5], "learning rates, shared by every model kind", above=0)
-    batch_sizes: list[int] = option([16, 32, 64], "batch sizes, shared by every model kind (docs/reports.md: 8-64)", min=1)
-    position_sets: list[str] = option(["first", "3", "last"], "hybrid conv position sets; + joins several (first+last)")
-    covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
-    tuner: str = option("grid", "KerasTuner search", choices=TUNERS)
-    max_trials: int = option(12, "trials per model kind", min=1)
-    seeds: list[int] = option([0, 1, 2], "seeds of the final retraining of each kind's best setting", min=0)
 
 
 def _as_list(value) -> list[str]:
@@ -163,7 +147,7 @@ def grid_rows(trials: dict) -> list[dict]:
 
 
 def main(argv=None) -> list[dict]:
-    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.attractiveness.tune")
+    cfg = parse_config(TuneConfig, argv, parser=tune_parser())
     setup_logging(cfg.quiet)
     root = Path(cfg.run_dir)
     data = load_tables(cfg)

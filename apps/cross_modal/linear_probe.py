@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from hybridvision.apps.cross_modal.config import CrossModalConfig
+from hybridvision.apps.cross_modal.config import CrossModalConfig, linear_probe_parser
 from hybridvision.apps.cross_modal.data import experiments, labels_of, load_table, partitions, test_rows
 from hybridvision.apps.cross_modal.models import build_extractor
 from hybridvision.common.config import parse_config
@@ -97,8 +97,7 @@ def markdown(results: dict, modalities) -> str:
 
 
 def main(argv=None) -> dict:
-    cfg = parse_config(CrossModalConfig, argv, description=__doc__.split("\n")[0],
-                       prog="python -m hybridvision.apps.cross_modal.linear_probe")
+    cfg = parse_config(CrossModalConfig, argv, parser=linear_probe_parser())
     setup_logging(cfg.quiet)
     run_dir = Path(cfg.run_dir or Path("runs") / "cross_modal_linear_probe" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hybridvision.apps.cross_modal.config import CrossModalConfig
+from hybridvision.apps.cross_modal.config import CrossModalConfig, train_parser
 from hybridvision.apps.cross_modal.data import (
     experiments,
     labels_of,
@@ -138,8 +138,7 @@ def train(cfg: CrossModalConfig) -> dict:
 
 
 def main(argv=None) -> dict:
-    cfg = parse_config(CrossModalConfig, argv, description=__doc__.split("\n")[0],
-                       prog="python -m hybridvision.apps.cross_modal.train")
+    cfg = parse_config(CrossModalConfig, argv, parser=train_parser())
     setup_logging(cfg.quiet)
     metrics = train(cfg)
     print(metrics.pop("markdown_table"))

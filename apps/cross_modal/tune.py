@@ -32,45 +32,19 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from hybridvision.apps.cross_modal.config import CrossModalConfig
+from hybridvision.apps.cross_modal.config import AUGMENTATIONS, CrossModalConfig, TuneConfig, tune_parser
 from hybridvision.apps.cross_modal.data import experiments, labels_of, load_table, make_images, partitions
 from hybridvision.apps.cross_modal.models import build_model, compile_model, prepare_finetuning
-from hybridvision.common.config import option, parse_config
+from hybridvision.common.config import parse_config
 from hybridvision.common.features import cached_features
 from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
-from hybridvision.common.tuning import TUNERS, ConfigHyperModel, choice, search, trials_table
+from hybridvision.common.tuning import ConfigHyperModel, choice, search, trials_table
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
-# Named augmentation settings (train config fields); "report" is the report's ImageDataGenerator alone.
-AUGMENTATIONS = {
-    "none": {"augment": False},
-    "report": {"augment": True, "grayscale": 0.0, "color_jitter": 0.0, "edge_views": 0.0},
-    "report_color": {"augment": True, "grayscale": 0.5, "color_jitter": 0.3, "edge_views": 0.0},
-    "report_color_edges": {"augment": True, "grayscale": 0.5, "color_jitter": 0.3, "edge_views": 0.3},
-}
 COLUMNS = ["trial_id", "model", "learning_rate", "augmentation", "val_accuracy", "head_epochs", "finetune_epochs_run",
            "train_seconds"]
-
-
-@dataclasses.dataclass
-class TuneConfig(CrossModalConfig):
-    """The train config (the fixed settings of every trial) plus the search space, the tuner and early stopping."""
-
-    run_dir: str | None = option("runs/cross_modal_tune", "folder of the searches (one subfolder per --project)")
-    project: str = option("search", "name of this search inside --run-dir (a new name starts a new search)")
-    tuner: str = option("grid", "KerasTuner search: grid (every combination), random or hyperband", choices=TUNERS)
-    max_trials: int = option(12, "trials at most (grid and random)", min=1)
-    learning_rates: list[float] = option([1e-3, 3e-4], "learning rates to try (the fine-tuning phase runs at "
-                                                        "this x --finetune-learning-rate-factor)", above=0)
-    augmentations: list[str] = option(["report_color", "report"], "augmentation presets to try: "
-                                      + ", ".join(AUGMENTATIONS), choices=tuple(AUGMENTATIONS))
-    models: list[str] = option(["finetune", "frozen"], "backbone frozen or its top layers fine-tuned",
-                               choices=("frozen", "finetune"))
-    patience: int = option(3, "early stopping: a phase stops after this many epochs without a better val "
-                              "accuracy, keeping its best epoch", min=1)
-    best_config: str | None = option(None, "where the best config goes; default <run-dir>/<project>/best_config.yaml")
 
 
 def preset_of(cfg) -> str | None:
@@ -182,7 +156,7 @@ def write_search(rows: list[dict], out_dir, title: str) -> Path:
 
 def main(argv=None):
     """Run or resume the search; returns (best train config, path of its YAML file, search rows)."""
-    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.cross_modal.tune")
+    cfg = parse_config(TuneConfig, argv, parser=tune_parser())
     setup_logging(cfg.quiet)
     for name in ("learning_rates", "augmentations", "models"):
         if not getattr(cfg, name):

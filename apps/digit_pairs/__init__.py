@@ -1,11 +1,13 @@
 """Digit-pair comparison: is the first of two MNIST digits <= the second?
 
-FC, CNN, deep CNN, Siamese and auxiliary-loss models (report 2 of docs/reports.md),
+FC, CNN, deep CNN, Siamese and auxiliary-loss models (the original report 2),
 trained with `python -m hybridvision.apps.digit_pairs.train` and compared over repeated
 seeded runs with `python -m hybridvision.apps.digit_pairs.compare`.
 """
 
 DESCRIPTION = "MNIST digit pairs: is the first <= the second? FC/CNN/Siamese/auxiliary-loss models"
+# The command-line tools (modules of this package): `hybridvision digit_pairs <tool>`.
+TOOLS = ("train", "compare")
 # The demo data is scikit-learn's 8x8 digits upsampled (SYNTHETIC, see hybridvision.common.data.demo).
 DEMO_ARGS = ["--model", "aux", "--epochs", "12"]
 HEADLINE = ("test", "accuracy")

@@ -25,29 +25,20 @@ from pathlib import Path
 
 import keras
 
-from hybridvision.apps.digit_pairs.config import MODELS, DigitPairsConfig
+from hybridvision.apps.digit_pairs.config import CompareConfig, DigitPairsConfig, compare_parser
 from hybridvision.apps.digit_pairs.train import run_experiment
-from hybridvision.common.config import option, parse_config
+from hybridvision.common.config import parse_config
 from hybridvision.common.plots import plot_bars
 from hybridvision.common.repeat import repeat, summarise
 from hybridvision.common.tables import write_table
 
 log = logging.getLogger("hybridvision")
 
-# Test accuracy, mean of 10 runs, from the report (docs/reports.md: digit_pairs); siamese: no number given.
+# Test accuracy, mean of 10 runs, from the original report; siamese: no number given.
 REPORTED = {"fc": 0.740, "fc_dropout": 0.764, "cnn": 0.825, "deep_cnn": 0.830, "aux": 0.956}
 COLUMNS = ["model", "train_mean", "train_std", "test_mean", "test_std", "n",
            "train_ci95_low", "train_ci95_high", "test_ci95_low", "test_ci95_high"]
 SHOWN = ["model", "n", "train_mean", "train_std", "test_mean", "test_std", "test_ci95_low", "test_ci95_high", "reported"]
-
-
-@dataclasses.dataclass
-class CompareConfig(DigitPairsConfig):
-    """The training settings plus how many rounds of which models."""
-
-    rounds: int = option(10, "training runs per model (docs/reports.md: 10), round k uses seed --seed + k", min=1)
-    models: list[str] = option(list(MODELS), "models to compare", choices=MODELS)
-    out: str = option("runs/digit_pairs/comparison", "folder for comparison.csv/.md/.png and runs/<model>/seed<k>/")
 
 
 def round_config(cfg: CompareConfig, model: str, k: int) -> DigitPairsConfig:
@@ -110,7 +101,7 @@ def compare(cfg: CompareConfig) -> list[dict]:
 
 
 def main(argv=None) -> list[dict]:
-    cfg = parse_config(CompareConfig, argv, description=__doc__.splitlines()[0], prog="python -m hybridvision.apps.digit_pairs.compare")
+    cfg = parse_config(CompareConfig, argv, parser=compare_parser())
     return compare(cfg)
 
 

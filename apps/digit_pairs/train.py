@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from hybridvision.apps.digit_pairs import DESCRIPTION
-from hybridvision.apps.digit_pairs.config import DigitPairsConfig
+from hybridvision.apps.digit_pairs.config import DigitPairsConfig, train_parser
 from hybridvision.apps.digit_pairs.data import load_pair_splits, make_dataset
 from hybridvision.apps.digit_pairs.models import accuracy_key, build_model, compile_model, has_aux
 from hybridvision.common.config import parse_config
@@ -66,7 +65,7 @@ def run_experiment(cfg: DigitPairsConfig, saved_models_dir="saved_models", expor
 
 
 def main(argv=None) -> dict:
-    cfg = parse_config(DigitPairsConfig, argv, description=DESCRIPTION, prog="python -m hybridvision.apps.digit_pairs.train")
+    cfg = parse_config(DigitPairsConfig, argv, parser=train_parser())
     return run_experiment(cfg)
 
 

@@ -1,6 +1,6 @@
 """Face orientation and light-source direction on CelebA faces (3 classes each).
 
-Report 5 of docs/reports.md: a from-scratch VGG-style CNN and InceptionV3 / ResNet50
+The original report 5: a from-scratch VGG-style CNN and InceptionV3 / ResNet50
 transfer models, tuned with KerasTuner, and a labeller that writes a CSV of
 predictions for a whole image folder.
 
@@ -10,6 +10,8 @@ predictions for a whole image folder.
 """
 
 DESCRIPTION = "CelebA face orientation / light source (left, center, right): from-scratch CNN vs transfer, tuner, labeller"
+# The command-line tools (modules of this package): `hybridvision orientation_light <tool>`.
+TOOLS = ("train", "tune", "predict")
 # The from-scratch CNN on the synthetic light faces (60 train images per class
 # at 48 px): about 20 s of CPU time. Light rather than orientation because its
 # synthetic cue is learnt reliably in 10 epochs (test 0.87 measured; the

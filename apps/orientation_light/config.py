@@ -1,11 +1,12 @@
-"""Settings of the orientation_light app; defaults are the report's best known ones (docs/reports.md: orientation_light)."""
+"""Settings of the orientation_light app; defaults are the original report's best known ones."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 from hybridvision.common.backbones import EFFICIENTNET_LITE, resolve_weights
-from hybridvision.common.config import AugmentOptions, TrainConfig, option
+from hybridvision.common.config import TUNERS, AugmentOptions, OneLineErrorParser, TrainConfig, build_parser, option
 
 TASKS = ("orientation", "light")
 TRANSFER_MODELS = (*EFFICIENTNET_LITE, "inception_v3", "resnet50")
@@ -26,49 +27,49 @@ class OrientationLightConfig(AugmentOptions, TrainConfig):
         "orientation",
         "orientation (left/center/right head turn) or light (light from the image's left/center/right); "
         "names the demo data and the exported model",
-        choices=TASKS,
+        choices=TASKS, group="data",
     )
     model: str = option(
         "from_scratch",
-        "from_scratch: VGG-style CNN, < 700k parameters (docs/reports.md: the best, 0.881 / 0.902 test accuracy); "
+        "from_scratch: VGG-style CNN, < 700k parameters (the original report's best: 0.881 / 0.902 test accuracy); "
         "efficientnet_lite0|1|2 (ImageNet weights offline) / inception_v3 / resnet50 (weights downloaded by Keras): "
         "frozen pretrained base + GAP -> Dense 512 -> Dense 128 -> Dropout head",
-        choices=MODELS,
+        choices=MODELS, group="model",
     )
     weights: str | None = option(
         None, "backbone weights: imagenet, none, or a .weights.h5 path; default imagenet for the "
-        "transfer models (docs/reports.md), none for from_scratch"
+        "transfer models (as in the original report), none for from_scratch"
     )
-    optimizer: str = option("adam", "optimizer (docs/reports.md: Adam, SGD with momentum, AdaBound compared)", choices=OPTIMIZERS)
+    optimizer: str = option("adam", "optimizer (the original report compared Adam, SGD with momentum and AdaBound)", choices=OPTIMIZERS, group="training")
     learning_rate: float | None = option(
-        None, "learning rate; default by optimizer: adam 1e-3, sgd 1e-2, adabound 4e-3 (docs/reports.md: 0.003-0.005)"
+        None, "learning rate; default by optimizer: adam 1e-3, sgd 1e-2, adabound 4e-3 (the original report's AdaBound: 0.003-0.005)"
     )
-    epochs: int = option(15, "epochs (docs/reports.md: grid of 10 / 15 / 20)")
+    epochs: int = option(15, "epochs (the original report searched 10 / 15 / 20)")
     batch_size: int = option(32, "batch size")
     image_size: int = option(64, "faces are resized to image_size x image_size (inception_v3 needs >= 75)")
     conv_dropout: float = option(
-        0.2, "from_scratch: dropout after the first pooling, +0.05 per later block (docs/reports.md: 0.2-0.3)", min=0, below=1
+        0.2, "from_scratch: dropout after the first pooling, +0.05 per later block (the original report: 0.2-0.3)", min=0, below=1, group="model"
     )
     dense_units: int = option(
         48, "from_scratch: units of the dense layer before the classifier (48 keeps the model under the report's "
-        "700k parameters up to 64 px)", min=1
+        "700k parameters up to 64 px)", min=1, group="model"
     )
     bn_momentum: float = option(
         0.9, "from_scratch: BatchNorm moving-average momentum; Keras's 0.99 needs thousands of steps before "
-        "the inference statistics fit, more than a short CPU run makes", min=0, below=1
+        "the inference statistics fit, more than a short CPU run makes", min=0, below=1, group="model"
     )
     head_dropout: float = option(
-        0.7, "dropout before the softmax (docs/reports.md: 0.7 after the from-scratch dense layer; the transfer "
-        "head's rate was not reported)", min=0, below=1
+        0.7, "dropout before the softmax (the original report: 0.7 after the from-scratch dense layer; the transfer "
+        "head's rate was not reported)", min=0, below=1, group="model"
     )
     finetune_layers: int = option(
         0, "transfer models: after the frozen phase, unfreeze the top N layers with weights of the base "
-        "(BatchNorm stays frozen) and train again; 0 = no fine-tuning", min=0
+        "(BatchNorm stays frozen) and train again; 0 = no fine-tuning", min=0, group="training"
     )
-    finetune_epochs: int = option(5, "epochs of the fine-tuning phase", min=1)
-    finetune_learning_rate_factor: float = option(0.1, "fine-tuning learning rate = learning rate x this", above=0)
+    finetune_epochs: int = option(5, "epochs of the fine-tuning phase", min=1, group="training")
+    finetune_learning_rate_factor: float = option(0.1, "fine-tuning learning rate = learning rate x this", above=0, group="training")
     augment: bool = option(
-        False, "random affine augmentation of the training images (docs/reports.md: tried on and off); it never "
+        False, "random affine augmentation of the training images (the original report tried it on and off); it never "
         "flips (see --mirror)"
     )
     rotation_range: float = option(10.0)
@@ -76,18 +77,18 @@ class OrientationLightConfig(AugmentOptions, TrainConfig):
     height_shift_range: float = option(0.1)
     shear_range: float = option(0.0)
     zoom_range: float = option(0.1)
-    brightness_range: list[float] = option([], "--augment: brightness factors low,high (e.g. 0.8,1.2); empty = off", above=0)
+    brightness_range: list[float] = option([], "--augment: brightness factors low,high (e.g. 0.8,1.2); empty = off", above=0, group="data")
     mirror: bool = option(
         False, "mirror half of the training images left-right AND swap their left/right labels (a plain "
-        "horizontal flip would teach wrong labels for these tasks, so --augment never flips)"
+        "horizontal flip would teach wrong labels for these tasks, so --augment never flips)", group="data"
     )
     holdout_fraction: float = option(
         0.0, "when <data-dir>/test/ is missing: share of val held out (seeded, stratified) as the test "
-        "split, e.g. 0.5; 0 = no test split, metrics on val only", min=0, below=1
+        "split, e.g. 0.5; 0 = no test split, metrics on val only", min=0, below=1, group="data"
     )
-    split_seed: int = option(0, "seed of the --holdout-fraction split (fixed across --seed: one test set)", min=0)
-    cache: bool = option(True, "keep the decoded images in memory (about 12 kB per image at 64 px)")
-    monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint")
+    split_seed: int = option(0, "seed of the --holdout-fraction split (fixed across --seed: one test set)", min=0, group="data")
+    cache: bool = option(True, "keep the decoded images in memory (about 12 kB per image at 64 px)", group="data")
+    monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint", group="training")
 
     def fill_automatic(self) -> None:
         """Weights by model, the learning rate by optimizer; the combinations checked."""
@@ -102,3 +103,54 @@ class OrientationLightConfig(AugmentOptions, TrainConfig):
                              f"not --model {self.model}; leave it at 0")
         if self.brightness_range and len(self.brightness_range) != 2:
             raise ValueError(f"--brightness-range {self.brightness_range} needs two numbers low,high such as 0.8,1.2")
+
+
+@dataclasses.dataclass
+class TuneConfig(OrientationLightConfig):
+    """The train config (the fixed settings of every trial) plus the search space and the tuner."""
+
+    run_dir: str | None = option("runs/orientation_light_tune", "folder of the searches (one per task and model)")
+    tuner: str = option("random", "KerasTuner search: grid, random or hyperband", choices=TUNERS)
+    max_trials: int = option(10, "trials at most (grid and random; Hyperband sizes itself from --epochs)", min=1)
+    batch_sizes: list[int] = option([16, 32, 64], "batch sizes to try", min=1)
+    learning_rates: list[float] = option([1e-3, 3e-4, 4e-3], "learning rates to try (the original report ran AdaBound at 0.003-0.005)", above=0)
+    optimizers: list[str] = option(list(OPTIMIZERS), "optimizers to try", choices=OPTIMIZERS)
+    conv_dropouts: list[float] = option([0.2, 0.3], "from_scratch conv dropout rates to try (the original report's 0.2-0.3)", min=0, below=1)
+    head_dropouts: list[float] = option([0.5, 0.7], "dropout rates before the softmax to try (the original report used 0.7)", min=0, below=1)
+    best_config: str | None = option(None, "where the best config goes; default <run-dir>/<task>_<model>/best_config.yaml")
+
+
+# The parsers of the app's tools are built here, not in the tools' modules: those import Keras
+# at the top, and `hybridvision orientation_light <tool> --help` should answer without it.
+def train_parser():
+    return build_parser(
+        OrientationLightConfig,
+        "Train a face orientation or light-source classifier (from scratch, or transfer with a frozen base).",
+        prog="hybridvision orientation_light train",
+    )
+
+
+def tune_parser():
+    return build_parser(
+        TuneConfig,
+        "Search batch size, drop rates, learning rate and optimiser with KerasTuner (as the report did by hand).",
+        prog="hybridvision orientation_light tune",
+    )
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(
+        prog="hybridvision orientation_light predict",
+        description="Label a whole image folder with a saved orientation or light model: a CSV, and optionally a 3x3 grid.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="a .keras model saved by train.py")
+    parser.add_argument("--images", required=True, help="folder of images, searched recursively")
+    parser.add_argument("--out", required=True, help="labels CSV to write (or to resume)")
+    parser.add_argument("--grid", help="also save a 3x3 grid of labelled sample images to this PNG")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--classes", help="class names in output order, e.g. left,center,right; "
+                        "default: read from <model>.classes.json")
+    parser.add_argument("--seed", type=int, default=0, help="which images the grid shows")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser

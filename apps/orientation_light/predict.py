@@ -14,34 +14,18 @@ duplicating rows. Class names come from `<model>.classes.json`, written by
 
 from __future__ import annotations
 
-import argparse
 import logging
 
+from hybridvision.apps.orientation_light.config import predict_parser
 from hybridvision.common.predict import label_folder, read_class_names, save_prediction_grid
 from hybridvision.common.run import setup_logging
 
 log = logging.getLogger("hybridvision")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hybridvision.apps.orientation_light.predict",
-                                     description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="a .keras model saved by train.py")
-    parser.add_argument("--images", required=True, help="folder of images, searched recursively")
-    parser.add_argument("--out", required=True, help="labels CSV to write (or to resume)")
-    parser.add_argument("--grid", help="also save a 3x3 grid of labelled sample images to this PNG")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    parser.add_argument("--classes", help="class names in output order, e.g. left,center,right; "
-                        "default: read from <model>.classes.json")
-    parser.add_argument("--seed", type=int, default=0, help="which images the grid shows")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
 def main(argv=None) -> dict:
     """Label the folder; returns `hybridvision.common.predict.label_folder`'s summary."""
-    parser = build_parser()
+    parser = predict_parser()
     args = parser.parse_args(argv)
     setup_logging(args.quiet)
     if args.batch_size < 1:

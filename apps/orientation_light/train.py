@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hybridvision.apps.orientation_light.config import OrientationLightConfig
+from hybridvision.apps.orientation_light.config import OrientationLightConfig, train_parser
 from hybridvision.apps.orientation_light.data import load_tables, make_datasets
 from hybridvision.apps.orientation_light.models import build_model, compile_model, prepare_finetuning
 from hybridvision.common.config import parse_config
@@ -78,8 +78,7 @@ def train(cfg: OrientationLightConfig) -> dict:
 
 
 def main(argv=None) -> dict:
-    cfg = parse_config(OrientationLightConfig, argv, description=__doc__.split("\n")[0],
-                       prog="python -m hybridvision.apps.orientation_light.train")
+    cfg = parse_config(OrientationLightConfig, argv, parser=train_parser())
     setup_logging(cfg.quiet)
     metrics = train(cfg)
     split = "test" if "test" in metrics else "val"

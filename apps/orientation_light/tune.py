@@ -6,7 +6,7 @@
 
 Every trial is the train config with the searched fields replaced, trained on
 `train` and scored on `val` (`val_accuracy`); the test split is never looked
-at. A grid search starts from the config's own setting (the report's best, docs/reports.md);
+at. A grid search starts from the config's own setting (the original report's best);
 a random search draws every trial. Written to `<run-dir>/<task>_<model>/`: KerasTuner's trial folders,
 `trials.csv` (one row per finished trial) and `best_config.yaml`, the best
 trial's full config, which `train.py --config` reads as is. Running the same
@@ -21,30 +21,15 @@ from pathlib import Path
 
 import keras
 
-from hybridvision.apps.orientation_light.config import OPTIMIZERS, OrientationLightConfig
+from hybridvision.apps.orientation_light.config import OrientationLightConfig, TuneConfig, tune_parser
 from hybridvision.apps.orientation_light.data import load_tables, make_datasets
 from hybridvision.apps.orientation_light.models import build_model, compile_model
-from hybridvision.common.config import option, parse_config
+from hybridvision.common.config import parse_config
 from hybridvision.common.run import setup_logging
-from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search
+from hybridvision.common.tuning import ConfigHyperModel, search
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = "val_accuracy"
-
-
-@dataclasses.dataclass
-class TuneConfig(OrientationLightConfig):
-    """The train config (the fixed settings of every trial) plus the search space and the tuner."""
-
-    run_dir: str | None = option("runs/orientation_light_tune", "folder of the searches (one per task and model)")
-    tuner: str = option("random", "KerasTuner search: grid, random or hyperband", choices=TUNERS)
-    max_trials: int = option(10, "trials at most (grid and random; Hyperband sizes itself from --epochs)", min=1)
-    batch_sizes: list[int] = option([16, 32, 64], "batch sizes to try", min=1)
-    learning_rates: list[float] = option([1e-3, 3e-4, 4e-3], "learning rates to try (docs/reports.md: AdaBound at 0.003-0.005)", above=0)
-    optimizers: list[str] = option(list(OPTIMIZERS), "optimizers to try", choices=OPTIMIZERS)
-    conv_dropouts: list[float] = option([0.2, 0.3], "from_scratch conv dropout rates to try (docs/reports.md: 0.2-0.3)", min=0, below=1)
-    head_dropouts: list[float] = option([0.5, 0.7], "dropout rates before the softmax to try (docs/reports.md: 0.7)", min=0, below=1)
-    best_config: str | None = option(None, "where the best config goes; default <run-dir>/<task>_<model>/best_config.yaml")
 
 
 def search_space(cfg: TuneConfig) -> dict:
@@ -70,8 +55,7 @@ def train_config(cfg: TuneConfig) -> OrientationLightConfig:
 
 def main(argv=None):
     """Run or resume the search; returns (best train config, path of its YAML file)."""
-    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0],
-                       prog="python -m hybridvision.apps.orientation_light.tune")
+    cfg = parse_config(TuneConfig, argv, parser=tune_parser())
     setup_logging(cfg.quiet)
     space = search_space(cfg)
     base = train_config(cfg)

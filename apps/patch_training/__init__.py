@@ -1,6 +1,6 @@
 """Pascal VOC multi-label classification with a patch pre-training curriculum.
 
-Report 3 of docs/reports.md: one backbone with a multi-label head (sigmoid,
+The original report 3: one backbone with a multi-label head (sigmoid,
 weighted binary cross-entropy) and a patch head (pooling to 4x4 or a spatial
 pyramid, three dense layers, softmax). Epochs before `--switch-epoch` train
 on object crops, the rest on full images. `python -m hybridvision.apps.patch_training.train`
@@ -9,6 +9,8 @@ epochs with the report's figures.
 """
 
 DESCRIPTION = "Pascal VOC multi-label classification with a patch pre-training curriculum (SPP head)"
+# The command-line tools (modules of this package): `hybridvision patch_training <tool>`.
+TOOLS = ("train", "tune", "sweep")
 # 36 val images, 84 train for 20 classes: a higher rate and less dropout than
 # the defaults let the random-init small net learn in 20 short epochs.
 DEMO_ARGS = [

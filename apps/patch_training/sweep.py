@@ -25,9 +25,9 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from hybridvision.apps.patch_training.config import PatchTrainingConfig
+from hybridvision.apps.patch_training.config import PatchTrainingConfig, SweepConfig, sweep_parser
 from hybridvision.apps.patch_training.train import load_data, run_experiment
-from hybridvision.common.config import option, parse_config
+from hybridvision.common.config import parse_config
 from hybridvision.common.plots import plot_lines
 from hybridvision.common.repeat import repeat
 from hybridvision.common.run import setup_logging
@@ -41,22 +41,6 @@ COLUMNS = [
 ]  # fmt: skip
 SHOWN = ["switch_epoch", "epochs", "precision", "recall", "map", "chance_map", "tp", "fp", "fn", "tn",
          "train_seconds", "patch_seconds", "full_seconds"]
-
-
-@dataclasses.dataclass
-class SweepConfig(PatchTrainingConfig):
-    """The curriculum's settings plus the switch epochs to sweep and the output folder."""
-
-    switch_epochs: list[int] = option([0, 2, 5, 7, 10], "switch epochs to compare (docs/reports.md: 0..10, 0 = baseline)", min=0)
-    full_epochs: int | None = option(
-        None, "whole-image epochs after the switch, the same for every K (K then trains K + this many epochs in "
-        "all, so the K differ only by their patch epochs); default: --epochs in all for every K, the report's fixed "
-        "budget, where a larger K leaves fewer whole-image epochs", min=1
-    )
-    out: str = option("runs/patch_training_sweep", "folder of sweep.csv, sweep.md, the plots and one run per K")
-
-    def check_switch_epoch(self) -> None:
-        """--switch-epoch is not used: each run takes one of --switch-epochs (checked by `sweep`)."""
 
 
 def _run_config(sweep: SweepConfig, k: int, out: Path) -> PatchTrainingConfig:
@@ -155,9 +139,7 @@ def sweep(config: SweepConfig) -> list[dict]:
 
 
 def main(argv=None) -> list[dict]:
-    config = parse_config(
-        SweepConfig, argv, description="Sweep --switch-epoch of the patch curriculum", prog="python -m hybridvision.apps.patch_training.sweep"
-    )
+    config = parse_config(SweepConfig, argv, parser=sweep_parser())
     return sweep(config)
 
 

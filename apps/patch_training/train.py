@@ -24,8 +24,7 @@ import json
 import logging
 import time
 
-from hybridvision.apps.patch_training import DESCRIPTION
-from hybridvision.apps.patch_training.config import PatchTrainingConfig
+from hybridvision.apps.patch_training.config import PatchTrainingConfig, train_parser
 from hybridvision.apps.patch_training.metrics import multilabel_report, predict_multilabel, write_per_class_report
 from hybridvision.apps.patch_training.models import build_models, compile_models
 from hybridvision.common.config import parse_config
@@ -178,7 +177,7 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
 
 
 def main(argv=None) -> dict:
-    cfg = parse_config(PatchTrainingConfig, argv, description=DESCRIPTION, prog="python -m hybridvision.apps.patch_training.train")
+    cfg = parse_config(PatchTrainingConfig, argv, parser=train_parser())
     return run_experiment(cfg)
 
 

@@ -28,11 +28,11 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from hybridvision.apps.patch_training.config import PatchTrainingConfig
+from hybridvision.apps.patch_training.config import PatchTrainingConfig, TuneConfig, tune_parser
 from hybridvision.apps.patch_training.metrics import multilabel_report, predict_multilabel
 from hybridvision.apps.patch_training.models import build_models, compile_models
 from hybridvision.apps.patch_training.train import load_data, patch_datasets
-from hybridvision.common.config import option, parse_config
+from hybridvision.common.config import parse_config
 from hybridvision.common.data.voc import (
     VOC_CLASSES,
     cache_patches,
@@ -43,7 +43,7 @@ from hybridvision.common.data.voc import (
 )
 from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
-from hybridvision.common.tuning import TUNERS, ConfigHyperModel, search, trials_table
+from hybridvision.common.tuning import ConfigHyperModel, search, trials_table
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = keras_tuner.Objective("val_map", direction="max")
@@ -51,19 +51,6 @@ ABLATION_COLUMNS = [
     "trial_id", "learning_rate", "batch_size", "val_map", "chance_map", "precision", "recall",
     "patch_seconds", "full_seconds", "train_seconds",
 ]  # fmt: skip
-
-
-@dataclasses.dataclass
-class TuneConfig(PatchTrainingConfig):
-    """The train config (the fixed settings of every trial) plus the search space and the tuner."""
-
-    run_dir: str | None = option("runs/patch_training_tune", "folder of the searches (one subfolder per --project)")
-    project: str = option("ablation", "name of this search inside --run-dir (a new name starts a new search)")
-    tuner: str = option("grid", "KerasTuner search: grid (every combination), random or hyperband", choices=TUNERS)
-    max_trials: int = option(9, "trials at most (grid and random)", min=1)
-    learning_rates: list[float] = option([1e-4, 1e-3, 1e-2], "learning rates to try (the report's 1e-4, 1e-3, 1e-2)", above=0)
-    batch_sizes: list[int] = option([8, 16, 32], "batch sizes to try (the report's 8, 16, 32)", min=1)
-    best_config: str | None = option(None, "where the best config goes; default <run-dir>/<project>/best_config.yaml")
 
 
 def search_space(cfg: TuneConfig) -> dict:
@@ -149,7 +136,7 @@ def write_ablation(rows: list[dict], out_dir, title: str = "") -> Path:
 
 def main(argv=None):
     """Run or resume the search; returns (best train config, path of its YAML file, ablation rows)."""
-    cfg = parse_config(TuneConfig, argv, description=__doc__.split("\n")[0], prog="python -m hybridvision.apps.patch_training.tune")
+    cfg = parse_config(TuneConfig, argv, parser=tune_parser())
     setup_logging(cfg.quiet)
     space = search_space(cfg)
     base = train_config(cfg)

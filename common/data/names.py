@@ -30,3 +30,6 @@ CELEBA_LANDMARKS = (
     "lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
     "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y",
 )  # fmt: skip
+
+# How patch_training resizes a patch (`voc.patch_dataset`): to a square, or keeping its aspect ratio.
+PATCH_SHAPES = ("square", "keep")

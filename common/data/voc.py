@@ -53,7 +53,7 @@ import pandas as pd
 import tensorflow as tf
 
 from hybridvision.common.data.images import decode_image, drop_unreadable, log_skipped
-from hybridvision.common.data.names import VOC_CLASSES
+from hybridvision.common.data.names import PATCH_SHAPES, VOC_CLASSES  # noqa: F401 - PATCH_SHAPES re-exported
 from hybridvision.common.data.pipeline import cached_images
 
 log = logging.getLogger("hybridvision")
@@ -412,9 +412,6 @@ def patch_dataset(patches, image_size, batch_size, shuffle=False, seed=0, cache=
         raise ValueError("no patches to build the PatchSet from; lower --min-patch or check the boxes")
     labels = patches["label"].to_numpy("int32")
     return _pipeline(patches["patch_path"].to_numpy(str), labels, image_size, batch_size, shuffle, seed, cache, augment)
-
-
-PATCH_SHAPES = ("square", "keep")
 
 
 def patch_sizes(patches, max_side, step=32):

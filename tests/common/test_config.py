@@ -120,3 +120,24 @@ def test_augment_options_are_one_shared_piece(capsys):
         parse_config(AugmentedConfig, ["--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert "--augment: rotation in degrees, drawn in [-r, r] (default: 10.0) [in [0, 180]]" in shown
+
+
+def test_help_sections_follow_the_option_groups(capsys):
+    @dataclasses.dataclass
+    class Sectioned(TrainConfig):
+        own: int = option(1, "a tool's own setting")
+        depth: int = option(3, "layers", group="model")
+        epochs: int = option(4)  # redeclared without a group: keeps TrainConfig's (training)
+
+    with pytest.raises(SystemExit):
+        parse_config(Sectioned, ["--help"], prog="hybridvision demo_app train")
+    text = capsys.readouterr().out
+    assert text.startswith("usage: hybridvision demo_app train")
+    options, model, training = (text.index(title) for title in ("\noptions:", "\nmodel:", "\ntraining:"))
+    assert options < text.index("--own") < model < text.index("--depth") < training < text.index("--epochs")
+    assert text.index("--run-dir") > text.index("\noutput:") > text.index("--epochs")
+
+
+def test_an_unknown_option_group_is_refused():
+    with pytest.raises(ValueError, match="option group 'modle' is not one of data, model, training, output"):
+        option(1, "x", group="modle")
