@@ -22,8 +22,8 @@ import warnings
 
 import keras
 from keras import tree
-from keras.src.models.functional import Functional
 
+from hybridvision.common.compat import Functional
 from hybridvision.common.layers.condconv2d import CondConv2D
 from hybridvision.common.layers.film_conv2d import FiLMConv2D
 from hybridvision.common.layers.hybrid_conv2d import HybridConv2D

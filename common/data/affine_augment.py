@@ -6,10 +6,7 @@ import numbers
 import keras
 import numpy as np
 
-try:
-    from keras.src.layers.preprocessing.data_layer import DataLayer as _DataLayer
-except ImportError:  # Keras < 3.10 called the same base class TFDataLayer.
-    from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as _DataLayer
+from hybridvision.common.compat import DataLayer
 
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 INTERPOLATIONS = ("bilinear", "nearest")
@@ -67,7 +64,7 @@ def _pair(name, value, scalar_to_pair=None):
 
 
 @keras.saving.register_keras_serializable(package="hybridvision")
-class AffineAugmentation(_DataLayer):
+class AffineAugmentation(DataLayer):
     """Random rotation, shift, shear, zoom, flips and brightness in one warp.
 
     The knobs and their meaning are those of Keras 2's `ImageDataGenerator`,

@@ -44,6 +44,8 @@ import math
 import keras
 from keras import ops
 
+from hybridvision.common.compat import tf_in_xla_context
+
 _IMPLEMENTATIONS = ("auto", "grouped", "map", "patches")
 # Per-sample multiply-adds from which "auto" maps over the batch on a CPU
 # (TensorFlow without XLA).
@@ -114,16 +116,7 @@ def _compiled_by_xla():
         return True
     if backend != "tensorflow":
         return False
-    import tensorflow as tf
-
-    if tf.executing_eagerly():
-        return False
-    try:  # TensorFlow-internal, stable since TF 1.x; if it moves, "auto" acts as without XLA
-        from tensorflow.python.framework import ops as tf_ops
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:
-        return False
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
+    return tf_in_xla_context()
 
 
 def _tuple(value, rank, name, owner):
