@@ -276,7 +276,22 @@ def _resolve_positions(positions, count):
 
 
 class _Rebuilder:
-    """Copies a (possibly nested) model graph, swapping target convs for hybrids."""
+    """Copies a (possibly nested) model graph, swapping target convs for conditioned layers.
+
+    Each functional graph is copied with the public `keras.models.clone_model`:
+    its `clone_function` picks every layer's replacement and its
+    `call_function` hands the covariates to the layers that take them. Two
+    things clone_model does not do are done here: a new input (the
+    covariates) that the copy needs but the original graph lacks, and a
+    nested model that must be rebuilt with its own covariate input (with
+    `recursive=True` clone_model would give a nested model the outer model's
+    call_function, i.e. the outer covariate tensor, which is not one of the
+    nested model's inputs). So clone_model runs with `recursive=False` and
+    nested models go through `_replacement`, which rebuilds them with this
+    class, recursively. Sequential models (clone_model takes no
+    call_function for them) are first seen as the functional model of the
+    same layers.
+    """
 
     def __init__(self, targets, num_covariates, covariate_input_name, factory=HybridConv2D.from_conv2d):
         self.targets = targets
@@ -289,37 +304,43 @@ class _Rebuilder:
         self.conditioned = set()  # ids of the new conditioned layers (the rest are nested models)
 
     def rebuild(self, model, with_covariates=True):
-        inputs = [
-            keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name) for x in model.inputs
-        ]
-        covariates = None
-        if with_covariates:
-            covariates = keras.Input(
-                shape=(self.num_covariates,), name=self.covariate_input_name
-            )
+        graph = model
         if isinstance(model, keras.Sequential):
-            outputs = inputs[0]
-            for layer in model.layers:
-                outputs = self._call(self._replacement(layer), covariates, outputs)
+            # The same layers and graph as a functional model (not a copy).
+            graph = keras.Model(model.inputs, model.outputs, name=model.name)
+        if not with_covariates:
+            new_model = keras.models.clone_model(graph, clone_function=self._replacement)
         else:
-            outputs = model._run_through_graph(
-                inputs,
-                operation_fn=self._replacement,
-                call_fn=lambda op, *args, **kwargs: self._call(op, covariates, *args, **kwargs),
+            taken = [x.name for x in graph.inputs]
+            if self.covariate_input_name in taken:
+                raise ValueError(
+                    f"covariate_input_name={self.covariate_input_name!r} is already an input of "
+                    f"'{model.name}' (inputs: {taken}); pass another name."
+                )
+            covariates = keras.Input(shape=(self.num_covariates,), name=self.covariate_input_name)
+            # clone_model builds the copy on input tensors with the structure
+            # of the model's input, so clone the same graph with the (unused)
+            # covariate input added; the copy's layers then use it.
+            unused = keras.Input(shape=(self.num_covariates,), name=self.covariate_input_name)
+            widened = keras.Model(self._with_covariates(graph.input, unused), graph.output, name=model.name)
+            inputs = tree.map_structure(
+                lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name), graph.input
             )
-        structure = model._inputs_struct if isinstance(model, Functional) else None
-        if isinstance(structure, dict):
-            model_inputs = dict(zip(structure.keys(), inputs))
-            if covariates is not None:
-                model_inputs[self.covariate_input_name] = covariates
-        elif covariates is not None:
-            model_inputs = inputs + [covariates]
-        else:
-            model_inputs = tree.pack_sequence_as(structure, inputs) if structure else inputs[0]
-        new_model = keras.Model(model_inputs, outputs, name=model.name)
+            new_model = keras.models.clone_model(
+                widened,
+                input_tensors=self._with_covariates(inputs, covariates),
+                clone_function=self._replacement,
+                call_function=lambda op, *args, **kwargs: self._call(op, covariates, *args, **kwargs),
+            )
         if not model.trainable:
             _set_trainable(new_model, False)
         return new_model
+
+    def _with_covariates(self, inputs, covariates):
+        """`inputs` (a model's input structure) with `covariates` added: as a key of a dict, else appended."""
+        if isinstance(inputs, dict):
+            return {**inputs, self.covariate_input_name: covariates}
+        return [*tree.flatten(inputs), covariates]
 
     def _call(self, op, covariates, *args, **kwargs):
         if id(op) not in self.takes_covariates:
@@ -327,7 +348,7 @@ class _Rebuilder:
         if id(op) in self.conditioned:
             return op([args[0], covariates], *args[1:], **kwargs)
         # A rebuilt nested model: its original inputs, then the covariates.
-        return op(tree.flatten(args[0]) + [covariates], *args[1:], **kwargs)
+        return op(self._with_covariates(args[0], covariates), *args[1:], **kwargs)
 
     def _replacement(self, layer):
         key = id(layer)
