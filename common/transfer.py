@@ -45,6 +45,29 @@ def freeze(model_or_layer, recompile=False):
 
     Returns:
         `model_or_layer`.
+
+    Example:
+        A pretrained backbone frozen under a new head, then its top layers
+        released for fine-tuning:
+
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.backbones import build_backbone
+        from hybridvision.transfer import freeze, unfreeze_top
+
+        base = build_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet", pooling="avg")
+        images = keras.Input((64, 64, 3))
+        model = keras.Model(images, keras.layers.Dense(2, activation="softmax")(base(images)))
+        freeze(base)  # BatchNormalization included: its statistics stay as pretrained
+        model.compile("adam", "sparse_categorical_crossentropy")
+        x, y = np.random.default_rng(0).normal(size=(4, 64, 64, 3)), np.array([0, 1, 0, 1])
+        model.fit(x, y, epochs=1, verbose=0)  # trains the head only
+        print(len(model.trainable_weights))  # 2: the Dense kernel and bias
+
+        unfreeze_top(model, 3, recompile=True)  # the head and the top 2 layers of the backbone
+        model.fit(x, y, epochs=1, verbose=0)
+        ```
     """
     _set_trainable(model_or_layer, False)
     _after_trainable_change(model_or_layer, recompile)
@@ -69,6 +92,20 @@ def unfreeze_top(model, n_layers, keep_batchnorm_frozen=True, recompile=False):
 
     Returns:
         `model`.
+
+    Example:
+        ```python
+        import keras
+        from hybridvision.backbones import build_backbone
+        from hybridvision.transfer import freeze, unfreeze_top
+
+        base = build_backbone("small", (32, 32, 3), pooling="avg")
+        images = keras.Input((32, 32, 3))
+        model = keras.Model(images, keras.layers.Dense(1)(base(images)))
+        freeze(model)
+        unfreeze_top(model, 2)  # the Dense head and the last conv; every BatchNormalization stays frozen
+        print([w.path for w in model.trainable_weights])
+        ```
     """
     if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
         raise ValueError(f"n_layers must be an int >= 0, got {n_layers!r}.")
@@ -161,6 +198,28 @@ def hybridize(model, positions, num_covariates, covariate_input_name="covariates
 
     Returns:
         The new `keras.Model`.
+
+    Example:
+        EfficientNet-Lite0 with its ImageNet weights, its last convolution
+        made conditional on two covariates:
+
+        ```python
+        import numpy as np
+        from hybridvision.backbones import build_backbone
+        from hybridvision.transfer import hybridize
+
+        lite0 = build_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet", pooling="avg")
+        hybrid = hybridize(lite0, "last", num_covariates=2)  # or kind="film" / "condconv"
+        print([x.name for x in hybrid.inputs])  # the images, then 'covariates'
+
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(2, 64, 64, 3)).astype("float32")
+        covariates = np.array([[0, 1], [1, 1]], "float32")
+        # Before training, the hybrid network computes what the pretrained one did.
+        np.testing.assert_allclose(
+            hybrid.predict([x, covariates], verbose=0), lite0.predict(x, verbose=0), atol=1e-4
+        )
+        ```
     """
     if not isinstance(model, (Functional, keras.Sequential)):
         raise ValueError(

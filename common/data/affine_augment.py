@@ -122,14 +122,23 @@ class AffineAugmentation(DataLayer):
             tf.data; leave it off inside models.
 
     Example:
+        Inside a `tf.data` pipeline (any Keras backend):
 
-    ```python
-    augment = AffineAugmentation(rotation_range=40, width_shift_range=0.2,
-                                 height_shift_range=0.2, shear_range=0.2,
-                                 zoom_range=0.2, horizontal_flip=True,
-                                 rescale=1 / 255, seed=0)
-    ds = ds.map(lambda x, y: (augment(x, training=True), y))
-    ```
+        ```python
+        import numpy as np
+        import tensorflow as tf
+        from hybridvision.layers import AffineAugmentation
+
+        augment = AffineAugmentation(rotation_range=40, width_shift_range=0.2,
+                                     height_shift_range=0.2, shear_range=0.2,
+                                     zoom_range=0.2, horizontal_flip=True,
+                                     rescale=1 / 255, seed=0)
+        images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+        ds = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+        ds = ds.map(lambda x, y: (augment(x, training=True), y))
+        for batch, labels in ds.take(1):
+            print(batch.shape)  # (4, 32, 32, 3), rescaled to about 0..1
+        ```
 
     Reference:
         Chollet et al., Keras 2 `ImageDataGenerator` (keras-preprocessing).
