@@ -181,8 +181,9 @@ def hybridize(model, positions, num_covariates, covariate_input_name="covariates
     Args:
         model: a functional or Sequential `keras.Model`.
         positions: which Conv2D layers, counted in order through nested
-            models: `"first"`, `"last"`, a 1-based int (`3` = the 3rd conv;
-            negative counts from the end, `-1` = last), or a list of these.
+            models: `"first"`, `"middle"` (the `(count + 1) // 2`-th of
+            `count`), `"last"`, a 1-based int (`3` = the 3rd conv; negative
+            counts from the end, `-1` = last), or a list of these.
         num_covariates: length of each sample's covariate vector.
         covariate_input_name: name of the new covariate input.
         kind: what replaces each chosen Conv2D: `"hybrid"` (default,
@@ -312,9 +313,9 @@ def _conv2d_layers(model):
 def _resolve_positions(positions, count):
     items = list(positions) if isinstance(positions, (list, tuple)) else [positions]
     if not items:
-        raise ValueError("positions is empty; give 'first', 'last', an int or a list of these.")
+        raise ValueError("positions is empty; give 'first', 'middle', 'last', an int or a list of these.")
     valid = (
-        f"the model has {count} Conv2D layers; use 'first', 'last', 1..{count}, "
+        f"the model has {count} Conv2D layers; use 'first', 'middle', 'last', 1..{count}, "
         f"-1..-{count} or a list of these"
     )
     indices = set()
@@ -323,6 +324,8 @@ def _resolve_positions(positions, count):
             position = int(position)
         if position == "first":
             indices.add(0)
+        elif position == "middle":
+            indices.add((count + 1) // 2 - 1)
         elif position == "last":
             indices.add(count - 1)
         elif isinstance(position, int) and not isinstance(position, bool):

@@ -218,7 +218,13 @@ def images_and_covariates(num_covariates=2):
 
 @pytest.mark.parametrize(
     "positions, names",
-    [("first", ["conv1"]), (3, ["conv3"]), ("last", ["conv4"]), ([1, -1], ["conv1", "conv4"])],
+    [
+        ("first", ["conv1"]),
+        (3, ["conv3"]),
+        ("middle", ["conv2"]),  # the (4 + 1) // 2 = 2nd of 4
+        ("last", ["conv4"]),
+        ([1, -1], ["conv1", "conv4"]),
+    ],
 )
 def test_hybridize_starts_with_identical_outputs(positions, names):
     model = plain_cnn()
@@ -312,10 +318,19 @@ def test_hybridized_nested_model_saves_and_reloads(tmp_path):
     assert len(hybrid_layers(restored)) == 1
 
 
-@pytest.mark.parametrize("positions", [0, 5, -5, "middle", [], [1, 7], 2.0])
+@pytest.mark.parametrize("positions", [0, 5, -5, "centre", [], [1, 7], 2.0])
 def test_hybridize_invalid_position(positions):
     with pytest.raises(ValueError, match="4 Conv2D layers|empty"):
         hybridize(plain_cnn(), positions, num_covariates=1)
+
+
+def test_hybridize_middle_of_an_odd_count():
+    base = build_backbone("small", (16, 16, 3))  # 4 convs; one more on top makes 5
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(2, 1, name="extra_conv")(base(inputs))
+    five = keras.Model(inputs, x)
+    hybrid = hybridize(five, "middle", num_covariates=1)
+    assert [layer.name for layer in hybrid_layers(hybrid)] == ["block3_conv"]
 
 
 def test_hybridize_bad_arguments():
