@@ -26,6 +26,7 @@ import warnings
 
 import keras
 import numpy as np
+from keras import tree
 
 from hybridvision.common.backbones import efficientnet_lite
 
@@ -274,9 +275,21 @@ def with_preprocessing(model, name, layer_name="preprocess"):
         ```
     """
     inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name) for x in model.inputs]
-    preprocessed = preprocessing_layer(name, layer_name)(inputs[0])
-    outputs = model._run_through_graph([preprocessed, *inputs[1:]], operation_fn=lambda layer: layer)
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
+    images = inputs[0]
+    preprocessed = preprocessing_layer(name, layer_name)(images)
+
+    def call(layer, *args, **kwargs):
+        # Every layer that read the images reads the preprocessed images.
+        args, kwargs = tree.map_structure(lambda x: preprocessed if x is images else x, (args, kwargs))
+        return layer(*args, **kwargs)
+
+    # The same layers (clone_function: identity), called again on the new inputs.
+    return keras.models.clone_model(
+        model,
+        input_tensors=inputs if len(inputs) > 1 else images,
+        clone_function=lambda layer: layer,
+        call_function=call,
+    )
 
 
 def conv_layer_names(model):

@@ -1,4 +1,4 @@
-"""`available` and `build_raw_image_backbone` (hybridvision.backbones)."""
+"""`available`, `build_raw_image_backbone` and `with_preprocessing` (hybridvision.backbones)."""
 
 import keras
 import numpy as np
@@ -9,6 +9,7 @@ from hybridvision.common.backbones.registry import (
     build_backbone,
     build_raw_image_backbone,
     preprocessing_layer,
+    with_preprocessing,
 )
 
 
@@ -53,3 +54,21 @@ def test_a_plain_call_runs_in_inference_mode_and_training_true_trains():
     np.testing.assert_array_equal(np.asarray(bn.moving_mean), 0.0)
     model(photos, training=True)
     assert np.abs(np.asarray(bn.moving_mean)).max() > 0
+
+
+def test_with_preprocessing_feeds_every_reader_of_the_images_and_shares_the_layers():
+    images = keras.Input((8, 8, 3), name="images")
+    covariates = keras.Input((2,), name="covariates")
+    conv = keras.layers.Conv2D(4, 3, name="conv")(images)
+    skip = keras.layers.GlobalAveragePooling2D(name="skip")(images)  # a second reader of the images
+    x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(conv), skip, covariates])
+    model = keras.Model([images, covariates], keras.layers.Dense(1, name="head")(x))
+
+    raw = with_preprocessing(model, "efficientnet_lite0")
+    assert [x.name for x in raw.inputs] == ["images", "covariates"]
+    assert raw.get_layer("conv") is model.get_layer("conv")
+    assert not any(isinstance(layer, keras.Model) for layer in raw.layers)  # flat
+    photos = np.random.default_rng(2).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    covs = np.ones((2, 2), "float32")
+    expected = model([np.asarray(preprocessing_layer("efficientnet_lite0")(photos)), covs])
+    np.testing.assert_allclose(np.asarray(raw([photos, covs])), np.asarray(expected), rtol=1e-5, atol=1e-5)
