@@ -26,7 +26,6 @@ import warnings
 
 import keras
 import numpy as np
-from keras import tree
 
 from hybridvision.common.backbones import efficientnet_lite
 
@@ -280,7 +279,7 @@ def with_preprocessing(model, name, layer_name="preprocess"):
 
     def call(layer, *args, **kwargs):
         # Every layer that read the images reads the preprocessed images.
-        args, kwargs = tree.map_structure(lambda x: preprocessed if x is images else x, (args, kwargs))
+        args, kwargs = keras.tree.map_structure(lambda x: preprocessed if x is images else x, (args, kwargs))
         return layer(*args, **kwargs)
 
     # The same layers (clone_function: identity), called again on the new inputs.
