@@ -114,7 +114,11 @@ class AffineAugmentation(DataLayer):
             `(height, width, channels)`, channels last, any value range.
         training: apply the random augmentation (default True, so it
             augments inside `tf.data.Dataset.map`); a model passes False at
-            inference, which leaves only `rescale`.
+            inference, which leaves only `rescale`. Inside a model, call the
+            model with an explicit `training=` (`fit` and `predict` do):
+            Keras hands this layer's default True on to the layers after it,
+            so a bare `model(x)` would also run BatchNormalization in
+            training mode.
         use_opencv: run the warp in OpenCV (`cv2.warpAffine` through
             `tf.numpy_function`) instead of `keras.ops.image.affine_transform`:
             same parameters, about 3x faster on CPU, but TensorFlow only and
