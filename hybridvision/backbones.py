@@ -7,13 +7,13 @@ internet for them. `build_raw_image_backbone` gives a backbone that takes raw
 `build_backbone` the bare network, which takes preprocessed images
 (`preprocessing_layer`, or `with_preprocessing` around a whole model).
 
-Re-exports of `hybridvision.common.backbones.registry`.
+Re-exports of `hybridvision.common.backbones.registry` and `.raw_image_backbone`.
 """
 
+from hybridvision.common.backbones.raw_image_backbone import build_raw_image_backbone
 from hybridvision.common.backbones.registry import (
     available,
     build_backbone,
-    build_raw_image_backbone,
     preprocessing_layer,
     with_preprocessing,
 )

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
+from hybridvision.common.backbones.raw_image_backbone import build_raw_image_backbone
 from hybridvision.common.backbones.registry import (
     available,
     build_backbone,
-    build_raw_image_backbone,
     preprocessing_layer,
     with_preprocessing,
 )
