@@ -29,10 +29,17 @@ class BinaryMacroF1(keras.metrics.F1Score):
         sample_weight: optional `(batch,)` weights.
 
     Example:
-        >>> m = BinaryMacroF1()
-        >>> m.update_state([[1], [0], [1], [0]], [[0.9], [0.2], [0.4], [0.3]])
-        >>> round(float(m.result()), 4)
-        0.7333
+        ```python
+        import keras
+        from hybridvision.metrics import BinaryMacroF1
+
+        metric = BinaryMacroF1()
+        metric.update_state([[1], [0], [1], [0]], [[0.9], [0.2], [0.4], [0.3]])
+        print(round(float(metric.result()), 4))  # 0.7333: (F1 of the positives + F1 of the negatives) / 2
+
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+        model.compile("adam", "binary_crossentropy", metrics=[BinaryMacroF1()])
+        ```
 
     Reference:
         Van Rijsbergen, "Information Retrieval" (1979), ch. 7 (the F measure).

@@ -23,16 +23,28 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
             number of classes), or one float for every class.
         from_logits: True when `y_pred` are logits, False for
             probabilities (clipped to `[eps, 1 - eps]`).
-        reduction, name, dtype: as for any `keras.losses.Loss`.
+        reduction: how the per-sample losses are reduced, as for any
+            `keras.losses.Loss`.
+        name: the loss's name.
+        dtype: the dtype of the loss computation, as for any
+            `keras.losses.Loss`.
 
     Call arguments:
         y_true: `(batch, classes)` 0/1 targets.
         y_pred: `(batch, classes)` probabilities or logits.
 
     Example:
-        >>> loss = WeightedBinaryCrossentropy([4.0, 1.0])
-        >>> float(loss([[1.0, 0.0]], [[0.5, 0.5]]))  # (4 + 1) * log(2) / 2
-        1.732...
+        ```python
+        import numpy as np
+        from hybridvision.losses import WeightedBinaryCrossentropy
+
+        labels = np.array([[1, 0], [0, 1], [0, 1], [0, 0], [0, 0]])  # the training labels
+        pos_weight = (labels == 0).sum(axis=0) / labels.sum(axis=0)  # negatives / positives: [4.0, 1.5]
+        loss = WeightedBinaryCrossentropy(pos_weight=pos_weight)
+        value = float(loss([[1.0, 0.0]], [[0.5, 0.5]]))
+        print(value)  # (4 * log(2) + log(2)) / 2 = 1.7329
+        assert abs(value - 2.5 * np.log(2)) < 1e-5
+        ```
 
     Reference:
         The report's weighted BCE (docs/reports.md: patch_training); PyTorch

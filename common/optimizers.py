@@ -52,16 +52,36 @@ class AdaBound(keras.optimizers.Optimizer):
             `False`.
         base_learning_rate: the learning rate `final_lr` is quoted for;
             `None` takes the initial learning rate.
-        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
-        ema_momentum, ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps, name: as for every Keras optimizer.
+        weight_decay: decoupled weight decay (see above); `None` for none.
+        clipnorm: clip each gradient to this norm, as for every Keras
+            optimizer.
+        clipvalue: clip each gradient to this absolute value.
+        global_clipnorm: clip the gradients to this global norm.
+        use_ema: keep an exponential moving average of the weights.
+        ema_momentum: the momentum of that average.
+        ema_overwrite_frequency: every how many steps the weights are
+            overwritten with their average (`None`: never).
+        loss_scale_factor: multiply the loss by this before computing the
+            gradients (and divide the gradients back).
+        gradient_accumulation_steps: apply the gradients averaged over this
+            many steps.
+        name: the optimizer's name.
+        **kwargs: other base optimizer arguments.
 
     Example:
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.optimizers import AdaBound
 
-    ```python
-    model.compile(optimizer=AdaBound(learning_rate=3e-3, final_lr=0.1),
-                  loss="sparse_categorical_crossentropy")
-    ```
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=AdaBound(learning_rate=3e-3, final_lr=0.1),
+                      loss="sparse_categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        model.fit(rng.normal(size=(16, 4)), rng.integers(0, 3, 16), epochs=2, verbose=0)
+
+        amsbound = AdaBound(amsbound=True)  # the AMSBound variant
+        ```
 
     Reference:
         Luo, Xiong, Liu and Sun, "Adaptive Gradient Methods with Dynamic

@@ -22,8 +22,8 @@ import warnings
 
 import keras
 from keras import tree
-from keras.src.models.functional import Functional
 
+from hybridvision.common.compat import Functional
 from hybridvision.common.layers.condconv2d import CondConv2D
 from hybridvision.common.layers.film_conv2d import FiLMConv2D
 from hybridvision.common.layers.hybrid_conv2d import HybridConv2D
@@ -45,6 +45,29 @@ def freeze(model_or_layer, recompile=False):
 
     Returns:
         `model_or_layer`.
+
+    Example:
+        A pretrained backbone frozen under a new head, then its top layers
+        released for fine-tuning:
+
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.backbones import build_backbone
+        from hybridvision.transfer import freeze, unfreeze_top
+
+        base = build_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet", pooling="avg")
+        images = keras.Input((64, 64, 3))
+        model = keras.Model(images, keras.layers.Dense(2, activation="softmax")(base(images)))
+        freeze(base)  # BatchNormalization included: its statistics stay as pretrained
+        model.compile("adam", "sparse_categorical_crossentropy")
+        x, y = np.random.default_rng(0).normal(size=(4, 64, 64, 3)), np.array([0, 1, 0, 1])
+        model.fit(x, y, epochs=1, verbose=0)  # trains the head only
+        print(len(model.trainable_weights))  # 2: the Dense kernel and bias
+
+        unfreeze_top(model, 3, recompile=True)  # the head and the top 2 layers of the backbone
+        model.fit(x, y, epochs=1, verbose=0)
+        ```
     """
     _set_trainable(model_or_layer, False)
     _after_trainable_change(model_or_layer, recompile)
@@ -69,6 +92,20 @@ def unfreeze_top(model, n_layers, keep_batchnorm_frozen=True, recompile=False):
 
     Returns:
         `model`.
+
+    Example:
+        ```python
+        import keras
+        from hybridvision.backbones import build_backbone
+        from hybridvision.transfer import freeze, unfreeze_top
+
+        base = build_backbone("small", (32, 32, 3), pooling="avg")
+        images = keras.Input((32, 32, 3))
+        model = keras.Model(images, keras.layers.Dense(1)(base(images)))
+        freeze(model)
+        unfreeze_top(model, 2)  # the Dense head and the last conv; every BatchNormalization stays frozen
+        print([w.path for w in model.trainable_weights])
+        ```
     """
     if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
         raise ValueError(f"n_layers must be an int >= 0, got {n_layers!r}.")
@@ -144,8 +181,9 @@ def hybridize(model, positions, num_covariates, covariate_input_name="covariates
     Args:
         model: a functional or Sequential `keras.Model`.
         positions: which Conv2D layers, counted in order through nested
-            models: `"first"`, `"last"`, a 1-based int (`3` = the 3rd conv;
-            negative counts from the end, `-1` = last), or a list of these.
+            models: `"first"`, `"middle"` (the `(count + 1) // 2`-th of
+            `count`), `"last"`, a 1-based int (`3` = the 3rd conv; negative
+            counts from the end, `-1` = last), or a list of these.
         num_covariates: length of each sample's covariate vector.
         covariate_input_name: name of the new covariate input.
         kind: what replaces each chosen Conv2D: `"hybrid"` (default,
@@ -161,6 +199,28 @@ def hybridize(model, positions, num_covariates, covariate_input_name="covariates
 
     Returns:
         The new `keras.Model`.
+
+    Example:
+        EfficientNet-Lite0 with its ImageNet weights, its last convolution
+        made conditional on two covariates:
+
+        ```python
+        import numpy as np
+        from hybridvision.backbones import build_backbone
+        from hybridvision.transfer import hybridize
+
+        lite0 = build_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet", pooling="avg")
+        hybrid = hybridize(lite0, "last", num_covariates=2)  # or kind="film" / "condconv"
+        print([x.name for x in hybrid.inputs])  # the images, then 'covariates'
+
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(2, 64, 64, 3)).astype("float32")
+        covariates = np.array([[0, 1], [1, 1]], "float32")
+        # Before training, the hybrid network computes what the pretrained one did.
+        np.testing.assert_allclose(
+            hybrid.predict([x, covariates], verbose=0), lite0.predict(x, verbose=0), atol=1e-4
+        )
+        ```
     """
     if not isinstance(model, (Functional, keras.Sequential)):
         raise ValueError(
@@ -253,9 +313,9 @@ def _conv2d_layers(model):
 def _resolve_positions(positions, count):
     items = list(positions) if isinstance(positions, (list, tuple)) else [positions]
     if not items:
-        raise ValueError("positions is empty; give 'first', 'last', an int or a list of these.")
+        raise ValueError("positions is empty; give 'first', 'middle', 'last', an int or a list of these.")
     valid = (
-        f"the model has {count} Conv2D layers; use 'first', 'last', 1..{count}, "
+        f"the model has {count} Conv2D layers; use 'first', 'middle', 'last', 1..{count}, "
         f"-1..-{count} or a list of these"
     )
     indices = set()
@@ -264,6 +324,8 @@ def _resolve_positions(positions, count):
             position = int(position)
         if position == "first":
             indices.add(0)
+        elif position == "middle":
+            indices.add((count + 1) // 2 - 1)
         elif position == "last":
             indices.add(count - 1)
         elif isinstance(position, int) and not isinstance(position, bool):
@@ -276,7 +338,22 @@ def _resolve_positions(positions, count):
 
 
 class _Rebuilder:
-    """Copies a (possibly nested) model graph, swapping target convs for hybrids."""
+    """Copies a (possibly nested) model graph, swapping target convs for conditioned layers.
+
+    Each functional graph is copied with the public `keras.models.clone_model`:
+    its `clone_function` picks every layer's replacement and its
+    `call_function` hands the covariates to the layers that take them. Two
+    things clone_model does not do are done here: a new input (the
+    covariates) that the copy needs but the original graph lacks, and a
+    nested model that must be rebuilt with its own covariate input (with
+    `recursive=True` clone_model would give a nested model the outer model's
+    call_function, i.e. the outer covariate tensor, which is not one of the
+    nested model's inputs). So clone_model runs with `recursive=False` and
+    nested models go through `_replacement`, which rebuilds them with this
+    class, recursively. Sequential models (clone_model takes no
+    call_function for them) are first seen as the functional model of the
+    same layers.
+    """
 
     def __init__(self, targets, num_covariates, covariate_input_name, factory=HybridConv2D.from_conv2d):
         self.targets = targets
@@ -289,37 +366,43 @@ class _Rebuilder:
         self.conditioned = set()  # ids of the new conditioned layers (the rest are nested models)
 
     def rebuild(self, model, with_covariates=True):
-        inputs = [
-            keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name) for x in model.inputs
-        ]
-        covariates = None
-        if with_covariates:
-            covariates = keras.Input(
-                shape=(self.num_covariates,), name=self.covariate_input_name
-            )
+        graph = model
         if isinstance(model, keras.Sequential):
-            outputs = inputs[0]
-            for layer in model.layers:
-                outputs = self._call(self._replacement(layer), covariates, outputs)
+            # The same layers and graph as a functional model (not a copy).
+            graph = keras.Model(model.inputs, model.outputs, name=model.name)
+        if not with_covariates:
+            new_model = keras.models.clone_model(graph, clone_function=self._replacement)
         else:
-            outputs = model._run_through_graph(
-                inputs,
-                operation_fn=self._replacement,
-                call_fn=lambda op, *args, **kwargs: self._call(op, covariates, *args, **kwargs),
+            taken = [x.name for x in graph.inputs]
+            if self.covariate_input_name in taken:
+                raise ValueError(
+                    f"covariate_input_name={self.covariate_input_name!r} is already an input of "
+                    f"'{model.name}' (inputs: {taken}); pass another name."
+                )
+            covariates = keras.Input(shape=(self.num_covariates,), name=self.covariate_input_name)
+            # clone_model builds the copy on input tensors with the structure
+            # of the model's input, so clone the same graph with the (unused)
+            # covariate input added; the copy's layers then use it.
+            unused = keras.Input(shape=(self.num_covariates,), name=self.covariate_input_name)
+            widened = keras.Model(self._with_covariates(graph.input, unused), graph.output, name=model.name)
+            inputs = tree.map_structure(
+                lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name), graph.input
             )
-        structure = model._inputs_struct if isinstance(model, Functional) else None
-        if isinstance(structure, dict):
-            model_inputs = dict(zip(structure.keys(), inputs))
-            if covariates is not None:
-                model_inputs[self.covariate_input_name] = covariates
-        elif covariates is not None:
-            model_inputs = inputs + [covariates]
-        else:
-            model_inputs = tree.pack_sequence_as(structure, inputs) if structure else inputs[0]
-        new_model = keras.Model(model_inputs, outputs, name=model.name)
+            new_model = keras.models.clone_model(
+                widened,
+                input_tensors=self._with_covariates(inputs, covariates),
+                clone_function=self._replacement,
+                call_function=lambda op, *args, **kwargs: self._call(op, covariates, *args, **kwargs),
+            )
         if not model.trainable:
             _set_trainable(new_model, False)
         return new_model
+
+    def _with_covariates(self, inputs, covariates):
+        """`inputs` (a model's input structure) with `covariates` added: as a key of a dict, else appended."""
+        if isinstance(inputs, dict):
+            return {**inputs, self.covariate_input_name: covariates}
+        return [*tree.flatten(inputs), covariates]
 
     def _call(self, op, covariates, *args, **kwargs):
         if id(op) not in self.takes_covariates:
@@ -327,7 +410,7 @@ class _Rebuilder:
         if id(op) in self.conditioned:
             return op([args[0], covariates], *args[1:], **kwargs)
         # A rebuilt nested model: its original inputs, then the covariates.
-        return op(tree.flatten(args[0]) + [covariates], *args[1:], **kwargs)
+        return op(self._with_covariates(args[0], covariates), *args[1:], **kwargs)
 
     def _replacement(self, layer):
         key = id(layer)

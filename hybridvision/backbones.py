@@ -1,24 +1,27 @@
 """Backbone CNNs by name, offline-first, with their preprocessing.
 
-Re-exports of `hybridvision.common.backbones`.
+`available()` lists the names; EfficientNet-Lite0/1/2 carry ImageNet weights
+that ship inside installed packages, so `weights="imagenet"` needs no
+internet for them. `build_raw_image_backbone` gives a backbone that takes raw
+0..255 RGB images of any size (resizing and preprocessing inside);
+`build_backbone` the bare network, which takes preprocessed images
+(`preprocessing_layer`, or `with_preprocessing` around a whole model).
+
+Re-exports of `hybridvision.common.backbones.registry` and `.raw_image_backbone`.
 """
 
-from hybridvision.common.backbones import (
-    BACKBONES,
-    EFFICIENTNET_LITE,
-    OFFLINE_PRETRAINED,
+from hybridvision.common.backbones.raw_image_backbone import build_raw_image_backbone
+from hybridvision.common.backbones.registry import (
+    available,
     build_backbone,
-    native_resolution,
     preprocessing_layer,
     with_preprocessing,
 )
 
 __all__ = [
-    "BACKBONES",
-    "EFFICIENTNET_LITE",
-    "OFFLINE_PRETRAINED",
+    "available",
     "build_backbone",
-    "native_resolution",
+    "build_raw_image_backbone",
     "preprocessing_layer",
     "with_preprocessing",
 ]

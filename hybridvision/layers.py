@@ -1,6 +1,18 @@
 """The conditioning layers and the other custom layers of hybridvision.
 
-Re-exports; each class lives in `hybridvision.common` and is documented there.
+Conditioned on a per-sample covariate vector (called on `[x, covariates]`):
+`HybridConv2D` (ShortFuse: kernel `W0 + sum_l s_l W_l`) and its siblings
+`HybridConv1D` / `HybridConv3D`, `FiLMConv2D` (a convolution whose filters are
+scaled and shifted by the covariates), `FiLM` (the same on any feature map)
+and `CondConv2D` (kernel mixed from experts, routed by the input and
+optionally the covariates). Each conditioned convolution has `from_conv2d`
+(`from_conv1d` / `from_conv3d`), which starts exactly where a trained Keras
+convolution is. Also `SpatialPyramidPooling2D` (fixed-length features from
+maps of any size) and `AffineAugmentation` (ImageDataGenerator-style random
+affine warp, fused into one warp per image).
+
+Every layer is registered for `.keras` saving. Re-exports; each class lives
+in `hybridvision.common` and is documented there.
 """
 
 from hybridvision.common.data.affine_augment import AffineAugmentation

@@ -80,8 +80,24 @@ def build_backbone(
             copies of one backbone can live side by side in one model.
 
     Returns:
-        A functional `keras.Model` taking images preprocessed with
-        `preprocess(name)`.
+        A functional `keras.Model` taking images preprocessed for it
+        (`preprocessing_layer(name)`; `build_raw_image_backbone` has that
+        inside).
+
+    Example:
+        ```python
+        import numpy as np
+        from hybridvision.backbones import build_backbone, preprocessing_layer
+
+        # ImageNet weights read offline from the installed efficientnet-lite0 package.
+        lite0 = build_backbone("efficientnet_lite0", input_shape=(64, 64, 3), weights="imagenet", pooling="avg")
+        photos = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+        features = lite0.predict(preprocessing_layer("efficientnet_lite0")(photos), verbose=0)
+        print(features.shape)  # (2, 1280)
+
+        small = build_backbone("small", input_shape=(32, 32, 3))  # random init, CPU-sized
+        print(small.output.shape)  # (None, 2, 2, 128)
+        ```
     """
     key = _check_name(name)
     weights = _check_weights(weights)
@@ -145,12 +161,35 @@ def preprocess(name):
 
 
 def preprocessing_layer(name, layer_name="preprocess"):
-    """A built-in Keras layer computing `preprocess(name)` inside a model.
+    """A built-in Keras layer mapping 0..255 RGB images to what backbone `name` takes.
 
-    Caffe style (VGGs, ResNet50: RGB -> BGR minus the ImageNet means) is a
-    fixed 1x1 convolution, which, unlike a Lambda or a custom layer, reloads
-    with no custom objects; EfficientNet-Lite's is a fixed `Normalization`;
-    the others are a `Rescaling`.
+    The pretrained backbones get what their ImageNet weights were trained
+    with: caffe style for the VGGs and ResNet50 (RGB -> BGR minus the
+    ImageNet means, as a fixed 1x1 convolution, which, unlike a Lambda or a
+    custom layer, reloads with no custom objects), the ImageNet mean and
+    standard deviation on [0, 1] for EfficientNet-Lite (a fixed
+    `Normalization`), [-1, 1] for InceptionV3 and [0, 1] for the small nets
+    (a `Rescaling`). No resizing: see `build_raw_image_backbone` for that.
+
+    Args:
+        name: one of `available()`.
+        layer_name: the layer's name.
+
+    Returns:
+        A `keras.layers.Layer` with no trainable weights.
+
+    Example:
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.backbones import build_backbone, preprocessing_layer
+
+        images = keras.Input((64, 64, 3), name="images")  # RGB, 0..255
+        x = preprocessing_layer("efficientnet_lite0")(images)
+        x = build_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet", pooling="avg")(x)
+        model = keras.Model(images, keras.layers.Dense(2, activation="softmax")(x))
+        print(model.predict(np.full((1, 64, 64, 3), 128.0), verbose=0).shape)  # (1, 2)
+        ```
     """
     key = _check_name(name)
     if key in EFFICIENTNET_LITE:
@@ -178,11 +217,48 @@ def with_preprocessing(model, name, layer_name="preprocess"):
     shares their weights) and starts with the preprocessing layer, so a saved
     copy labels raw images with no other knowledge. Every layer stays at the
     top level (no nesting), so code that looks layers up by name still works.
+
+    Args:
+        model: a functional `keras.Model` whose first input takes images
+            preprocessed for backbone `name`.
+        name: the backbone whose preprocessing to add, one of `available()`.
+        layer_name: the name of the added preprocessing layer.
+
+    Returns:
+        A new functional `keras.Model` on 0..255 RGB images, sharing
+        `model`'s layers.
+
+    Example:
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.backbones import build_backbone, with_preprocessing
+
+        base = build_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet")
+        images = keras.Input((64, 64, 3), name="images")
+        x = keras.layers.GlobalAveragePooling2D()(base(images))
+        model = keras.Model(images, keras.layers.Dense(1, activation="sigmoid")(x))
+        model = with_preprocessing(model, "efficientnet_lite0")  # now takes 0..255 RGB
+        print(model.layers[1].name)  # preprocess
+        print(model.predict(np.full((1, 64, 64, 3), 128.0), verbose=0).shape)  # (1, 1)
+        ```
     """
     inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name) for x in model.inputs]
-    preprocessed = preprocessing_layer(name, layer_name)(inputs[0])
-    outputs = model._run_through_graph([preprocessed, *inputs[1:]], operation_fn=lambda layer: layer)
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
+    images = inputs[0]
+    preprocessed = preprocessing_layer(name, layer_name)(images)
+
+    def call(layer, *args, **kwargs):
+        # Every layer that read the images reads the preprocessed images.
+        args, kwargs = keras.tree.map_structure(lambda x: preprocessed if x is images else x, (args, kwargs))
+        return layer(*args, **kwargs)
+
+    # The same layers (clone_function: identity), called again on the new inputs.
+    return keras.models.clone_model(
+        model,
+        input_tensors=inputs if len(inputs) > 1 else images,
+        clone_function=lambda layer: layer,
+        call_function=call,
+    )
 
 
 def conv_layer_names(model):
@@ -194,6 +270,33 @@ def conv_layer_names(model):
         elif isinstance(layer, keras.Model):
             names.extend(conv_layer_names(layer))
     return names
+
+
+def available(offline_pretrained=False):
+    """The backbone names that `build_backbone` and `build_raw_image_backbone` take.
+
+    Args:
+        offline_pretrained: list only the backbones whose ImageNet weights
+            ship inside installed Python packages (EfficientNet-Lite0/1/2),
+            so that `weights="imagenet"` needs no internet. The others
+            download their ImageNet weights (`vgg16`, `vgg16_bn`,
+            `resnet50`, `inception_v3`, through `keras.applications`) or
+            have none (`small`, `from_scratch`).
+
+    Returns:
+        A tuple of names, e.g. `"efficientnet_lite0"`.
+
+    Example:
+
+    ```python
+    from hybridvision.backbones import available
+
+    print(available())
+    print(available(offline_pretrained=True))  # the EfficientNet-Lite variants
+    assert "efficientnet_lite0" in available(offline_pretrained=True)
+    ```
+    """
+    return tuple(OFFLINE_PRETRAINED if offline_pretrained else BACKBONES)
 
 
 def _scale_to_unit(images):

@@ -6,10 +6,7 @@ import numbers
 import keras
 import numpy as np
 
-try:
-    from keras.src.layers.preprocessing.data_layer import DataLayer as _DataLayer
-except ImportError:  # Keras < 3.10 called the same base class TFDataLayer.
-    from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as _DataLayer
+from hybridvision.common.compat import DataLayer
 
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 INTERPOLATIONS = ("bilinear", "nearest")
@@ -67,7 +64,7 @@ def _pair(name, value, scalar_to_pair=None):
 
 
 @keras.saving.register_keras_serializable(package="hybridvision")
-class AffineAugmentation(_DataLayer):
+class AffineAugmentation(DataLayer):
     """Random rotation, shift, shear, zoom, flips and brightness in one warp.
 
     The knobs and their meaning are those of Keras 2's `ImageDataGenerator`,
@@ -117,7 +114,11 @@ class AffineAugmentation(_DataLayer):
             `(height, width, channels)`, channels last, any value range.
         training: apply the random augmentation (default True, so it
             augments inside `tf.data.Dataset.map`); a model passes False at
-            inference, which leaves only `rescale`.
+            inference, which leaves only `rescale`. Inside a model, call the
+            model with an explicit `training=` (`fit` and `predict` do):
+            Keras hands this layer's default True on to the layers after it,
+            so a bare `model(x)` would also run BatchNormalization in
+            training mode.
         use_opencv: run the warp in OpenCV (`cv2.warpAffine` through
             `tf.numpy_function`) instead of `keras.ops.image.affine_transform`:
             same parameters, about 3x faster on CPU, but TensorFlow only and
@@ -125,14 +126,23 @@ class AffineAugmentation(_DataLayer):
             tf.data; leave it off inside models.
 
     Example:
+        Inside a `tf.data` pipeline (any Keras backend):
 
-    ```python
-    augment = AffineAugmentation(rotation_range=40, width_shift_range=0.2,
-                                 height_shift_range=0.2, shear_range=0.2,
-                                 zoom_range=0.2, horizontal_flip=True,
-                                 rescale=1 / 255, seed=0)
-    ds = ds.map(lambda x, y: (augment(x, training=True), y))
-    ```
+        ```python
+        import numpy as np
+        import tensorflow as tf
+        from hybridvision.layers import AffineAugmentation
+
+        augment = AffineAugmentation(rotation_range=40, width_shift_range=0.2,
+                                     height_shift_range=0.2, shear_range=0.2,
+                                     zoom_range=0.2, horizontal_flip=True,
+                                     rescale=1 / 255, seed=0)
+        images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+        ds = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+        ds = ds.map(lambda x, y: (augment(x, training=True), y))
+        for batch, labels in ds.take(1):
+            print(batch.shape)  # (4, 32, 32, 3), rescaled to about 0..1
+        ```
 
     Reference:
         Chollet et al., Keras 2 `ImageDataGenerator` (keras-preprocessing).

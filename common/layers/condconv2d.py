@@ -30,18 +30,28 @@ class CondConv2D(PerSampleConv):
     `r_ie = 1 / E` and `k_i = W` for every input until the routing trains.
 
     Args:
-        filters, kernel_size, strides, padding, dilation_rate, activation,
-        use_bias: as for `keras.layers.Conv2D` (channels last).
+        filters: int, number of output channels.
+        kernel_size: int or pair of ints, the convolution window.
         num_experts: int >= 2, `E`.
         num_covariates: int >= 0; 0 (default): routed by the input only, and
             called on the images alone.
-        kernel_initializer, bias_initializer: for the expert kernels
-            `(E, kh, kw, in, filters)` and biases `(E, filters)`; each expert
-            is initialised like a separate Conv2D kernel.
+        strides: int or pair of ints, as for `keras.layers.Conv2D`.
+        padding: `"valid"` or `"same"`, as for `keras.layers.Conv2D`.
+        dilation_rate: int or pair of ints, as for `keras.layers.Conv2D`.
+        activation: activation name or callable, applied after the bias.
+        use_bias: bool, whether each expert has a bias (mixed like the
+            kernels).
+        kernel_initializer: for the expert kernels
+            `(E, kh, kw, in, filters)`; each expert is initialised like a
+            separate Conv2D kernel.
+        bias_initializer: for the expert biases `(E, filters)`.
         routing_initializer: for `R` `(in, E)` and `Q` `(num_covariates, E)`.
         routing_bias_initializer: for `c` `(E,)`.
-        kernel_regularizer, bias_regularizer, routing_regularizer,
-        kernel_constraint, bias_constraint: optional.
+        kernel_regularizer: optional, for the expert kernels.
+        bias_regularizer: optional, for the expert biases.
+        routing_regularizer: optional, for `R` and `Q`.
+        kernel_constraint: optional, for the expert kernels.
+        bias_constraint: optional, for the expert biases.
         implementation: `"auto"`, `"grouped"`, `"map"` or `"patches"`.
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`, ...).
 
@@ -49,6 +59,29 @@ class CondConv2D(PerSampleConv):
         inputs: `images` `(batch, height, width, channels)`, or
             `[images, covariates]` when `num_covariates > 0`.
             Output: `(batch, new_height, new_width, filters)`.
+
+    Example:
+        Routed by the images and two covariates:
+
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.layers import CondConv2D
+
+        images = keras.Input((32, 32, 3), name="images")
+        covariates = keras.Input((2,), name="covariates")
+        x = CondConv2D(8, 3, num_experts=4, num_covariates=2, padding="same")([images, covariates])
+        model = keras.Model([images, covariates], keras.layers.GlobalAveragePooling2D()(x))
+        rng = np.random.default_rng(0)
+        print(model([rng.uniform(size=(2, 32, 32, 3)), rng.integers(0, 2, (2, 2))]).shape)  # (2, 8)
+
+        # From a trained Conv2D: every expert starts as its kernel.
+        conv = keras.layers.Conv2D(8, 3)
+        conv.build((None, 32, 32, 3))
+        cond = CondConv2D.from_conv2d(conv, num_experts=4)
+        x = rng.uniform(size=(2, 32, 32, 3)).astype("float32")
+        np.testing.assert_allclose(cond(x), conv(x), atol=1e-5)
+        ```
 
     Reference:
         Yang, Bender, Le & Ngiam, "CondConv: Conditionally Parameterized
@@ -225,6 +258,16 @@ class CondConv2D(PerSampleConv):
         convolution's, for any input, until the routing trains (up to float
         rounding of `E * (1 / E)`). `overrides` replace copied constructor
         arguments.
+
+        Args:
+            conv: a built `keras.layers.Conv2D` (channels_last, groups=1).
+            num_experts: int >= 2, the number of experts.
+            num_covariates: int >= 0, the width of the covariate vector; 0
+                routes by the input only.
+            **overrides: constructor arguments to use instead of the copies.
+
+        Returns:
+            A built `CondConv2D`.
         """
         copied = cls._from_keras_conv(conv, "from_conv2d", 2, **overrides)
         layer = cls(num_experts=num_experts, num_covariates=num_covariates, **copied)

@@ -15,24 +15,43 @@ class FiLM(keras.layers.Layer):
     fresh layer is the identity: inserted into a trained network it changes
     nothing until it trains. Perez et al. put it after a BatchNormalization
     whose own affine is off; `FiLMConv2D` is the form that replaces a
-    convolution (`from_conv2d`, `hybridvision.common.transfer.hybridize(kind="film")`).
+    convolution (`from_conv2d`, `hybridvision.transfer.hybridize(kind="film")`).
 
     Args:
         num_covariates: int, the width of the covariate vector.
         use_bias: whether the scale and shift get a covariate-independent
             term (`b_gamma`, `b_beta`).
-        scale_initializer, shift_initializer: for `W_gamma` / `W_beta`
-            (default zeros: identity at init).
-        scale_regularizer, shift_regularizer: optional, for `W_gamma` /
-            `W_beta`.
-        scale_constraint, shift_constraint: optional, for `W_gamma` /
-            `W_beta`.
+        scale_initializer: initializer for `W_gamma` (default zeros:
+            identity at init).
+        shift_initializer: initializer for `W_beta` (default zeros).
+        scale_regularizer: optional regularizer for `W_gamma`.
+        shift_regularizer: optional regularizer for `W_beta`.
+        scale_constraint: optional constraint for `W_gamma`.
+        shift_constraint: optional constraint for `W_beta`.
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`, ...).
 
     Call arguments:
         inputs: `[features, covariates]`: `(batch, ..., channels)` and
             `(batch, num_covariates)` (any numeric dtype, cast to the compute
             dtype). Output: the shape of `features`.
+
+    Example:
+        After a BatchNormalization without its own affine, as Perez et al.:
+
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.layers import FiLM
+
+        images = keras.Input((32, 32, 3), name="images")
+        covariates = keras.Input((2,), name="covariates")
+        x = keras.layers.Conv2D(8, 3, use_bias=False)(images)
+        x = keras.layers.BatchNormalization(center=False, scale=False)(x)
+        x = FiLM(num_covariates=2)([x, covariates])  # the identity until it trains
+        model = keras.Model([images, covariates], keras.layers.ReLU()(x))
+        rng = np.random.default_rng(0)
+        print(model([rng.uniform(size=(2, 32, 32, 3)), rng.integers(0, 2, (2, 2))]).shape)  # (2, 30, 30, 8)
+        ```
 
     Reference:
         Perez, Strub, de Vries, Dumoulin & Courville, "FiLM: Visual Reasoning

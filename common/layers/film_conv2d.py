@@ -22,26 +22,52 @@ class FiLMConv2D(PerSampleConv):
 
     `Gamma` and `Beta` start at zero, so a fresh layer is a plain
     convolution, and `FiLMConv2D.from_conv2d(conv, num_covariates)` starts
-    exactly where `conv` is; `hybridvision.common.transfer.hybridize(..., kind="film")`
+    exactly where `conv` is; `hybridvision.transfer.hybridize(..., kind="film")`
     uses it.
 
     Args:
-        filters, kernel_size, strides, padding, dilation_rate, activation,
-        use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-        bias_regularizer, kernel_constraint, bias_constraint: as for
-            `keras.layers.Conv2D` (channels last, `"valid"` / `"same"`).
+        filters: int, number of output channels.
+        kernel_size: int or pair of ints, the convolution window.
         num_covariates: int, the width of the covariate vector.
-        scale_initializer, shift_initializer: for `Gamma` (`scale_kernel`) and
-            `Beta` (`shift_kernel`); zeros (default) keeps a fresh layer a
-            plain convolution.
-        scale_regularizer, shift_regularizer, scale_constraint,
-        shift_constraint: optional, for `Gamma` / `Beta`.
+        strides: int or pair of ints, as for `keras.layers.Conv2D`.
+        padding: `"valid"` or `"same"`, as for `keras.layers.Conv2D`.
+        dilation_rate: int or pair of ints, as for `keras.layers.Conv2D`.
+        activation: activation name or callable, applied last.
+        use_bias: bool, whether to add the covariate-independent bias.
+        kernel_initializer: initializer for `W0` (`kernel`).
+        scale_initializer: initializer for `Gamma` (`scale_kernel`); zeros
+            (default) keeps a fresh layer a plain convolution.
+        shift_initializer: initializer for `Beta` (`shift_kernel`); zeros
+            (default) keeps a fresh layer a plain convolution.
+        bias_initializer: initializer for the bias.
+        kernel_regularizer: optional regularizer for `W0`.
+        scale_regularizer: optional regularizer for `Gamma`.
+        shift_regularizer: optional regularizer for `Beta`.
+        bias_regularizer: optional regularizer for the bias.
+        kernel_constraint: optional constraint for `W0`.
+        bias_constraint: optional constraint for the bias.
+        scale_constraint: optional constraint for `Gamma`.
+        shift_constraint: optional constraint for `Beta`.
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`, ...).
 
     Call arguments:
         inputs: `[images, covariates]`, `(batch, height, width, channels)`
             and `(batch, num_covariates)` (any numeric dtype).
             Output: `(batch, new_height, new_width, filters)`.
+
+    Example:
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.layers import FiLMConv2D
+
+        images = keras.Input((32, 32, 3), name="images")
+        covariates = keras.Input((2,), name="covariates")
+        x = FiLMConv2D(8, 3, num_covariates=2, padding="same", activation="relu")([images, covariates])
+        model = keras.Model([images, covariates], keras.layers.GlobalAveragePooling2D()(x))
+        rng = np.random.default_rng(0)
+        print(model([rng.uniform(size=(2, 32, 32, 3)), rng.integers(0, 2, (2, 2))]).shape)  # (2, 8)
+        ```
 
     Reference:
         Perez, Strub, de Vries, Dumoulin & Courville, "FiLM: Visual Reasoning
@@ -178,6 +204,14 @@ class FiLMConv2D(PerSampleConv):
         Copies the convolution's hyper-parameters and weights (as
         `HybridConv2D.from_conv2d` does) and sets `Gamma` and `Beta` to zero,
         so it returns `conv(x)` for any covariates until they train.
+
+        Args:
+            conv: a built `keras.layers.Conv2D` (channels_last, groups=1).
+            num_covariates: int, the width of the covariate vector.
+            **overrides: constructor arguments to use instead of the copies.
+
+        Returns:
+            A built `FiLMConv2D`.
         """
         copied = cls._from_keras_conv(conv, "from_conv2d", 2, **overrides)
         layer = cls(num_covariates=num_covariates, **copied)

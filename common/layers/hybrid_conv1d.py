@@ -17,9 +17,52 @@ class HybridConv1D(HybridConv):
     `"causal"` (as `keras.layers.Conv1D`). `from_conv1d` turns a built
     `Conv1D` into one that starts exactly where it was.
 
+    Args:
+        filters: int, number of output channels.
+        kernel_size: int or 1-tuple, the convolution window.
+        num_covariates: int, `d`, the width of the covariate vector.
+        strides: int or 1-tuple. Cannot be combined with
+            `dilation_rate > 1`.
+        padding: `"valid"`, `"same"` (TensorFlow semantics) or `"causal"`,
+            as `Conv1D`.
+        dilation_rate: int or 1-tuple.
+        activation: activation name or callable, applied after the bias.
+        use_bias: bool, whether to add a (shared) bias.
+        kernel_initializer: initializer for `W0` (`kernel`).
+        covariate_initializer: initializer for `W_1..W_d`
+            (`covariate_kernels`); zeros makes a fresh layer a plain conv.
+        bias_initializer: initializer for the bias.
+        kernel_regularizer: optional regularizer for `W0`.
+        covariate_regularizer: optional regularizer for `W_1..W_d`.
+        bias_regularizer: optional regularizer for the bias.
+        kernel_constraint: optional constraint for `W0`.
+        bias_constraint: optional constraint for the bias.
+        covariate_constraint: optional constraint for `W_1..W_d`.
+        implementation: `"auto"` (default), `"grouped"`, `"map"` or
+            `"patches"`: how the per-sample kernels are applied; the same
+            result at a different speed.
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`, ...).
+
     Call arguments:
         inputs: `[sequences, covariates]`, `(batch, steps, channels)` and
             `(batch, num_covariates)`. Output: `(batch, new_steps, filters)`.
+
+    Example:
+        A time series with its patient's covariates:
+
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.layers import HybridConv1D
+
+        series = keras.Input((100, 4), name="series")  # 100 steps, 4 channels
+        covariates = keras.Input((3,), name="covariates")  # e.g. age, sex, smoker
+        x = HybridConv1D(8, 5, num_covariates=3, padding="causal", activation="relu")([series, covariates])
+        outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(x))
+        model = keras.Model([series, covariates], outputs)
+        rng = np.random.default_rng(0)
+        print(model([rng.normal(size=(2, 100, 4)), rng.normal(size=(2, 3))]).shape)  # (2, 1)
+        ```
 
     Reference:
         Fiterau et al., "ShortFuse: Biomedical Time Series Representations in

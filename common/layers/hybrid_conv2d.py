@@ -38,7 +38,8 @@ class HybridConv2D(HybridConv):
     (XLA's CPU grouped convolution is a naive loop) and `"grouped"` without
     XLA where TensorFlow can differentiate a grouped convolution on this CPU
     (with oneDNN), `"map"` where it cannot. The layer supports `jit_compile`
-    (measurements in `PerSampleConv` and `benchmarks/hybrid_conv.py`).
+    (the measurements: `benchmarks/hybrid_conv.py` and
+    `docs/results/bench_hybrid_conv/`).
 
     The rank-generic implementation is `HybridConv` (shared with
     `HybridConv1D` and `HybridConv3D`).
@@ -57,10 +58,12 @@ class HybridConv2D(HybridConv):
         covariate_initializer: initializer for `W_1..W_d`
             (`covariate_kernels`); zeros makes a fresh layer a plain conv.
         bias_initializer: initializer for the bias.
-        kernel_regularizer, covariate_regularizer, bias_regularizer:
-            optional regularizers for `W0`, `W_1..W_d` and the bias.
-        kernel_constraint, bias_constraint, covariate_constraint: optional
-            constraints for `W0`, the bias and `W_1..W_d`.
+        kernel_regularizer: optional regularizer for `W0`.
+        covariate_regularizer: optional regularizer for `W_1..W_d`.
+        bias_regularizer: optional regularizer for the bias.
+        kernel_constraint: optional constraint for `W0`.
+        bias_constraint: optional constraint for the bias.
+        covariate_constraint: optional constraint for `W_1..W_d`.
         implementation: `"auto"` (default), `"grouped"`, `"map"` or
             `"patches"`: how the per-sample kernels are applied; the same
             result at a different speed (see above).
@@ -73,13 +76,39 @@ class HybridConv2D(HybridConv):
             compute dtype). Output: `(batch, new_height, new_width, filters)`.
 
     Example:
-    ```python
-    images = keras.Input((64, 64, 3))
-    covariates = keras.Input((2,))  # e.g. Male, Young as 0/1
-    x = HybridConv2D(16, 3, num_covariates=2, padding="same")([images, covariates])
-    # or start from a trained convolution, exactly where it was:
-    hybrid = HybridConv2D.from_conv2d(trained_conv, num_covariates=2)
-    ```
+        A functional model with an image input and a covariate input:
+
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.layers import HybridConv2D
+
+        images = keras.Input((32, 32, 3), name="images")
+        covariates = keras.Input((2,), name="covariates")  # e.g. Male, Young as 0/1
+        x = HybridConv2D(8, 3, num_covariates=2, padding="same", activation="relu")([images, covariates])
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+        model = keras.Model([images, covariates], outputs)
+
+        rng = np.random.default_rng(0)
+        scores = model.predict([rng.uniform(size=(4, 32, 32, 3)), rng.integers(0, 2, (4, 2))], verbose=0)
+        print(scores.shape)  # (4, 1)
+        ```
+
+        Starting from a trained convolution, exactly where it was:
+
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.layers import HybridConv2D
+
+        conv = keras.layers.Conv2D(8, 3)
+        conv.build((None, 32, 32, 3))
+        hybrid = HybridConv2D.from_conv2d(conv, num_covariates=2)
+        x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+        same = hybrid([x, np.ones((2, 2), "float32")])  # covariate kernels start at zero
+        np.testing.assert_allclose(same, conv(x), atol=1e-5)
+        ```
 
     Reference:
         Fiterau et al., "ShortFuse: Biomedical Time Series Representations in

@@ -18,10 +18,49 @@ class HybridConv3D(HybridConv):
     explicit `"grouped"` runs through XLA. `from_conv3d` turns a built
     `Conv3D` into one that starts exactly where it was.
 
+    Args:
+        filters: int, number of output channels.
+        kernel_size: int or 3-tuple of ints, the convolution window.
+        num_covariates: int, `d`, the width of the covariate vector.
+        strides: int or 3-tuple of ints. Cannot be combined with
+            `dilation_rate > 1`.
+        padding: `"valid"` or `"same"` (TensorFlow semantics, as `Conv3D`).
+        dilation_rate: int or 3-tuple of ints.
+        activation: activation name or callable, applied after the bias.
+        use_bias: bool, whether to add a (shared) bias.
+        kernel_initializer: initializer for `W0` (`kernel`).
+        covariate_initializer: initializer for `W_1..W_d`
+            (`covariate_kernels`); zeros makes a fresh layer a plain conv.
+        bias_initializer: initializer for the bias.
+        kernel_regularizer: optional regularizer for `W0`.
+        covariate_regularizer: optional regularizer for `W_1..W_d`.
+        bias_regularizer: optional regularizer for the bias.
+        kernel_constraint: optional constraint for `W0`.
+        bias_constraint: optional constraint for the bias.
+        covariate_constraint: optional constraint for `W_1..W_d`.
+        implementation: `"auto"` (default), `"grouped"`, `"map"` or
+            `"patches"`: how the per-sample kernels are applied; the same
+            result at a different speed.
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`, ...).
+
     Call arguments:
         inputs: `[volumes, covariates]`, `(batch, depth, height, width,
             channels)` and `(batch, num_covariates)`. Output: `(batch,
             new_depth, new_height, new_width, filters)`.
+
+    Example:
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.layers import HybridConv3D
+
+        volumes = keras.Input((8, 16, 16, 1), name="volumes")  # e.g. MRI
+        covariates = keras.Input((2,), name="covariates")
+        x = HybridConv3D(4, 3, num_covariates=2, padding="same")([volumes, covariates])
+        model = keras.Model([volumes, covariates], x)
+        rng = np.random.default_rng(0)
+        print(model([rng.normal(size=(2, 8, 16, 16, 1)), rng.normal(size=(2, 2))]).shape)  # (2, 8, 16, 16, 4)
+        ```
 
     Reference:
         Fiterau et al., "ShortFuse: Biomedical Time Series Representations in

@@ -21,28 +21,28 @@ sample without a Python loop over the batch:
 
 All three cost the multiply-adds of one plain convolution. Which is fastest
 depends on the device and on whether XLA compiles the step; `"auto"` picks
-from what was measured (see `PerSampleConv._auto_implementation`; "large"
-is from 4 M multiply-adds per sample, `_MAP_MIN_MULTIPLY_ADDS`):
-
-| where | picked | why (train step, batch 32, d = 3, 2-core AVX2 CPU under heavy load) |
-|---|---|---|
-| GPU / TPU | grouped | one grouped cuDNN call; XLA lowers it to cuDNN too |
-| CPU, TensorFlow, no XLA | map (small: grouped where TensorFlow can differentiate it on this CPU, else map) | 64x64x64 -> 64: map 1.0x the batched Conv2D (grouped 1.6x in an earlier run on a CPU with oneDNN); TensorFlow's CPU grouped conv has a gradient only with oneDNN (on by default only on some CPUs, e.g. AVX-512); 16x16x16 -> 16 without oneDNN: map 17 ms, patches 36 ms (Conv2D 8 ms) |
-| CPU under XLA (TF `jit_compile=True`, JAX) | map when large, else patches | 64x64x64 -> 64, d = 3, quiet AVX-512 CPU with oneDNN: map 1.44x XLA's batched Conv2D (its input gradient as a forward conv with the flipped kernel, 2.8x slower with the backend's transposed conv; its kernel gradient per offset on image views, 0.86-0.94x the im2col one's step time); on the AVX2 CPU, loaded: map with the backend's input gradient 2.07x, patches 2.11x; a stand-alone prototype at 32x32x32 -> 32: map 94 ms, patches 759 ms (Conv2D 181 ms); 16x16x16 -> 16: patches 14 ms, map 39 ms (Conv2D 9 ms); XLA's CPU grouped conv is a naive loop (~17 s) and the automatic gradient of the map took 14-28 s |
-
-On JAX 0.10 (CPU) at 64x64x64 -> 64: map 13.2 s, patches 13.0 s, JAX's own
-Conv2D 25.8 s per train step (load ~18 on 2 cores; its convolution gradients
-are slow there). "patches" materialises `prod(kernel_size)` times the layer's
-input (and as much again for its gradient): e.g. 0.9 GB at batch 32,
-56x56x256, 3x3; "map" holds one sample's patches at a time.
+from what was measured (`PerSampleConv._auto_implementation`): "grouped" on
+a GPU / TPU; on a CPU "map" from 4 M multiply-adds per sample
+(`_MAP_MIN_MULTIPLY_ADDS`), below that "patches" under XLA and, without XLA,
+"grouped" where TensorFlow can differentiate a grouped convolution on this
+CPU, else "map". "patches" materialises `prod(kernel_size)` times the
+layer's input (and as much again for its gradient); "map" holds one
+sample's patches at a time. The measurements are in
+`docs/results/bench_hybrid_conv/notes.md`.
 """
 
-import functools
 import itertools
 import math
 
 import keras
 from keras import ops
+
+# Imported into this module's namespace, where tests monkeypatch them.
+from hybridvision.common.layers._backend_probes import (
+    _accelerator_visible,
+    _compiled_by_xla,
+    _grouped_conv_differentiable_on_cpu,
+)
 
 _IMPLEMENTATIONS = ("auto", "grouped", "map", "patches")
 # Per-sample multiply-adds from which "auto" maps over the batch on a CPU
@@ -50,80 +50,6 @@ _IMPLEMENTATIONS = ("auto", "grouped", "map", "patches")
 _MAP_MIN_MULTIPLY_ADDS = 2**22
 _SPATIAL_LETTERS = "pqr"  # einsum letters for up to three spatial axes
 _KERAS_CONV = {1: "Conv1D", 2: "Conv2D", 3: "Conv3D"}
-
-
-def _accelerator_visible():
-    """Whether the backend sees a GPU or TPU (decides `implementation="auto"`)."""
-    backend = keras.config.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(
-            tf.config.list_logical_devices("GPU")
-            or tf.config.list_logical_devices("TPU")
-        )
-    if backend == "jax":
-        import jax
-
-        return jax.default_backend() != "cpu"
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
-@functools.cache
-def _grouped_conv_differentiable_on_cpu():
-    """Whether the backend can differentiate a grouped convolution on a CPU.
-
-    TensorFlow's own CPU kernels cannot ("Gradients for grouped convolutions
-    are not supported on CPU"); its oneDNN ones can, and TensorFlow turns
-    oneDNN on by default only on some CPUs (e.g. with AVX-512), so this asks
-    TensorFlow once, with a tiny grouped convolution.
-    """
-    if keras.config.backend() != "tensorflow":
-        return True
-    import tensorflow as tf
-
-    with tf.init_scope():  # eagerly, even while a tf.function is being traced
-        try:
-            # The input gradient of a 2-group convolution of a (1, 3, 3, 2) input.
-            tf.raw_ops.Conv2DBackpropInput(
-                input_sizes=[1, 3, 3, 2],
-                filter=tf.zeros((2, 2, 1, 2)),
-                out_backprop=tf.zeros((1, 2, 2, 2)),
-                strides=[1, 1, 1, 1],
-                padding="VALID",
-            )
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
-            return False
-    return True
-
-
-def _compiled_by_xla():
-    """Whether the ops being built now will be compiled by XLA.
-
-    Always on JAX; on TensorFlow inside a `tf.function(jit_compile=True)`
-    (which is what `model.compile(jit_compile=True)` traces the train step
-    in), detected through the XLA control-flow context that TensorFlow
-    enters for such functions.
-    """
-    backend = keras.config.backend()
-    if backend == "jax":
-        return True
-    if backend != "tensorflow":
-        return False
-    import tensorflow as tf
-
-    if tf.executing_eagerly():
-        return False
-    try:  # TensorFlow-internal, stable since TF 1.x; if it moves, "auto" acts as without XLA
-        from tensorflow.python.framework import ops as tf_ops
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:
-        return False
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
 
 
 def _tuple(value, rank, name, owner):
@@ -307,11 +233,11 @@ class PerSampleConv(keras.layers.Layer):
         padding = self.padding if padding is None else padding
         grouped = inputs.shape[-1] is not None and inputs.shape[-1] != kernel.shape[-2]
         # Why not keras.ops.conv on TensorFlow: it forces XLA for every grouped
-        # convolution, and XLA's CPU grouped conv took 16.8 s per train step
-        # here versus 0.29 s for tf.nn.conv2d (oneDNN grouped kernel), batch
-        # 32, 64x64x64 -> 64, 3x3. TensorFlow has no grouped Conv3D kernel on
-        # a CPU, so that one goes through keras.ops.conv (XLA) after all.
-        # Other backends (JAX) group natively.
+        # convolution, and XLA's CPU grouped conv is a naive loop, many times
+        # slower than tf.nn.conv2d's oneDNN grouped kernel (bench_hybrid_conv/
+        # notes.md). TensorFlow has no grouped Conv3D kernel on a CPU, so that
+        # one goes through keras.ops.conv (XLA) after all. Other backends
+        # (JAX) group natively.
         if keras.config.backend() == "tensorflow" and not (grouped and self.rank == 3):
             import tensorflow as tf
 
@@ -340,7 +266,7 @@ class PerSampleConv(keras.layers.Layer):
         "patches" (XLA's CPU grouped convolution is a naive loop); without
         XLA "grouped" where TensorFlow can differentiate a grouped
         convolution on this CPU (with oneDNN) and "map" where it cannot.
-        Measurements are in the module docstring.
+        Measurements: docs/results/bench_hybrid_conv/notes.md.
         """
         if _accelerator_visible():
             return "grouped"
@@ -405,20 +331,14 @@ class PerSampleConv(keras.layers.Layer):
             return ops.map(lambda pair: conv(*pair), (images, kernels))
 
         # Under XLA the gradient is written out per sample: differentiating
-        # the loop gives one kernel-gradient convolution per sample, and XLA's
-        # CPU convolution for that (the whole image as the window) took 14-28
-        # s per train step, batch 32, 64x64x64 -> 64, 3x3. Here each sample's
-        # kernel gradient is one contraction per kernel offset (its image
-        # view against the upstream gradient) and its input gradient a
-        # forward convolution (see `_sample_input_gradient`). Without XLA the
-        # automatic gradient (oneDNN / Eigen backprop kernels) is as fast or
-        # faster. Tried and not kept (jit train step / XLA's batched Conv2D
-        # step, d = 3, quiet AVX-512 CPU): the kernel gradients batched over
-        # the whole batch outside the map, one contraction per kernel offset
-        # or per kernel row, 1.24-1.31x against this loop's 1.42x at
-        # 64x64x64 -> 64 but 1.23-1.29x against 1.19x at 32x32x128 -> 128,
-        # for up to kernel_size[-1] times the input in memory; unrolling the
-        # loop at trace time (no while loop) gave the loop's time.
+        # the loop gives one kernel-gradient convolution per sample (the whole
+        # image as the window), which XLA's CPU backend runs very slowly. Here
+        # each sample's kernel gradient is one contraction per kernel offset
+        # (its image view against the upstream gradient) and its input
+        # gradient a forward convolution (see `_sample_input_gradient`).
+        # Without XLA the automatic gradient (oneDNN / Eigen backprop kernels)
+        # is as fast or faster. Measured, with the variants tried and not
+        # kept: docs/results/bench_hybrid_conv/notes.md.
         @ops.custom_gradient
         def mapped(images, kernels):
             spatial = "dhw"[3 - self.rank:]
@@ -434,7 +354,7 @@ class PerSampleConv(keras.layers.Layer):
                     # One contraction over the output positions per kernel
                     # offset, on a strided view of the image: XLA reads the
                     # view in place, where a concatenated im2col (the same
-                    # numbers) was copied first and took 1.2-1.4x longer.
+                    # numbers) is copied first.
                     views, _ = self._patch_views(image[None], padding)
                     kernel_gradient = ops.stack([ops.einsum(contraction, view[0], upstream_i) for view in views])
                     return image_gradient, ops.reshape(kernel_gradient, ops.shape(kernel))
@@ -452,10 +372,9 @@ class PerSampleConv(keras.layers.Layer):
         gradient, zero-padded so that every input position sees every
         kernel offset that touched it, with the kernel flipped in space and
         its input and output channels swapped (the textbook identity). XLA's
-        CPU backend runs that as its fast forward convolution, where the
-        backend's own input gradient (a transposed convolution) was about
-        twice as slow (module docstring). Strided convolutions keep the
-        backend's own.
+        CPU backend runs that as its fast forward convolution, faster than
+        the backend's own input gradient (a transposed convolution).
+        Strided convolutions keep the backend's own.
         """
         if max(self.strides) > 1:
             return _input_gradient(

@@ -30,10 +30,19 @@ class SpatialPyramidPooling2D(keras.layers.Layer):
             last, channels known). Output: `(batch, sum(n^2) * channels)`.
 
     Example:
-    ```python
-    patches = keras.Input((None, None, 512))
-    features = SpatialPyramidPooling2D(bins=(1, 2, 4))(patches)  # (None, 10752)
-    ```
+        A head that takes feature maps of any height and width:
+
+        ```python
+        import keras
+        import numpy as np
+        from hybridvision.layers import SpatialPyramidPooling2D
+
+        patches = keras.Input((None, None, 16))
+        features = SpatialPyramidPooling2D(bins=(1, 2, 4))(patches)  # (None, 21 * 16)
+        model = keras.Model(patches, keras.layers.Dense(3)(features))
+        print(model(np.zeros((2, 9, 13, 16))).shape)  # (2, 3)
+        print(model(np.zeros((2, 30, 20, 16))).shape)  # (2, 3)
+        ```
 
     Reference:
         He, Zhang, Ren & Sun, "Spatial Pyramid Pooling in Deep Convolutional

@@ -218,7 +218,13 @@ def images_and_covariates(num_covariates=2):
 
 @pytest.mark.parametrize(
     "positions, names",
-    [("first", ["conv1"]), (3, ["conv3"]), ("last", ["conv4"]), ([1, -1], ["conv1", "conv4"])],
+    [
+        ("first", ["conv1"]),
+        (3, ["conv3"]),
+        ("middle", ["conv2"]),  # the (4 + 1) // 2 = 2nd of 4
+        ("last", ["conv4"]),
+        ([1, -1], ["conv1", "conv4"]),
+    ],
 )
 def test_hybridize_starts_with_identical_outputs(positions, names):
     model = plain_cnn()
@@ -312,10 +318,19 @@ def test_hybridized_nested_model_saves_and_reloads(tmp_path):
     assert len(hybrid_layers(restored)) == 1
 
 
-@pytest.mark.parametrize("positions", [0, 5, -5, "middle", [], [1, 7], 2.0])
+@pytest.mark.parametrize("positions", [0, 5, -5, "centre", [], [1, 7], 2.0])
 def test_hybridize_invalid_position(positions):
     with pytest.raises(ValueError, match="4 Conv2D layers|empty"):
         hybridize(plain_cnn(), positions, num_covariates=1)
+
+
+def test_hybridize_middle_of_an_odd_count():
+    base = build_backbone("small", (16, 16, 3))  # 4 convs; one more on top makes 5
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(2, 1, name="extra_conv")(base(inputs))
+    five = keras.Model(inputs, x)
+    hybrid = hybridize(five, "middle", num_covariates=1)
+    assert [layer.name for layer in hybrid_layers(hybrid)] == ["block3_conv"]
 
 
 def test_hybridize_bad_arguments():
@@ -378,3 +393,62 @@ def test_hybridize_kinds_see_the_covariates(kind):
 def test_hybridize_unknown_kind():
     with pytest.raises(ValueError, match="kind must be one of"):
         hybridize(plain_cnn(), "first", num_covariates=1, kind="lora")
+
+
+# ---------------------------------------------------------------- hybridize: model shapes
+
+
+def test_hybridize_sequential_model_and_nested_sequential():
+    layers = [
+        keras.Input((16, 16, 3), name="images"),
+        keras.layers.Conv2D(4, 3, padding="same", name="conv_a"),
+        keras.layers.BatchNormalization(name="bn_a"),
+        keras.layers.Conv2D(5, 3, strides=2, name="conv_b"),
+        keras.layers.GlobalAveragePooling2D(),
+    ]
+    sequential = keras.Sequential(layers, name="seq")
+    images, covariates = images_and_covariates()
+    hybrid = hybridize(sequential, "last", num_covariates=2)
+    assert [x.name for x in hybrid.inputs] == ["images", "covariates"]
+    assert [layer.name for layer in hybrid_layers(hybrid)] == ["conv_b"]
+    np.testing.assert_allclose(run(hybrid, [images, covariates]), run(sequential, images), rtol=1e-5, atol=1e-5)
+
+    inputs = keras.Input((16, 16, 3), name="images")
+    outer = keras.Model(inputs, keras.layers.Dense(2, name="head")(sequential(inputs)))
+    hybrid = hybridize(outer, "first", num_covariates=2)
+    assert [layer.name for layer in hybrid_layers(hybrid)] == ["conv_a"]
+    np.testing.assert_allclose(run(hybrid, [images, covariates]), run(outer, images), rtol=1e-5, atol=1e-5)
+
+
+def test_hybridize_dict_inputs_and_several_outputs():
+    images_in = keras.Input((16, 16, 3), name="images")
+    extra_in = keras.Input((4,), name="extra")
+    x = keras.layers.Conv2D(4, 3, name="conv1")(images_in)
+    x = keras.layers.Conv2D(4, 3, name="conv2")(x)
+    pooled = keras.layers.GlobalAveragePooling2D()(x)
+    both = keras.layers.Concatenate()([pooled, extra_in])
+    outputs = {"a": keras.layers.Dense(1, name="a")(both), "b": keras.layers.Dense(2, name="b")(pooled)}
+    model = keras.Model({"images": images_in, "extra": extra_in}, outputs)
+    hybrid = hybridize(model, [1, 2], num_covariates=2, covariate_input_name="attrs")
+    assert sorted(hybrid.input) == ["attrs", "extra", "images"]
+    images, covariates = images_and_covariates()
+    extra = np.ones((2, 4), "float32")
+    got = hybrid({"images": images, "extra": extra, "attrs": covariates})
+    want = model({"images": images, "extra": extra})
+    assert sorted(got) == ["a", "b"]
+    for key in want:
+        np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]), rtol=1e-5, atol=1e-5)
+
+
+def test_hybridize_refuses_a_covariate_name_already_taken():
+    with pytest.raises(ValueError, match="images"):
+        hybridize(plain_cnn(), "first", num_covariates=1, covariate_input_name="images")
+
+
+def test_hybridize_refuses_subclassed_models():
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="functional or Sequential"):
+        hybridize(Subclassed(), "first", num_covariates=1)
