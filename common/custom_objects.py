@@ -30,14 +30,36 @@ def register_all() -> None:
 def load_model(path, **kwargs):
     """`keras.saving.load_model(path, **kwargs)` with every custom object of hybridvision registered.
 
-    `safe_mode` stays on (the default); no `custom_objects` are needed.
+    `safe_mode` stays on; no `custom_objects` are needed. Models saved by
+    earlier versions (whose config names `common.layers...`) load too.
+
+    Args:
+        path: a `.keras` file saved by `model.save`.
+        **kwargs: passed on to `keras.saving.load_model` (e.g. `compile=False`).
+
+    Returns:
+        The `keras.Model`.
 
     Example:
+        ```python
+        import os
+        import tempfile
 
-    ```python
-    import hybridvision
-    model = hybridvision.load_model("saved_models/attractiveness/hybrid.keras")
-    ```
+        import keras
+        import numpy as np
+        import hybridvision
+        from hybridvision.layers import HybridConv2D
+
+        images, covariates = keras.Input((16, 16, 3)), keras.Input((2,))
+        x = HybridConv2D(4, 3, num_covariates=2)([images, covariates])
+        model = keras.Model([images, covariates], keras.layers.GlobalAveragePooling2D()(x))
+        path = os.path.join(tempfile.mkdtemp(), "model.keras")
+        model.save(path)
+
+        restored = hybridvision.load_model(path)  # in any later Python process
+        inputs = [np.ones((1, 16, 16, 3)), np.ones((1, 2))]
+        np.testing.assert_allclose(restored.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
+        ```
     """
     import keras
 

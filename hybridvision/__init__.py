@@ -30,48 +30,12 @@ _CHECKOUT = _Path(__file__).resolve().parent.parent
 if not (_Path(__file__).parent / "common").is_dir() and (_CHECKOUT / "setup.py").is_file():
     __path__.append(str(_CHECKOUT))
 
+from hybridvision.common.custom_objects import load_model  # noqa: E402 - light: Keras loads on the first call
+from hybridvision.common.custom_objects import register_all as _register_all  # noqa: E402
+
 _API_MODULES = ("layers", "backbones", "transfer", "optimizers", "losses", "metrics")
 
 __all__ = [*_API_MODULES, "load_model", "__version__"]
-
-
-def load_model(path, **kwargs):
-    """`keras.saving.load_model(path, **kwargs)` with every custom object of hybridvision registered.
-
-    `safe_mode` stays on; no `custom_objects` are needed. Models saved by
-    earlier versions (whose config names `common.layers...`) load too.
-
-    Args:
-        path: a `.keras` file saved by `model.save`.
-        **kwargs: passed on to `keras.saving.load_model` (e.g. `compile=False`).
-
-    Returns:
-        The `keras.Model`.
-
-    Example:
-        ```python
-        import os
-        import tempfile
-
-        import keras
-        import numpy as np
-        import hybridvision
-        from hybridvision.layers import HybridConv2D
-
-        images, covariates = keras.Input((16, 16, 3)), keras.Input((2,))
-        x = HybridConv2D(4, 3, num_covariates=2)([images, covariates])
-        model = keras.Model([images, covariates], keras.layers.GlobalAveragePooling2D()(x))
-        path = os.path.join(tempfile.mkdtemp(), "model.keras")
-        model.save(path)
-
-        restored = hybridvision.load_model(path)  # in any later Python process
-        inputs = [np.ones((1, 16, 16, 3)), np.ones((1, 2))]
-        np.testing.assert_allclose(restored.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
-        ```
-    """
-    from hybridvision.common.custom_objects import load_model as _load
-
-    return _load(path, **kwargs)
 
 
 def __getattr__(name):
@@ -84,7 +48,5 @@ def __dir__():
     return sorted(__all__)
 
 
-if "keras" in sys.modules:
-    from hybridvision.common.custom_objects import register_all as _register_all
-
+if "keras" in sys.modules:  # Keras is loaded anyway: registering now costs little
     _register_all()
