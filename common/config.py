@@ -5,7 +5,7 @@ the best known settings for the task. `parse_config` turns that dataclass into
 an argparse parser (`--key value` for every field, `--config file.yaml` to
 start from a file), so all apps share one CLI convention:
 
-    python -m hybridvision.apps.digit_pairs.train --config my.yaml --epochs 5
+    hybridvision digit_pairs train --config my.yaml --epochs 5
 
 Flags override the file; the file overrides the defaults. A field left at
 `None` is an automatic setting (e.g. the weights, by backbone): the app's

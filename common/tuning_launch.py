@@ -20,7 +20,7 @@ cluster).
 On this machine, the launcher starts the chief and N workers running one
 command, restarts workers that die, and waits for the chief:
 
-    python -m hybridvision.common.tuning launch --workers 2 -- python -m hybridvision.apps.orientation_light.tune --tuner random --max-trials 8
+    python -m hybridvision.common.tuning launch --workers 2 -- hybridvision orientation_light tune --tuner random --max-trials 8
 
 The search script calls `hybridvision.common.tuning.search` as usual: on the chief it
 writes best_config.yaml and trials.csv; on a worker it only trains and
@@ -91,7 +91,7 @@ class Launcher:
     def __init__(self, command, workers: int, ip: str = "127.0.0.1", port: int = 0, log_dir="runs/launch",
                  max_restarts: int = 3):
         if not command:
-            raise ValueError("give the search command after `--`, e.g. launch --workers 2 -- python -m hybridvision.apps.x.tune")
+            raise ValueError("give the search command after `--`, e.g. launch --workers 2 -- hybridvision x tune")
         if workers < 1:
             raise ValueError(f"--workers {workers}: need at least one worker")
         self.command = list(command)

@@ -80,7 +80,7 @@ function render(s) {
   const done = document.getElementById("done");
   done.style.display = cur ? "none" : "block";
   done.textContent = cur ? "" : "All " + s.total + " images done (" + s.labelled +
-      " labelled). Export: python -m hybridvision.data_prep.label export --journal " + s.journal +
+      " labelled). Export: hybridvision label export --journal " + s.journal +
       " --to-folders DIR";
   if (cur) {
     for (const k of ["original", "hsv", "mask"]) document.getElementById(k).src = cur[k];

@@ -1,6 +1,6 @@
 """How often proposals agree with labels kept as class folders.
 
-    python -m hybridvision.data_prep.agreement --proposals light.csv \
+    hybridvision agreement --proposals light.csv \
         --labels-dir ../shared/data/faces_orient_light/source_light
 
 A proposal's label is the class folder its image sits in: found from the

@@ -1,9 +1,9 @@
 """A fast local labeller that never loses a label.
 
-    python -m hybridvision.data_prep.label --task light --images faces/ --journal labels/ \
+    hybridvision label --task light --images faces/ --journal labels/ \
         --proposals light.csv --order confidence
-    python -m hybridvision.data_prep.label export --journal labels/ --to-folders labelled/
-    python -m hybridvision.data_prep.label export --journal labels/ --to-csv labels.csv
+    hybridvision label export --journal labels/ --to-folders labelled/
+    hybridvision label export --journal labels/ --to-csv labels.csv
 
 Serves one page on 127.0.0.1 only and opens it in the browser
 (`--no-browser` to not). The page shows the image, its HSV rendering, its

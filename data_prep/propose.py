@@ -1,7 +1,7 @@
 """Propose a label and a confidence for every image, to label faster.
 
-    python -m hybridvision.data_prep.propose --task light --images faces/ --out light.csv
-    python -m hybridvision.data_prep.propose --task orientation --images img_align_celeba/ --out orient.csv
+    hybridvision propose --task light --images faces/ --out light.csv
+    hybridvision propose --task orientation --images img_align_celeba/ --out orient.csv
 
 Light direction: where the bright mass of the thresholded face lies. In the
 face box (aligned faces: the face sits in the middle of the image) count the

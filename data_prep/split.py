@@ -1,7 +1,7 @@
 """Split labelled images into train/val/test/<class>/ folders, stratified and seeded.
 
-    python -m hybridvision.data_prep.split labelled/ --out dataset/                  # class folders
-    python -m hybridvision.data_prep.split labels.csv --images faces/ --out dataset/ --fractions 70,15,15
+    hybridvision split labelled/ --out dataset/                  # class folders
+    hybridvision split labels.csv --images faces/ --out dataset/ --fractions 70,15,15
 
 Each class is shuffled with `--seed` and cut by the fractions (largest
 remainder rounding, so the counts add up), by copy, hard link or symlink.

@@ -1,7 +1,7 @@
 """Write original | HSV | threshold-mask views of a folder of images.
 
-    python -m hybridvision.data_prep.views --images faces/ --out views/
-    python -m hybridvision.data_prep.views --images faces/ --out sheets/ --per-sheet 24 --columns 3
+    hybridvision views --images faces/ --out views/
+    hybridvision views --images faces/ --out sheets/ --per-sheet 24 --columns 3
 
 One PNG per image (`<name>_views.png`, mirroring sub-folders), or contact
 sheets of `--per-sheet` images each (`sheet_0001.png`, ... plus

@@ -1,7 +1,7 @@
 """The covariate-conditioning study: baseline vs late fusion, hybrid, FiLM and CondConv, with controls.
 
-    python -m hybridvision.apps.attractiveness.study --data-dir ../shared/data/celeba_sample
-    python -m hybridvision.apps.attractiveness.study --backbone small --weights none --image-size 24 --epochs 1 \\
+    hybridvision attractiveness study --data-dir ../shared/data/celeba_sample
+    hybridvision attractiveness study --backbone small --weights none --image-size 24 --epochs 1 \\
         --seeds 0,1 --models baseline,hybrid_last --covariate-sets Male --controls true
 
 Cells: every `--models` entry (`baseline`, `late_fusion`, `hybrid_<pos>`,

@@ -1,7 +1,7 @@
 """Train one CelebA attribute classifier: baseline, hybrid (ShortFuse) or late fusion.
 
-    python -m hybridvision.apps.attractiveness.train --data-dir data/celeba --model hybrid --covariates Male
-    python -m hybridvision.apps.attractiveness.train --data-dir ../shared/data/celeba_sample --backbone small \\
+    hybridvision attractiveness train --data-dir data/celeba --model hybrid --covariates Male
+    hybridvision attractiveness train --data-dir ../shared/data/celeba_sample --backbone small \\
         --weights none --image-size 64 --epochs 8 --cache --model baseline --seeds 0,1,2
 
 With `--seeds` the configuration runs once per seed in `<run_dir>/seed<k>`

@@ -1,6 +1,6 @@
 """Matched sweeps: baseline, late fusion and hybrid searched over the same grid, then compared.
 
-    python -m hybridvision.apps.attractiveness.tune --data-dir data/celeba --learning-rates 1e-4,1e-5 \\
+    hybridvision attractiveness tune --data-dir data/celeba --learning-rates 1e-4,1e-5 \\
         --batch-sizes 16,32,64 --position-sets first,3,last --covariate-sets Male,Smiling+Young+High_Cheekbones
 
 For each model kind a KerasTuner search (one project per kind under

@@ -6,8 +6,8 @@ top block, a network from scratch, or one CNN per modality with a shared
 classifier; trained on all modalities, on one source modality, or leaving
 one modality out; results per modality and as a modality x modality table.
 
-    python -m hybridvision.apps.cross_modal.train --help     # train and compare
-    python -m hybridvision.apps.cross_modal.explain --help   # Grad-CAM, activations, first-layer filters
+    hybridvision cross_modal train --help     # train and compare
+    hybridvision cross_modal explain --help   # Grad-CAM, activations, first-layer filters
 """
 
 DESCRIPTION = "Classes across photos / clip art / sketches: frozen, fine-tuned, scratch, per-modality CNNs; per-modality table"

@@ -1,7 +1,7 @@
 """Visual explanations of a trained cross_modal model: Grad-CAM, activations, first-layer filters.
 
-    python -m hybridvision.apps.cross_modal.explain --run-dir runs/cross_modal/20260101-120000
-    python -m hybridvision.apps.cross_modal.explain --run-dir RUN --layer block5_conv3 --images 4 --out explain/
+    hybridvision cross_modal explain --run-dir runs/cross_modal/20260101-120000
+    hybridvision cross_modal explain --run-dir RUN --layer block5_conv3 --images 4 --out explain/
 
 Reads `model.keras`, `config.json` and the class names in `metrics.json` of a
 finished run (default: the newest finished run under runs/cross_modal/),

@@ -6,7 +6,7 @@ regularisation C picked on the validation rows) reads the backbone's
 globally averaged ImageNet features. Same data, split, protocol and test
 rows as `hybridvision.apps.cross_modal.train`, so the tables line up row for row.
 
-    python -m hybridvision.apps.cross_modal.linear_probe --data-dir ../shared/data/pacs_small --protocol from_source --source photo
+    hybridvision cross_modal linear_probe --data-dir ../shared/data/pacs_small --protocol from_source --source photo
 
 Writes `linear_probe.json` and `linear_probe.md` into `--run-dir` (default
 `runs/cross_modal_linear_probe/<timestamp>`) and prints the table.

@@ -1,8 +1,8 @@
 """Search cross_modal's learning rate, augmentation and frozen vs fine-tuned backbone, with early stopping.
 
-    python -m hybridvision.apps.cross_modal.tune --data-dir ../shared/data/pacs_small --protocol from_source --source photo
-    python -m hybridvision.apps.cross_modal.tune --data-dir data/pacs --learning-rates 1e-3 --models finetune --project aug
-    python -m hybridvision.apps.cross_modal.train --config runs/cross_modal_tune/search/best_config.yaml --data-dir ...
+    hybridvision cross_modal tune --data-dir ../shared/data/pacs_small --protocol from_source --source photo
+    hybridvision cross_modal tune --data-dir data/pacs --learning-rates 1e-3 --models finetune --project aug
+    hybridvision cross_modal train --config runs/cross_modal_tune/search/best_config.yaml --data-dir ...
 
 Every trial is the train config with `learning_rate`, `model` (frozen or
 finetune) and an augmentation preset replaced (`hybridvision.common.tuning`'s

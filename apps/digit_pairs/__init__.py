@@ -1,8 +1,8 @@
 """Digit-pair comparison: is the first of two MNIST digits <= the second?
 
 FC, CNN, deep CNN, Siamese and auxiliary-loss models (the original report 2),
-trained with `python -m hybridvision.apps.digit_pairs.train` and compared over repeated
-seeded runs with `python -m hybridvision.apps.digit_pairs.compare`.
+trained with `hybridvision digit_pairs train` and compared over repeated
+seeded runs with `hybridvision digit_pairs compare`.
 """
 
 DESCRIPTION = "MNIST digit pairs: is the first <= the second? FC/CNN/Siamese/auxiliary-loss models"

@@ -1,6 +1,6 @@
 """Repeated-run comparison of the digit-pair models: the report's table.
 
-    python -m hybridvision.apps.digit_pairs.compare --rounds 10 --data-dir ../shared/data/mnist --out runs/digit_pairs/cmp
+    hybridvision digit_pairs compare --rounds 10 --data-dir ../shared/data/mnist --out runs/digit_pairs/cmp
 
 Trains every model of `--models` `--rounds` times, round k with seed
 `--seed + k` (new random pairs and a new initialisation each round), each

@@ -1,7 +1,7 @@
 """Train one digit-pair model.
 
-    python -m hybridvision.apps.digit_pairs.train --model aux --data-dir ../shared/data/mnist
-    python -m hybridvision.apps.digit_pairs.train --model cnn --epochs 20        # SYNTHETIC demo digits
+    hybridvision digit_pairs train --model aux --data-dir ../shared/data/mnist
+    hybridvision digit_pairs train --model cnn --epochs 20        # SYNTHETIC demo digits
 
 Writes a run directory (see `hybridvision.common.run.Run`) whose metrics.json holds
 train/val/test `accuracy` of the comparison (for the aux models also the

@@ -4,9 +4,9 @@ The original report 5: a from-scratch VGG-style CNN and InceptionV3 / ResNet50
 transfer models, tuned with KerasTuner, and a labeller that writes a CSV of
 predictions for a whole image folder.
 
-    python -m hybridvision.apps.orientation_light.train --help     # one model, one task
-    python -m hybridvision.apps.orientation_light.tune --help      # grid / random / Hyperband search
-    python -m hybridvision.apps.orientation_light.predict --help   # label a folder: CSV + 3x3 grid
+    hybridvision orientation_light train --help     # one model, one task
+    hybridvision orientation_light tune --help      # grid / random / Hyperband search
+    hybridvision orientation_light predict --help   # label a folder: CSV + 3x3 grid
 """
 
 DESCRIPTION = "CelebA face orientation / light source (left, center, right): from-scratch CNN vs transfer, tuner, labeller"

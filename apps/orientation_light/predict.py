@@ -1,6 +1,6 @@
 """Label a whole image folder with a saved orientation or light model: a CSV, and optionally a 3x3 grid.
 
-    python -m hybridvision.apps.orientation_light.predict --model saved_models/orientation_light/orientation_from_scratch.keras \\
+    hybridvision orientation_light predict --model saved_models/orientation_light/orientation_from_scratch.keras \\
         --images img_align_celeba --out orientation_labels.csv --grid orientation_grid.png
 
 The folder is searched recursively. The CSV has the columns `file` (path

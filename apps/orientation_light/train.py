@@ -1,16 +1,16 @@
 """Train a face orientation or light-source classifier (from scratch, or transfer with a frozen base).
 
-    python -m hybridvision.apps.orientation_light.train --task orientation --data-dir data/orientation
-    python -m hybridvision.apps.orientation_light.train --task light --data-dir ../shared/data/faces_orient_light/source_light \\
+    hybridvision orientation_light train --task orientation --data-dir data/orientation
+    hybridvision orientation_light train --task light --data-dir ../shared/data/faces_orient_light/source_light \\
         --holdout-fraction 0.5
-    python -m hybridvision.apps.orientation_light.train --model resnet50 --weights imagenet --image-size 128 \\
+    hybridvision orientation_light train --model resnet50 --weights imagenet --image-size 128 \\
         --finetune-layers 10 --finetune-epochs 5 --data-dir data/orientation
 
 Data: `<data-dir>/{train,val,test}/<class>/*.jpg`, class names from the
 folders. Besides the shared run directory (see `hybridvision.common.run`) it writes
 `confusion_<split>.png`, per-class precision/recall in metrics.json, and
 `<model>.classes.json` beside model.keras and the exported model, which
-`python -m hybridvision.apps.orientation_light.predict` reads.
+`hybridvision orientation_light predict` reads.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Search batch size, drop rates, learning rate and optimiser with KerasTuner (as the report did by hand).
 
-    python -m hybridvision.apps.orientation_light.tune --task orientation --data-dir data/orientation --tuner random \\
+    hybridvision orientation_light tune --task orientation --data-dir data/orientation --tuner random \\
         --max-trials 12 --epochs 10
-    python -m hybridvision.apps.orientation_light.train --config runs/orientation_light_tune/orientation_from_scratch/best_config.yaml
+    hybridvision orientation_light train --config runs/orientation_light_tune/orientation_from_scratch/best_config.yaml
 
 Every trial is the train config with the searched fields replaced, trained on
 `train` and scored on `val` (`val_accuracy`); the test split is never looked

@@ -3,8 +3,8 @@
 The original report 3: one backbone with a multi-label head (sigmoid,
 weighted binary cross-entropy) and a patch head (pooling to 4x4 or a spatial
 pyramid, three dense layers, softmax). Epochs before `--switch-epoch` train
-on object crops, the rest on full images. `python -m hybridvision.apps.patch_training.train`
-runs one curriculum, `python -m hybridvision.apps.patch_training.sweep` a range of switch
+on object crops, the rest on full images. `hybridvision patch_training train`
+runs one curriculum, `hybridvision patch_training sweep` a range of switch
 epochs with the report's figures.
 """
 

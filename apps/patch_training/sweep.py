@@ -1,8 +1,8 @@
 """Sweep the switch epoch of the patch curriculum and write the report's figures.
 
-    python -m hybridvision.apps.patch_training.sweep --switch-epochs 0,2,5,7,10 --out runs/sweep
-    python -m hybridvision.apps.patch_training.sweep --backbone small --image-size 64 --epochs 6 --switch-epochs 0,2,4 --out /tmp/sweep
-    python -m hybridvision.apps.patch_training.sweep --switch-epochs 0,1,2,3 --full-epochs 10 --out runs/sweep_same_full
+    hybridvision patch_training sweep --switch-epochs 0,2,5,7,10 --out runs/sweep
+    hybridvision patch_training sweep --backbone small --image-size 64 --epochs 6 --switch-epochs 0,2,4 --out /tmp/sweep
+    hybridvision patch_training sweep --switch-epochs 0,1,2,3 --full-epochs 10 --out runs/sweep_same_full
 
 Every K runs `train.run_experiment` with `--switch-epoch K` in `DIR/K<k>/`
 (the data is read once; every K starts from the same seeded weights). With

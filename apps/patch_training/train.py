@@ -1,8 +1,8 @@
 """Train the VOC multi-label classifier with a patch pre-training curriculum.
 
-    python -m hybridvision.apps.patch_training.train --data-dir VOCdevkit/VOC2012 --switch-epoch 5
-    python -m hybridvision.apps.patch_training.train --backbone small --image-size 64 --epochs 6 --switch-epoch 2
-    python -m hybridvision.apps.patch_training.train --data-dir VOC2012 --patch-shape keep --patch-pooling spp
+    hybridvision patch_training train --data-dir VOCdevkit/VOC2012 --switch-epoch 5
+    hybridvision patch_training train --backbone small --image-size 64 --epochs 6 --switch-epoch 2
+    hybridvision patch_training train --data-dir VOC2012 --patch-shape keep --patch-pooling spp
 
 Epochs before `--switch-epoch` train the patch head on object crops
 (PatchSet), the rest the multi-label head on full images (FullSet); 0 is

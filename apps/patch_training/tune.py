@@ -1,8 +1,8 @@
 """The report's ablations (learning rate, batch size) of the patch curriculum, through the shared KerasTuner helpers.
 
-    python -m hybridvision.apps.patch_training.tune --data-dir VOCdevkit/VOC2012                      # 3 x 3 grid
-    python -m hybridvision.apps.patch_training.tune --data-dir VOC2012 --batch-sizes 16 --project lr  # learning rate only
-    python -m hybridvision.apps.patch_training.train --config runs/patch_training_tune/ablation/best_config.yaml
+    hybridvision patch_training tune --data-dir VOCdevkit/VOC2012                      # 3 x 3 grid
+    hybridvision patch_training tune --data-dir VOC2012 --batch-sizes 16 --project lr  # learning rate only
+    hybridvision patch_training train --config runs/patch_training_tune/ablation/best_config.yaml
 
 Every trial is the train config with `learning_rate` and `batch_size`
 replaced (`hybridvision.common.tuning.ConfigHyperModel`): the whole curriculum (patch
