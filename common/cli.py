@@ -106,12 +106,13 @@ def main_entry(main, argv=None, expected: tuple = ()) -> None:
 
 
 # TensorFlow's C++ start-up notes (oneDNN, no CUDA driver, CPU instructions) and its
-# "failed call to cuInit" on machines without a GPU. The ones printed while TensorFlow
+# "failed call to cuInit" on machines without a GPU, and oneDNN's note on bool ops. The ones printed while TensorFlow
 # loads come before absl logging starts, so TF_CPP_MIN_LOG_LEVEL cannot hide them.
 STARTUP_NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog"
     r"|I\d{4} \d\d:\d\d:\d\d"
     r"|E\d{4} .*failed call to cuInit"
+    r"|E\d{4} .*oneDNN supports DT_BOOL only"  # a oneDNN fallback note of some CPUs' first bool op
     r"|To enable the following instructions: .*rebuild TensorFlow)"
 )
 

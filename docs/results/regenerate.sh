@@ -23,6 +23,8 @@ VOC="--data-dir $SHARED/voc_sample"
 FACES="$SHARED/faces_orient_light"
 
 declare -A CMD=(
+  # `make demo` / `hybridvision demo`: every app on its embedded synthetic demo data (needs no sample)
+  [make_demo]="-m hybridvision.apps demo"
   # cross_modal, pretrained EfficientNet-Lite0 (the defaults), trained on photos only
   [cross_modal_photo_finetune]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo"
   [cross_modal_photo_finetune_seed1]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --seed 1"
@@ -76,7 +78,7 @@ declare -A CMD=(
   # every K gets the same 10 whole-image epochs after its K patch epochs (--full-epochs)
   [patch_sweep_lite0]="-m hybridvision.apps.patch_training.sweep $VOC --image-size 128 --full-epochs 10 --switch-epochs 0,1,2,3 --cache"
 )
-ORDER=(cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
+ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions
        orientation_lite0 light_lite0 patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
@@ -101,6 +103,7 @@ for name in "${names[@]}"; do
   where=(--run-dir "$run_dir" --quiet)
   [[ "${CMD[$name]}" == *".sweep "* ]] && where=(--out "$run_dir" --quiet)  # one run per setting under --out
   [[ "$name" == bench_* ]] && where=()  # benchmarks write nothing but their output
+  [[ "$name" == make_demo ]] && where=(--out "$run_dir")  # one run directory per app under --out
   echo "python ${CMD[$name]} ${where[*]}" > "$OUT/$name/command.txt"
   echo "== $name: python ${CMD[$name]}"
   start=$(date +%s)
