@@ -91,6 +91,11 @@ def main_entry(main, argv=None, expected: tuple = ()) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`hybridvision list | head`): stop quietly, as Python's docs advise,
+        # with stdout pointed at devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except SystemExit:
         raise
     except Exception as err:  # noqa: BLE001 - sorted into expected and unexpected below

@@ -227,3 +227,14 @@ def test_cli_module_imports_nothing_heavy_at_the_top():
     top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
     top |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
     assert not top & {"tensorflow", "keras", "numpy"}
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`hybridvision list | head -1`: the closed pipe stops the command without a traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "hybridvision", "list"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away with most of the listing unread
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 1)
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
