@@ -37,14 +37,16 @@ import math
 import keras
 from keras import ops
 
-# Imported into this module's namespace, where tests monkeypatch them.
 from hybridvision.common.layers._backend_probes import (
     _accelerator_visible,
     _compiled_by_xla,
     _grouped_conv_differentiable_on_cpu,
 )
 
-_IMPLEMENTATIONS = ("auto", "grouped", "map", "patches")
+# Imported into this module's namespace, where tests monkeypatch them.
+from hybridvision.common.layers.expanded_conv import expanded_conv
+
+_IMPLEMENTATIONS = ("auto", "grouped", "map", "patches", "expanded")
 # Per-sample multiply-adds from which "auto" maps over the batch on a CPU
 # (TensorFlow without XLA).
 _MAP_MIN_MULTIPLY_ADDS = 2**22
@@ -311,6 +313,8 @@ class PerSampleConv(keras.layers.Layer):
     def _per_sample_conv(self, images, coefficients, stacked, base=None):
         """Convolve sample `i` with `base + sum_n coefficients[i, n] * stacked[n]` (no bias)."""
         implementation = self._resolved_implementation(images)
+        if implementation == "expanded":
+            return expanded_conv(self, images, coefficients, stacked, base)
         layout = "grouped" if implementation == "grouped" else "batch_first"
         kernels = self._per_sample_kernels(coefficients, stacked, base, layout)
         if implementation == "grouped":

@@ -24,7 +24,7 @@ def numpy_condconv2d(images, covariates, layer):
 
 
 @pytest.mark.parametrize("num_covariates", [0, 2])
-@pytest.mark.parametrize("implementation", ["grouped", "map", "patches"])
+@pytest.mark.parametrize("implementation", ["grouped", "map", "patches", "expanded"])
 @pytest.mark.parametrize("strides, padding", [(1, "same"), (2, "valid")])
 def test_matches_numpy_mixed_kernels(num_covariates, implementation, strides, padding):
     images, covariates = random_inputs(3, (9, 8), 3, max(num_covariates, 1))

@@ -25,7 +25,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("cls, spatial, kernel_size, strides, padding, dilation", CASES)
-@pytest.mark.parametrize("implementation", ["grouped", "map", "patches"])
+@pytest.mark.parametrize("implementation", ["grouped", "map", "patches", "expanded"])
 def test_matches_per_sample_numpy_reference(cls, spatial, kernel_size, strides, padding, dilation, implementation):
     samples, covariates = random_inputs(3, spatial, 2, 2)
     layer = cls(

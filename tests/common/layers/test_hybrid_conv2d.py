@@ -72,7 +72,7 @@ def random_inputs(batch, height, width, channels, num_covariates, seed=0):
         (1, 3, 1, "valid", 2, 1),
     ],
 )
-@pytest.mark.parametrize("implementation", ["grouped", "map", "patches"])
+@pytest.mark.parametrize("implementation", ["grouped", "map", "patches", "expanded"])
 def test_matches_per_sample_numpy_reference(
     num_covariates, kernel_size, strides, padding, dilation, batch, implementation
 ):
@@ -110,7 +110,7 @@ def test_activation_and_integer_covariates():
     np.testing.assert_allclose(output, expected, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("implementation", ["grouped", "map", "patches"])
+@pytest.mark.parametrize("implementation", ["grouped", "map", "patches", "expanded"])
 def test_gradients_match_per_sample_loop_and_reach_every_covariate_kernel(
     implementation,
 ):
@@ -243,7 +243,7 @@ def test_functional_model_with_unknown_batch_and_size():
         np.testing.assert_allclose(output, expected, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("implementation", ["grouped", "map", "patches"])
+@pytest.mark.parametrize("implementation", ["grouped", "map", "patches", "expanded"])
 def test_traced_with_unknown_batch(implementation):
     layer = HybridConv2D(
         3,
