@@ -40,6 +40,7 @@ Keras 3 layers and apps for images with side information.
 commands:
   list                       {COMMANDS["list"]}
   demo [APP ...] [--out DIR] {COMMANDS["demo"]}
+  export MODEL --format F    a .keras model as a TensorFlow SavedModel or TFLite file (F: saved_model, tflite)
   <app> <tool> [flags]       a tool of an app; apps: {{apps}}
   <data tool> [flags]        {", ".join(DATA_TOOLS)}
 
@@ -143,11 +144,15 @@ def run(argv=None):
         return apps_main(["demo", *rest, *(["--verbose"] if verbose else [])], prog=PROG)
     if command in DATA_TOOLS:
         return run_tool(None, command, rest, verbose)
+    if command == "export":  # the module imports TensorFlow only to export, so --help stays light
+        if not {"-h", "--help"} & set(rest):
+            quiet_tensorflow(verbose)
+        return importlib.import_module("hybridvision.common.export").main(rest)
     apps = _apps()
     if command not in apps:
         raise UserError(
-            f"unknown command '{command}'; {_suggest(command, [*COMMANDS, *apps, *DATA_TOOLS])}"
-            f"commands: list, demo, an app ({', '.join(apps)}) or a data tool ({', '.join(DATA_TOOLS)})"
+            f"unknown command '{command}'; {_suggest(command, [*COMMANDS, 'export', *apps, *DATA_TOOLS])}"
+            f"commands: list, demo, export, an app ({', '.join(apps)}) or a data tool ({', '.join(DATA_TOOLS)})"
         )
     tools = apps[command].TOOLS
     if not rest:

@@ -52,7 +52,8 @@ class CondConv2D(PerSampleConv):
         routing_regularizer: optional, for `R` and `Q`.
         kernel_constraint: optional, for the expert kernels.
         bias_constraint: optional, for the expert biases.
-        implementation: `"auto"`, `"grouped"`, `"map"` or `"patches"`.
+        implementation: `"auto"`, `"grouped"`, `"map"`, `"patches"` or
+            `"expanded"` (for TensorFlow Lite; see `PerSampleConv`).
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`, ...).
 
     Call arguments:

@@ -43,9 +43,10 @@ class HybridConv(PerSampleConv):
             optional regularizers for `W0`, `W_1..W_d` and the bias.
         kernel_constraint, bias_constraint, covariate_constraint: optional
             constraints for `W0`, the bias and `W_1..W_d`.
-        implementation: `"auto"` (default), `"grouped"`, `"map"` or
-            `"patches"`: how the per-sample kernels are applied; the same
-            result at a different speed.
+        implementation: `"auto"` (default), `"grouped"`, `"map"`,
+            `"patches"` or `"expanded"` (for TensorFlow Lite): how the
+            per-sample kernels are applied; the same result at a different
+            speed.
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`, ...).
 
     Call arguments:

@@ -64,9 +64,10 @@ class HybridConv2D(HybridConv):
         kernel_constraint: optional constraint for `W0`.
         bias_constraint: optional constraint for the bias.
         covariate_constraint: optional constraint for `W_1..W_d`.
-        implementation: `"auto"` (default), `"grouped"`, `"map"` or
-            `"patches"`: how the per-sample kernels are applied; the same
-            result at a different speed (see above).
+        implementation: `"auto"` (default), `"grouped"`, `"map"`,
+            `"patches"` or `"expanded"` (for TensorFlow Lite): how the
+            per-sample kernels are applied; the same result at a different
+            speed (see above).
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`, ...).
 
     Call arguments:

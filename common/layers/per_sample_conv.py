@@ -17,9 +17,13 @@ sample without a Python loop over the batch:
   transposed convolution where strides exceed 1);
 - `"patches"`: im2col (the `prod(kernel_size)` shifted views of the input
   concatenated along the channels) and one batched matrix multiply with the
-  per-sample kernels; it materialises `prod(kernel_size)` times the input.
+  per-sample kernels; it materialises `prod(kernel_size)` times the input;
+- `"expanded"` (`expanded_conv.py`): one plain convolution with the parts of
+  the kernel side by side, then a per-sample weighted sum; `1 + n` times the
+  multiply-adds, but only builtin TensorFlow Lite ops with a free batch (what
+  `hybridvision export --format tflite` uses). "auto" never picks it.
 
-All three cost the multiply-adds of one plain convolution. Which is fastest
+The first three cost the multiply-adds of one plain convolution. Which is fastest
 depends on the device and on whether XLA compiles the step; `"auto"` picks
 from what was measured (`PerSampleConv._auto_implementation`): "grouped" on
 a GPU / TPU; on a CPU "map" from 4 M multiply-adds per sample
@@ -103,9 +107,9 @@ class PerSampleConv(keras.layers.Layer):
         bias_regularizer, kernel_constraint, bias_constraint: as for
             `keras.layers.ConvND` (`padding`: `"valid"`, `"same"`, and for
             rank 1 also `"causal"`).
-        implementation: `"auto"`, `"grouped"`, `"map"` or `"patches"`: how
-            the per-sample kernels are applied (the same result at a
-            different speed; see the module docstring).
+        implementation: `"auto"`, `"grouped"`, `"map"`, `"patches"` or
+            `"expanded"`: how the per-sample kernels are applied (the same
+            result at a different speed; see the module docstring).
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`, ...).
     """
 
