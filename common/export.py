@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         "to your batch, then allocate_tensors).",
     )
     parser.add_argument("model", help="the .keras file (as saved by model.save or a training run)")
-    parser.add_argument("--format", required=True, choices=FORMATS, help="saved_model (a folder) or tflite (a file)")
+    # No argparse `choices`: check_paths says what is wrong in one line, as for the other mistakes.
+    parser.add_argument("--format", required=True, metavar="{saved_model,tflite}",
+                        help="saved_model (a folder) or tflite (a file)")
     parser.add_argument("--out", help="where to write it (default: next to the model, "
                                       "MODEL.saved_model/ or MODEL.tflite)")
     parser.add_argument("--overwrite", action="store_true", help="replace what is already at the output path")

@@ -247,6 +247,13 @@ class PerSampleConv(keras.layers.Layer):
         if keras.config.backend() == "tensorflow" and not (grouped and self.rank == 3):
             import tensorflow as tf
 
+            if self.rank < 3:
+                # conv1d / conv2d, not tf.nn.convolution: with dilation > 1 that one
+                # needs the kernel's shape fully known, and the grouped kernel's
+                # channels are the batch, unknown when traced with a free batch
+                # (SavedModel export).
+                conv = tf.nn.conv1d if self.rank == 1 else tf.nn.conv2d
+                return conv(inputs, kernel, self.strides, padding.upper(), dilations=self.dilation_rate)
             return tf.nn.convolution(
                 inputs,
                 kernel,

@@ -40,7 +40,7 @@ def imported_packages(stderr: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["attractiveness", "--help"],
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["attractiveness", "--help"], ["export", "--help"],
                                   *[[app, tool, "--help"] for app, tool in APP_TOOLS]], ids=" ".join)
 def test_help_and_list_import_neither_tensorflow_nor_keras(args):
     done = command(*args, python_args=("-X", "importtime"))
@@ -48,8 +48,8 @@ def test_help_and_list_import_neither_tensorflow_nor_keras(args):
     packages = imported_packages(done.stderr)
     assert "hybridvision" in packages  # the import trace was read
     assert not packages & {"tensorflow", "keras", "jax", "torch"}
-    if len(args) == 3:
-        assert done.stdout.startswith(f"usage: hybridvision {args[0]} {args[1]}")
+    if len(args) == 3 or args[0] == "export":
+        assert done.stdout.startswith(f"usage: hybridvision {' '.join(args[:-1])}")
 
 
 @pytest.mark.parametrize("app, tool", APP_TOOLS)
@@ -61,7 +61,7 @@ def test_tool_help_is_what_its_module_says_and_parses(app, tool):
 
 def test_top_level_help_lists_the_apps_and_data_tools():
     out = command("--help").stdout
-    for name in (*APPS, *cli.DATA_TOOLS, "list", "demo", "--version", "--verbose"):
+    for name in (*APPS, *cli.DATA_TOOLS, "list", "demo", "export", "--version", "--verbose"):
         assert name in out
 
 

@@ -187,3 +187,17 @@ def test_map_gradient_under_xla_matches_the_automatic_one(
     for grad, ref in zip(jitted, expected):
         np.testing.assert_allclose(grad.numpy(), ref.numpy(), atol=1e-4, rtol=1e-4)
     assert all(np.abs(jitted[2].numpy()[index]).sum() > 0 for index in range(2))
+
+
+@pytest.mark.parametrize("implementation", ["grouped", "expanded"])
+@pytest.mark.parametrize("cls, spatial", [(HybridConv1D, (11,)), (HybridConv2D, (9, 8))])
+def test_dilated_layer_traces_with_a_free_batch(cls, spatial, implementation):
+    """Traced with the batch unknown (as a SavedModel export does): the grouped kernel's channels are unknown then."""
+    import tensorflow as tf
+
+    samples, covariates = random_inputs(3, spatial, 2, 2)
+    layer = cls(3, 3, 2, dilation_rate=2, padding="same", covariate_initializer="glorot_uniform",
+                implementation=implementation)
+    traced = tf.function(layer, input_signature=[[tf.TensorSpec((None, *spatial, 2)), tf.TensorSpec((None, 2))]])
+    output = traced([samples, covariates]).numpy()
+    np.testing.assert_allclose(output, numpy_hybrid(samples, covariates, layer), atol=1e-4, rtol=1e-4)
