@@ -23,7 +23,10 @@ This module imports TensorFlow only when it exports, so `--help` is fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -96,11 +99,25 @@ def use_expanded_convolutions(model) -> list[str]:
     return switched
 
 
-def _tflite_error(err: Exception) -> UserError:
+@contextlib.contextmanager
+def _stderr_to(file):
+    """Point file descriptor 2 (where C++ code writes) at `file` for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _tflite_error(text: str) -> UserError:
     """The converter's long message, cut to the line that names the ops TFLite lacks (if there is one)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     named = [line for line in lines if line.startswith(("TF Select ops:", "Flex ops:", "Custom ops:"))]
-    reason = named[0] if named else (lines[-1] if lines else type(err).__name__)
+    reason = named[0] if named else (lines[0] if lines else "no reason given")
     return UserError(f"TensorFlow Lite cannot convert this model with its builtin ops ({reason[:300]})")
 
 
@@ -136,10 +153,16 @@ def export_model(model, fmt: str, out) -> Path:
             return out
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        try:
-            flatbuffer = converter.convert()
-        except Exception as err:  # noqa: BLE001 - the converter raises several types, all with the reason in the text
-            raise _tflite_error(err) from err
+        # The converter's C++ side writes its log (and, on failure, the whole
+        # MLIR module) to file descriptor 2: kept out of the command's output,
+        # the reason goes into the one-line error.
+        with tempfile.TemporaryFile() as log:
+            try:
+                with _stderr_to(log):
+                    flatbuffer = converter.convert()
+            except Exception as err:  # noqa: BLE001 - several types, the reason is in the text
+                log.seek(0)
+                raise _tflite_error(f"{err}\n{log.read().decode(errors='replace')}") from err
         staged = Path(tmp) / "model.tflite"
         staged.write_bytes(flatbuffer)
         _replace(staged, out)
