@@ -189,6 +189,7 @@ def test_map_gradient_under_xla_matches_the_automatic_one(
     assert all(np.abs(jitted[2].numpy()[index]).sum() > 0 for index in range(2))
 
 
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="tf.function (JAX traces with known shapes)")
 @pytest.mark.parametrize("implementation", ["grouped", "expanded"])
 @pytest.mark.parametrize("cls, spatial", [(HybridConv1D, (11,)), (HybridConv2D, (9, 8))])
 def test_dilated_layer_traces_with_a_free_batch(cls, spatial, implementation):
