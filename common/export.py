@@ -69,7 +69,7 @@ def check_paths(model_path, fmt: str, out=None, overwrite: bool = False) -> tupl
     model_path = Path(model_path)
     if not model_path.exists():
         raise UserError(f"{model_path}: no such file")
-    if not (model_path.is_file() and model_path.suffix == ".keras" and zipfile.is_zipfile(model_path)):
+    if not (model_path.is_file() and model_path.suffix == ".keras" and _is_keras_archive(model_path)):
         raise UserError(f"{model_path} is not a Keras model: expected a .keras file (as saved by model.save)")
     out = Path(out) if out else default_output(model_path, fmt)
     if out.exists() and not overwrite:
@@ -79,6 +79,14 @@ def check_paths(model_path, fmt: str, out=None, overwrite: bool = False) -> tupl
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such folder (for {out})")
     return model_path, out
+
+
+def _is_keras_archive(path: Path) -> bool:
+    """A `.keras` file is a zip archive with the model's `config.json` in it."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "config.json" in archive.namelist()
 
 
 def use_expanded_convolutions(model) -> list[str]:
@@ -92,6 +100,7 @@ def use_expanded_convolutions(model) -> list[str]:
     from hybridvision.common.layers.per_sample_conv import PerSampleConv
 
     switched = []
+    # Keras's own walk over every sublayer (nested models and layers inside custom layers too).
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, PerSampleConv) and "implementation" in layer.get_config():
             layer.implementation = "expanded"
@@ -176,7 +185,7 @@ def main(argv=None) -> int:
 
     try:
         model = load_model(model_path, compile=False)
-    except ValueError as err:  # Keras's message for a file that is not a model it can read
+    except (ValueError, KeyError, TypeError) as err:  # what Keras raises for an archive it cannot read
         raise UserError(f"{model_path} could not be loaded as a Keras model: {err}") from err
     export_model(model, args.format, out)
     print(f"wrote {out} ({args.format}, inputs: {', '.join(_input_names(model))})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
@@ -177,13 +178,16 @@ def test_bad_commands_fail_in_one_line(tmp_path):
     [
         (lambda d: d / "missing.keras", "tflite", None, "missing.keras: no such file"),
         (lambda d: d / "model.h5", "tflite", None, "model.h5 is not a Keras model"),
+        (lambda d: d / "empty.keras", "tflite", None, "empty.keras is not a Keras model"),
         (lambda d: d / "model.keras", "onnx", None, "unknown format 'onnx'; the formats are saved_model, tflite"),
         (lambda d: d / "model.keras", "tflite", "taken.tflite", "taken.tflite exists; pass --overwrite"),
         (lambda d: d / "model.keras", "tflite", "no/such/dir/m.tflite", "no/such/dir: no such folder"),
     ],
 )
 def test_paths_are_checked_before_anything_loads(tmp_path, make, fmt, out, message):
-    (tmp_path / "model.keras").write_bytes(_EMPTY_ZIP)  # a zip: passes the format check, never loaded here
+    _archive(tmp_path / "model.keras")  # passes the format check, never loaded here
+    with zipfile.ZipFile(tmp_path / "empty.keras", "w"):
+        pass
     (tmp_path / "model.h5").write_bytes(b"")
     (tmp_path / "taken.tflite").write_bytes(b"")
     with pytest.raises(UserError, match=message):
@@ -191,10 +195,22 @@ def test_paths_are_checked_before_anything_loads(tmp_path, make, fmt, out, messa
 
 
 def test_default_output_is_next_to_the_model(tmp_path):
-    (tmp_path / "run.keras").write_bytes(_EMPTY_ZIP)
+    _archive(tmp_path / "run.keras")
     assert check_paths(tmp_path / "run.keras", "tflite")[1] == tmp_path / "run.tflite"
     assert check_paths(tmp_path / "run.keras", "saved_model")[1] == tmp_path / "run.saved_model"
 
 
-# The 22 bytes of a zip archive with no members (its end-of-central-directory record).
-_EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18
+def _archive(path):
+    """A zip with a config.json, as a .keras file has (not a loadable model)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+
+
+def test_an_archive_keras_cannot_load_is_one_error(tmp_path):
+    from hybridvision.common.export import main
+
+    with zipfile.ZipFile(tmp_path / "broken.keras", "w") as archive:
+        archive.writestr("config.json", '{"class_name": "Functional", "config": {}}')
+    with pytest.raises(UserError, match=r"broken.keras could not be loaded as a Keras model: "):
+        main([str(tmp_path / "broken.keras"), "--format", "tflite"])
+    assert not (tmp_path / "broken.tflite").exists()
