@@ -16,7 +16,7 @@ import tensorflow as tf
 from hybridvision import cli
 from hybridvision.common.cli import UserError
 from hybridvision.common.export import check_paths, export_model, use_expanded_convolutions
-from hybridvision.common.layers import CondConv2D, FiLMConv2D, HybridConv2D
+from hybridvision.common.layers import CondConv2D, FiLMConv2D, HybridConv1D, HybridConv2D, HybridConv3D
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = 8
@@ -106,6 +106,22 @@ def test_tflite_with_a_free_batch_gives_the_keras_outputs(kind, tmp_path):
     # The same file serves another batch size.
     one = {name: value[:1] for name, value in inputs.items()}
     assert_matches(run_tflite(tmp_path / "model.tflite", one), [e[:1] for e in expected])
+
+
+@pytest.mark.parametrize("cls, shape, options", [
+    (HybridConv1D, (20, 3), {"padding": "causal", "dilation_rate": 2}),
+    (HybridConv3D, (6, 7, 5, 2), {"strides": 2, "padding": "same"}),
+])
+def test_tflite_of_the_other_ranks(cls, shape, options, tmp_path):
+    images, covariates = keras.Input(shape, name="images"), keras.Input((3,), name="covariates")
+    layer = cls(4, 3, 3, covariate_initializer="random_normal", **options)
+    model = keras.Model([images, covariates], layer([images, covariates]))
+    rng = np.random.default_rng(5)
+    inputs = {"images": rng.normal(size=(BATCH, *shape)).astype("float32"),
+              "covariates": rng.normal(size=(BATCH, 3)).astype("float32")}
+    expected = [keras_outputs(model, inputs)]
+    export_model(model, "tflite", tmp_path / "model.tflite")
+    assert_matches(run_tflite(tmp_path / "model.tflite", inputs), expected)
 
 
 def test_grouped_per_sample_convolution_is_what_tflite_cannot_convert(tmp_path, monkeypatch):
