@@ -97,7 +97,7 @@ def test_readme_python_blocks_run(tmp_path):
 
 
 # Guide pages whose examples stand alone (the others show commands or use files a run made).
-RUNNABLE_PAGES = ("docs/index.md", "docs/transfer.md")
+RUNNABLE_PAGES = ("docs/index.md", "docs/transfer.md", "docs/deploy.md")
 
 
 @pytest.mark.slow
