@@ -59,7 +59,9 @@ class _EpochRecorder(keras.callbacks.Callback):
 
 
 def _cfg(tmp_path, **kw):
-    settings = {"run_dir": str(tmp_path / "run"), "epochs": 3, "batch_size": 16, "quiet": True, **kw}
+    # A data_dir: these stand for runs on real data, which export to saved_models/<app>/.
+    settings = {"run_dir": str(tmp_path / "run"), "data_dir": "toy-data", "epochs": 3, "batch_size": 16, "quiet": True,
+                **kw}
     return TrainConfig(**settings)
 
 
@@ -277,4 +279,5 @@ def test_finish_report_hook_adds_results_and_sidecars_travel_with_the_export(tmp
     assert saved == json.loads(json.dumps(metrics))
     export = tmp_path / "saved_models" / "toy" / "hook.keras"
     assert json.loads(export.with_suffix(".classes.json").read_text()) == {"class_names": ["no", "yes"]}
-    assert sorted(p.name for p in export.parent.iterdir()) == ["hook.classes.json", "hook.keras"]
+    assert sorted(p.name for p in export.parent.iterdir()) == [
+        "hook.classes.json", "hook.keras", "latest.classes.json", "latest.keras"]
