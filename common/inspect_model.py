@@ -77,7 +77,7 @@ def describe(card: dict) -> list[str]:
 
     def add(label, text):
         if text not in (None, "", [], {}):
-            lines.append(f"{label + ':':<14}{text}")
+            lines.append(f"{(label + ':').ljust(13)} {text}")
 
     add("app", card.get("app"))
     add("task", card.get("task"))
@@ -87,6 +87,8 @@ def describe(card: dict) -> list[str]:
     add("target", card.get("target"))
     for item in card.get("inputs", []):
         text = _shape(item.get("shape", []))
+        if len(item.get("shape", [])) == 2:
+            text += " values" + (" (the covariates below)" if item.get("name") == "covariates" else "")
         if item.get("image"):
             size = card.get("image_size")
             text = f"images of any size ({text}), RGB 0..255" + (f", resized inside to {size[0]}x{size[1]}" if size else "")

@@ -55,9 +55,7 @@ def plain(value):
     """`value` as plain JSON types (numpy numbers become floats/ints); a ValueError names what cannot be."""
 
     def convert(item):
-        if hasattr(item, "item"):  # numpy scalars
-            return item.item()
-        if hasattr(item, "tolist"):
+        if hasattr(item, "tolist"):  # numpy scalars and arrays
             return item.tolist()
         if isinstance(item, (set, tuple)):
             return list(item)
