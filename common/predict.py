@@ -42,6 +42,7 @@ from hybridvision.common.data.images import (
     shown_name,
     validate_images,
 )
+from hybridvision.common.model_card import read_card
 
 log = logging.getLogger("hybridvision")
 
@@ -63,7 +64,8 @@ def write_class_names(model_path, class_names, **info) -> Path:
 
 
 def read_class_names(model_path) -> list[str]:
-    """The class names saved beside a model (`<model>.classes.json`, else `classes.json` there)."""
+    """The class names saved beside a model (`<model>.classes.json`, else `classes.json` there), else those of its
+    model card (an export is enough on its own)."""
     model_path = Path(model_path)
     for path in (class_names_path(model_path), model_path.parent / "classes.json"):
         if path.is_file():
@@ -72,10 +74,26 @@ def read_class_names(model_path) -> list[str]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise ValueError(f"{path}: expected JSON with a 'class_names' list; fix or delete the file") from None
             return [str(n) for n in names]
+    card = read_card(model_path) if model_path.is_file() else {}
+    if card.get("class_names"):
+        return [str(n) for n in card["class_names"]]
     raise FileNotFoundError(
         f"no class names for {model_path}: {class_names_path(model_path)} is missing; "
         "pass them in output order, e.g. --classes left,center,right"
     )
+
+
+def _image_size(model) -> tuple[int, int]:
+    """The size images are decoded to: the model's fixed input size, else (an export taking any size)
+    the training size its model card records, so each batch holds one size and the model's resize is exact."""
+    fixed = model.input_shape[1:3]
+    if None not in fixed:
+        return tuple(int(v) for v in fixed)
+    size = read_card(model).get("image_size")
+    if not size:
+        raise ValueError(f"the model takes images of any size and records no training size; "
+                         f"pass a model with a fixed input size or one exported by hybridvision (input {fixed})")
+    return tuple(int(v) for v in size)
 
 
 def errors_path(out_csv) -> Path:
@@ -197,7 +215,7 @@ def label_folder(model, images_dir, out_csv, class_names, batch_size: int = 64, 
                          f"({','.join(class_names)}); pass one name per output, in order")
     if batch_size < 1 or chunk_size < 1:
         raise ValueError(f"--batch-size {batch_size} and chunk size {chunk_size} must be at least 1")
-    image_size = tuple(int(v) for v in model.input_shape[1:3])
+    image_size = _image_size(model)
     channels = int(model.input_shape[-1])
     images_dir, out_csv = Path(images_dir), Path(out_csv)
     files = list_images(images_dir)

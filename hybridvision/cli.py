@@ -2,6 +2,7 @@
 
     hybridvision list                      the apps and tools, one line each
     hybridvision demo [APP ...]            every app (or these) on its demo data, then a table
+    hybridvision inspect MODEL.keras       what an exported model is, takes, and how it was trained
     hybridvision <app> <tool> [flags]      e.g. hybridvision attractiveness train --epochs 3
     hybridvision <data tool> [flags]       label, views, propose, split, agreement
     hybridvision --version
@@ -30,7 +31,9 @@ from hybridvision.common.cli import UserError, main_entry, quiet_tensorflow
 PROG = "hybridvision"
 DATA_TOOLS = ("label", "views", "propose", "split", "agreement")
 COMMANDS = {"list": "the apps and their tools, one line each", "demo": "run every app (or the named ones) on its "
-            "embedded demo data and print a table"}
+            "embedded demo data and print a table",
+            "inspect": "what an exported model is, what it takes and how it was trained",
+            "export": "a .keras model as a TensorFlow SavedModel or TFLite file (F: saved_model, tflite)"}
 
 USAGE = f"""usage: {PROG} [--verbose] <command> [flags]
        {PROG} --version | --help
@@ -40,7 +43,8 @@ Keras 3 layers and apps for images with side information.
 commands:
   list                       {COMMANDS["list"]}
   demo [APP ...] [--out DIR] {COMMANDS["demo"]}
-  export MODEL --format F    a .keras model as a TensorFlow SavedModel or TFLite file (F: saved_model, tflite)
+  inspect MODEL.keras        {COMMANDS["inspect"]}
+  export MODEL --format F    {COMMANDS["export"]}
   <app> <tool> [flags]       a tool of an app; apps: {{apps}}
   <data tool> [flags]        {", ".join(DATA_TOOLS)}
 
@@ -91,6 +95,8 @@ def list_commands(apps: dict) -> None:
         print(f"  {tool:<20} {summary(_module_name(None, tool))}")
     print("\nother commands:")
     print(f"  {'demo [APP ...]':<20} {COMMANDS['demo']}")
+    print(f"  {'inspect MODEL.keras':<20} {COMMANDS['inspect']}")
+    print(f"  {'export MODEL':<20} {COMMANDS['export']}")
 
 
 def _suggest(word: str, choices) -> str:
@@ -142,6 +148,10 @@ def run(argv=None):
         from hybridvision.apps.__main__ import main as apps_main
 
         return apps_main(["demo", *rest, *(["--verbose"] if verbose else [])], prog=PROG)
+    if command == "inspect":  # reads the .keras file's config.json: no TensorFlow
+        from hybridvision.common.inspect_model import main as inspect_main
+
+        return inspect_main(rest, prog=f"{PROG} inspect")
     if command in DATA_TOOLS:
         return run_tool(None, command, rest, verbose)
     if command == "export":  # the module imports TensorFlow only to export, so --help stays light
@@ -151,8 +161,8 @@ def run(argv=None):
     apps = _apps()
     if command not in apps:
         raise UserError(
-            f"unknown command '{command}'; {_suggest(command, [*COMMANDS, 'export', *apps, *DATA_TOOLS])}"
-            f"commands: list, demo, export, an app ({', '.join(apps)}) or a data tool ({', '.join(DATA_TOOLS)})"
+            f"unknown command '{command}'; {_suggest(command, [*COMMANDS, *apps, *DATA_TOOLS])}"
+            f"commands: {', '.join(COMMANDS)}, an app ({', '.join(apps)}) or a data tool ({', '.join(DATA_TOOLS)})"
         )
     tools = apps[command].TOOLS
     if not rest:
