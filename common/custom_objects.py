@@ -18,6 +18,7 @@ MODULES = (
     "hybridvision.common.losses",  # WeightedBinaryCrossentropy
     "hybridvision.common.optimizers",  # AdaBound
     "hybridvision.common.binary_macro_f1",  # BinaryMacroF1
+    "hybridvision.common.model_card",  # ModelCard (the description inside every exported model)
 )
 
 

@@ -48,6 +48,7 @@ import tensorflow as tf
 
 from hybridvision.common.cli import UserError
 from hybridvision.common.data.images import NOT_UTF8, is_utf8_name, shown_name, validate_images
+from hybridvision.common.model_card import read_card
 from hybridvision.common.predict_io import (  # noqa: F401 - re-exported: the public API of this module
     CLASSES_SUFFIX,
     ERRORS_SUFFIX,
@@ -83,6 +84,8 @@ class PredictSpec:
         resize: `tf.image.resize` method (digit_pairs pools its digits: "area").
         round_pixels: round resized pixels to 8 bits, as the training pipelines' JPEG/PNG decoding does.
         output: the output to label from, for models with several (a dict key).
+        takes_covariates: the app's models may take a vector input besides the image (named by
+            `covariates`): attractiveness' covariates, cross_modal's per-modality one-hot.
         extra_outputs: `{output key: column}`: more outputs written as their argmax (digit_pairs' digits).
         column_help: how to write the input CSV, for errors about its columns.
         image_size: the card's training size, for a model that resizes inside (any input size).
@@ -98,6 +101,7 @@ class PredictSpec:
     resize: str = "bilinear"
     round_pixels: bool = True
     output: str | None = None
+    takes_covariates: bool = False
     extra_outputs: dict = dataclasses.field(default_factory=dict)
     column_help: str = ""
     image_size: tuple | None = None  # from the card, for a model that resizes inside (any input size)
@@ -115,16 +119,8 @@ class PredictSpec:
 
 
 def read_model_card(model) -> dict:
-    """The card inside a model (app, class names, covariates, ...), or {} for a model without one."""
-    try:
-        from hybridvision.common.model_card import read_card
-    except ImportError:  # a checkout without model cards: sidecars and flags only
-        return {}
-    try:
-        return dict(read_card(model) or {})
-    except (ValueError, TypeError, KeyError) as err:
-        log.warning("the model's card cannot be read (%s); using sidecar files and flags", err)
-        return {}
+    """The card inside a model (app, class names, covariates, ...), or {} for a model exported before cards."""
+    return dict(read_card(model) or {})
 
 
 def _image_inputs(model):
@@ -151,9 +147,9 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
     card = read_model_card(model)
     app_hint = f"; use `hybridvision {card.get('app')} predict`" if card.get("app") else ""
     if spec.app and card.get("app") and card["app"] != spec.app:
-        raise UserError(f"{shown} is a {card['app']} model, not a {spec.app} one{app_hint}")
+        raise UserError(f"{shown} is a model of the {card['app']} app, not of {spec.app}{app_hint}")
     spec = dataclasses.replace(spec)
-    wrong_app = (f"{shown} does not look like a {spec.app or 'supported'} model ({_describe(model)}); "
+    wrong_app = (f"{shown} does not look like a model of the {spec.app or 'supported'} app ({_describe(model)}); "
                  f"pass a model trained by `hybridvision {spec.app or '<app>'} train`")
 
     # Covariates: the model's vector input, named by the flag, the card, or not at all.
@@ -162,7 +158,7 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
         spec.covariates = tuple(covariates)
     elif card.get("covariates") is not None:
         spec.covariates = tuple(str(c) for c in card["covariates"])
-    if len(vectors) > 1 or (vectors and spec.kind != "binary"):
+    if len(vectors) > 1 or (vectors and not spec.takes_covariates):
         raise UserError(wrong_app)
     if vectors:
         width = int(vectors[0].shape[-1])
@@ -288,8 +284,11 @@ def _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size
 
 
 def _model_inputs(model, images, covariates):
+    """The model's inputs in its own structure: the images alone, a list in input order, or a dict by name."""
     if len(model.inputs) == 1:
         return images
+    if isinstance(model.input, dict):
+        return {key: images if len(t.shape) == 4 else covariates for key, t in model.input.items()}
     return [images if len(t.shape) == 4 else covariates for t in model.inputs]
 
 

@@ -2,6 +2,7 @@
 
     hybridvision list                      the apps and tools, one line each
     hybridvision demo [APP ...]            every app (or these) on its demo data, then a table
+    hybridvision inspect MODEL.keras       what an exported model is, takes, and how it was trained
     hybridvision <app> <tool> [flags]      e.g. hybridvision attractiveness train --epochs 3
     hybridvision <data tool> [flags]       label, views, propose, split, agreement
     hybridvision --version
@@ -30,7 +31,8 @@ from hybridvision.common.cli import UserError, main_entry, quiet_tensorflow
 PROG = "hybridvision"
 DATA_TOOLS = ("label", "views", "propose", "split", "agreement")
 COMMANDS = {"list": "the apps and their tools, one line each", "demo": "run every app (or the named ones) on its "
-            "embedded demo data and print a table"}
+            "embedded demo data and print a table",
+            "inspect": "what an exported model is, what it takes and how it was trained"}
 
 USAGE = f"""usage: {PROG} [--verbose] <command> [flags]
        {PROG} --version | --help
@@ -40,6 +42,7 @@ Keras 3 layers and apps for images with side information.
 commands:
   list                       {COMMANDS["list"]}
   demo [APP ...] [--out DIR] {COMMANDS["demo"]}
+  inspect MODEL.keras        {COMMANDS["inspect"]}
   <app> <tool> [flags]       a tool of an app; apps: {{apps}}
   <data tool> [flags]        {", ".join(DATA_TOOLS)}
 
@@ -90,6 +93,7 @@ def list_commands(apps: dict) -> None:
         print(f"  {tool:<20} {summary(_module_name(None, tool))}")
     print("\nother commands:")
     print(f"  {'demo [APP ...]':<20} {COMMANDS['demo']}")
+    print(f"  {'inspect MODEL.keras':<20} {COMMANDS['inspect']}")
 
 
 def _suggest(word: str, choices) -> str:
@@ -141,13 +145,17 @@ def run(argv=None):
         from hybridvision.apps.__main__ import main as apps_main
 
         return apps_main(["demo", *rest, *(["--verbose"] if verbose else [])], prog=PROG)
+    if command == "inspect":  # reads the .keras file's config.json: no TensorFlow
+        from hybridvision.common.inspect_model import main as inspect_main
+
+        return inspect_main(rest, prog=f"{PROG} inspect")
     if command in DATA_TOOLS:
         return run_tool(None, command, rest, verbose)
     apps = _apps()
     if command not in apps:
         raise UserError(
             f"unknown command '{command}'; {_suggest(command, [*COMMANDS, *apps, *DATA_TOOLS])}"
-            f"commands: list, demo, an app ({', '.join(apps)}) or a data tool ({', '.join(DATA_TOOLS)})"
+            f"commands: list, demo, inspect, an app ({', '.join(apps)}) or a data tool ({', '.join(DATA_TOOLS)})"
         )
     tools = apps[command].TOOLS
     if not rest:

@@ -23,7 +23,7 @@ from hybridvision.common.run import setup_logging
 
 # What the app's models take and give; the model's card (when it has one) and the flags complete it.
 SPEC = PredictSpec(
-    app="attractiveness", kind="binary", class_names=["not_Attractive", "Attractive"],
+    app="attractiveness", kind="binary", takes_covariates=True, class_names=["not_Attractive", "Attractive"],
     column_help="one row per face: file, then each of the model's covariates as 1 or 0 (CelebA's 1/-1 works too)",
 )
 

@@ -77,7 +77,16 @@ def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = No
         model = compile_model(build_model(cfg, len(cfg.covariates)), cfg, dist.learning_rate(cfg.learning_rate))
     run.fit(model, datasets["train"], datasets["val"], monitor=cfg.monitor)
     floor = covariate_floor(tables, cfg.target, cfg.covariates)
-    _, metrics = run.finish(model, {s: datasets[s] for s in SPLITS}, final="best", metrics={"covariate_floor": floor})
+    card = {
+        "task": f"binary: the probability that the face shows {cfg.target} (one sigmoid output)",
+        "target": cfg.target,
+        "class_names": [cfg.target],
+        "covariates": [] if cfg.model == "baseline" else list(cfg.covariates),
+        "covariate_coding": "one float per covariate, in this order: 1 = the CelebA attribute is present, 0 = absent "
+                            "(list_attr_celeba.txt's 1 / -1)",
+    }
+    _, metrics = run.finish(model, {s: datasets[s] for s in SPLITS}, final="best", metrics={"covariate_floor": floor},
+                            card=card)
     return metrics
 
 

@@ -18,7 +18,10 @@ from hybridvision.common.predict import PredictSpec, run_predict
 from hybridvision.common.run import setup_logging
 
 # What the app's models take and give; the model's card (when it has one) and the flags complete it.
-SPEC = PredictSpec(app="cross_modal", kind="single", column_help="a 'file' column with each image's path")
+SPEC = PredictSpec(
+    app="cross_modal", kind="single", takes_covariates=True,  # per_modality models also take the modality, one-hot
+    column_help="a 'file' column with each image's path (per_modality models: also one 1/0 column per modality)",
+)
 
 
 def main(argv=None) -> dict:

@@ -89,7 +89,7 @@ def train(cfg: CrossModalConfig) -> dict:
     class_names, modalities = table.attrs["class_names"], table.attrs["modalities"]
     dist = Distribution.from_config(cfg)
     batch_size, learning_rate = dist.global_batch_size(cfg.batch_size), dist.learning_rate(cfg.learning_rate)
-    run = Run(APP, cfg, export_name=f"{cfg.model}_{cfg.protocol}")
+    run = Run(APP, cfg)
     run.note("class_names", class_names)
     run.note("modalities", modalities)
     if table.attrs["missing_classes"]:
@@ -132,7 +132,11 @@ def train(cfg: CrossModalConfig) -> dict:
         markdown += "\n\n" + pacs
     run.note("exported_model_is", f"the model of row '{list(rows)[-1]}'" + (" (last fold)" if cfg.folds else ""))
     # The last experiment's model, its best weights restored above (a frozen model's checkpoint holds only its head).
-    _, metrics = run.finish(model, {}, final="last", metrics=extra)
+    card = {"task": f"one of {len(class_names)} classes (softmax), images of any modality", "class_names": class_names,
+            "modalities": modalities}
+    if cfg.model == "per_modality":  # its second input says which modality each image is
+        card.update(covariates=list(modalities), covariate_coding="one-hot: 1 for the image's modality, 0 for the others")
+    _, metrics = run.finish(model, {}, final="last", metrics=extra, card=card)
     metrics["markdown_table"] = markdown
     return metrics
 

@@ -55,7 +55,15 @@ def run_experiment(cfg: DigitPairsConfig, saved_models_dir="saved_models", expor
         # Multi-output models name it compare_accuracy; every model reports `accuracy`.
         return {split: {"accuracy": values[key]} for split, values in results.items()}
 
-    _, metrics = run.finish(model, evals, final="best", report=same_name)
+    card = {
+        "task": "compare two handwritten digits: softmax over first > second, first <= second"
+                + (" (and each digit's class, outputs digit_a, digit_b)" if aux else ""),
+        "class_names": ["first > second", "first <= second"],
+        "preprocessing": "none inside the model: give the pair as one (height, width, 2) image, channel 0 the first "
+                         "digit, channel 1 the second, grayscale 0..1 (white digit on black); any height and width "
+                         f"is resized (bilinear) to {cfg.image_size}x{cfg.image_size}",
+    }
+    _, metrics = run.finish(model, evals, final="best", report=same_name, card=card)
     print(
         f"digit_pairs {cfg.model}: test accuracy {metrics['test']['accuracy']:.3f} "
         f"(train {metrics['train']['accuracy']:.3f}, val {metrics['val']['accuracy']:.3f}); run dir {run.dir}",

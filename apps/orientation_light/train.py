@@ -49,7 +49,7 @@ def train(cfg: OrientationLightConfig) -> dict:
     """One run: fit (and fine-tune), evaluate on val and test, write the run directory; returns metrics."""
     tables, class_names, note = load_tables(cfg)
     dist = Distribution.from_config(cfg)
-    run = Run(APP, cfg, export_name=f"{cfg.task}_{cfg.model}")
+    run = Run(APP, cfg)
     if note:
         run.note("test_split", note)
     if cfg.model != "from_scratch" and cfg.weights == "none":
@@ -73,7 +73,8 @@ def train(cfg: OrientationLightConfig) -> dict:
         write_class_names(run_dir / "model.keras", class_names, task=cfg.task, model=cfg.model)
         return class_report(final_model, evaluated, class_names, run_dir)
 
-    _, metrics = run.finish(model, evaluated, final="best", phase=phase, report=report)
+    card = {"task": f"{cfg.task}: one of {len(class_names)} classes (softmax)", "class_names": list(class_names)}
+    _, metrics = run.finish(model, evaluated, final="best", phase=phase, report=report, card=card)
     return metrics
 
 

@@ -166,7 +166,9 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
         extra["patch_phase"] = patch_phase
     # The last epoch, not the best-by-val checkpoint: val is the only labelled
     # split here, so choosing on it would flatter the val figures.
-    _, metrics = run.finish(full_model, {"val": full_val}, final="last", report=report, metrics=extra)
+    card = {"task": f"multi-label: one sigmoid per VOC class (threshold {cfg.threshold} in the report)",
+            "class_names": list(VOC_CLASSES)}
+    _, metrics = run.finish(full_model, {"val": full_val}, final="last", report=report, metrics=extra, card=card)
     val = metrics["val"]
     print(
         f"patch_training K={cfg.switch_epoch}/{cfg.epochs}: val mAP {val['map']:.3f} (random {val['chance_map']:.3f}), "

@@ -7,6 +7,7 @@ durable are in the package docstring (`hybridvision.common.run`).
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import json
 import logging
 import shutil
@@ -20,6 +21,7 @@ from hybridvision.common import distribute
 from hybridvision.common.cli import UserError
 from hybridvision.common.config import save_config, validate
 from hybridvision.common.history import read_history
+from hybridvision.common.model_card import attach_card
 from hybridvision.common.plots import plot_history
 from hybridvision.common.run.atomic import (
     atomic_copy,
@@ -36,6 +38,12 @@ log = logging.getLogger("hybridvision")
 
 # What `Run.finish` may end a run with: the best checkpoint of a phase, or the model as given.
 FINAL_CHOICES = ("best", "last")
+# Where runs on the embedded demo data export, under saved_models/: never beside a model trained on real data.
+DEMO_EXPORTS = "demo"
+# The copy of the newest export of an app (a copy, not a symlink: it works on every filesystem and survives moves).
+LATEST = "latest"
+PREPROCESSING = ("inside the model: give images with values 0..255 of any height and width; each is resized "
+                 "(bilinear) to the training size, then the backbone's own preprocessing runs")
 
 
 class Run:
@@ -45,8 +53,11 @@ class Run:
         app: the app's name (`runs/<app>/...`, `saved_models/<app>/...`).
         config: the app's config dataclass (see `hybridvision.common.config`).
         export_name: file name (without `.keras`) under `saved_models/<app>/`;
-            default: the run directory's name.
-        saved_models_dir: where exported models go (default `saved_models`).
+            default: the run directory's name (the rule every app follows; tools that make
+            several runs in one directory, seeds or sweeps, name each one).
+        saved_models_dir: where exported models go (default `saved_models`). A run on the
+            embedded demo data (`config.data_dir` None) exports under `<saved_models_dir>/demo/<app>/`
+            instead, so a demo or notebook never replaces a model trained on real data.
         export: False keeps the model in the run directory only (`model.keras`), e.g. for the
             cells of a study, which would otherwise fill `saved_models/` with one copy each.
 
@@ -75,6 +86,7 @@ class Run:
             self._check_same_settings(config)
             self.export_name = export_name or self.dir.name
             self.saved_models_dir = Path(saved_models_dir)
+            self.synthetic = getattr(config, "data_dir", "") is None
             with writing(f"run directory {self.dir}"):
                 self._log_handler = logging.FileHandler(self.dir / "run.log")
             self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -257,7 +269,7 @@ class Run:
         return sorted(p for p in self.dir.glob("model.*") if p.name != "model.keras" and ".tmp" not in p.name)
 
     def finish(self, model, datasets: dict | None = None, *, final: str = "best", phase: str = "main",
-               report=None, metrics: dict | None = None):
+               report=None, metrics: dict | None = None, card: dict | None = None):
         """Choose the final model, evaluate it once, write model.keras, metrics.json and curves; export it.
 
         Args:
@@ -275,6 +287,15 @@ class Run:
                 and are exported with it as `<export_name>.<anything>`.
             metrics: results known before (timings, a baseline's scores).
             The dicts of `report` and `metrics` are merged into metrics.json, per split key by key.
+            card: what only the app knows about the model for its model card
+                (`hybridvision.common.model_card`): `task`, `class_names` (output order), `target`,
+                `covariates` (input order), `covariate_coding`, ... Run adds the app, the run's name,
+                the training input size, the inputs, the preprocessing and how it was trained (settings,
+                data, epochs, val/test metrics).
+
+        The export is `saved_models/<app>/<export_name>.keras` (`saved_models/demo/<app>/...` for a run
+        on the demo data), the final model wrapped by `attach_card`: images of any size, the card
+        inside. `latest.keras` beside it becomes a copy of it. Replacing a file is always logged.
         Returns:
             (final_model, metrics dict); `metrics["notes"]["exported_model"]`
             is the exported file, or None when the model was not exported
@@ -297,17 +318,13 @@ class Run:
         for hist in sorted(self.dir.glob("history*.csv")):
             with writing(str(hist.with_suffix(".png"))):
                 plot_history(hist, out_png=self.dir / hist.name.replace("history", "curves").replace(".csv", ".png"))
-        export = self.saved_models_dir / self.app / f"{self.export_name}.keras"
+        export = self._export_dir() / f"{self.export_name}.keras"
         if self.export:
             refusal = self._export_refusal(chosen)
         else:
             refusal = f"export=False: the model stays in {self.dir / 'model.keras'}"
         if refusal is None:
-            make_dir(export.parent)
-            # The files describing the model first: an export is never without them.
-            for sidecar in self.sidecars():
-                atomic_copy(sidecar, export.with_name(self.export_name + sidecar.name[len("model"):]))
-            atomic_copy(self.dir / "model.keras", export)
+            self._export(chosen, export, self._card(results, card or {}))
             results.setdefault("notes", {})["exported_model"] = str(export)
         else:
             if self.export:
@@ -320,6 +337,54 @@ class Run:
             log.info("model saved to %s and exported to %s", self.dir / "model.keras", export)
         self.close()
         return chosen, results
+
+    def _export_dir(self) -> Path:
+        if self.synthetic:
+            return self.saved_models_dir / DEMO_EXPORTS / self.app
+        return self.saved_models_dir / self.app
+
+    def _card(self, results: dict, app_card: dict) -> dict:
+        """The model card: what the app knows (`app_card`) and what the run knows."""
+        settings = self.config.to_dict() if hasattr(self.config, "to_dict") else {}
+        data_dir = getattr(self.config, "data_dir", None)
+        metrics = {split: {k: v for k, v in values.items() if isinstance(v, (int, float))}
+                   for split, values in results.items() if split in ("val", "test") and isinstance(values, dict)}
+        return {
+            "app": self.app,
+            "run": self.export_name,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "keras_version": keras.__version__,
+            "preprocessing": PREPROCESSING,
+            **app_card,
+            "training": {
+                "data": "the embedded SYNTHETIC demo data (--data-dir omitted)" if self.synthetic else str(data_dir),
+                "data_dir": data_dir,
+                "run_dir": str(self.dir),
+                "epochs_trained": self.epochs_trained(),
+                "settings": settings,
+                "metrics": {split: values for split, values in metrics.items() if values},
+            },
+        }
+
+    def _export(self, chosen, export: Path, card: dict) -> None:
+        """Write the export (its sidecars first: an export is never without them), then latest.keras."""
+        make_dir(export.parent)
+        sidecars = {sidecar.name[len("model"):]: sidecar for sidecar in self.sidecars()}  # ".classes.json": path
+        for suffix, sidecar in sidecars.items():
+            atomic_copy(sidecar, export.with_name(self.export_name + suffix))
+        if export.exists():
+            log.warning("replacing %s: an earlier export had the same name (run %s)", export, self.export_name)
+        atomic_save_model(attach_card(chosen, card), export)
+        latest = export.with_name(f"{LATEST}.keras")
+        if latest == export:
+            return
+        for old in export.parent.glob(f"{LATEST}.*"):
+            if old != latest and old.name[len(LATEST):] not in sidecars and ".tmp" not in old.name:
+                old.unlink()  # the sidecar of an earlier latest that this export lacks
+        for suffix, sidecar in sidecars.items():
+            atomic_copy(sidecar, latest.with_name(LATEST + suffix))
+        log.info("%s %s a copy of %s", latest, "now is" if latest.exists() else "is", export)
+        atomic_copy(export, latest)
 
     def note(self, key: str, value) -> None:
         """Record a fact about the run (e.g. 'val split made from train rows') in metrics.json."""

@@ -122,7 +122,8 @@ def test_explain_writes_a_png_for_each_kind_of_model(kind, tmp_path, capsys):
         args.classes, args.class_name = "left,center,right", "right"
     elif kind == "covariates":
         _conv_classifier(covariates=2).save(path)
-        spec = PredictSpec(app="attractiveness", kind="binary", class_names=["not_Attractive", "Attractive"])
+        spec = PredictSpec(app="attractiveness", kind="binary", takes_covariates=True,
+                           class_names=["not_Attractive", "Attractive"])
         args.covariates, args.class_name = "Male=1,Smiling=-1", "not_Attractive"
     else:
         _conv_classifier(channels=2, pair=True).save(path)

@@ -118,7 +118,7 @@ def test_clear_errors(folder, tmp_path):
 from hybridvision.common.cli import UserError  # noqa: E402
 from hybridvision.common.predict import PredictSpec, predict_items, resolve_spec  # noqa: E402
 
-BINARY = PredictSpec(app="attractiveness", kind="binary", class_names=["not_Attractive", "Attractive"])
+BINARY = PredictSpec(app="attractiveness", kind="binary", takes_covariates=True, class_names=["not_Attractive", "Attractive"])
 PAIR = PredictSpec(app="digit_pairs", kind="pair", class_names=["gt", "le"], image_columns=("first", "second"),
                    output="compare", extra_outputs={"digit_a": "digit_first", "digit_b": "digit_second"},
                    scale=1 / 255, resize="area", round_pixels=False)
@@ -235,9 +235,9 @@ def test_one_line_errors_for_wrong_models_and_inputs(folder, tmp_path):
     with pytest.raises(FileNotFoundError, match="--model .*no such file"):
         resolve_spec(BINARY, tmp_path / "missing.keras")
     # A digit_pairs model is not an attractiveness model, nor the other way round.
-    with pytest.raises(UserError, match="does not look like a attractiveness model"):
+    with pytest.raises(UserError, match="does not look like a model of the attractiveness app"):
         resolve_spec(BINARY, _pair_model())
-    with pytest.raises(UserError, match="does not look like a digit_pairs model"):
+    with pytest.raises(UserError, match="does not look like a model of the digit_pairs app"):
         resolve_spec(PAIR, _covariate_model())
     with pytest.raises(UserError, match="covariates Male,Smiling|--covariates"):
         resolve_spec(BINARY, _covariate_model())
@@ -262,6 +262,26 @@ def test_the_model_card_names_classes_covariates_thresholds_and_its_app(folder, 
     # Flags win over the card.
     _, spec = resolve_spec(BINARY, _covariate_model(), covariates=["A", "B"], target="Attractive")
     assert spec.covariates == ("A", "B") and spec.class_names[-1] == "Attractive"
-    with pytest.raises(UserError, match="is a attractiveness model, not a patch_training one.*patch_training|"
-                                        "is a attractiveness model.*hybridvision attractiveness predict"):
+    with pytest.raises(UserError, match="is a model of the attractiveness app, not of patch_training"
+):
         resolve_spec(MULTI, _multilabel_model())
+
+
+def test_an_exported_model_with_a_card_needs_no_flags(folder, tmp_path):
+    """attach_card's export: any-size images (decoded at the card's training size), class names from the card."""
+    from hybridvision.common.model_card import attach_card
+
+    trained = _model()
+    path = tmp_path / "export.keras"
+    attach_card(trained, {"app": "orientation_light", "class_names": NAMES}).save(path)
+    spec = PredictSpec(app="orientation_light", kind="single")
+    model, spec = resolve_spec(spec, path)
+    assert spec.class_names == NAMES and spec.image_size == (8, 8)
+    out = tmp_path / "labels.csv"
+    predict_items(model, spec, [["a/0.png"], ["b/c/5.png"]], out, folder, progress=False)
+    for row in _rows(out):
+        image = cv2.cvtColor(cv2.imread(str(folder / row["file"])), cv2.COLOR_BGR2RGB)
+        image = cv2.resize(image, (8, 8), interpolation=cv2.INTER_AREA).astype("float32")
+        assert row["label"] == NAMES[int(trained.predict_on_batch(image[None])[0].argmax())]
+    with pytest.raises(UserError, match="is a model of the orientation_light app, not of patch_training"):
+        resolve_spec(MULTI, path)

@@ -59,7 +59,9 @@ class _EpochRecorder(keras.callbacks.Callback):
 
 
 def _cfg(tmp_path, **kw):
-    settings = {"run_dir": str(tmp_path / "run"), "epochs": 3, "batch_size": 16, "quiet": True, **kw}
+    # A data_dir: these stand for runs on real data, which export to saved_models/<app>/.
+    settings = {"run_dir": str(tmp_path / "run"), "data_dir": "toy-data", "epochs": 3, "batch_size": 16, "quiet": True,
+                **kw}
     return TrainConfig(**settings)
 
 
@@ -277,4 +279,58 @@ def test_finish_report_hook_adds_results_and_sidecars_travel_with_the_export(tmp
     assert saved == json.loads(json.dumps(metrics))
     export = tmp_path / "saved_models" / "toy" / "hook.keras"
     assert json.loads(export.with_suffix(".classes.json").read_text()) == {"class_names": ["no", "yes"]}
-    assert sorted(p.name for p in export.parent.iterdir()) == ["hook.classes.json", "hook.keras"]
+    assert sorted(p.name for p in export.parent.iterdir()) == [
+        "hook.classes.json", "hook.keras", "latest.classes.json", "latest.keras"]
+
+
+def _train_and_finish(tmp_path, name, **cfg):
+    x, y = _data()
+    run = Run("toy", _cfg(tmp_path, run_dir=str(tmp_path / "runs" / name), epochs=1, **cfg))
+    model = _model()
+    run.fit(model, (x, y), (x, y), batch_size=16)
+    _, metrics = run.finish(model, {"val": (x, y)}, card={"class_names": ["yes"]})
+    return run, metrics
+
+
+def test_exports_are_named_by_run_with_a_card_and_latest_is_a_copy_of_the_newest(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exports = tmp_path / "saved_models" / "toy"
+    first, _ = _train_and_finish(tmp_path, "first")
+    assert first.export_name == "first"
+    assert (exports / "latest.keras").read_bytes() == (exports / "first.keras").read_bytes()
+    second, metrics = _train_and_finish(tmp_path, "second")
+    assert metrics["notes"]["exported_model"] == str(Path("saved_models/toy/second.keras"))
+    assert sorted(p.name for p in exports.iterdir()) == ["first.keras", "latest.keras", "second.keras"]
+    assert (exports / "latest.keras").read_bytes() == (exports / "second.keras").read_bytes()
+    from hybridvision.common.model_card import read_card
+
+    card = read_card(keras.saving.load_model(exports / "second.keras"))
+    assert card["app"] == "toy" and card["run"] == "second" and card["class_names"] == ["yes"]
+    assert card["training"]["data_dir"] == "toy-data" and card["training"]["epochs_trained"] == 1
+    assert card["training"]["settings"]["epochs"] == 1
+    assert card["training"]["metrics"]["val"]["accuracy"] == pytest.approx(metrics["val"]["accuracy"])
+    # An export replaced by a run of the same name says so.
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs" / "second")
+    again, _ = _train_and_finish(tmp_path, "second")
+    log = (again.dir / "run.log").read_text()
+    assert "WARNING replacing saved_models/toy/second.keras: an earlier export had the same name" in log
+    assert "saved_models/toy/latest.keras now is a copy of saved_models/toy/second.keras" in log
+
+
+def test_a_demo_data_run_exports_under_demo_and_leaves_real_exports_untouched(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    real = tmp_path / "saved_models" / "toy"
+    real.mkdir(parents=True)
+    (real / "latest.keras").write_bytes(b"a real model")
+    (real / "mine.keras").write_bytes(b"another real model")
+    _, metrics = _train_and_finish(tmp_path, "demo_run", data_dir=None)
+    assert (real / "latest.keras").read_bytes() == b"a real model"
+    assert sorted(p.name for p in real.iterdir()) == ["latest.keras", "mine.keras"]
+    demo = tmp_path / "saved_models" / "demo" / "toy"
+    assert metrics["notes"]["exported_model"] == str(Path("saved_models/demo/toy/demo_run.keras"))
+    assert sorted(p.name for p in demo.iterdir()) == ["demo_run.keras", "latest.keras"]
+    from hybridvision.common.model_card import read_card
+
+    assert "SYNTHETIC" in read_card(demo / "demo_run.keras")["training"]["data"]
