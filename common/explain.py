@@ -319,7 +319,7 @@ def run_explain(spec, args) -> dict:
     model = load_model_file(args.model)
     classes = [n.strip() for n in args.classes.split(",") if n.strip()] if getattr(args, "classes", None) else None
     names, values = None, []
-    if getattr(args, "covariates", None) or spec.kind == "binary" and len(model.inputs) > 1:
+    if getattr(args, "covariates", None) or len(model.inputs) > 1:  # a model that takes covariates needs their values
         names, values = parse_covariate_values(getattr(args, "covariates", None),
                                                read_model_card(model).get("covariates"))
     model, spec = resolve_spec(spec, model, classes=classes, covariates=names, target=getattr(args, "target", None))

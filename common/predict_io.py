@@ -40,7 +40,7 @@ def write_class_names(model_path, class_names, **info) -> Path:
 
 
 def read_class_names(model_path) -> list[str]:
-    """The class names saved beside a model (`<model>.classes.json`, else `classes.json` there)."""
+    """The class names saved beside a model (`<model>.classes.json`, else `classes.json` there), else its card's."""
     model_path = Path(model_path)
     for path in (class_names_path(model_path), model_path.parent / "classes.json"):
         if path.is_file():
@@ -49,6 +49,12 @@ def read_class_names(model_path) -> list[str]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise ValueError(f"{path}: expected JSON with a 'class_names' list; fix or delete the file") from None
             return [str(n) for n in names]
+    from hybridvision.common.model_card import read_card
+
+    # An export is enough on its own: its card names the classes (read without loading the model).
+    card = read_card(model_path) if model_path.is_file() else {}
+    if card.get("class_names"):
+        return [str(n) for n in card["class_names"]]
     raise FileNotFoundError(
         f"no class names for {model_path}: {class_names_path(model_path)} is missing; "
         "pass them in output order, e.g. --classes left,center,right"

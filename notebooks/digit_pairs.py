@@ -123,7 +123,7 @@ plt.show()
 # Training goes through the app's own entry point, the same code as
 # `python -m hybridvision.apps.digit_pairs.train --model aux`. It writes a run directory
 # (config, history, curves, best checkpoint, `metrics.json`) and exports the
-# model to `saved_models/digit_pairs/`.
+# model to `saved_models/digit_pairs/` (`saved_models/demo/digit_pairs/` on the demo data).
 
 # %%
 from hybridvision.apps.digit_pairs.train import main

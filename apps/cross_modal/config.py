@@ -183,7 +183,7 @@ def explain_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", default=None, help="a .keras model: with --image, explain that image "
                         "(Grad-CAM PNG at --out, default <image>.gradcam.png)")
-    add_explain_flags(parser, required=False)
+    add_explain_flags(parser, covariates=True, required=False)  # covariates: per_modality's one-hot modality
     parser.add_argument("--run-dir", default=None, help="without --model: a finished run (model.keras, config.json, "
                         "metrics.json); default: the newest under runs/cross_modal/")
     parser.add_argument("--data-dir", default=None, help="data to draw images from; default: the run's --data-dir")
@@ -203,4 +203,4 @@ PREDICT_DESCRIPTION = "Label images with a saved cross_modal model: a CSV of lab
 def predict_parser():
     from hybridvision.common.predict_flags import predict_parser as build
 
-    return build("cross_modal", PREDICT_DESCRIPTION)
+    return build("cross_modal", PREDICT_DESCRIPTION, covariates=True)  # per_modality models: the modality columns

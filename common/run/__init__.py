@@ -46,11 +46,22 @@ the holder's PID, and the automatic resume (no `--run-dir`) skips folders in
 use. Exports to `saved_models/` are atomic (a temporary file renamed), and a
 run that trained 0 epochs or whose weights are not finite exports nothing.
 
+Exports. Every app exports to `saved_models/<app>/<run name>.keras` (the run
+directory's name; tools running several runs in one directory name each, e.g.
+`<run>_seed1`) and copies it to `saved_models/<app>/latest.keras` (a copy, not
+a symlink: it works on every filesystem and survives moving the folder). A
+run on the embedded demo data (`data_dir` None: `hybridvision demo`, notebooks
+in QUICK mode, tests) exports under `saved_models/demo/<app>/` instead, so it
+never replaces a model trained on real data. Replacing a file is logged. The
+export is the final model wrapped by `hybridvision.common.model_card.attach_card`:
+it takes images of any size and carries its model card.
+
 Typical use in an app:
 
     run = Run("digit_pairs", cfg)
     run.fit(model, train_ds, val_ds, monitor="val_accuracy")
-    run.finish(model, {"val": val_ds, "test": test_ds}, final="best", report=per_class_tables)
+    run.finish(model, {"val": val_ds, "test": test_ds}, final="best", report=per_class_tables,
+               card={"class_names": names})
 
 `finish` decides how every run ends: it picks the final model (the best
 checkpoint of a phase, else the model given; or the model as it is), saves and

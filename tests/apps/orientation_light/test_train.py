@@ -43,8 +43,10 @@ def test_train_then_predict(tiny_faces, tmp_path, capsys):
         assert {"precision", "recall"} <= set(saved[split]["per_class"]["left"])
         assert (run_dir / f"confusion_{split}.png").stat().st_size > 0
     assert np.asarray(saved["test"]["confusion_matrix"]).sum() == 6
-    exported = tmp_path / "saved_models" / "orientation_light" / "orientation_from_scratch.keras"
+    # Exported under the run's name, with latest.keras a copy of it.
+    exported = tmp_path / "saved_models" / "orientation_light" / "run.keras"
     assert exported.is_file() and exported.with_suffix(".classes.json").is_file()
+    assert (exported.parent / "latest.keras").read_bytes() == exported.read_bytes()
 
     out = tmp_path / "labels.csv"
     summary = predict.main(["--model", str(exported), "--images", str(tiny_faces / "test"), "--out", str(out),

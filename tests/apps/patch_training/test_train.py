@@ -100,7 +100,8 @@ def test_two_point_sweep_writes_figures_and_resumes(tiny_voc, tmp_path, monkeypa
     for name in ("precision_recall", "confusion", "map", "time"):
         assert (out / f"sweep_{name}.png").stat().st_size > 0
     # Each K exports its own model instead of overwriting one name.
-    assert {p.name for p in (tmp_path / "saved_models" / "patch_training").iterdir()} == {"sweep_K0.keras", "sweep_K1.keras"}
+    assert {p.name for p in (tmp_path / "saved_models" / "patch_training").iterdir()} == {
+        "sweep_K0.keras", "sweep_K1.keras", "latest.keras"}
 
     # Interrupted after K1's training but before its metrics: the rerun keeps
     # K0, does not train K1 again, and rewrites the same table.
