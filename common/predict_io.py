@@ -47,7 +47,7 @@ def read_class_names(model_path) -> list[str]:
             try:
                 names = json.loads(path.read_text())["class_names"]
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}: expected JSON with a 'class_names' list; fix or delete the file") from None
+                raise UserError(f"{path}: expected JSON with a 'class_names' list; fix or delete the file") from None
             return [str(n) for n in names]
     from hybridvision.common.model_card import read_card
 

@@ -262,8 +262,7 @@ def test_the_model_card_names_classes_covariates_thresholds_and_its_app(folder, 
     # Flags win over the card.
     _, spec = resolve_spec(BINARY, _covariate_model(), covariates=["A", "B"], target="Attractive")
     assert spec.covariates == ("A", "B") and spec.class_names[-1] == "Attractive"
-    with pytest.raises(UserError, match="is a model of the attractiveness app, not of patch_training"
-):
+    with pytest.raises(UserError, match="is a model of the attractiveness app, not of patch_training"):
         resolve_spec(MULTI, _multilabel_model())
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hybridvision.apps.orientation_light import explain, predict, train
-from hybridvision.common.cli import UserError
+from hybridvision.common.cli import main_entry
 from hybridvision.common.data.demo import generate
 from hybridvision.common.model_card import attach_card
 from hybridvision.common.predict import errors_path
@@ -47,18 +47,32 @@ def test_predict_matches_the_model_resumes_and_explains(tmp_path, monkeypatch):
     assert result["class"] == rows[0]["label"] and (tmp_path / "cam.png").stat().st_size > 1000
 
 
-def test_one_line_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="--model .*no such file"):
-        predict.main(["--model", str(tmp_path / "none.keras"), "--images", str(tmp_path), "--out", "x.csv"])
+def _one_line_error(argv, capsys) -> str:
+    """What the command prints for `argv`: exit code 2 and one `error: ...` line, no traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        main_entry(predict.main, argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+def _toy_export(path, app, outputs, activation, names):
     inputs = keras.Input((8, 8, 3))
-    other = attach_card(keras.Model(inputs, keras.layers.Dense(20, activation="sigmoid")(
-        keras.layers.GlobalAveragePooling2D()(inputs))), {"app": "patch_training", "class_names": list("abcdefghijklmnopqrst")})
-    other.save(tmp_path / "voc.keras")
-    with pytest.raises(UserError, match="model of the patch_training app.*hybridvision patch_training predict"):
-        predict.main(["--model", str(tmp_path / "voc.keras"), "--images", str(tmp_path), "--out", "x.csv"])
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    attach_card(keras.Model(inputs, keras.layers.Dense(outputs, activation=activation)(x)),
+                {"app": app, "class_names": names}).save(path)
+    return str(path)
+
+
+def test_one_line_errors(tmp_path, capsys):
+    err = _one_line_error(["--model", str(tmp_path / "none.keras"), "--images", str(tmp_path), "--out", "x.csv"], capsys)
+    assert "--model" in err and "no such file" in err
+    voc = _toy_export(tmp_path / "voc.keras", "patch_training", 20, "sigmoid", list("abcdefghijklmnopqrst"))
+    err = _one_line_error(["--model", voc, "--images", str(tmp_path), "--out", "x.csv"], capsys)
+    assert "model of the patch_training app" in err and "hybridvision patch_training predict" in err
+    model = _toy_export(tmp_path / "m.keras", "orientation_light", 3, "softmax", ["l", "c", "r"])
     listing = write_csv(tmp_path / "list.csv", ["path"], [["a.png"]])
-    model = attach_card(keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(
-        keras.layers.GlobalAveragePooling2D()(inputs))), {"app": "orientation_light", "class_names": ["l", "c", "r"]})
-    model.save(tmp_path / "m.keras")
-    with pytest.raises(UserError, match="has no 'file' column .*add it"):
-        predict.main(["--model", str(tmp_path / "m.keras"), "--csv", str(listing), "--out", str(tmp_path / "o.csv")])
+    err = _one_line_error(["--model", model, "--csv", str(listing), "--out", str(tmp_path / "o.csv")], capsys)
+    assert "has no 'file' column" in err and "add it" in err
+    err = _one_line_error(["--model", model, "--out", str(tmp_path / "o.csv")], capsys)
+    assert "pass --images DIR" in err and "--csv FILE" in err
