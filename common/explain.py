@@ -322,7 +322,8 @@ def run_explain(spec, args) -> dict:
     if getattr(args, "covariates", None) or len(model.inputs) > 1:  # a model that takes covariates needs their values
         names, values = parse_covariate_values(getattr(args, "covariates", None),
                                                read_model_card(model).get("covariates"))
-    model, spec = resolve_spec(spec, model, classes=classes, covariates=names, target=getattr(args, "target", None))
+    model, spec = resolve_spec(spec, model, classes=classes, covariates=names, target=getattr(args, "target", None),
+                               tool="explain")
     if not spec.covariates:
         values = []
     files = list(args.image)

@@ -133,19 +133,21 @@ def _describe(model) -> str:
     return f"it takes {inputs} and gives {outputs}"
 
 
-def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresholds=None, target=None):
+def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresholds=None, target=None,
+                 tool: str = "predict"):
     """Load the model (a path or a `keras.Model`) and complete `spec` from its card, sidecar and the flags.
 
     Flags win over the card, the card over the sidecar, the sidecar over the
     app's defaults. Returns `(model, spec)`; raises a one-line `UserError`
-    when the model is not one of `spec.app`'s or its names are missing.
+    when the model is not one of `spec.app`'s or its names are missing
+    (`tool`: the command those errors point to).
     """
     path = model if isinstance(model, (str, os.PathLike)) else None
     if path is not None:
         model = load_model_file(path)
     shown = f"--model {path}" if path is not None else f"model '{model.name}'"
     card = read_model_card(model)
-    app_hint = f"; use `hybridvision {card.get('app')} predict`" if card.get("app") else ""
+    app_hint = f"; use `hybridvision {card.get('app')} {tool}`" if card.get("app") else ""
     if spec.app and card.get("app") and card["app"] != spec.app:
         raise UserError(f"{shown} is a model of the {card['app']} app, not of {spec.app}{app_hint}")
     spec = dataclasses.replace(spec)
@@ -209,7 +211,7 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
             raise UserError(f"no target name for {shown}; pass --target, e.g. --target Attractive")
         names = [f"not_{target}", target]
     elif not names:
-        raise UserError(f"no class names for {shown} (no card, no {Path(str(path)).with_suffix(CLASSES_SUFFIX).name}); "
+        raise UserError(f"no class names for {shown} (it has no model card, nor a {CLASSES_SUFFIX} file beside it); "
                         "pass them in output order, e.g. --classes left,center,right")
     elif len(names) != width:
         raise UserError(f"the model has {width} outputs but {len(names)} class names were given "
