@@ -36,3 +36,27 @@ def test_predict_matches_the_model_resumes_and_explains(tmp_path, monkeypatch):
     written = explain.main(["--model", str(exported), "--image", str(new / rows[0]["file"]), "--class", names[0],
                             "--out", str(tmp_path / "cam.png"), "--quiet"])
     assert written == [tmp_path / "cam.png"] and written[0].stat().st_size > 1000
+
+
+def test_a_per_modality_model_reads_its_modality_columns(tmp_path):
+    """per_modality models take the modality one-hot beside the image: the CSV gives one 1/0 column per modality."""
+    import cv2
+
+    from hybridvision.common.cli import UserError
+    from hybridvision.common.model_card import attach_card
+
+    images, onehot = keras.Input((8, 8, 3), name="image"), keras.Input((2,), name="modality")
+    x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(images), onehot])
+    model = keras.Model([images, onehot], keras.layers.Dense(3, activation="softmax")(x))
+    attach_card(model, {"app": "cross_modal", "class_names": ["a", "b", "c"], "covariates": ["photo", "sketch"]}
+                ).save(tmp_path / "m.keras")
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((10, 10, 3), 200, np.uint8))
+    listing = tmp_path / "in.csv"
+    listing.write_text("file,photo,sketch\nx.png,1,0\nx.png,0,1\n")
+    out = tmp_path / "out.csv"
+    predict.main(["--model", str(tmp_path / "m.keras"), "--csv", str(listing), "--out", str(out), "--quiet"])
+    rows = rows_of(out)
+    expected = model.predict([np.full((2, 8, 8, 3), 200, "float32"), np.eye(2, dtype="float32")], verbose=0)
+    np.testing.assert_allclose([[float(r[f"p_{n}"]) for n in "abc"] for r in rows], expected, atol=1e-4)
+    with pytest.raises(UserError, match="columns file,photo,sketch"):
+        predict.main(["--model", str(tmp_path / "m.keras"), "--images", str(tmp_path), "--out", str(out)])
