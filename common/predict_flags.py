@@ -13,8 +13,8 @@ from hybridvision.common.config import OneLineErrorParser
 
 
 def _parser(app: str, tool: str, description: str) -> argparse.ArgumentParser:
-    return OneLineErrorParser(prog=f"hybridvision {app} {tool}", description=description,
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # Not ArgumentDefaultsHelpFormatter: most flags default to "none given", which it would print as "None".
+    return OneLineErrorParser(prog=f"hybridvision {app} {tool}", description=description)
 
 
 def add_model_flags(parser, covariates: bool = False, target: bool = False) -> None:
@@ -44,7 +44,7 @@ def predict_parser(app: str, description: str, columns: str = "file", covariates
     if thresholds:
         parser.add_argument("--thresholds", help="a label is given at or above its threshold: one for every class "
                             "or one per class in output order; default: the model's card, else 0.5")
-    parser.add_argument("--batch-size", type=int, default=64, help="inputs per forward pass")
+    parser.add_argument("--batch-size", type=int, default=64, help="inputs per forward pass (default: 64)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 

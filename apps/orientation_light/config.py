@@ -144,7 +144,7 @@ def predict_parser() -> argparse.ArgumentParser:
     parser = build("orientation_light", "Label a whole image folder with a saved orientation or light model: "
                    "a CSV, and optionally a 3x3 grid.")
     parser.add_argument("--grid", help="also save a 3x3 grid of labelled sample images to this PNG")
-    parser.add_argument("--seed", type=int, default=0, help="which images the grid shows")
+    parser.add_argument("--seed", type=int, default=0, help="which images the grid shows (default: 0)")
     return parser
 
 
