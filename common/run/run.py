@@ -380,7 +380,8 @@ class Run:
             return
         for old in export.parent.glob(f"{LATEST}.*"):
             if old != latest and old.name[len(LATEST):] not in sidecars and ".tmp" not in old.name:
-                old.unlink()  # the sidecar of an earlier latest that this export lacks
+                log.info("removing %s: the sidecar of an earlier %s, which %s lacks", old, latest.name, export.name)
+                old.unlink()
         for suffix, sidecar in sidecars.items():
             atomic_copy(sidecar, latest.with_name(LATEST + suffix))
         log.info("%s %s a copy of %s", latest, "now is" if latest.exists() else "is", export)
