@@ -17,6 +17,8 @@ Networks via Gradient-based Localization", ICCV 2017.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import matplotlib
 import numpy as np
@@ -42,9 +44,14 @@ def find_layer(model, name):
     raise ValueError(f"layer {name!r} is not in model '{model.name}'; layers: {', '.join(names)}")
 
 
+def _is_conv(layer) -> bool:
+    # The covariate-conditioned convolutions (HybridConv2D, FiLMConv2D, CondConv2D) are not Conv2D subclasses.
+    return isinstance(layer, keras.layers.Conv2D) or type(layer).__name__.endswith("Conv2D")
+
+
 def conv_layers(model):
     """Names of the 2D convolution layers (4D outputs), nested models included, in graph order."""
-    return [layer.name for layer in _leaf_layers(model) if isinstance(layer, keras.layers.Conv2D)]
+    return [layer.name for layer in _leaf_layers(model) if _is_conv(layer)]
 
 
 def last_conv_layer(model):
@@ -106,17 +113,20 @@ def layer_outputs(model, inputs, layer_names):
     return {name: np.asarray(value) for name, value in captured.items()}
 
 
-def grad_cam(model, inputs, layer_name=None, class_index=None):
+def grad_cam(model, inputs, layer_name=None, class_index=None, output=None):
     """Grad-CAM maps of a classifier, resized to the input images.
 
     Args:
         model: classifier with a `(batch, classes)` output (the first one
             when there are several); the first input holds the images.
         inputs: images `(N, H, W, C)` as the model takes them, or the list
-            of all inputs (images first) of a multi-input model.
+            of all inputs of a multi-input model, in its input order.
         layer_name: the convolution layer to explain; default the last.
         class_index: None (each image's predicted class), an int, or one int
-            per image.
+            per image. A one-unit sigmoid output counts as two classes,
+            0 (score 1 - p) and 1 (score p).
+        output: the output to explain, for a model with a dict of outputs
+            (default: the first).
 
     Returns:
         `(maps, class_indices)`: float32 `(N, H, W)` in [0, 1] and the class
@@ -127,9 +137,9 @@ def grad_cam(model, inputs, layer_name=None, class_index=None):
     if keras.backend.backend() != "tensorflow":
         raise ValueError("grad_cam needs KERAS_BACKEND=tensorflow (it uses tf.GradientTape)")
     layer_name = layer_name or last_conv_layer(model)
-    inputs = [tf.convert_to_tensor(x, tf.float32) for x in inputs] if isinstance(inputs, (list, tuple)) \
-        else tf.convert_to_tensor(inputs, tf.float32)
-    images = inputs[0] if isinstance(inputs, list) else inputs
+    inputs = tree.map_structure(lambda x: tf.convert_to_tensor(x, tf.float32), inputs)
+    # The images are the 4D input (covariates may come first in the model's input order).
+    images = next(x for x in tree.flatten(inputs) if len(x.shape) == 4)
     with tf.GradientTape() as tape:
         def watch(_, tensor):
             # Frozen backbones have no trainable variables to record from.
@@ -137,7 +147,9 @@ def grad_cam(model, inputs, layer_name=None, class_index=None):
             return tensor
 
         outputs, captured = run_capturing(model, inputs, [layer_name], on_capture=watch)
-        probs = tree.flatten(outputs)[0]
+        probs = outputs[output] if output is not None else tree.flatten(outputs)[0]
+        if probs.shape[-1] == 1:  # binary sigmoid: the "no" class scores 1 - p
+            probs = tf.concat([1.0 - probs, probs], axis=-1)
         if class_index is None:
             chosen = tf.argmax(probs, axis=-1, output_type=tf.int32)
         else:
@@ -217,3 +229,107 @@ def save_filter_grid(model, out_png, max_filters=32, ncols=8):
         # Nearest-neighbour upsampling keeps 3x3 kernels readable.
         tiles.append(np.kron(tile, np.ones((8, 8, 1) if tile.ndim == 3 else (8, 8), dtype="uint8")))
     return plot_image_grid(tiles, [f"filter {k}" for k in range(count)], out_png, ncols=ncols)
+
+
+def parse_covariate_values(text: str | None, names=None) -> tuple[list[str], list[float]]:
+    """`Male=1,Smiling=0` -> (names, 1/0 values), in `names`' order when the model's card gives it."""
+    from hybridvision.common.cli import UserError
+    from hybridvision.common.predict_io import covariate_value
+
+    given = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        coded = covariate_value(value) if sep else None
+        if coded is None:
+            raise UserError(f"--covariates {part.strip()!r}: expected NAME=VALUE with a yes/no value, e.g. Male=1")
+        given[name.strip()] = coded
+    order = list(names) if names else list(given)
+    missing = [n for n in order if n not in given]
+    if missing:
+        raise UserError(f"--covariates lacks {','.join(missing)}; give every covariate of the model, e.g. "
+                        + ",".join(f"{n}=1" for n in order))
+    return order, [given[n] for n in order]
+
+
+def explain_image(model, spec, files, out_png, class_name=None, covariate_values=(), layer_name=None) -> dict:
+    """Grad-CAM of one input (one image, or a pair) into a PNG: each image beside its heat map.
+
+    Args:
+        model, spec: as `hybridvision.common.predict.resolve_spec` returns them.
+        files: the image file(s) of the input (`len(spec.image_columns)`).
+        out_png: where the PNG goes.
+        class_name: the class to explain (e.g. the true one); default the predicted class.
+        covariate_values: the input's covariates, 1/0, in `spec.covariates` order.
+        layer_name: the convolution to explain; default the last on the image's path.
+
+    Returns:
+        dict with `png`, `class` (explained), `score`, `predicted`.
+    """
+    from hybridvision.common.cli import UserError
+    from hybridvision.common.predict import _dataset, _image_inputs, _image_size, _model_inputs, _reasons
+
+    files = [str(f) for f in files]
+    for column, f in zip(spec.image_columns, files):
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"--image {f}: no such file; pass the image to explain ({column})")
+    n_images = len(spec.image_columns)
+    channels_per_image = int(_image_inputs(model)[0].shape[-1]) // n_images
+    batches = list(_dataset([files], [list(covariate_values)], spec, _image_size(model, spec), channels_per_image, 1))
+    if not batches:
+        raise UserError(f"--image {' '.join(files)} cannot be read ({_reasons(Path('.'), spec, [files])[0]}); "
+                        "pass a JPEG/PNG/BMP/GIF/WebP image")
+    _, images, values = batches[0]
+    names = list(spec.class_names)
+    if class_name is not None and class_name not in names:
+        raise UserError(f"--class {class_name}: not a class of this model; its classes: {', '.join(names)}")
+    inputs = _model_inputs(model, images, values)
+    outputs = model.predict_on_batch(inputs)
+    probs = np.asarray(outputs[spec.output] if spec.output else outputs, dtype="float64")[0]
+    if probs.shape[-1] == 1:
+        probs = np.array([1.0 - probs[0], probs[0]])
+    if spec.kind == "binary":
+        predicted = int(probs[1] >= spec.thresholds[0])
+    else:
+        predicted = int(probs.argmax())
+    chosen = names.index(class_name) if class_name is not None else predicted
+    maps, _ = grad_cam(model, inputs, layer_name, class_index=chosen, output=spec.output)
+    if spec.kind == "multilabel":
+        verdict = "predicted" if probs[chosen] >= spec.thresholds[chosen] else "not predicted"
+    else:
+        verdict = "predicted" if chosen == predicted else f"the class you named; predicted: {names[predicted]}"
+    title = f"{names[chosen]} {probs[chosen]:.2f} ({verdict})"
+    pixels = np.asarray(images)[0] / (spec.scale or 1.0)
+    tiles, titles = [], []
+    for j, f in enumerate(files):
+        image = pixels[..., j * channels_per_image:(j + 1) * channels_per_image]
+        tiles += [image, overlay(image, maps[0])]
+        titles += [Path(f).name, f"Grad-CAM: {title}"]
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    png = plot_image_grid(tiles, titles, out_png, ncols=2)
+    return {"png": png, "class": names[chosen], "score": float(probs[chosen]), "predicted": names[predicted]}
+
+
+def run_explain(spec, args) -> dict:
+    """The `hybridvision <app> explain --model M --image FILE` tool, shared by the apps."""
+    from hybridvision.common.predict import read_model_card, resolve_spec
+    from hybridvision.common.predict_io import load_model_file
+
+    model = load_model_file(args.model)
+    classes = [n.strip() for n in args.classes.split(",") if n.strip()] if getattr(args, "classes", None) else None
+    names, values = None, []
+    if getattr(args, "covariates", None) or len(model.inputs) > 1:  # a model that takes covariates needs their values
+        names, values = parse_covariate_values(getattr(args, "covariates", None),
+                                               read_model_card(model).get("covariates"))
+    model, spec = resolve_spec(spec, model, classes=classes, covariates=names, target=getattr(args, "target", None),
+                               tool="explain")
+    if not spec.covariates:
+        values = []
+    files = list(args.image)
+    out = args.out or Path(files[0]).with_suffix(".gradcam.png")
+    result = explain_image(model, spec, files, out, class_name=args.class_name, covariate_values=values,
+                           layer_name=args.layer)
+    print(f"{spec.app} explain: Grad-CAM of {result['class']} ({result['score']:.2f}; predicted "
+          f"{result['predicted']}) -> {result['png']}")
+    return result

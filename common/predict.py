@@ -1,32 +1,45 @@
-"""Label whole image folders with a saved classifier: a streaming, resumable CSV writer.
+"""One predict for every app: label images (folders, or CSVs listing them) with a saved model, into a CSV.
 
-    names = read_class_names("saved_models/orientation_light/orientation_from_scratch.keras")
-    summary = label_folder("saved_models/orientation_light/orientation_from_scratch.keras",
-                           "img_align_celeba", "labels.csv", names)
-    save_prediction_grid("labels.csv", "img_align_celeba", "grid.png")
+    spec = PredictSpec(app="orientation_light", kind="single")
+    model, spec = resolve_spec(spec, "saved_models/orientation_light/latest.keras")
+    summary = predict_items(model, spec, folder_items("img_align_celeba"), "labels.csv")
+    label_folder(model, "img_align_celeba", "labels.csv", ["left", "center", "right"])  # the same, classic API
 
-`label_folder` writes `file,label,p_<class>,...` (file relative to the image
-folder, `/`-separated). Images stream through tf.data in batches, so memory
-stays flat however many images there are; rows are appended and flushed
-every chunk. Files that cannot be decoded go to `<out>.errors.csv`
-(`file,reason`) and do not stop the run. Running the same command again
-skips every file already in either CSV, so an interrupted run resumes
-without redoing or duplicating rows; a half-written last line left by a kill
-is dropped first. Delete the errors CSV to retry the files listed there.
+What a model takes and gives is described by a `PredictSpec` (each app's
+`predict.py` passes its own) and completed from the model's card
+(`hybridvision.common.model_card.read_card`, when the model has one), the
+`<model>.classes.json` sidecar and the command's flags:
 
-The model must take images with values 0..255 (its preprocessing inside),
-as the apps' models do; the image size comes from the model's input.
+- `single`: one image, softmax over classes -> `label`, `p_<class>`...
+- `binary`: one image and, if the model takes them, yes/no covariates; one
+  sigmoid -> `label` (`<target>` or `not_<target>`), `p_<target>`.
+- `multilabel`: one image, one sigmoid per class -> `labels` (the classes at
+  or above their thresholds, `;`-separated), `p_<class>`...
+- `pair`: two images stacked as channels (`first`, `second`), a `compare`
+  softmax plus, when the model has them, the digit outputs.
+
+The output CSV starts with the input columns (image files as given, then the
+covariates as written), so a row says what it was made from. Inputs stream
+through tf.data in batches, so memory stays flat; rows are appended and
+flushed every chunk. Inputs that cannot be read go to `<out>.errors.csv`
+(the input columns, `reason`) and do not stop the run. Running the same
+command again skips every input already in either CSV, so an interrupted run
+resumes without redoing or duplicating rows; a half-written last line left
+by a kill is dropped first. Delete the errors CSV to retry what it lists.
+
+Models take images with values 0..255 (their preprocessing inside), times
+`spec.scale` (digit_pairs: 1/255); the image size comes from the model's
+input, or from its card when the model resizes inside.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import dataclasses
 import logging
 import os
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import keras
@@ -34,279 +47,452 @@ import numpy as np
 import tensorflow as tf
 
 from hybridvision.common.cli import UserError
-from hybridvision.common.data.images import (
-    IMAGE_EXTENSIONS,
-    NOT_UTF8,
-    decode_image_bytes,
-    is_utf8_name,
-    shown_name,
-    validate_images,
-)
+from hybridvision.common.data.images import NOT_UTF8, is_utf8_name, shown_name, validate_images
 from hybridvision.common.model_card import read_card
+from hybridvision.common.predict_io import (  # noqa: F401 - re-exported: the public API of this module
+    CLASSES_SUFFIX,
+    ERRORS_SUFFIX,
+    class_names_path,
+    covariate_value,
+    errors_path,
+    flush,
+    list_images,
+    load_model_file,
+    open_resumable,
+    read_class_names,
+    read_input_csv,
+    write_class_names,
+)
 
 log = logging.getLogger("hybridvision")
 
-CLASSES_SUFFIX = ".classes.json"
-ERRORS_SUFFIX = ".errors.csv"
+KINDS = ("single", "binary", "multilabel", "pair")
 
 
-def class_names_path(model_path) -> Path:
-    """Where the class names of a saved model live: `<model>.classes.json` beside it."""
-    return Path(model_path).with_suffix(CLASSES_SUFFIX)
+@dataclasses.dataclass
+class PredictSpec:
+    """What a model takes and gives, as predict needs it (an app's defaults, completed by `resolve_spec`).
 
-
-def write_class_names(model_path, class_names, **info) -> Path:
-    """Write `<model>.classes.json` (class names in output order, plus any `info`)."""
-    path = class_names_path(model_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"class_names": list(class_names), **info}, indent=2) + "\n")
-    return path
-
-
-def read_class_names(model_path) -> list[str]:
-    """The class names saved beside a model (`<model>.classes.json`, else `classes.json` there), else those of its
-    model card (an export is enough on its own)."""
-    model_path = Path(model_path)
-    for path in (class_names_path(model_path), model_path.parent / "classes.json"):
-        if path.is_file():
-            try:
-                names = json.loads(path.read_text())["class_names"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}: expected JSON with a 'class_names' list; fix or delete the file") from None
-            return [str(n) for n in names]
-    card = read_card(model_path) if model_path.is_file() else {}
-    if card.get("class_names"):
-        return [str(n) for n in card["class_names"]]
-    raise FileNotFoundError(
-        f"no class names for {model_path}: {class_names_path(model_path)} is missing; "
-        "pass them in output order, e.g. --classes left,center,right"
-    )
-
-
-def _image_size(model) -> tuple[int, int]:
-    """The size images are decoded to: the model's fixed input size, else (an export taking any size)
-    the training size its model card records, so each batch holds one size and the model's resize is exact."""
-    fixed = model.input_shape[1:3]
-    if None not in fixed:
-        return tuple(int(v) for v in fixed)
-    size = read_card(model).get("image_size")
-    if not size:
-        raise ValueError(f"the model takes images of any size and records no training size; "
-                         f"pass a model with a fixed input size or one exported by hybridvision (input {fixed})")
-    return tuple(int(v) for v in size)
-
-
-def errors_path(out_csv) -> Path:
-    """`labels.csv` -> `labels.errors.csv`."""
-    out_csv = Path(out_csv)
-    return out_csv.with_name(out_csv.stem + ERRORS_SUFFIX)
-
-
-def list_images(root) -> list[str]:
-    """Image files under `root` (recursive, hidden ones left out), relative and `/`-separated, sorted."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--images {root}: no such folder; pass the folder holding the images")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = Path(dirpath).relative_to(root)
-        for name in filenames:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append((rel / name).as_posix())
-    return sorted(found)
-
-
-def _open_resumable(path: Path, header: list[str]) -> tuple[set, object]:
-    """Open a CSV for appending; returns (first-column values already there, file)."""
-    done = set()
-    if path.exists() and path.stat().st_size:
-        with open(path, "r+b") as f:
-            data = f.read()
-            if not data.endswith(b"\n"):
-                # A kill mid-write leaves a partial last row: drop it, it is redone.
-                keep = data.rfind(b"\n") + 1
-                f.truncate(keep)
-                log.info("%s: dropped a partial last line left by an interrupted run", path)
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = csv.reader(f)
-            found = next(rows, None)
-            if found is not None and found != header:
-                raise ValueError(
-                    f"{path} has columns {','.join(found)} but this run writes {','.join(header)}; "
-                    "pass another --out or delete the file"
-                )
-            done = {row[0] for row in rows if row}
-        if found is not None:
-            return done, open(path, "a", newline="", encoding="utf-8")
-    f = open(path, "w", newline="", encoding="utf-8")
-    csv.writer(f).writerow(header)
-    return done, f
-
-
-def _flush(f) -> None:
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def load_model_file(path, flag: str = "--model", **kwargs):
-    """`keras.models.load_model(path)`, with one-line errors naming the file for what is not a model.
-
-    (Keras reports a `.keras` file that is not a zip archive as "File not found".)
+    Attributes:
+        app: the app whose models these are (None: any).
+        kind: one of `KINDS` (see the module docstring).
+        class_names: names of the outputs in order (binary: `[not_<target>, <target>]`).
+        image_columns: input CSV columns naming image files (pair: two).
+        covariates: names of the yes/no covariates the model takes, in order.
+        thresholds: per class, for `multilabel` and `binary` (default 0.5).
+        scale: the 0..255 pixels are multiplied by this.
+        resize: `tf.image.resize` method (digit_pairs pools its digits: "area").
+        round_pixels: round resized pixels to 8 bits, as the training pipelines' JPEG/PNG decoding does.
+        output: the output to label from, for models with several (a dict key).
+        takes_covariates: the app's models may take a vector input besides the image (named by
+            `covariates`): attractiveness' covariates, cross_modal's per-modality one-hot.
+        extra_outputs: `{output key: column}`: more outputs written as their argmax (digit_pairs' digits).
+        column_help: how to write the input CSV, for errors about its columns.
+        image_size: the card's training size, for a model that resizes inside (any input size).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{flag} {path}: no such file; pass a saved .keras model")
-    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
-        raise UserError(f"{flag} {path} is not a Keras model (a .keras file is a zip archive, this one is not); "
-                        "pass a model saved by train.py")
-    try:
-        return keras.models.load_model(path, **kwargs)
-    except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as err:
-        first = " ".join(str(err).split())[:300]
-        raise UserError(f"{flag} {path} does not load as a Keras model ({first}); pass a model saved by train.py") \
-            from err
+
+    app: str | None = None
+    kind: str = "single"
+    class_names: list | None = None
+    image_columns: tuple = ("file",)
+    covariates: tuple = ()
+    thresholds: list | None = None
+    scale: float = 1.0
+    resize: str = "bilinear"
+    round_pixels: bool = True
+    output: str | None = None
+    takes_covariates: bool = False
+    extra_outputs: dict = dataclasses.field(default_factory=dict)
+    column_help: str = ""
+    image_size: tuple | None = None  # from the card, for a model that resizes inside (any input size)
+
+    def header(self) -> list[str]:
+        """The output CSV's columns: the inputs, the label(s), the extra outputs, the probabilities."""
+        label = "labels" if self.kind == "multilabel" else "label"
+        probabilities = [self.class_names[-1]] if self.kind == "binary" else self.class_names
+        return [*self.image_columns, *self.covariates, label, *self.extra_outputs.values(),
+                *(f"p_{name}" for name in probabilities)]
+
+    @property
+    def key_width(self) -> int:
+        return len(self.image_columns) + len(self.covariates)
 
 
-def _load_model(model):
-    if isinstance(model, (str, os.PathLike)):
-        return load_model_file(model)
-    return model
+def read_model_card(model) -> dict:
+    """The card inside a model (app, class names, covariates, ...), or {} for a model exported before cards."""
+    return dict(read_card(model) or {})
 
 
-def _dataset(paths, image_size, channels, batch_size):
-    """(index, image) batches; files that fail to decode are dropped (their index never comes out)."""
+def _image_inputs(model):
+    return [t for t in model.inputs if len(t.shape) == 4]
 
-    def load(index, path):
-        image = decode_image_bytes(tf.io.read_file(path), image_size, channels)
-        # Rounded to 8 bits as the training pipelines do, so labels match evaluation exactly.
-        return index, tf.cast(tf.saturate_cast(tf.round(image), tf.uint8), tf.float32)
 
-    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), tf.constant(paths)))
-    # Deterministic order: a missing index between two delivered ones is a failed file.
+def _describe(model) -> str:
+    inputs = ", ".join(f"{t.name.split(':')[0]} {tuple(t.shape[1:])}" for t in model.inputs)
+    outputs = keras.tree.map_structure(lambda t: tuple(t.shape[1:]), model.output)
+    return f"it takes {inputs} and gives {outputs}"
+
+
+def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresholds=None, target=None,
+                 tool: str = "predict"):
+    """Load the model (a path or a `keras.Model`) and complete `spec` from its card, sidecar and the flags.
+
+    Flags win over the card, the card over the sidecar, the sidecar over the
+    app's defaults. Returns `(model, spec)`; raises a one-line `UserError`
+    when the model is not one of `spec.app`'s or its names are missing
+    (`tool`: the command those errors point to).
+    """
+    path = model if isinstance(model, (str, os.PathLike)) else None
+    if path is not None:
+        model = load_model_file(path)
+    shown = f"--model {path}" if path is not None else f"model '{model.name}'"
+    card = read_model_card(model)
+    app_hint = f"; use `hybridvision {card.get('app')} {tool}`" if card.get("app") else ""
+    if spec.app and card.get("app") and card["app"] != spec.app:
+        raise UserError(f"{shown} is a model of the {card['app']} app, not of {spec.app}{app_hint}")
+    spec = dataclasses.replace(spec)
+    wrong_app = (f"{shown} does not look like a model of the {spec.app or 'supported'} app ({_describe(model)}); "
+                 f"pass a model trained by `hybridvision {spec.app or '<app>'} train`")
+
+    # Covariates: the model's vector input, named by the flag, the card, or not at all.
+    vectors = [t for t in model.inputs if len(t.shape) == 2]
+    if covariates is not None:
+        spec.covariates = tuple(covariates)
+    elif card.get("covariates") is not None:
+        spec.covariates = tuple(str(c) for c in card["covariates"])
+    if len(vectors) > 1 or (vectors and not spec.takes_covariates):
+        raise UserError(wrong_app)
+    if vectors:
+        width = int(vectors[0].shape[-1])
+        if not spec.covariates:
+            raise UserError(f"{shown} takes {width} covariate(s) but their names are unknown (the model has no card); "
+                            "pass them in training order, e.g. --covariates Male,Smiling")
+        if len(spec.covariates) != width:
+            raise UserError(f"{shown} takes {width} covariate(s) but {len(spec.covariates)} were named "
+                            f"({','.join(spec.covariates)}); pass its covariates in training order")
+    elif spec.covariates:
+        if covariates is not None:
+            log.warning("the model takes no covariates: --covariates %s is ignored", ",".join(spec.covariates))
+        spec.covariates = ()
+
+    # Images: one image input whose channels hold the image columns (RGB, or gray for pairs).
+    images = _image_inputs(model)
+    if len(images) != 1 or images[0].shape[-1] not in (3 * len(spec.image_columns), len(spec.image_columns)):
+        raise UserError(wrong_app)
+
+    # Outputs: the one to label from, and its width.
+    shapes = keras.tree.map_structure(lambda t: tuple(t.shape), model.output)
+    if isinstance(shapes, dict):
+        if spec.output not in shapes:
+            raise UserError(wrong_app)
+        spec.extra_outputs = {k: v for k, v in spec.extra_outputs.items() if k in shapes}
+        width = shapes[spec.output][-1]
+    elif isinstance(shapes, tuple) and spec.output is None:
+        spec.extra_outputs = {}
+        width = shapes[-1]
+    else:
+        raise UserError(wrong_app)
+
+    # Class names, in output order.
+    if classes:
+        names = list(classes)
+    elif card.get("class_names"):
+        names = [str(n) for n in card["class_names"]]
+    elif path is not None and (Path(path).with_suffix(CLASSES_SUFFIX).is_file()
+                               or (Path(path).parent / "classes.json").is_file()):
+        names = read_class_names(path)
+    else:
+        names = list(spec.class_names or [])
+    if spec.kind == "binary":
+        if width != 1:
+            raise UserError(wrong_app)
+        target = target or card.get("target") or (names[-1] if names else None)
+        if not target:
+            raise UserError(f"no target name for {shown}; pass --target, e.g. --target Attractive")
+        names = [f"not_{target}", target]
+    elif not names:
+        raise UserError(f"no class names for {shown} (it has no model card, nor a {CLASSES_SUFFIX} file beside it); "
+                        "pass them in output order, e.g. --classes left,center,right")
+    elif len(names) != width:
+        raise UserError(f"the model has {width} outputs but {len(names)} class names were given "
+                        f"({','.join(names)}); pass one name per output, in order")
+    spec.class_names = names
+
+    # Thresholds (multi-label and binary): the flag's, the card's, else 0.5 each.
+    count = 1 if spec.kind == "binary" else len(names)
+    chosen = thresholds if thresholds is not None else card.get("thresholds")
+    if isinstance(chosen, dict):  # {class: threshold} in a card
+        chosen = [float(chosen.get(n, 0.5)) for n in (names[-1:] if spec.kind == "binary" else names)]
+    chosen = list(chosen) if chosen is not None else [0.5] * count
+    if len(chosen) == 1 and count > 1:
+        chosen = chosen * count
+    if len(chosen) != count or not all(0.0 <= float(t) <= 1.0 for t in chosen):
+        raise UserError(f"--thresholds: expected 1 or {count} values in [0, 1], got {','.join(map(str, chosen))}")
+    spec.thresholds = [float(t) for t in chosen]
+
+    if card.get("image_size") and images[0].shape[1] is None:
+        spec.image_size = tuple(int(v) for v in np.broadcast_to(card["image_size"], 2))
+    return model, spec
+
+
+def folder_items(images_dir) -> tuple[list[list[str]], Path]:
+    """`(items, base)`: one item `[relative path]` per image under the folder."""
+    return [[rel] for rel in list_images(images_dir)], Path(images_dir)
+
+
+def csv_items(spec: PredictSpec, csv_path, images_dir=None) -> tuple[list[list[str]], Path]:
+    """`(items, base)`: the input columns of each CSV row; relative files are under `images_dir` or the CSV's folder."""
+    rows = read_input_csv(csv_path, spec.image_columns, spec.covariates, spec.column_help)
+    return rows, Path(images_dir) if images_dir is not None else Path(csv_path).parent
+
+
+def _image_size(model, spec):
+    image = _image_inputs(model)[0]
+    if image.shape[1] is not None and image.shape[2] is not None:
+        return int(image.shape[1]), int(image.shape[2])
+    if getattr(spec, "image_size", None):
+        return spec.image_size
+    raise UserError(f"model '{model.name}' takes images of any size and its card gives no training image size; "
+                    "re-export it with `hybridvision <app> train`")
+
+
+def _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size):
+    """(index, images, covariates) batches; items that fail to load are dropped (their index never comes out)."""
+
+    def decode(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        if channels_per_image == 1:
+            image = tf.image.rgb_to_grayscale(image)
+        image = tf.image.resize(image, image_size, method=spec.resize)
+        if spec.round_pixels:
+            # Rounded to 8 bits as the training pipelines do, so labels match evaluation exactly.
+            image = tf.cast(tf.saturate_cast(tf.round(image), tf.uint8), tf.float32)
+        image = tf.cast(image, tf.float32) * spec.scale
+        image.set_shape((*image_size, channels_per_image))
+        return image
+
+    def load(index, row_paths, row_covariates):
+        images = [decode(row_paths[j]) for j in range(len(spec.image_columns))]
+        return index, tf.concat(images, axis=-1), row_covariates
+
+    ds = tf.data.Dataset.from_tensor_slices((
+        tf.range(len(paths), dtype=tf.int64),
+        tf.constant(np.asarray(paths, dtype=object).reshape(len(paths), -1).astype(str)),
+        tf.constant(np.asarray(covariates, dtype="float32").reshape(len(paths), len(spec.covariates))),
+    ))
+    # Deterministic order: a missing index between two delivered ones is a failed item.
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def label_folder(model, images_dir, out_csv, class_names, batch_size: int = 64, chunk_size: int = 1024,
-                 progress: bool = True) -> dict:
-    """Label every image under `images_dir` into `out_csv`; resumes an interrupted run.
+def _model_inputs(model, images, covariates):
+    """The model's inputs in its own structure: the images alone, a list in input order, or a dict by name."""
+    if len(model.inputs) == 1:
+        return images
+    if isinstance(model.input, dict):
+        return {key: images if len(t.shape) == 4 else covariates for key, t in model.input.items()}
+    return [images if len(t.shape) == 4 else covariates for t in model.inputs]
+
+
+def _rows(spec: PredictSpec, items, outputs) -> list[list]:
+    """Output rows for a batch: the item's input columns, the label(s), the extra outputs, probabilities."""
+    if isinstance(outputs, dict):
+        probabilities = np.asarray(outputs[spec.output], dtype="float64")
+        extras = [np.asarray(outputs[k]).argmax(-1) for k in spec.extra_outputs]
+    else:
+        probabilities, extras = np.asarray(outputs, dtype="float64"), []
+    rows = []
+    for i, (item, p) in enumerate(zip(items, probabilities)):
+        if spec.kind == "binary":
+            label = spec.class_names[int(p[0] >= spec.thresholds[0])]
+        elif spec.kind == "multilabel":
+            label = ";".join(n for n, v, t in zip(spec.class_names, p, spec.thresholds) if v >= t)
+        else:
+            label = spec.class_names[int(p.argmax())]
+        rows.append([*item, label, *(int(e[i]) for e in extras), *(f"{v:.6f}" for v in p)])
+    return rows
+
+
+def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_size: int = 64,
+                  chunk_size: int = 1024, progress: bool = True) -> dict:
+    """Predict every item into `out_csv`; resumes an interrupted run.
 
     Args:
-        model: a `keras.Model` or the path of a saved `.keras` model taking
-            0..255 images and returning class probabilities.
-        images_dir: folder searched recursively for images.
-        out_csv: the labels CSV (`file,label,p_<class>,...`); errors go to
-            `errors_path(out_csv)`.
-        class_names: names of the model's outputs, in order.
-        batch_size: images per forward pass.
+        model: a `keras.Model` (completed `spec` from `resolve_spec`).
+        spec: what the model takes and gives.
+        items: one list of strings per input: the image files (relative to
+            `base` unless absolute), then the covariates as written.
+        out_csv: the output CSV (`spec.header()`); failures go to `errors_path(out_csv)`.
+        base: folder relative image files are under.
+        batch_size: inputs per forward pass.
         chunk_size: rows appended (and flushed to disk) at a time.
         progress: show a progress bar with images/s.
 
     Returns:
-        dict with `images` (found), `already_done`, `labelled`, `errors` (new
-        this run), `seconds`, `images_per_second`, `csv`, `errors_csv`.
+        dict with `images` (inputs found), `already_done`, `labelled`,
+        `errors` (new this run), `seconds`, `images_per_second`, `csv`, `errors_csv`.
     """
-    model = _load_model(model)
-    class_names = [str(n) for n in class_names]
-    outputs = model.output_shape[-1]
-    if outputs != len(class_names):
-        raise ValueError(f"the model has {outputs} outputs but {len(class_names)} class names were given "
-                         f"({','.join(class_names)}); pass one name per output, in order")
     if batch_size < 1 or chunk_size < 1:
-        raise ValueError(f"--batch-size {batch_size} and chunk size {chunk_size} must be at least 1")
-    image_size = _image_size(model)
-    channels = int(model.input_shape[-1])
-    images_dir, out_csv = Path(images_dir), Path(out_csv)
-    files = list_images(images_dir)
+        raise UserError(f"--batch-size {batch_size} and chunk size {chunk_size} must be at least 1")
+    base = Path(base) if base is not None else Path(".")
+    n_images = len(spec.image_columns)
+    image_size = _image_size(model, spec)
+    channels_per_image = int(_image_inputs(model)[0].shape[-1]) // n_images
+    out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    header = ["file", "label", *(f"p_{name}" for name in class_names)]
-    done, rows_file = _open_resumable(out_csv, header)
-    failed, errors_file = _open_resumable(errors_path(out_csv), ["file", "reason"])
-    pending = [f for f in files if f not in done and f not in failed]
+    items = [tuple(item) for item in items]
+    done, rows_file = open_resumable(out_csv, spec.header(), spec.key_width)
+    failed, errors_file = open_resumable(errors_path(out_csv), [*spec.header()[:spec.key_width], "reason"],
+                                         spec.key_width)
+    pending = [item for item in items if item not in done and item not in failed]
     rows_writer, errors_writer = csv.writer(rows_file), csv.writer(errors_file)
-    summary = {"images": len(files), "already_done": len(files) - len(pending), "labelled": 0, "errors": 0,
+    summary = {"images": len(items), "already_done": len(items) - len(pending), "labelled": 0, "errors": 0,
                "csv": str(out_csv), "errors_csv": str(errors_path(out_csv))}
     if summary["already_done"]:
-        log.info("%s: %d of %d images already done; labelling the other %d",
-                 out_csv, summary["already_done"], len(files), len(pending))
+        log.info("%s: %d of %d inputs already done; predicting the other %d",
+                 out_csv, summary["already_done"], len(items), len(pending))
 
-    def record_errors(rel_paths):
-        for rel, (_, reason) in zip(rel_paths, _reasons(images_dir, rel_paths)):
-            errors_writer.writerow([rel, reason])
-        summary["errors"] += len(rel_paths)
+    def list_error(item, reason):
+        errors_writer.writerow([*item, reason])
+        summary["errors"] += 1
 
-    # A newline in a name would break the line-based resume; such files are listed, not labelled.
-    odd = [f for f in pending if "\n" in f or "\r" in f]
-    if odd:
-        for rel in odd:
-            errors_writer.writerow([rel, "file name contains a line break; rename it"])
-        summary["errors"] += len(odd)
-        odd = set(odd)
-        pending = [f for f in pending if f not in odd]
-    # Nor can a name that is not valid UTF-8 go into the UTF-8 CSV (or TensorFlow): listed by its bytes.
-    undecodable = [f for f in pending if not is_utf8_name(f)]
-    if undecodable:
-        new = [shown_name(rel) for rel in undecodable if shown_name(rel) not in failed]
-        for shown in new:
-            errors_writer.writerow([shown, NOT_UTF8])
-        summary["errors"] += len(new)
-        log.warning("skipped %d file(s) whose names are not valid UTF-8 (rename them): %s%s", len(undecodable),
-                    ", ".join(shown_name(f) for f in undecodable[:5]), " ..." if len(undecodable) > 5 else "")
-        pending = [f for f in pending if is_utf8_name(f)]
+    # What cannot go through the model is listed, not predicted: names with line breaks (they would break
+    # the line-based resume), names that are not UTF-8 (listed by their bytes), unreadable covariates.
+    ready, covariates = [], []
+    for item in pending:
+        files, values = item[:n_images], item[n_images:]
+        if any("\n" in f or "\r" in f for f in files):
+            list_error(item, "file name contains a line break; rename it")
+        elif not all(is_utf8_name(f) for f in files):
+            shown = tuple(shown_name(f) for f in files) + values
+            if shown not in failed:
+                list_error(shown, NOT_UTF8)
+            log.warning("skipped %s: its name is not valid UTF-8 (rename it)", ", ".join(shown[:n_images]))
+        elif any(not f for f in files):
+            list_error(item, f"no image file named in column '{spec.image_columns[files.index('')]}'")
+        else:
+            coded = [covariate_value(v) for v in values]
+            if None in coded:
+                column = spec.covariates[coded.index(None)]
+                list_error(item, f"covariate {column}={values[coded.index(None)]!r} is not yes/no; write 1 or 0")
+            else:
+                ready.append(item)
+                covariates.append(coded)
     bar = None
-    if progress and pending:
+    if progress and ready:
         # In a log file (no terminal) one progress line every 10 s is plenty.
         interval = 0.05 if sys.stdout.isatty() else 10.0
-        bar = keras.utils.Progbar(len(pending), unit_name="image", stateful_metrics=["images/s"], interval=interval)
+        bar = keras.utils.Progbar(len(ready), unit_name="image", stateful_metrics=["images/s"], interval=interval)
     start, next_index, buffered = time.time(), 0, 0
+
+    def record_failures(failures):
+        for item, reason in zip(failures, _reasons(base, spec, failures)):
+            list_error(item, reason)
+
     try:
-        dataset = _dataset([str(images_dir / f) for f in pending], image_size, channels, batch_size) if pending else []
-        for indices, images in dataset:
-            probabilities = np.asarray(model.predict_on_batch(images), dtype="float64")
+        paths = [[str(base / f) for f in item[:n_images]] for item in ready]
+        dataset = _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size) if ready else []
+        for indices, images, values in dataset:
+            outputs = model.predict_on_batch(_model_inputs(model, images, values))
             indices = indices.numpy()
-            for index, p in zip(indices, probabilities):
+            rows = _rows(spec, [ready[i] for i in indices], outputs)
+            for index, row in zip(indices, rows):
                 if index > next_index:
-                    record_errors(pending[next_index:index])
-                rows_writer.writerow([pending[index], class_names[int(p.argmax())], *(f"{v:.6f}" for v in p)])
+                    record_failures(ready[next_index:index])
+                rows_writer.writerow(row)
                 next_index = index + 1
             summary["labelled"] += len(indices)
             buffered += len(indices)
             if buffered >= chunk_size:
-                _flush(errors_file)
-                _flush(rows_file)
+                flush(errors_file)
+                flush(rows_file)
                 buffered = 0
             if bar is not None:
                 bar.update(next_index, [("images/s", summary["labelled"] / max(time.time() - start, 1e-9))])
-        if next_index < len(pending):
-            record_errors(pending[next_index:])
-        if bar is not None and next_index < len(pending):
-            bar.update(len(pending), finalize=True)
+        if next_index < len(ready):
+            record_failures(ready[next_index:])
+        if bar is not None and next_index < len(ready):
+            bar.update(len(ready), finalize=True)
     finally:
-        _flush(errors_file)
-        _flush(rows_file)
+        flush(errors_file)
+        flush(rows_file)
         errors_file.close()
         rows_file.close()
     seconds = time.time() - start
     summary.update(seconds=seconds, images_per_second=summary["labelled"] / seconds if seconds else 0.0)
     if summary["errors"]:
-        log.warning("%d image(s) could not be decoded; listed in %s", summary["errors"], summary["errors_csv"])
+        log.warning("%d input(s) could not be read; listed in %s", summary["errors"], summary["errors_csv"])
     return summary
 
 
-def _reasons(images_dir: Path, rel_paths):
-    """(path, reason) per file that failed to load (only called for the failures)."""
-    paths = [str(images_dir / rel) for rel in rel_paths]
+def _reasons(base: Path, spec: PredictSpec, failures) -> list[str]:
+    """Why each failed item did not load: its first unreadable file, by column (only called for failures)."""
+    paths = sorted({str(base / f) for item in failures for f in item[:len(spec.image_columns)]})
     _, bad = validate_images(paths)
     reasons = dict(bad)
-    return [(p, reasons.get(p, "cannot decode")) for p in paths]
+    out = []
+    for item in failures:
+        found = [(column, reasons[str(base / f)]) for column, f in zip(spec.image_columns, item)
+                 if str(base / f) in reasons]
+        if not found:
+            out.append("cannot decode")
+        elif len(spec.image_columns) == 1:
+            out.append(found[0][1])
+        else:
+            out.append(f"{found[0][0]}: {found[0][1]}")
+    return out
+
+
+def label_folder(model, images_dir, out_csv, class_names, batch_size: int = 64, chunk_size: int = 1024,
+                 progress: bool = True) -> dict:
+    """Label every image under `images_dir` with a softmax classifier into `out_csv` (`file,label,p_<class>,...`).
+
+    `model` is a `keras.Model` or the path of a saved `.keras` model taking
+    0..255 images; the rest as for `predict_items`, which this calls.
+    """
+    model, spec = resolve_spec(PredictSpec(kind="single", class_names=[str(n) for n in class_names]), model,
+                               classes=[str(n) for n in class_names])
+    items, base = folder_items(images_dir)
+    return predict_items(model, spec, items, out_csv, base, batch_size=batch_size, chunk_size=chunk_size,
+                         progress=progress)
+
+
+def run_predict(spec: PredictSpec, args) -> dict:
+    """The `hybridvision <app> predict` tool, shared by the apps: parsed flags in, summary out (and printed)."""
+    classes = [n.strip() for n in args.classes.split(",") if n.strip()] if getattr(args, "classes", None) else None
+    covariates = getattr(args, "covariates", None)
+    covariates = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else None
+    thresholds = getattr(args, "thresholds", None)
+    if thresholds:
+        try:
+            thresholds = [float(t) for t in thresholds.split(",")]
+        except ValueError:
+            raise UserError(f"--thresholds {thresholds}: expected numbers, e.g. 0.5 or 0.4,0.6,...") from None
+    model, spec = resolve_spec(spec, args.model, classes=classes, covariates=covariates, thresholds=thresholds,
+                               target=getattr(args, "target", None))
+    if args.csv:
+        items, base = csv_items(spec, args.csv, args.images)
+    elif spec.key_width > 1:
+        columns = ",".join(spec.image_columns + spec.covariates)
+        raise UserError(f"this model takes {columns} per input, which a folder cannot give; "
+                        f"pass --csv FILE with the columns {columns}")
+    elif not args.images:
+        raise UserError("nothing to predict: pass --images DIR (a folder of images) or --csv FILE (a list of them)")
+    else:
+        items, base = folder_items(args.images)
+    summary = predict_items(model, spec, items, args.out, base, batch_size=args.batch_size,
+                            progress=not args.quiet)
+    print(f"{spec.app} predict: {summary['labelled']} labelled now, {summary['already_done']} done before, "
+          f"{summary['errors']} unreadable (listed in {summary['errors_csv']}), "
+          f"{summary['images_per_second']:.1f} images/s -> {summary['csv']}")
+    return summary
 
 
 def save_prediction_grid(labels_csv, images_dir, out_png, n: int = 9, seed: int = 0, ncols: int = 3) -> Path:
     """A grid (3x3 by default) of randomly chosen labelled images, titled `label (confidence)`.
 
     Args:
-        labels_csv: a CSV written by `label_folder`.
+        labels_csv: a CSV written by `label_folder` (single-label, `file` column).
         images_dir: the folder its `file` column is relative to.
         out_png: where the PNG goes.
         n: how many images (fewer if the CSV has fewer rows).

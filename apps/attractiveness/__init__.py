@@ -13,7 +13,7 @@ starting from the same weights at one seed, so they can be compared fairly.
 
 DESCRIPTION = "CelebA Attractive from faces + covariates (Male, ...): HybridConv2D vs baseline vs late fusion"
 # The command-line tools (modules of this package): `hybridvision attractiveness <tool>`.
-TOOLS = ("train", "tune", "study")
+TOOLS = ("train", "tune", "study", "predict", "explain")
 # The demo faces' Attractive depends on e, drawn as the eye size and the clothes' colour,
 # with a sign set by Male (big eyes, red clothes: more attractive women, less attractive
 # men), and a little on Male, Young, Smiling and High_Cheekbones (see hybridvision.common.data.demo).

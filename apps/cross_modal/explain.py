@@ -1,9 +1,13 @@
-"""Visual explanations of a trained cross_modal model: Grad-CAM, activations, first-layer filters.
+"""Visual explanations of a cross_modal model: Grad-CAM of any image, or of a run's test images with activations and first-layer filters.
 
+    hybridvision cross_modal explain --model saved_models/cross_modal/latest.keras --image sketch.png [--class dog]
     hybridvision cross_modal explain --run-dir runs/cross_modal/20260101-120000
     hybridvision cross_modal explain --run-dir RUN --layer block5_conv3 --images 4 --out explain/
 
-Reads `model.keras`, `config.json` and the class names in `metrics.json` of a
+With --model and --image: one PNG (default `<image>.gradcam.png`, or
+--out), the image beside its Grad-CAM heat map, titled with the class
+explained, its score, and whether it is the predicted class or the one
+named by --class. Without --model: reads `model.keras`, `config.json` and the class names in `metrics.json` of a
 finished run (default: the newest finished run under runs/cross_modal/),
 draws `--images` test images per modality from the run's data (seeded), and
 writes into `--out` (default `<run-dir>/explain/`):
@@ -23,11 +27,13 @@ import keras
 import numpy as np
 
 from hybridvision.apps.cross_modal.config import explain_parser
+from hybridvision.common.cli import UserError
 from hybridvision.common.data import demo
 from hybridvision.common.data.domains import read_domains, split_domains
 from hybridvision.common.data.images import decode_image
 from hybridvision.common.explain import (
     conv_layers,
+    run_explain,
     save_activation_grid,
     save_filter_grid,
     save_grad_cam_grid,
@@ -47,6 +53,13 @@ def newest_run(root="runs/cross_modal") -> Path:
 def main(argv=None) -> list[Path]:
     args = explain_parser().parse_args(argv)
     setup_logging(args.quiet)
+    if args.model or args.image:
+        if not (args.model and args.image):
+            raise UserError("--model and --image go together: pass both to explain one image, or neither to "
+                            "explain a run's test images (--run-dir)")
+        from hybridvision.apps.cross_modal.predict import SPEC
+
+        return [run_explain(SPEC, args)["png"]]
     run_dir = Path(args.run_dir) if args.run_dir else newest_run()
     for name in ("model.keras", "config.json", "metrics.json"):
         if not (run_dir / name).exists():

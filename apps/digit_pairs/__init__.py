@@ -7,7 +7,7 @@ seeded runs with `hybridvision digit_pairs compare`.
 
 DESCRIPTION = "MNIST digit pairs: is the first <= the second? FC/CNN/Siamese/auxiliary-loss models"
 # The command-line tools (modules of this package): `hybridvision digit_pairs <tool>`.
-TOOLS = ("train", "compare")
+TOOLS = ("train", "compare", "predict", "explain")
 # The demo data is scikit-learn's 8x8 digits upsampled (SYNTHETIC, see hybridvision.common.data.demo).
 DEMO_ARGS = ["--model", "aux", "--epochs", "12"]
 HEADLINE = ("test", "accuracy")

@@ -66,3 +66,21 @@ def compare_parser():
         "Repeated-run comparison of the digit-pair models: the report's table.",
         prog="hybridvision digit_pairs compare",
     )
+
+
+PREDICT_DESCRIPTION = "Label images with a saved digit_pairs model: a CSV of pair labels (is the first digit <= the second?) and probabilities, resumable."
+
+
+def predict_parser():
+    from hybridvision.common.predict_flags import predict_parser as build
+
+    return build("digit_pairs", PREDICT_DESCRIPTION, columns="first,second")
+
+
+EXPLAIN_DESCRIPTION = "Grad-CAM of a saved digit_pairs model on an image you name: the image beside its heat map, in a PNG."
+
+
+def explain_parser():
+    from hybridvision.common.predict_flags import explain_parser as build
+
+    return build("digit_pairs", EXPLAIN_DESCRIPTION, images=2)

@@ -11,7 +11,7 @@ predictions for a whole image folder.
 
 DESCRIPTION = "CelebA face orientation / light source (left, center, right): from-scratch CNN vs transfer, tuner, labeller"
 # The command-line tools (modules of this package): `hybridvision orientation_light <tool>`.
-TOOLS = ("train", "tune", "predict")
+TOOLS = ("train", "tune", "predict", "explain")
 # The from-scratch CNN on the synthetic light faces (60 train images per class
 # at 48 px): about 20 s of CPU time. Light rather than orientation because its
 # synthetic cue is learnt reliably in 10 epochs (test 0.87 measured; the

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from hybridvision.common.backbones import EFFICIENTNET_LITE, resolve_weights
-from hybridvision.common.config import TUNERS, AugmentOptions, OneLineErrorParser, TrainConfig, build_parser, option
+from hybridvision.common.config import TUNERS, AugmentOptions, TrainConfig, build_parser, option
 
 TASKS = ("orientation", "light")
 TRANSFER_MODELS = (*EFFICIENTNET_LITE, "inception_v3", "resnet50")
@@ -139,18 +139,19 @@ def tune_parser():
 
 
 def predict_parser() -> argparse.ArgumentParser:
-    parser = OneLineErrorParser(
-        prog="hybridvision orientation_light predict",
-        description="Label a whole image folder with a saved orientation or light model: a CSV, and optionally a 3x3 grid.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--model", required=True, help="a .keras model saved by train.py")
-    parser.add_argument("--images", required=True, help="folder of images, searched recursively")
-    parser.add_argument("--out", required=True, help="labels CSV to write (or to resume)")
+    from hybridvision.common.predict_flags import predict_parser as build
+
+    parser = build("orientation_light", "Label a whole image folder with a saved orientation or light model: "
+                   "a CSV, and optionally a 3x3 grid.")
     parser.add_argument("--grid", help="also save a 3x3 grid of labelled sample images to this PNG")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    parser.add_argument("--classes", help="class names in output order, e.g. left,center,right; "
-                        "default: read from <model>.classes.json")
-    parser.add_argument("--seed", type=int, default=0, help="which images the grid shows")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--seed", type=int, default=0, help="which images the grid shows (default: 0)")
     return parser
+
+
+EXPLAIN_DESCRIPTION = "Grad-CAM of a saved orientation_light model on an image you name: the image beside its heat map, in a PNG."
+
+
+def explain_parser():
+    from hybridvision.common.predict_flags import explain_parser as build
+
+    return build("orientation_light", EXPLAIN_DESCRIPTION)

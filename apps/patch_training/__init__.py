@@ -10,7 +10,7 @@ epochs with the report's figures.
 
 DESCRIPTION = "Pascal VOC multi-label classification with a patch pre-training curriculum (SPP head)"
 # The command-line tools (modules of this package): `hybridvision patch_training <tool>`.
-TOOLS = ("train", "tune", "sweep")
+TOOLS = ("train", "tune", "sweep", "predict", "explain")
 # 36 val images, 84 train for 20 classes: a higher rate and less dropout than
 # the defaults let the random-init small net learn in 20 short epochs.
 DEMO_ARGS = [

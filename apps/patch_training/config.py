@@ -166,3 +166,21 @@ def sweep_parser():
         "Sweep the switch epoch of the patch curriculum and write the report's figures.",
         prog="hybridvision patch_training sweep",
     )
+
+
+PREDICT_DESCRIPTION = "Label images with a saved patch_training model: a CSV of multi-labels and per-class probabilities, resumable."
+
+
+def predict_parser():
+    from hybridvision.common.predict_flags import predict_parser as build
+
+    return build("patch_training", PREDICT_DESCRIPTION, thresholds=True)
+
+
+EXPLAIN_DESCRIPTION = "Grad-CAM of a saved patch_training model on an image you name: the image beside its heat map, in a PNG."
+
+
+def explain_parser():
+    from hybridvision.common.predict_flags import explain_parser as build
+
+    return build("patch_training", EXPLAIN_DESCRIPTION)

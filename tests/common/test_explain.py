@@ -79,3 +79,65 @@ def test_first_layer_filters_skip_1x1_and_grids_are_written(tmp_path):
                  save_activation_grid(model, images[0], "conv_a", tmp_path / "a.png"),
                  save_grad_cam_grid(model, images, tmp_path / "g.png", ["x", "y", "z"])):
         assert path.exists() and path.stat().st_size > 1000
+
+
+# ---- `hybridvision <app> explain` on models of each kind ------------------------------------------------
+def _png(path, size=16, seed=0):
+    import cv2
+
+    cv2.imwrite(str(path), np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8))
+    return path
+
+
+def _conv_classifier(covariates=0, channels=3, pair=False):
+    images = keras.Input((16, 16, channels), name="pair" if pair else "image")
+    inner_in = keras.Input((16, 16, channels))
+    backbone = keras.Model(inner_in, keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="last_conv")(
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="first_conv")(inner_in)), name="backbone")
+    x = keras.layers.GlobalAveragePooling2D()(backbone(keras.layers.Rescaling(1 / 255)(images)))
+    if covariates:
+        cov = keras.Input((covariates,), name="covariates")
+        return keras.Model([images, cov], keras.layers.Dense(1, activation="sigmoid")(
+            keras.layers.Concatenate()([x, cov])))
+    if pair:
+        return keras.Model(images, {"compare": keras.layers.Dense(2, activation="softmax", name="compare")(x)})
+    return keras.Model(images, keras.layers.Dense(3, activation="softmax")(x))
+
+
+@pytest.mark.parametrize("kind", ["single", "covariates", "pair"])
+def test_explain_writes_a_png_for_each_kind_of_model(kind, tmp_path, capsys):
+    import argparse
+
+    from hybridvision.common.cli import UserError
+    from hybridvision.common.explain import run_explain
+    from hybridvision.common.predict import PredictSpec
+
+    path = tmp_path / "m.keras"
+    image = _png(tmp_path / "face.png")
+    args = argparse.Namespace(model=str(path), image=[str(image)], class_name=None, classes=None, layer=None,
+                              out=str(tmp_path / "cam.png"), covariates=None, target=None)
+    if kind == "single":
+        _conv_classifier().save(path)
+        spec = PredictSpec(app="orientation_light", kind="single")
+        args.classes, args.class_name = "left,center,right", "right"
+    elif kind == "covariates":
+        _conv_classifier(covariates=2).save(path)
+        spec = PredictSpec(app="attractiveness", kind="binary", takes_covariates=True,
+                           class_names=["not_Attractive", "Attractive"])
+        args.covariates, args.class_name = "Male=1,Smiling=-1", "not_Attractive"
+    else:
+        _conv_classifier(channels=2, pair=True).save(path)
+        spec = PredictSpec(app="digit_pairs", kind="pair", class_names=["gt", "le"], image_columns=("first", "second"),
+                           output="compare", scale=1 / 255, resize="area", round_pixels=False)
+        args.image = [str(image), str(_png(tmp_path / "second.png", seed=1))]
+    result = run_explain(spec, args)
+    assert result["png"].stat().st_size > 1000
+    assert result["class"] == (args.class_name or result["predicted"]) and 0.0 <= result["score"] <= 1.0
+    assert "Grad-CAM of" in capsys.readouterr().out
+    args.class_name = "nope"
+    with pytest.raises(UserError, match="--class nope: not a class"):
+        run_explain(spec, args)
+    if kind == "covariates":
+        args.class_name, args.covariates = None, "Male=1"
+        with pytest.raises(UserError, match="takes 2 covariate.*1 were named"):
+            run_explain(spec, args)
