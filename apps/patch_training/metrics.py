@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import average_precision_score, multilabel_confusion_matrix
+from sklearn.metrics import average_precision_score, multilabel_confusion_matrix, precision_recall_curve
 
 
 def predict_multilabel(model, dataset):
@@ -34,6 +34,27 @@ def random_ap(positives, n):
     if n == 1:
         return float(k)
     return ((k - 1) / (n - 1) * (n - harmonic) + harmonic) / n
+
+
+def f1_thresholds(y_true, scores, default=0.5) -> list[float]:
+    """Per class, the score threshold with the best F1 on these labels (`default` for a class without positives).
+
+    Meant for the validation split: `predict` then labels new images with the
+    thresholds stored in the exported model, instead of one 0.5 for all
+    classes (rare classes get scores far below 0.5 under a weighted loss).
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    scores = np.asarray(scores, dtype="float64")
+    chosen = []
+    for c in range(y_true.shape[1]):
+        if not y_true[:, c].any():
+            chosen.append(float(default))
+            continue
+        precision, recall, thresholds = precision_recall_curve(y_true[:, c], scores[:, c])
+        # The last (precision, recall) pair has no threshold (recall 0 by convention).
+        f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+        chosen.append(float(thresholds[int(np.argmax(f1))]))
+    return chosen
 
 
 def multilabel_report(y_true, scores, class_names, threshold=0.5) -> dict:

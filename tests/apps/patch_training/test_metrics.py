@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from hybridvision.apps.patch_training.metrics import multilabel_report, random_ap
+from hybridvision.apps.patch_training.metrics import f1_thresholds, multilabel_report, random_ap
 
 
 def test_report_against_hand_counts():
@@ -36,3 +36,12 @@ def _ap(ranking):
 def test_random_ap_is_the_mean_over_all_rankings(k, n):
     rankings = [[int(i in pos) for i in range(n)] for pos in itertools.combinations(range(n), k)]
     assert random_ap(k, n) == pytest.approx(np.mean([_ap(r) for r in rankings]))
+
+
+def test_f1_thresholds_pick_each_class_best_f1_cut_and_keep_the_default_without_positives():
+    y = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 0], [0, 0, 1]])
+    scores = np.array([[0.30, 0.9, 0.8], [0.20, 0.1, 0.6], [0.10, 0.5, 0.7], [0.05, 0.2, 0.4]])
+    # class 0: positives score 0.30 and 0.20, negatives 0.10 and 0.05 -> cut at 0.20 gives F1 1;
+    # class 1: no positives -> the default; class 2: positives 0.6 and 0.4 among negatives 0.8 and 0.7 -> a cut
+    # at 0.4 takes all four (F1 2/3), higher cuts lose recall faster than they gain precision.
+    assert f1_thresholds(y, scores, default=0.35) == pytest.approx([0.20, 0.35, 0.4])

@@ -6,6 +6,7 @@ import pytest
 
 from hybridvision.apps.patch_training import explain, predict, train
 from hybridvision.common.data.demo import generate
+from hybridvision.common.model_card import read_card
 from hybridvision.common.predict import errors_path
 from tests.apps.predict_checks import check_resume, copy_images, export_of, load_images, rows_of
 
@@ -30,9 +31,13 @@ def test_predict_multilabel_matches_the_model_resumes_and_explains(tmp_path, mon
     names = [c[2:] for c in list(rows[0])[2:]]
     assert len(names) == 20 and list(rows[0])[:2] == ["file", "labels"]
     model = keras.models.load_model(exported)
+    # The per-class thresholds chosen on the val split at training time travel in the model.
+    thresholds = read_card(model)["thresholds"]
+    assert list(thresholds) == names and all(0 <= t <= 1 for t in thresholds.values())
     probabilities = model.predict(load_images([new / r["file"] for r in rows], model), verbose=0)
     np.testing.assert_allclose([[float(r[f"p_{n}"]) for n in names] for r in rows], probabilities, atol=1e-4)
-    assert [r["labels"] for r in rows] == [";".join(n for n, p in zip(names, ps) if p >= 0.5) for ps in probabilities]
+    assert [r["labels"] for r in rows] == [";".join(n for n, p in zip(names, ps) if p >= thresholds[n])
+                                           for ps in probabilities]
     check_resume(predict.main, argv, out, ["file"])
 
     # Per-class thresholds: 0 gives every class, 1 none (a sigmoid stays below 1 here).
