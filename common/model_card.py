@@ -132,6 +132,26 @@ def read_card(model) -> dict:
     A file is read without loading the model (no TensorFlow). Models exported
     before cards existed give what their sidecar files say
     (`<model>.classes.json`), else `{}`.
+
+    Args:
+        model: a `keras.Model` exported by a hybridvision app, or the path of its `.keras` file.
+
+    Returns:
+        The card: a dict with keys such as `app`, `task`, `class_names`,
+        `covariates`, `coding`, `image_size`, `training`.
+
+    Example:
+        ```python
+        import keras
+        import hybridvision
+        from hybridvision.common.model_card import attach_card
+
+        images = keras.Input((32, 32, 3), name="images")
+        outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(images))
+        exported = attach_card(keras.Model(images, outputs), {"app": "mine", "class_names": ["a", "b", "c"]})
+        print(hybridvision.read_card(exported)["class_names"])  # ['a', 'b', 'c']
+        print(exported.predict(keras.random.uniform((1, 50, 70, 3)), verbose=0).shape)  # any size: (1, 3)
+        ```
     """
     if isinstance(model, (str, Path)):
         return card_in_file(model) or sidecar_card(model)

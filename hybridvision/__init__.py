@@ -8,7 +8,9 @@ The public API:
   other backbones by name, with their preprocessing.
 - `hybridvision.transfer`: `freeze`, `unfreeze_top`, `hybridize`.
 - `hybridvision.optimizers`, `hybridvision.losses`, `hybridvision.metrics`.
-- `hybridvision.load_model(path)`: loads any model the suite saved.
+- `hybridvision.load_model(path)`: loads any model the suite saved, and
+  `hybridvision.read_card(model_or_path)`: what an exported model is (its
+  classes, covariates and their coding, how it was trained).
 
 `import hybridvision` is light (the `hybridvision` command answers `--help`
 without loading TensorFlow): the API modules load on first use. When Keras is
@@ -35,12 +37,16 @@ from hybridvision.common.custom_objects import register_all as _register_all  # 
 
 _API_MODULES = ("layers", "backbones", "transfer", "optimizers", "losses", "metrics")
 
-__all__ = [*_API_MODULES, "load_model", "__version__"]
+__all__ = [*_API_MODULES, "load_model", "read_card", "__version__"]
 
 
 def __getattr__(name):
     if name in _API_MODULES:
         return importlib.import_module(f"hybridvision.{name}")
+    if name == "read_card":  # its module imports Keras: loaded on first use
+        from hybridvision.common.model_card import read_card
+
+        return read_card
     raise AttributeError(f"module 'hybridvision' has no attribute {name!r}")
 
 

@@ -36,6 +36,7 @@ def public_objects():
         module = importlib.import_module(f"hybridvision.{module_name}")
         found += [(f"hybridvision.{module_name}.{name}", getattr(module, name)) for name in module.__all__]
     found.append(("hybridvision.load_model", hybridvision.load_model))
+    found.append(("hybridvision.read_card", hybridvision.read_card))
     return found
 
 
