@@ -9,7 +9,11 @@ from hybridvision.common.config import TrainConfig, build_parser, option
 # The report's five models plus our two additions (siamese was "tried too"
 # in the report; aux_prob is the improvement, see models.py).
 REPORT_MODELS = ("fc", "fc_dropout", "cnn", "deep_cnn", "siamese", "aux")
-MODELS = REPORT_MODELS + ("aux_prob",)
+# The earlier layouts (before issue 34), kept to compare with the report's:
+# cnn without padding and one dropout, deep CNN with 'same' padding and one dropout,
+# aux on that branch with an extra dense 64 before the comparison.
+EARLIER_MODELS = ("cnn_nopad", "deep_cnn_same", "aux_same_dense")
+MODELS = REPORT_MODELS + ("aux_prob",) + EARLIER_MODELS
 
 
 @dataclasses.dataclass
