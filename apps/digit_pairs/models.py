@@ -27,6 +27,11 @@ its convolutions are 5x5 with padding 1, so 14 -> 12 and 6 -> 4):
   is computed, not learnt: P(a <= b) = sum over i <= j of p_a(i) p_b(j), a
   fixed linear map of the outer product of the two class distributions.
   It has no comparison weights to overfit on 800 pairs.
+- `aux_same_dense` (the earlier layout, not the report's): the aux net on a
+  branch with 'same' padding, no conv bias and one dropout, and a dense 64
+  between the concatenated 10-vectors and the comparison (91,436
+  parameters). It did better than the report's `aux` on real MNIST pairs
+  (docs/results/digit_pairs_compare).
 
 Reference: the pair task and the models follow the EPFL deep learning
 course project 1 as described in docs/reports.md (digit_pairs).
@@ -127,15 +132,8 @@ def build_model(name: str, size: int = 14, dropout: float = 0.4) -> keras.Model:
         x = keras.layers.Dense(64, activation="relu", name="dense")(x)
         x = keras.layers.Dropout(dropout, name="dense_dropout")(x)
         return keras.Model(pair, {"compare": _compare_head(x)}, name=name)
-    if name == "cnn_nopad":
-        x = keras.layers.Conv2D(32, 5, activation="relu", name="conv")(pair)
-        x = keras.layers.Flatten(name="flatten")(keras.layers.MaxPooling2D(2, name="pool")(x))
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-        x = keras.layers.Dense(64, activation="relu", name="dense")(x)
-        return keras.Model(pair, {"compare": _compare_head(x)}, name=name)
-    if name in ("deep_cnn", "deep_cnn_same"):
-        x = _deep_features(pair, dropout, same=name == "deep_cnn_same")
-        return keras.Model(pair, {"compare": _compare_head(x)}, name=name)
+    if name == "deep_cnn":
+        return keras.Model(pair, {"compare": _compare_head(_deep_features(pair, dropout))}, name=name)
     # Shared-weight models: one branch model, called on each digit.
     first, second = pair[..., 0:1], pair[..., 1:2]
     branch = digit_branch(size, dropout, classes=has_aux(name), same=name == "aux_same_dense")
