@@ -123,7 +123,7 @@ for name in "${names[@]}"; do
     | tee "$OUT/$name/output.txt"
   echo "wall seconds: $(( $(date +%s) - start ))" >> "$OUT/$name/output.txt"
   for file in metrics.json modality_table.md leave_one_out_table.md retrieval_table.md linear_probe.md linear_probe.json sweep.md sweep.csv sweep_per_class_ap.md \
-              summary.md summary.csv comparison.md comparison.csv study.md study.csv study.png; do
+              summary.md summary.csv comparison.md comparison.csv study.md study.csv study.png history.csv; do
     [[ -f "$run_dir/$file" ]] && cp "$run_dir/$file" "$OUT/$name/"
   done
 done
