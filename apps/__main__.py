@@ -5,6 +5,8 @@ Each app package declares in its `__init__.py`:
     TOOLS: its command-line tools (modules with a `main`), `hybridvision <app> <tool>`.
     DEMO_ARGS: the flags of a short run of `train.py` on the embedded demo data.
     HEADLINE: (split, metric) of metrics.json to show in the demo table.
+    chance(run_dir): that metric's chance level, computed from the demo data the run used
+        (the majority-class share of its split, or the mAP of random scores).
 """
 
 from __future__ import annotations
@@ -66,11 +68,13 @@ def run_demos(names, out_root: Path, verbose: bool = False) -> list[dict]:
         split, key = module.HEADLINE
         value = None
         metrics_file = run_dir / "metrics.json"
+        chance = None
         if proc.returncode == 0 and metrics_file.exists():
             value = _lookup(json.loads(metrics_file.read_text()), split, key)
+            chance = module.chance(run_dir)
         rows.append(
             {"app": name, "ok": proc.returncode == 0, "metric": f"{split} {key}", "value": value,
-             "chance": getattr(module, "CHANCE", None), "seconds": seconds, "run_dir": str(run_dir)}
+             "chance": chance, "seconds": seconds, "run_dir": str(run_dir)}
         )
     return rows
 

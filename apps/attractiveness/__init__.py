@@ -33,5 +33,17 @@ DEMO_ARGS = [
     "--cache",
 ]
 HEADLINE = ("test", "accuracy")
-# Share of the majority class (Attractive) in the demo's test split: 79 of 120.
-CHANCE = 0.658
+
+
+def chance(run_dir) -> float:
+    """Share of the majority class of the target in the test split the run in `run_dir` used."""
+    import json
+    from pathlib import Path
+
+    from hybridvision.apps.attractiveness.config import AttractivenessConfig
+    from hybridvision.apps.attractiveness.train import load_tables
+    from hybridvision.common.config import config_from_dict
+
+    cfg = config_from_dict(AttractivenessConfig, json.loads((Path(run_dir) / "config.json").read_text()))
+    tables, _ = load_tables(cfg)
+    return float(tables["test"][cfg.target].value_counts(normalize=True).max())

@@ -10,6 +10,7 @@ from hybridvision.common.config import TUNERS, AugmentOptions, TrainConfig, buil
 MODELS = ("baseline", "hybrid", "late_fusion", "film", "condconv")
 # Model kinds whose conv(s) at --hybrid-positions are swapped by hybridvision.common.transfer.hybridize(kind=...).
 CONDITIONED = ("hybrid", "film", "condconv")
+HEADS = ("pool", "fc4096")
 # The study's models: <kind>_<position>, and its covariate assignments.
 POSITIONS = ("first", "middle", "last")
 STUDY_MODELS = ("baseline", "late_fusion", *(f"{kind}_{pos}" for kind in CONDITIONED for pos in POSITIONS))
@@ -93,7 +94,12 @@ class AttractivenessConfig(AugmentOptions, TrainConfig):
     height_shift_range: float = option(0.05)
     shear_range: float = option(0.0)
     zoom_range: float = option(0.1)
-    head_dropout: float = option(0.3, "dropout between the pooled features and the sigmoid unit", min=0, below=1, group="model")
+    head_dropout: float = option(0.3, "dropout between the pooled features and the sigmoid unit (--head pool)", min=0, below=1, group="model")
+    head: str = option(
+        "pool", "classifier head: pool (global average pooling, dropout, the sigmoid unit) or fc4096 (the thesis's "
+        "VGG16-BN classifier: 7x7 adaptive average pooling, FC 4096 x 2 with dropout 0.5, then the sigmoid unit; "
+        "about 100M parameters on a 512-channel 7x7 map)", choices=HEADS, group="model",
+    )
     cache: bool = option(False, "keep decoded images in memory (fine for samples; full CelebA needs GBs)", group="data")
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint", group="training")
 

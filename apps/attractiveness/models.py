@@ -3,7 +3,10 @@
 All three are built from the same baseline network, so at one seed they
 start at the same function of the image:
 
-- `baseline`: backbone -> global average pooling -> Dense(1, sigmoid).
+- `baseline`: backbone -> global average pooling -> Dense(1, sigmoid); with
+  `--head fc4096` the thesis's VGG16-BN classifier instead: adaptive average
+  pooling to 7x7 (torchvision's) -> flatten -> FC 4096 -> dropout 0.5 -> FC
+  4096 -> dropout 0.5 -> Dense(1, sigmoid).
 - `hybrid`: the baseline with the conv(s) at `positions` swapped for
   HybridConv2D by `hybridvision.common.transfer.hybridize` (W0 = the conv's kernel and
   bias, W_l = 0): its output equals the baseline's for every covariate
@@ -26,7 +29,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from hybridvision.apps.attractiveness.config import CONDITIONED  # noqa: F401 - also imported from here
+from hybridvision.apps.attractiveness.config import CONDITIONED, HEADS  # noqa: F401 - also imported from here
 from hybridvision.common.backbones import build_backbone, with_preprocessing
 from hybridvision.common.binary_macro_f1 import BinaryMacroF1
 from hybridvision.common.optimizers import get_optimizer
@@ -67,22 +70,42 @@ def resolve_positions(positions, model: keras.Model) -> list:
     return parsed
 
 
+FC_UNITS = 4096  # VGG16's classifier: two fully connected layers of 4096 units
+FC_DROPOUT = 0.5  # and dropout 0.5 after each (torchvision's vgg16_bn)
+
+
 def build_baseline(
-    backbone: str, image_size: int, weights: str = "none", bn_momentum: float | None = 0.9, head_dropout: float = 0.0
+    backbone: str, image_size: int, weights: str = "none", bn_momentum: float | None = 0.9, head_dropout: float = 0.0,
+    head: str = "pool",
 ) -> keras.Model:
-    """The plain network on preprocessed images: `backbone` -> global average pooling -> dropout -> one sigmoid unit.
+    """The plain network on preprocessed images: `backbone` -> head -> one sigmoid unit.
+
+    `head` "pool": global average pooling -> dropout `head_dropout`; "fc4096":
+    the thesis's VGG16-BN classifier, adaptive average pooling to 7x7 ->
+    flatten -> (FC 4096 -> ReLU -> dropout 0.5) x 2 (`head_dropout` unused).
 
     `bn_momentum` (if not None) is set on every BatchNormalization: with
     Keras's default 0.99 the moving statistics lag far behind the weights in
     a run of a few hundred steps and validation collapses to one class;
     0.9 is torchvision's value (`vgg16_bn` already uses it).
     """
-    base = build_backbone(backbone, (image_size, image_size, 3), weights=weights, pooling="avg")
+    if head not in HEADS:
+        raise ValueError(f"--head {head!r} is not valid; choose one of: {', '.join(HEADS)}")
+    base = build_backbone(backbone, (image_size, image_size, 3), weights=weights,
+                          pooling="avg" if head == "pool" else None)
     for layer in base.layers:
         if bn_momentum is not None and isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = float(bn_momentum)
     # Built on the backbone's own graph (not nested), so hybridize sees every Conv2D.
-    features = keras.layers.Dropout(head_dropout, name="head_dropout")(base.output) if head_dropout else base.output
+    features = base.output
+    if head == "fc4096":
+        features = keras.layers.AdaptiveAveragePooling2D(7, name="head_pool")(features)
+        features = keras.layers.Flatten(name="head_flatten")(features)
+        for k in (1, 2):
+            features = keras.layers.Dense(FC_UNITS, activation="relu", name=f"head_fc{k}")(features)
+            features = keras.layers.Dropout(FC_DROPOUT, name=f"head_fc{k}_dropout")(features)
+    elif head_dropout:
+        features = keras.layers.Dropout(head_dropout, name="head_dropout")(features)
     output = keras.layers.Dense(1, activation="sigmoid", name="target", dtype="float32")(features)
     return keras.Model(base.input, output, name=f"baseline_{backbone}")
 
@@ -107,7 +130,7 @@ def build_model(config, num_covariates: int) -> keras.Model:
 
 def _build_network(config, num_covariates: int) -> keras.Model:
     baseline = build_baseline(config.backbone, config.image_size, config.weights, config.bn_momentum,
-                              config.head_dropout)
+                              config.head_dropout, config.head)
     if config.model == "baseline":
         return baseline
     if num_covariates < 1:

@@ -28,5 +28,19 @@ DEMO_ARGS = [
     "--batch-size", "16",
 ]
 HEADLINE = ("test", "accuracy")
-# Five balanced classes.
-CHANCE = 1 / 5
+
+
+def chance(run_dir) -> float:
+    """Share of the majority class among the images the run in `run_dir` tested its first model on."""
+    import json
+    from pathlib import Path
+
+    from hybridvision.apps.cross_modal.config import CrossModalConfig
+    from hybridvision.apps.cross_modal.data import experiments, load_table, partitions, test_rows
+    from hybridvision.common.config import config_from_dict
+
+    cfg = config_from_dict(CrossModalConfig, json.loads((Path(run_dir) / "config.json").read_text()))
+    table = load_table(cfg)
+    _, train_modalities = experiments(cfg, table.attrs["modalities"])[0]
+    tested = test_rows(table, partitions(cfg, table)[0]["test"], train_modalities)
+    return float(tested["label"].value_counts(normalize=True).max())

@@ -15,6 +15,19 @@ OPTIMIZERS = ("adam", "sgd", "adabound")
 # Learning rates when --learning-rate is not given. The report: AdaBound at
 # 0.003-0.005; Adam's and momentum SGD's usual rates otherwise.
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 1e-2, "adabound": 4e-3}
+# AdaBound's final (SGD) learning rate when neither the preset nor the flag gives one: the
+# reference implementation's 0.1.
+DEFAULT_FINAL_LR = 0.1
+# The original report's per-model settings (docs/reports.md: orientation_light), applied to the
+# settings left automatic (None); a preset learning rate / final_lr only goes with the preset's
+# optimizer. Every other model: Adam, batch 32, head dropout 0.7.
+PRESETS = {
+    "from_scratch": {"optimizer": "sgd", "learning_rate": 0.005, "batch_size": 16},
+    "inception_v3": {"optimizer": "adabound", "learning_rate": 0.003, "final_lr": 0.005, "head_dropout": 0.55},
+    "resnet50": {"head_dropout": 0.6},
+}
+GENERAL = {"optimizer": "adam", "batch_size": 32, "head_dropout": 0.7}
+BATCHNORM_FIX = ("on", "off")
 # keras.applications.InceptionV3 refuses inputs below 75x75.
 MIN_IMAGE_SIZE = {"inception_v3": 75, "resnet50": 32, "from_scratch": 8, **{name: 32 for name in EFFICIENTNET_LITE}}
 
@@ -40,12 +53,27 @@ class OrientationLightConfig(AugmentOptions, TrainConfig):
         None, "backbone weights: imagenet, none, or a .weights.h5 path; default imagenet for the "
         "transfer models (as in the original report), none for from_scratch"
     )
-    optimizer: str = option("adam", "optimizer (the original report compared Adam, SGD with momentum and AdaBound)", choices=OPTIMIZERS, group="training")
+    optimizer: str | None = option(
+        None, "optimizer (the original report compared Adam, SGD with momentum and AdaBound); default the report's "
+        "per model: sgd for from_scratch, adabound for inception_v3, adam for the others",
+        choices=OPTIMIZERS, group="training",
+    )
     learning_rate: float | None = option(
-        None, "learning rate; default by optimizer: adam 1e-3, sgd 1e-2, adabound 4e-3 (the original report's AdaBound: 0.003-0.005)"
+        None, "learning rate; default the report's with its optimizer: from_scratch sgd 0.005, inception_v3 adabound "
+        "0.003; else by optimizer: adam 1e-3, sgd 1e-2, adabound 4e-3", above=0,
+    )
+    final_lr: float | None = option(
+        None, "adabound: the final (SGD) learning rate its bounds converge to; default 0.005 for inception_v3 with "
+        "adabound (the report's lr 0.003 / final 0.005), else 0.1", above=0, group="training",
     )
     epochs: int = option(15, "epochs (the original report searched 10 / 15 / 20)")
-    batch_size: int = option(32, "batch size")
+    batch_size: int | None = option(None, "batch size; default 16 for from_scratch (the report's), else 32", min=1)
+    batchnorm_fix: str = option(
+        "on", "transfer models: on = the frozen base's BatchNorm layers frozen too, in inference mode (the report's "
+        "patch); off = the report's setting without the patch: those BatchNorm layers trainable, in training mode "
+        "(batch statistics, moving statistics updated) while the rest of the base is frozen",
+        choices=BATCHNORM_FIX, group="model",
+    )
     image_size: int = option(64, "faces are resized to image_size x image_size (inception_v3 needs >= 75)")
     conv_dropout: float = option(
         0.2, "from_scratch: dropout after the first pooling, +0.05 per later block (the original report: 0.2-0.3)", min=0, below=1, group="model"
@@ -58,9 +86,9 @@ class OrientationLightConfig(AugmentOptions, TrainConfig):
         0.9, "from_scratch: BatchNorm moving-average momentum; Keras's 0.99 needs thousands of steps before "
         "the inference statistics fit, more than a short CPU run makes", min=0, below=1, group="model"
     )
-    head_dropout: float = option(
-        0.7, "dropout before the softmax (the original report: 0.7 after the from-scratch dense layer; the transfer "
-        "head's rate was not reported)", min=0, below=1, group="model"
+    head_dropout: float | None = option(
+        None, "dropout before the softmax; default the report's: 0.55 for inception_v3, 0.6 for resnet50, 0.7 for "
+        "the others (0.7 after the from-scratch dense layer)", min=0, below=1, group="model"
     )
     finetune_layers: int = option(
         0, "transfer models: after the frozen phase, unfreeze the top N layers with weights of the base "
@@ -91,10 +119,22 @@ class OrientationLightConfig(AugmentOptions, TrainConfig):
     monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint", group="training")
 
     def fill_automatic(self) -> None:
-        """Weights by model, the learning rate by optimizer; the combinations checked."""
+        """Weights by model, the report's presets per model (`PRESETS`), the learning rate by optimizer;
+        the combinations checked."""
         self.weights = resolve_weights(self.model, self.weights, flag="--model")
+        preset = {**GENERAL, **PRESETS.get(self.model, {})}
+        if self.optimizer is None:
+            self.optimizer = preset["optimizer"]
+        with_optimizer = self.optimizer == preset["optimizer"]
         if self.learning_rate is None:
-            self.learning_rate = DEFAULT_LEARNING_RATES[self.optimizer]
+            self.learning_rate = preset.get("learning_rate") if with_optimizer and "learning_rate" in preset \
+                else DEFAULT_LEARNING_RATES[self.optimizer]
+        if self.final_lr is None:
+            self.final_lr = preset["final_lr"] if with_optimizer and "final_lr" in preset else DEFAULT_FINAL_LR
+        if self.batch_size is None:
+            self.batch_size = preset["batch_size"]
+        if self.head_dropout is None:
+            self.head_dropout = preset["head_dropout"]
         if self.image_size < MIN_IMAGE_SIZE[self.model]:
             raise ValueError(f"--image-size {self.image_size} is too small for --model {self.model}; "
                              f"use at least {MIN_IMAGE_SIZE[self.model]}")

@@ -18,5 +18,11 @@ DEMO_ARGS = [
     "--learning-rate", "0.03", "--dropout", "0.2",
 ]  # fmt: skip
 HEADLINE = ("val", "map")
-# metrics.json's val.chance_map on the demo val split (random scores): 0.189.
-CHANCE = 0.19
+
+
+def chance(run_dir) -> float:
+    """The mAP of random scores on the run's val split (metrics.json's val.chance_map)."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(run_dir) / "metrics.json").read_text())["val"]["chance_map"]

@@ -70,6 +70,16 @@ declare -A CMD=(
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m hybridvision.apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   [light_lite0]="-m hybridvision.apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
+  # orientation_light with and without the report's BatchNorm patch: frozen pretrained Lite0 + head, 5 epochs, 96 px;
+  # off = the base's BatchNorm layers trainable and in training mode while the rest of the base is frozen
+  [orientation_bnfix_on]="-m hybridvision.apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 5 --batchnorm-fix on"
+  [orientation_bnfix_off]="-m hybridvision.apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 5 --batchnorm-fix off"
+  [light_bnfix_on]="-m hybridvision.apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 5 --batchnorm-fix on"
+  [light_bnfix_off]="-m hybridvision.apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 5 --batchnorm-fix off"
+  # digit_pairs: the report's CNN, deep CNN and aux net, and the earlier aux layout ('same' padding, one dropout, an
+  # extra dense 64), 5 rounds each (not the report's 10: 15-60 s per run on 2 shared cores). The stored run also
+  # trained the earlier cnn and deep CNN, since dropped (notes.md)
+  [digit_pairs_compare]="-m hybridvision.apps.digit_pairs.compare --data-dir $SHARED/mnist --rounds 5 --models cnn,deep_cnn,aux,aux_same_dense"
   # patch_training, pretrained EfficientNet-Lite0 (the default), switch-epoch sweep
   # benchmarks: speed ratios measured side by side in one run
   [bench_feature_extraction]="-m benchmarks.feature_extraction $PACS --json"
@@ -81,7 +91,7 @@ declare -A CMD=(
 ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions
-       orientation_lite0 light_lite0 patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
+       orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
 
 if [[ "${1:-}" == "--list" ]]; then
   for name in "${ORDER[@]}"; do echo "$name: python ${CMD[$name]}"; done
@@ -102,6 +112,7 @@ for name in "${names[@]}"; do
   if [[ -n "$notes" ]]; then mv "$notes" "$OUT/$name/notes.md"; fi
   where=(--run-dir "$run_dir" --quiet)
   [[ "${CMD[$name]}" == *".sweep "* ]] && where=(--out "$run_dir" --quiet)  # one run per setting under --out
+  [[ "${CMD[$name]}" == *".compare "* ]] && where=(--out "$run_dir" --quiet)  # one run per model and round under --out
   [[ "$name" == bench_* ]] && where=()  # benchmarks write nothing but their output
   [[ "$name" == make_demo ]] && where=(--out "$run_dir")  # one run directory per app under --out
   echo "python ${CMD[$name]} ${where[*]}" > "$OUT/$name/command.txt"
@@ -112,7 +123,7 @@ for name in "${names[@]}"; do
     | tee "$OUT/$name/output.txt"
   echo "wall seconds: $(( $(date +%s) - start ))" >> "$OUT/$name/output.txt"
   for file in metrics.json modality_table.md leave_one_out_table.md retrieval_table.md linear_probe.md linear_probe.json sweep.md sweep.csv sweep_per_class_ap.md \
-              summary.md summary.csv study.md study.csv study.png; do
+              summary.md summary.csv comparison.md comparison.csv study.md study.csv study.png history.csv; do
     [[ -f "$run_dir/$file" ]] && cp "$run_dir/$file" "$OUT/$name/"
   done
 done

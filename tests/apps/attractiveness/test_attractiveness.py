@@ -226,3 +226,23 @@ def test_two_trial_sweep_writes_the_comparison_and_resumes(celeba_root, tmp_path
     again = tune.main(argv)
     assert [r["test_accuracy_mean"] for r in again] == [r["test_accuracy_mean"] for r in rows]
     assert len((out / "search" / "hybrid" / "trials.csv").read_text().splitlines()) == 3
+
+
+def test_fc4096_head_is_the_vgg16_bn_classifier():
+    # The thesis's head: 7x7 adaptive average pooling -> flatten -> (FC 4096 -> dropout 0.5) x 2 -> the sigmoid unit.
+    x, s = _inputs(n=2, size=16)
+    for kind in ("baseline", "hybrid", "late_fusion"):
+        model = build_model(_cfg(model=kind, head="fc4096", hybrid_positions=["last"]), 2)
+        channels = model.get_layer("head_pool").input.shape[-1]
+        sizes = {name: tuple(model.get_layer(name).output.shape[1:])
+                 for name in ("head_pool", "head_flatten", "head_fc1", "head_fc2")}
+        assert sizes == {"head_pool": (7, 7, channels), "head_flatten": (49 * channels,),
+                         "head_fc1": (4096,), "head_fc2": (4096,)}
+        assert [model.get_layer(f"head_fc{k}_dropout").rate for k in (1, 2)] == [0.5, 0.5]
+        out = model(x if kind == "baseline" else [x, s], training=False)
+        assert tuple(out.shape) == (2, 1)
+    # The default head is still global pooling straight to the sigmoid unit.
+    pooled = build_model(_cfg(model="baseline"), 2)
+    assert pooled.get_layer("target").input.shape[1:] == (pooled.get_layer("head_dropout").input.shape[-1],)
+    with pytest.raises(ValueError, match="--head 'fc'"):
+        build_baseline("small", 16, head="fc")

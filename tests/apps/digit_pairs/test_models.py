@@ -33,11 +33,50 @@ def test_each_model_trains_one_step(name):
         assert not np.allclose(np.array(w), old), f"{w.path} did not change in one step"
 
 
-def test_report_sizes_of_the_plain_models():
-    # FC: 392 -> 32 -> 2; CNN: 5x5 conv (valid) 14 -> 10, pool -> 5x5x32 = 800 -> 64 -> 2.
-    assert build_model("fc").count_params() == 392 * 32 + 32 + 32 * 2 + 2
-    conv = 5 * 5 * 2 * 32 + 32
-    assert build_model("cnn").count_params() == conv + 800 * 64 + 64 + 64 * 2 + 2
+def _sizes(model, names):
+    """Each named layer's output size without the batch axis."""
+    return {name: tuple(model.get_layer(name).output.shape[1:]) for name in names}
+
+
+def _dropouts(model):
+    return sum(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
+
+
+def test_report_tables_layer_sizes_and_parameters():
+    # The report's tables (PyTorch, channels first; here channels last): 5x5 convs with padding 1.
+    fc = build_model("fc")
+    assert _sizes(fc, ["flatten", "hidden", "compare"]) == {"flatten": (392,), "hidden": (32,), "compare": (2,)}
+    assert fc.count_params() == 12_642 and _dropouts(fc) == 0 and _dropouts(build_model("fc_dropout")) == 1
+
+    cnn = build_model("cnn")  # conv -> 32x12x12, pool -> 32x6x6 = 1152 -> 64 -> 2, two dropouts
+    assert _sizes(cnn, ["conv", "pool", "flatten", "dense", "compare"]) == {
+        "conv": (12, 12, 32), "pool": (6, 6, 32), "flatten": (1152,), "dense": (64,), "compare": (2,)}
+    assert cnn.count_params() == 75_554 and _dropouts(cnn) == 2
+
+    deep = build_model("deep_cnn")  # 32x12x12 -> 32x6x6 -> 64x4x4 -> 64x2x2 = 256 -> 64 -> 2, three dropouts
+    assert _sizes(deep, ["block1_conv", "block1_pool", "block2_conv", "block2_pool", "flatten", "dense", "compare"]) == {
+        "block1_conv": (12, 12, 32), "block1_pool": (6, 6, 32), "block2_conv": (4, 4, 64), "block2_pool": (2, 2, 64),
+        "flatten": (256,), "dense": (64,), "compare": (2,)}
+    # "about 69,858": Keras counts BatchNorm's moving mean and variance too (192 of them).
+    assert deep.count_params() == 69_858 and _dropouts(deep) == 3
+    assert sum(int(np.prod(w.shape)) for w in deep.trainable_weights) == 69_858 - 2 * (32 + 64)
+
+    aux = build_model("aux")  # per digit: the deep CNN ending in Linear 10; 10 + 10 = 20 -> ONE Linear to 2
+    branch = aux.get_layer("digit_classifier")
+    assert _sizes(branch, ["block2_pool", "flatten", "dense", "digit_class"]) == {
+        "block2_pool": (2, 2, 64), "flatten": (256,), "dense": (64,), "digit_class": (10,)}
+    assert _sizes(aux, ["classes", "compare"]) == {"classes": (20,), "compare": (2,)}
+    assert [layer.name for layer in aux.layers if isinstance(layer, keras.layers.Dense)] == ["compare"]
+    assert aux.count_params() == branch.count_params() + 20 * 2 + 2 == 69_620
+
+
+def test_earlier_aux_layout_keeps_its_sizes():
+    # Before issue 34: the branch with 'same' padding (flatten 576), one dropout, and a dense 64 after the 20.
+    model = build_model("aux_same_dense")
+    branch = model.get_layer("digit_classifier")
+    assert branch.get_layer("flatten").output.shape[1:] == (576,) and _dropouts(branch) == 1
+    assert model.get_layer("joint").output.shape[1:] == (64,)
+    assert model.count_params() == 91_436
 
 
 @pytest.mark.parametrize("name", ["siamese", "aux"])

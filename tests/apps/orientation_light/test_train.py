@@ -37,6 +37,9 @@ def test_train_then_predict(tiny_faces, tmp_path, capsys):
     metrics = train.main(["--data-dir", str(tiny_faces), "--image-size", "24", "--epochs", "1", "--batch-size", "4",
                           "--augment", "--mirror", "--run-dir", str(run_dir), "--quiet"])
     saved = json.loads((run_dir / "metrics.json").read_text())
+    # The report's from_scratch preset (SGD at 0.005) is written to the run's config; the flag's batch size wins.
+    settings = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert (settings["optimizer"], settings["learning_rate"], settings["batch_size"]) == ("sgd", 0.005, 4)
     for split in ("val", "test"):
         assert saved[split]["accuracy"] == pytest.approx(metrics[split]["accuracy"])
         assert set(saved[split]["per_class"]) == {"left", "center", "right"}
@@ -85,8 +88,8 @@ def test_tune_two_trials_writes_config_and_resumes(tiny_faces, tmp_path, capsys)
         trials = list(csv.DictReader(f))
     assert len(trials) == 2
     first = trials[0]
-    # A grid search starts from the config's own setting.
-    assert (first["batch_size"], float(first["learning_rate"]), first["optimizer"]) == ("4", 0.001, "adam")
+    # A grid search starts from the config's own setting (from_scratch: the report's SGD at 0.005).
+    assert (first["batch_size"], float(first["learning_rate"]), first["optimizer"]) == ("4", 0.005, "sgd")
     cfg = parse_config(OrientationLightConfig, ["--config", str(path)])
     assert cfg == best and cfg.batch_size in (4, 8) and cfg.run_dir is None
     assert set(yaml.safe_load(path.read_text())) == {f for f in OrientationLightConfig.__dataclass_fields__}
