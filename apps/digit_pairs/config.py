@@ -10,7 +10,7 @@ from hybridvision.common.config import TrainConfig, build_parser, option
 # in the report; aux_prob is the improvement, see models.py).
 REPORT_MODELS = ("fc", "fc_dropout", "cnn", "deep_cnn", "siamese", "aux")
 # The earlier aux layout, kept because it did better than the report's (docs/results/digit_pairs_compare:
-# test 0.979 +- 0.003 against 0.966 +- 0.007 over 5 rounds): the deep-CNN branch with 'same' padding and
+# test 0.974 +- 0.008 against 0.966 +- 0.008 over 10 rounds): the deep-CNN branch with 'same' padding and
 # one dropout, and an extra dense 64 between the two 10-vectors and the comparison. The earlier cnn and
 # deep CNN were not better than the report's and were dropped.
 MODELS = REPORT_MODELS + ("aux_prob", "aux_same_dense")

@@ -79,7 +79,7 @@ declare -A CMD=(
   # digit_pairs: the report's CNN, deep CNN and aux net, and the earlier aux layout ('same' padding, one dropout, an
   # extra dense 64), 5 rounds each (not the report's 10: 15-60 s per run on 2 shared cores). The stored run also
   # trained the earlier cnn and deep CNN, since dropped (notes.md)
-  [digit_pairs_compare]="-m hybridvision.apps.digit_pairs.compare --data-dir $SHARED/mnist --rounds 5 --models cnn,deep_cnn,aux,aux_same_dense"
+  [digit_pairs_compare]="-m hybridvision.apps.digit_pairs.compare --data-dir $SHARED/mnist --rounds 10 --models cnn,deep_cnn,aux,aux_same_dense"
   # patch_training, pretrained EfficientNet-Lite0 (the default), switch-epoch sweep
   # benchmarks: speed ratios measured side by side in one run
   [bench_feature_extraction]="-m benchmarks.feature_extraction $PACS --json"
@@ -124,6 +124,6 @@ for name in "${names[@]}"; do
   echo "wall seconds: $(( $(date +%s) - start ))" >> "$OUT/$name/output.txt"
   for file in metrics.json modality_table.md leave_one_out_table.md retrieval_table.md linear_probe.md linear_probe.json sweep.md sweep.csv sweep_per_class_ap.md \
               summary.md summary.csv comparison.md comparison.csv study.md study.csv study.png history.csv; do
-    [[ -f "$run_dir/$file" ]] && cp "$run_dir/$file" "$OUT/$name/"
+    if [[ -f "$run_dir/$file" ]]; then cp "$run_dir/$file" "$OUT/$name/"; fi  # (a bare && ended the script with 1)
   done
 done
