@@ -123,18 +123,27 @@ STARTUP_NOISE = re.compile(
 
 
 @contextlib.contextmanager
-def _c_stderr_filtered(noise=STARTUP_NOISE):
-    """Send file descriptor 2 (C++ writes there directly) to a temporary file, then pass on what is not noise."""
+def stderr_to(file):
+    """Point file descriptor 2 (where C++ code writes, past Python's sys.stderr) at `file` for the block."""
     sys.stderr.flush()
     saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def _c_stderr_filtered(noise=STARTUP_NOISE):
+    """Catch what C++ writes to file descriptor 2 in a temporary file, then pass on what is not noise."""
     with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
         try:
-            yield
+            with stderr_to(caught):
+                yield
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
             caught.seek(0)
             for line in caught.read().decode(errors="replace").splitlines(keepends=True):
                 if not noise.match(line):

@@ -23,15 +23,12 @@ This module imports TensorFlow only when it exports, so `--help` is fast.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import shutil
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from hybridvision.common.cli import UserError, main_entry
+from hybridvision.common.cli import UserError, main_entry, stderr_to
 
 FORMATS = ("saved_model", "tflite")
 # model.keras -> model.saved_model/ or model.tflite, next to it.
@@ -108,20 +105,6 @@ def use_expanded_convolutions(model) -> list[str]:
     return switched
 
 
-@contextlib.contextmanager
-def _stderr_to(file):
-    """Point file descriptor 2 (where C++ code writes) at `file` for the block."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    os.dup2(file.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _tflite_error(text: str) -> UserError:
     """The converter's long message, cut to the line that names the ops TFLite lacks (if there is one)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -167,7 +150,7 @@ def export_model(model, fmt: str, out) -> Path:
         # the reason goes into the one-line error.
         with tempfile.TemporaryFile() as log:
             try:
-                with _stderr_to(log):
+                with stderr_to(log):
                     flatbuffer = converter.convert()
             except Exception as err:  # noqa: BLE001 - several types, the reason is in the text
                 log.seek(0)
