@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from hybridvision.common.binary_macro_f1 import BinaryMacroF1
-from hybridvision.common.layers import HybridConv2D, SpatialPyramidPooling2D
+from hybridvision.common.layers import CondConv2D, FiLMConv2D, HybridConv2D, SpatialPyramidPooling2D
 from hybridvision.common.losses import WeightedBinaryCrossentropy
 from hybridvision.common.optimizers import AdaBound
 from hybridvision.common.run.atomic import atomic_save_model
@@ -90,18 +90,49 @@ _LOAD_LEGACY = textwrap.dedent(
 )
 
 
+def _saved_under_the_old_module_names(path: Path) -> Path:
+    """`path` as the code before the move under `hybridvision.` saved it: a copy whose config names the old
+    modules (`common.layers.hybrid_conv2d`, `common.optimizers`, `apps.attractiveness.metrics`).
+
+    Checked against a file the old code wrote: its config.json differed from today's only in these
+    `module` strings (and in Keras's `shared_object_id` bookkeeping); registered names and weights are the same.
+    """
+    old = path.with_name("old_names.keras")
+    with zipfile.ZipFile(path) as new_file, zipfile.ZipFile(old, "w") as old_file:
+        for name in new_file.namelist():
+            data = new_file.read(name)
+            if name == "config.json":
+                text = data.decode().replace('"module": "hybridvision.common.binary_macro_f1"',
+                                             '"module": "apps.attractiveness.metrics"')
+                data = text.replace('"module": "hybridvision.common.', '"module": "common.').encode()
+            old_file.writestr(name, data)
+    return old
+
+
 def test_a_model_saved_under_the_old_module_names_loads_to_equal_outputs(tmp_path):
-    """tests/fixtures/legacy_common_names.keras was saved before the folders moved under `hybridvision.`:
-    its config names `common.layers.hybrid_conv2d`, `common.optimizers` and `apps.attractiveness.metrics`."""
-    fixtures = ROOT / "tests" / "fixtures"
-    config = json.loads(zipfile.ZipFile(fixtures / "legacy_common_names.keras").read("config.json"))
+    images, covariates = keras.Input((8, 8, 3)), keras.Input((2,))
+    x = HybridConv2D(4, 3, num_covariates=2, padding="same")([images, covariates])
+    x = FiLMConv2D(4, 3, num_covariates=2, padding="same")([x, covariates])
+    x = CondConv2D(4, 3, num_covariates=2, padding="same")([x, covariates])
+    outputs = keras.layers.Dense(1, activation="sigmoid")(SpatialPyramidPooling2D()(x))
+    model = keras.Model([images, covariates], outputs)
+    model.compile(AdaBound(1e-3), "binary_crossentropy", metrics=[BinaryMacroF1(name="f1_macro")])
+    rng = np.random.default_rng(0)
+    data = {"images": rng.uniform(0, 1, (4, 8, 8, 3)).astype("float32"),
+            "covariates": rng.normal(size=(4, 2)).astype("float32")}
+    model.fit([data["images"], data["covariates"]], np.array([[0], [1], [0], [1]], "float32"), epochs=1, verbose=0)
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "io.npz", **data, outputs=model.predict([data["images"], data["covariates"]], verbose=0))
+
+    old = _saved_under_the_old_module_names(tmp_path / "model.keras")
+    config = json.loads(zipfile.ZipFile(old).read("config.json"))
     modules = {layer.get("module") for layer in config["config"]["layers"]}
-    assert "common.layers.hybrid_conv2d" in modules  # the fixture really is of the old kind
+    assert "common.layers.hybrid_conv2d" in modules and "hybridvision.common.layers.hybrid_conv2d" not in modules
+    assert config["compile_config"]["metrics"][0]["module"] == "apps.attractiveness.metrics"
     script = tmp_path / "load_legacy.py"
     script.write_text(_LOAD_LEGACY.format(root=str(ROOT)))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, str(script), str(fixtures / "legacy_common_names.keras"),
-                             str(fixtures / "legacy_common_names.npz")], cwd=tmp_path, capture_output=True,
-                            text=True, env=env)
+    result = subprocess.run([sys.executable, str(script), str(old), str(tmp_path / "io.npz")], cwd=tmp_path,
+                            capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max difference 0.0 AdaBound" in result.stdout, result.stdout
