@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
 
 def predict_labels(model, dataset):
@@ -50,6 +56,37 @@ def classification_summary(y_true, probabilities, class_names) -> dict:
             }
             for i, name in enumerate(class_names)
         },
+    }
+
+
+def class_probabilities(probabilities) -> np.ndarray:
+    """`(n, classes)` probabilities: one sigmoid column `p` becomes `[1 - p, p]`."""
+    p = np.asarray(probabilities, dtype="float64")
+    p = p.reshape(len(p), -1)
+    return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
+
+
+def label_scores(y_true, probabilities) -> dict:
+    """Scores that mean something on imbalanced classes too, from class ids and probabilities.
+
+    `accuracy`, `balanced_accuracy` (the mean of the per-class recalls),
+    `f1_macro`, and `roc_auc` (binary: of the positive class; more classes:
+    the macro one-vs-rest AUC; NaN when a class is absent from `y_true`).
+    `probabilities`: `(n, 1)` sigmoid outputs or `(n, classes)`.
+    """
+    y_true = np.asarray(y_true).reshape(-1).astype(int)
+    p = class_probabilities(probabilities)
+    y_pred = p.argmax(-1)
+    classes = p.shape[1]
+    auc = float("nan")
+    if len(np.unique(y_true)) == classes:
+        auc = float(roc_auc_score(y_true, p[:, 1]) if classes == 2
+                    else roc_auc_score(y_true, p, multi_class="ovr", average="macro", labels=list(range(classes))))
+    return {
+        "accuracy": float(np.mean(y_pred == y_true)) if len(y_true) else float("nan"),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else float("nan"),
+        "f1_macro": float(f1_score(y_true, y_pred, average="macro", labels=list(range(classes)), zero_division=0)),
+        "roc_auc": auc,
     }
 
 

@@ -127,6 +127,10 @@ def repeat(configs: dict, train: Callable[[object], dict], fix: str = "pass anot
     return results
 
 
+def _is_score(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def run_seeds(app: str, config, train: Callable[[object, str], dict], splits=("val", "test"),
               same_settings: bool = True, carry=()) -> dict:
     """`config` once per seed of `config.seeds`, resumed, and summarised over the seeds; returns metrics.json.
@@ -171,7 +175,9 @@ def run_seeds(app: str, config, train: Callable[[object, str], dict], splits=("v
         return train(seed_config, f"{root.name}_seed{seed_config.seed}")
 
     runs = repeat(configs, train_seed, check=False, on_result=progress)["run"]
-    rows = [{"seed": seed, **{f"{s}_{k}": m[s][k] for s in splits for k in sorted(m[s])}} for seed, m in runs.items()]
+    # Scalar scores only: per-class tables and confusion matrices stay in each seed's metrics.json.
+    rows = [{"seed": seed, **{f"{s}_{k}": m[s][k] for s in splits for k in sorted(m[s]) if _is_score(m[s][k])}}
+            for seed, m in runs.items()]
     summary_row = summarise({"run": {r["seed"]: {k: v for k, v in r.items() if k != "seed"} for r in rows}})[0]
     keys = [k for k in rows[0] if k != "seed"]
     last = runs[seeds[-1]]

@@ -9,7 +9,8 @@ optionally the covariates). Each conditioned convolution has `from_conv2d`
 (`from_conv1d` / `from_conv3d`), which starts exactly where a trained Keras
 convolution is. Also `SpatialPyramidPooling2D` (fixed-length features from
 maps of any size) and `AffineAugmentation` (ImageDataGenerator-style random
-affine warp, fused into one warp per image).
+affine warp, fused into one warp per image) and `NumericCoding` (a numeric
+covariate standardised, a missing value imputed and flagged, inside the model).
 
 Every layer is registered for `.keras` saving. Re-exports; each class lives
 in `hybridvision.common` and is documented there.
@@ -23,6 +24,7 @@ from hybridvision.common.layers import (
     HybridConv1D,
     HybridConv2D,
     HybridConv3D,
+    NumericCoding,
     SpatialPyramidPooling2D,
 )
 
@@ -34,5 +36,6 @@ __all__ = [
     "HybridConv1D",
     "HybridConv2D",
     "HybridConv3D",
+    "NumericCoding",
     "SpatialPyramidPooling2D",
 ]

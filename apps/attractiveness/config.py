@@ -1,4 +1,9 @@
-"""Settings of the attractiveness app; defaults are the best known ones (the original report's, where it has them)."""
+"""Settings of the attractiveness app (the covariate app); defaults are the best known ones (the original report's, where it has them).
+
+The app reads CelebA's official layout or any table of images and columns
+(`labels.csv` in `--data-dir`, or `--labels FILE`): see
+`hybridvision.common.data.image_table`.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,13 @@ POSITIONS = ("first", "middle", "last")
 STUDY_MODELS = ("baseline", "late_fusion", *(f"{kind}_{pos}" for kind in CONDITIONED for pos in POSITIONS))
 DEFAULT_MODELS = ["baseline", "late_fusion", "hybrid_first", "hybrid_middle", "hybrid_last",
                   "film_first", "film_middle", "film_last", "condconv_last"]
-CONTROLS = ("true", "zeros", "ones", "shuffled")
+CONTROLS = ("true", "shuffled", "mean", "zeros", "ones")
+DEFAULT_CONTROLS = ["true", "shuffled", "mean"]
+CLASS_WEIGHTS = ("none", "balanced")
+CELEBA_TARGET = "Attractive"
+CELEBA_COVARIATES = ["Male"]
+CELEBA_COVARIATE_SETS = ["Male", "Smiling+Young+High_Cheekbones"]
+TABLE_FILE = "labels.csv"
 BACKBONES = (*EFFICIENTNET_LITE, "vgg16_bn", "small")
 # Pretrained VGG16-BN trained best at 1e-5 (the report: the hybrid's 0.813 and the
 # baseline's ~0.816 both at bs 32, lr 1e-5). A network from random weights
@@ -34,12 +45,28 @@ SCRATCH_IMAGE_SIZE = 128
 class AttractivenessConfig(AugmentOptions, TrainConfig):
     """CelebA attribute prediction with covariates fused by HybridConv2D (ShortFuse)."""
 
-    target: str = option("Attractive", "CelebA attribute to predict (the original report's: Attractive)", group="data")
-    covariates: list[str] = option(
-        ["Male"],
-        "CelebA attributes given to the model as 0/1 covariates (the original report used Male, and "
-        "Smiling,Young,High_Cheekbones in its three-covariate run)", group="data",
+    labels: str | None = option(
+        None, f"a table (CSV) of images and columns: an image column, the target, the covariates, optionally "
+        f"a split column; default {TABLE_FILE} in --data-dir when it is there, else --data-dir is read as CelebA's "
+        "layout", group="data",
     )
+    target: str | None = option(
+        None, f"the column (CelebA: the attribute) to predict, two or more classes; default {CELEBA_TARGET} on "
+        "CelebA (the original report's); a table needs it", group="data",
+    )
+    covariates: list[str] | None = option(
+        None,
+        "columns (CelebA: attributes) given to the model, numbers or categories; default Male on CelebA (the "
+        "original report's; its three-covariate run used Smiling,Young,High_Cheekbones), every other column of a table",
+        group="data",
+    )
+    image_column: str = option("image", "the table's column of image paths (relative to the table's folder)", group="data")
+    categorical: list[str] = option([], "covariates read as categories (one-hot) whatever they hold", group="data")
+    numeric: list[str] = option([], "covariates read as numbers (standardised); text in them is an error", group="data")
+    max_unreadable: float = option(0.05, "share of a table's images that may be missing or unreadable (left out, "
+                                   "logged) before the table is refused", min=0, max=1, group="data")
+    class_weight: str = option("none", "none, or balanced: each class weighted by n / (classes x its count) in the "
+                               "loss", choices=CLASS_WEIGHTS, group="training")
     model: str = option(
         "hybrid",
         "baseline: the plain network; hybrid: its conv(s) at --hybrid-positions replaced by "
@@ -101,10 +128,29 @@ class AttractivenessConfig(AugmentOptions, TrainConfig):
         "about 100M parameters on a 512-channel 7x7 map)", choices=HEADS, group="model",
     )
     cache: bool = option(False, "keep decoded images in memory (fine for samples; full CelebA needs GBs)", group="data")
-    monitor: str = option("val_accuracy", "validation metric choosing the best checkpoint", group="training")
+    monitor: str | None = option(
+        None, "validation metric choosing the best checkpoint; default val_accuracy on CelebA, val_auc on a table "
+        "(it means something on imbalanced classes)", group="training",
+    )
+
+    def table_file(self):
+        """The table to read (`--labels`, or labels.csv in --data-dir), or None for CelebA's layout."""
+        from pathlib import Path
+
+        if self.labels:
+            return Path(self.labels)
+        if self.data_dir and (Path(self.data_dir) / TABLE_FILE).is_file():
+            return Path(self.data_dir) / TABLE_FILE
+        return None
 
     def fill_automatic(self) -> None:
         """Weights by backbone, then the image size and the learning rate by weights."""
+        table = self.table_file() is not None
+        if not table:
+            self.target = self.target or CELEBA_TARGET
+            self.covariates = list(CELEBA_COVARIATES) if self.covariates is None else self.covariates
+        if self.monitor is None:
+            self.monitor = "val_auc" if table else "val_accuracy"
         self.weights = resolve_weights(self.backbone, self.weights)
         self.image_size = resolve_image_size(self.backbone, self.weights, self.image_size, SCRATCH_IMAGE_SIZE)
         if self.learning_rate is None:
@@ -124,7 +170,9 @@ class TuneConfig(AttractivenessConfig):
     learning_rates: list[float] = option([1e-4, 1e-5], "learning rates, shared by every model kind", above=0)
     batch_sizes: list[int] = option([16, 32, 64], "batch sizes, shared by every model kind (the original report searched 8-64)", min=1)
     position_sets: list[str] = option(["first", "3", "last"], "hybrid conv position sets; + joins several (first+last)")
-    covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
+    covariate_sets: list[str] | None = option(
+        None, "covariate sets, + joins columns; default Male and Smiling+Young+High_Cheekbones on CelebA, the "
+        "table's covariates (--covariates) as one set on a table")
     tuner: str = option("grid", "KerasTuner search", choices=TUNERS)
     max_trials: int = option(12, "trials per model kind", min=1)
     seeds: list[int] = option([0, 1, 2], "seeds of the final retraining of each kind's best setting", min=0)
@@ -137,8 +185,13 @@ class StudyConfig(AttractivenessConfig):
     run_dir: str | None = option("runs/attractiveness_study", "folder of the cells' runs and the tables")
     models: list[str] = option(list(DEFAULT_MODELS), "models: baseline, late_fusion, hybrid|film|condconv_"
                                "first|middle|last", choices=STUDY_MODELS)
-    covariate_sets: list[str] = option(["Male", "Smiling+Young+High_Cheekbones"], "covariate sets; + joins attributes")
-    controls: list[str] = option(list(CONTROLS), "covariate assignments of the fusion models", choices=CONTROLS)
+    covariate_sets: list[str] | None = option(
+        None, "covariate sets, + joins columns; default Male and Smiling+Young+High_Cheekbones on CelebA, the "
+        "table's covariates (--covariates) as one set on a table")
+    controls: list[str] = option(
+        list(DEFAULT_CONTROLS), "covariate assignments of the fusion models: true, shuffled (rows permuted), mean "
+        "(numbers at their training mean, categories at their most frequent value), zeros / ones (numeric covariates "
+        "only)", choices=CONTROLS)
     seeds: list[int] = option([0, 1, 2, 3, 4], "seeds of every cell (one fixed split: --split-seed)", min=0)
 
 

@@ -3,7 +3,8 @@
 All three are built from the same baseline network, so at one seed they
 start at the same function of the image:
 
-- `baseline`: backbone -> global average pooling -> Dense(1, sigmoid); with
+- `baseline`: backbone -> global average pooling -> Dense(1, sigmoid) (more
+  than two classes: Dense(classes, softmax)); with
   `--head fc4096` the thesis's VGG16-BN classifier instead: adaptive average
   pooling to 7x7 (torchvision's) -> flatten -> FC 4096 -> dropout 0.5 -> FC
   4096 -> dropout 0.5 -> Dense(1, sigmoid).
@@ -18,7 +19,10 @@ start at the same function of the image:
 - `late_fusion`: the covariates concatenated to the pooled features before
   the Dense head, whose covariate rows start at 0 (also equal at step 0).
 
-Every model takes raw RGB images with values 0..255: its first layer does the
+`build_coded_model` puts the covariates' coding in front (numbers
+standardised, categories one-hot, missing values flagged:
+`hybridvision.common.covariate_coding`), so the model takes each covariate's
+raw value. Every model takes raw RGB images with values 0..255: its first layer does the
 backbone's preprocessing (`hybridvision.common.backbones.with_preprocessing`, added after
 the conv positions are counted and swapped, so they count the backbone's
 convs only), so a saved `.keras` file needs no other knowledge.
@@ -32,6 +36,7 @@ import numpy as np
 from hybridvision.apps.attractiveness.config import CONDITIONED, HEADS  # noqa: F401 - also imported from here
 from hybridvision.common.backbones import build_backbone, with_preprocessing
 from hybridvision.common.binary_macro_f1 import BinaryMacroF1
+from hybridvision.common.covariate_coding import with_coding
 from hybridvision.common.optimizers import get_optimizer
 
 COVARIATES = "covariates"
@@ -76,9 +81,10 @@ FC_DROPOUT = 0.5  # and dropout 0.5 after each (torchvision's vgg16_bn)
 
 def build_baseline(
     backbone: str, image_size: int, weights: str = "none", bn_momentum: float | None = 0.9, head_dropout: float = 0.0,
-    head: str = "pool",
+    head: str = "pool", num_classes: int = 2,
 ) -> keras.Model:
-    """The plain network on preprocessed images: `backbone` -> head -> one sigmoid unit.
+    """The plain network on preprocessed images: `backbone` -> head -> one sigmoid unit (two classes)
+    or a softmax over `num_classes`.
 
     `head` "pool": global average pooling -> dropout `head_dropout`; "fc4096":
     the thesis's VGG16-BN classifier, adaptive average pooling to 7x7 ->
@@ -106,8 +112,15 @@ def build_baseline(
             features = keras.layers.Dropout(FC_DROPOUT, name=f"head_fc{k}_dropout")(features)
     elif head_dropout:
         features = keras.layers.Dropout(head_dropout, name="head_dropout")(features)
-    output = keras.layers.Dense(1, activation="sigmoid", name="target", dtype="float32")(features)
+    output = _output_layer(num_classes, "target")(features)
     return keras.Model(base.input, output, name=f"baseline_{backbone}")
+
+
+def _output_layer(num_classes: int, name: str) -> keras.layers.Dense:
+    """One sigmoid unit for two classes, else a softmax over the classes."""
+    if num_classes == 2:
+        return keras.layers.Dense(1, activation="sigmoid", name=name, dtype="float32")
+    return keras.layers.Dense(num_classes, activation="softmax", name=name, dtype="float32")
 
 
 def build_late_fusion(baseline: keras.Model, num_covariates: int) -> keras.Model:
@@ -115,22 +128,31 @@ def build_late_fusion(baseline: keras.Model, num_covariates: int) -> keras.Model
     covariates = keras.Input((num_covariates,), name=COVARIATES)
     head = baseline.get_layer("target")
     joined = keras.layers.Concatenate(name="fusion")([head.input, covariates])
-    fused_head = keras.layers.Dense(1, activation="sigmoid", name="target_fused", dtype="float32")
-    output = fused_head(joined)
     kernel, bias = head.get_weights()
+    fused_head = keras.layers.Dense(kernel.shape[1], activation=head.activation, name="target_fused", dtype="float32")
+    output = fused_head(joined)
     # Zero rows for the covariates: the same function as the baseline at step 0.
-    fused_head.set_weights([np.concatenate([kernel, np.zeros((num_covariates, 1), kernel.dtype)]), bias])
+    fused_head.set_weights([np.concatenate([kernel, np.zeros((num_covariates, kernel.shape[1]), kernel.dtype)]), bias])
     return keras.Model([baseline.input, covariates], output, name=baseline.name.replace("baseline", "late_fusion"))
 
 
-def build_model(config, num_covariates: int) -> keras.Model:
-    """The `config.model` network (uncompiled) on 0..255 images; seed first for matched initialisations."""
-    return with_preprocessing(_build_network(config, num_covariates), config.backbone)
+def build_model(config, num_covariates: int, num_classes: int = 2) -> keras.Model:
+    """The `config.model` network (uncompiled) on 0..255 images and the coded covariate vector
+    (input `covariates`); seed first for matched initialisations."""
+    return with_preprocessing(_build_network(config, num_covariates, num_classes), config.backbone)
 
 
-def _build_network(config, num_covariates: int) -> keras.Model:
+def build_coded_model(config, coding, num_classes: int = 2) -> keras.Model:
+    """`build_model` taking the raw covariates: `{"image": images, <one input per covariate>}` (the baseline:
+    the images alone), the covariates coded inside (`hybridvision.common.covariate_coding.with_coding`)."""
+    if config.model == "baseline" or coding is None:
+        return build_model(config, 0, num_classes)
+    return with_coding(build_model(config, coding.width, num_classes), coding, COVARIATES)
+
+
+def _build_network(config, num_covariates: int, num_classes: int = 2) -> keras.Model:
     baseline = build_baseline(config.backbone, config.image_size, config.weights, config.bn_momentum,
-                              config.head_dropout, config.head)
+                              config.head_dropout, config.head, num_classes)
     if config.model == "baseline":
         return baseline
     if num_covariates < 1:
@@ -146,11 +168,17 @@ def _build_network(config, num_covariates: int) -> keras.Model:
     raise ValueError(f"--model {config.model!r} is not valid; choose baseline, hybrid, late_fusion, film or condconv")
 
 
-def compile_model(model: keras.Model, config, learning_rate: float | None = None) -> keras.Model:
-    """Adam (or `config.optimizer`) + binary cross-entropy, accuracy and macro F1."""
+def compile_model(model: keras.Model, config, learning_rate: float | None = None, num_classes: int = 2) -> keras.Model:
+    """Adam (or `config.optimizer`); two classes: binary cross-entropy, accuracy, macro F1 and ROC AUC;
+    more: categorical cross-entropy on one-hot targets, accuracy, macro F1 and (micro) ROC AUC."""
+    if num_classes == 2:
+        loss = "binary_crossentropy"
+        metrics = [keras.metrics.BinaryAccuracy(name="accuracy"), BinaryMacroF1(name="f1_macro")]
+    else:
+        loss = "categorical_crossentropy"
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.F1Score("macro", name="f1_macro")]
     model.compile(
         optimizer=get_optimizer(config.optimizer, learning_rate or config.learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), BinaryMacroF1(name="f1_macro")],
+        loss=loss, metrics=[*metrics, keras.metrics.AUC(name="auc")],
     )
     return model

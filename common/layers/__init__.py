@@ -7,6 +7,7 @@ from hybridvision.common.layers.hybrid_conv import HybridConv
 from hybridvision.common.layers.hybrid_conv1d import HybridConv1D
 from hybridvision.common.layers.hybrid_conv2d import HybridConv2D
 from hybridvision.common.layers.hybrid_conv3d import HybridConv3D
+from hybridvision.common.layers.numeric_coding import NumericCoding
 from hybridvision.common.layers.per_sample_conv import PerSampleConv
 from hybridvision.common.layers.spatial_pyramid_pooling2d import SpatialPyramidPooling2D
 
@@ -18,6 +19,7 @@ __all__ = [
     "HybridConv1D",
     "HybridConv2D",
     "HybridConv3D",
+    "NumericCoding",
     "PerSampleConv",
     "SpatialPyramidPooling2D",
 ]

@@ -20,6 +20,7 @@ COUNTS = {
         "mnist": (2000, 1000),
         "voc": 120,
         "domains_per_class": 30,
+        "table": 240,
     },
     "tiny": {
         "celeba": 20,
@@ -27,6 +28,7 @@ COUNTS = {
         "mnist": (40, 20),
         "voc": 10,
         "domains_per_class": 3,
+        "table": 60,
     },
 }
 _JPEG = [cv2.IMWRITE_JPEG_QUALITY, 92]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridvision.common.data.demo import domains, faces, mnist, voc
+from hybridvision.common.data.demo import domains, faces, mnist, table, voc
 from hybridvision.common.data.demo.primitives import SCALES
 
 log = logging.getLogger("hybridvision")
@@ -19,7 +19,7 @@ GENERATOR_VERSION = "1"
 # Per-dataset revisions on top of GENERATOR_VERSION: a change to one dataset regenerates only that one
 # (celeba 2: Attractive's eye-size effect flips sign with Male; celeba 3: e also drawn as the clothes' colour).
 _DATASET_REVISIONS = {"celeba": "3"}
-NAMES = ("celeba", "orientation", "light", "mnist", "voc", "domains")
+NAMES = ("celeba", "orientation", "light", "mnist", "voc", "domains", "table")
 ENV_VAR = "HYBRIDVISION_DEMO_DIR"
 STAMP = ".complete"
 README = "README.txt"
@@ -32,6 +32,7 @@ _GENERATORS = {
     "mnist": mnist.generate_mnist,
     "voc": voc.generate_voc,
     "domains": domains.generate_domains,
+    "table": table.generate_table,
 }
 # What each dataset stands in for, in the warning of `data_root`.
 _STANDS_FOR = {
@@ -41,6 +42,7 @@ _STANDS_FOR = {
     "mnist": ("digits (scikit-learn's 8x8 digits upsampled to MNIST's IDX format)", "real MNIST"),
     "voc": ("VOC data", "real VOC"),
     "domains": ("domains", "real images"),
+    "table": ("table of images and covariates", "real images and covariates"),
 }
 
 
