@@ -41,9 +41,9 @@ def chance(run_dir) -> float:
     from pathlib import Path
 
     from hybridvision.apps.attractiveness.config import AttractivenessConfig
-    from hybridvision.apps.attractiveness.train import load_tables
+    from hybridvision.apps.attractiveness.data import load_data
     from hybridvision.common.config import config_from_dict
 
     cfg = config_from_dict(AttractivenessConfig, json.loads((Path(run_dir) / "config.json").read_text()))
-    tables, _ = load_tables(cfg)
-    return float(tables["test"][cfg.target].value_counts(normalize=True).max())
+    tables, _, _ = load_data(cfg)
+    return float(tables["test"]["label"].value_counts(normalize=True).max())

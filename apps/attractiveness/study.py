@@ -14,10 +14,12 @@ Each cell runs once per `--seeds` seed (default 5) on ONE fixed split
 gives every model the same initialisation of the shared network and the
 same batch order.
 
-Covariate-assignment controls (the thesis's): `true` (the attributes of the
-face), `zeros` (every covariate 0), `ones` (every covariate 1) and
-`shuffled` (the covariate rows permuted across the faces of each split, the
-joint distribution of the covariates kept, their link to the face broken).
+Covariate-assignment controls: `true` (the covariates of the image),
+`shuffled` (the covariate rows permuted across the images of each split, the
+joint distribution of the covariates kept, their link to the image broken),
+`mean` (every number at its training mean, every category at its most
+frequent training value: the covariates carry no information), and the
+thesis's `zeros` / `ones` (every covariate 0 or 1; numeric covariates only).
 They are a transformation of the covariate columns of the train, val AND
 test tables, so a control is applied both in training and at evaluation:
 the model is trained and scored with the assigned covariates. The
@@ -26,7 +28,7 @@ the same for every seed, so the paired comparison changes only the seed. A
 fusion model that beats the baseline with `shuffled` (or constant)
 covariates gains from something other than the covariates.
 
-Statistics (on test accuracy): mean over seeds with a 95% interval from the
+Statistics (on test accuracy, and the same for ROC AUC): mean over seeds with a 95% interval from the
 t-distribution (mean ± t(0.975, n-1) · s / √n) and a paired t-test
 (`scipy.stats.ttest_rel`) of each cell against the baseline on the seeds
 both have. scipy is a dependency of scikit-learn (in requirements.txt), so
@@ -34,7 +36,9 @@ it is always installed; no fallback table is needed. With one seed the
 interval and the p-value are blank.
 
 The covariates-only floor (`floor.py`: a logistic regression on the true
-covariates, no image) is one row per covariate set.
+covariates coded as the models code them, no image) is one row per
+covariate set. The data is CelebA's layout or a table of images and columns
+(`--labels`, or labels.csv in `--data-dir`), as for `train`.
 
 Written to `<run_dir>`: `study.csv`, `study.md` (mean ± std columns, the
 interval, the difference to the baseline and its p-value) and `study.png`
@@ -53,9 +57,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from hybridvision.apps.attractiveness.config import (  # noqa: F401 - POSITIONS, STUDY_MODELS, DEFAULT_MODELS: part of this module's API
+    CELEBA_COVARIATE_SETS,
     CONDITIONED,
     CONTROLS,
     DEFAULT_MODELS,
@@ -65,17 +71,19 @@ from hybridvision.apps.attractiveness.config import (  # noqa: F401 - POSITIONS,
     StudyConfig,
     study_parser,
 )
+from hybridvision.apps.attractiveness.data import load_data
 from hybridvision.apps.attractiveness.floor import covariate_floor
-from hybridvision.apps.attractiveness.train import load_tables, run_seeds
+from hybridvision.apps.attractiveness.train import run_seeds
+from hybridvision.common.cli import UserError
 from hybridvision.common.config import option, parse_config
-from hybridvision.common.data.celeba import attribute_names, check_attributes
+from hybridvision.common.covariate_coding import fit_coding, is_missing
 from hybridvision.common.plots import plot_bars
 from hybridvision.common.repeat import interval
 from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
 
 log = logging.getLogger("hybridvision")
-METRICS = ("accuracy", "f1_macro")
+METRICS = ("accuracy", "roc_auc", "f1_macro")
 SPLITS = ("test", "val")
 
 
@@ -83,7 +91,7 @@ SPLITS = ("test", "val")
 class CellConfig(AttractivenessConfig):
     """One cell's run config: the app's config plus the covariate assignment (kept in config.json)."""
 
-    covariate_control: str = option("true", "covariates given to the model: true, zeros, ones or shuffled",
+    covariate_control: str = option("true", "covariates given to the model: true, shuffled, mean, zeros or ones",
                                     choices=CONTROLS)
 
 
@@ -95,23 +103,43 @@ def model_kind(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def assign_covariates(tables: dict, covariates: list[str], control: str, seed: int = 0) -> dict:
-    """The tables with their covariate columns replaced by the `control` assignment (every split)."""
+def assign_covariates(tables: dict, covariates: list[str], control: str, seed: int = 0, kinds=None) -> dict:
+    """The tables with their covariate columns replaced by the `control` assignment (every split).
+
+    `mean` takes each number's training mean and each category's most frequent training value
+    (`kinds`: `{column: "numeric" | "categorical"}`, from the coding); `zeros` / `ones` only numbers.
+    """
     if control == "true" or not covariates:
         return tables
+    if control not in CONTROLS:
+        raise ValueError(f"covariate control {control!r} is not one of {', '.join(CONTROLS)}")
+    kinds = kinds or {}
+    categorical = [c for c in covariates if kinds.get(c) == "categorical"]
+    if control in ("zeros", "ones") and categorical:
+        raise UserError(f"--controls {control} sets every covariate to a number, but {', '.join(categorical)} "
+                        "is categorical; use shuffled or mean")
+    constant = {}
+    if control == "mean":
+        train = tables["train"]
+        for c in covariates:
+            present = [v for v in train[c] if not is_missing(v)]
+            if kinds.get(c) == "categorical":
+                values, counts = np.unique(present, return_counts=True)
+                constant[c] = str(values[counts.argmax()])
+            else:
+                constant[c] = repr(float(np.mean([float(v) for v in present])))
     out = {}
     for i, (split, table) in enumerate(tables.items()):
         table = table.copy()
-        values = table[list(covariates)].to_numpy()
-        if control == "zeros":
-            values = np.zeros_like(values)
-        elif control == "ones":
-            values = np.ones_like(values)
-        elif control == "shuffled":
-            values = values[np.random.default_rng([seed, i]).permutation(len(values))]
-        else:
-            raise ValueError(f"covariate control {control!r} is not one of {', '.join(CONTROLS)}")
-        table[list(covariates)] = values
+        for c in covariates:
+            if control == "shuffled":
+                continue
+            value = constant[c] if control == "mean" else ("0" if control == "zeros" else "1")
+            table[c] = pd.Series([value] * len(table), dtype=object)
+        if control == "shuffled":
+            order = np.random.default_rng([seed, i]).permutation(len(table))
+            for c in covariates:
+                table[c] = pd.Series(table[c].to_numpy(dtype=object)[order], dtype=object)
         out[split] = table
     return out
 
@@ -143,9 +171,12 @@ def cell_config(cfg: StudyConfig, name: str, covariates: list[str], control: str
 
 def run_cell(cell: CellConfig, data) -> dict:
     """The cell over its seeds (resumed); `{"seeds": {seed: {split_metric: value}}, "metrics": run_seeds' result}`."""
-    tables, note = data
-    assigned = assign_covariates(tables, cell.covariates, cell.covariate_control, cell.split_seed)
-    metrics = run_seeds(cell, (assigned, note), export=False)  # each cell's model stays in its folder
+    tables, note, table_data = data
+    table_data = dataclasses.replace(table_data, covariates=list(cell.covariates))
+    # Coded with the true covariates' statistics: a control changes the values the model sees, not their coding.
+    coding = fit_coding(tables["train"], cell.covariates, table_data.kinds) if cell.covariates else None
+    assigned = assign_covariates(tables, cell.covariates, cell.covariate_control, cell.split_seed, table_data.kinds)
+    metrics = run_seeds(cell, (assigned, note, table_data, coding), export=False)  # each cell's model stays in its folder
     summary = json.loads((Path(cell.run_dir) / "summary.json").read_text())
     return {"seeds": {int(r["seed"]): r for r in summary["runs"]}, "metrics": metrics}
 
@@ -161,18 +192,19 @@ def _row(model: str, covariates: str, control: str, per_seed: dict, baseline: di
         for key in METRICS:
             mean, std, half = interval([r[f"{split}_{key}"] for r in per_seed.values()])
             row[f"{split}_{key}_mean"], row[f"{split}_{key}_std"] = round(mean, 4), round(std, 4)
-            if split == "test" and key == "accuracy":
-                row["test_accuracy_ci95_low"] = "" if math.isnan(half) else round(mean - half, 4)
-                row["test_accuracy_ci95_high"] = "" if math.isnan(half) else round(mean + half, 4)
-    if baseline is None:
-        row["delta_vs_baseline"], row["p_paired_vs_baseline"] = "", ""
-    else:
-        ours = {s: r["test_accuracy"] for s, r in per_seed.items()}
-        base = {s: r["test_accuracy"] for s, r in baseline.items()}
+            if split == "test" and key in ("accuracy", "roc_auc"):
+                row[f"test_{key}_ci95_low"] = "" if math.isnan(half) else round(mean - half, 4)
+                row[f"test_{key}_ci95_high"] = "" if math.isnan(half) else round(mean + half, 4)
+    for key, short in (("accuracy", ""), ("roc_auc", "_auc")):
+        if baseline is None:
+            row[f"delta{short}_vs_baseline"], row[f"p{short}_paired_vs_baseline"] = "", ""
+            continue
+        ours = {s: r[f"test_{key}"] for s, r in per_seed.items()}
+        base = {s: r[f"test_{key}"] for s, r in baseline.items()}
         common = sorted(set(ours) & set(base))
-        row["delta_vs_baseline"] = round(float(np.mean([ours[s] - base[s] for s in common])), 4) if common else ""
+        row[f"delta{short}_vs_baseline"] = round(float(np.mean([ours[s] - base[s] for s in common])), 4) if common else ""
         p = paired_p(ours, base)
-        row["p_paired_vs_baseline"] = "" if math.isnan(p) else float(f"{p:.4g}")
+        row[f"p{short}_paired_vs_baseline"] = "" if math.isnan(p) else float(f"{p:.4g}")
     return row
 
 
@@ -188,22 +220,29 @@ def _floor_row(covariates: list[str], floor: dict, template: dict) -> dict:
 def _plot(rows: list[dict], out_png: Path) -> Path:
     names = [r["model"] if r["model"] == "baseline" else f"{r['model']} {r['control']} ({r['covariates']})"
              for r in rows]
-    means = [r["test_accuracy_mean"] for r in rows]
-    halves = [r["test_accuracy_ci95_high"] - r["test_accuracy_mean"] if r["test_accuracy_ci95_high"] != "" else 0.0
+    key = "roc_auc" if all(r["test_roc_auc_mean"] == r["test_roc_auc_mean"] for r in rows) else "accuracy"
+    means = [r[f"test_{key}_mean"] for r in rows]
+    halves = [r[f"test_{key}_ci95_high"] - r[f"test_{key}_mean"] if r[f"test_{key}_ci95_high"] != "" else 0.0
               for r in rows]
-    return plot_bars(names, means, halves, out_png, ylabel="test accuracy",
+    return plot_bars(names, means, halves, out_png, ylabel=f"test {key.replace('_', ' ')}",
                      title="mean over seeds, 95% t-interval")
+
+
+def covariate_sets_of(cfg, data) -> list[list[str]]:
+    """`--covariate-sets` as lists; default CelebA's two sets, or the table's covariates as one set."""
+    sets = cfg.covariate_sets
+    if sets is None:
+        sets = CELEBA_COVARIATE_SETS if cfg.table_file() is None else ["+".join(data.covariates)]
+    return [[c for c in str(s).split("+") if c] for s in sets]
 
 
 def run_study(cfg: StudyConfig) -> list[dict]:
     root = Path(cfg.run_dir)
-    covariate_sets = [[c for c in str(s).split("+") if c] for s in cfg.covariate_sets]
-    data = load_tables(dataclasses.replace(cfg, covariates=[]))
-    valid = attribute_names(data[0]["train"])
-    for covariates in covariate_sets:  # unknown names fail before any training
-        check_attributes(covariates, valid, flag="--covariate-sets")
-        if cfg.target in covariates:
-            raise ValueError(f"--covariate-sets holds the target {cfg.target}; leave it out")
+    sets = cfg.covariate_sets
+    every = sorted({c for s in sets for c in str(s).split("+") if c}) if sets is not None else cfg.covariates
+    tables, note, table_data = load_data(dataclasses.replace(cfg, covariates=every))
+    data = (tables, note, table_data)
+    covariate_sets = covariate_sets_of(cfg, table_data)
     baseline = None
     if "baseline" in cfg.models:
         cell = cell_config(cfg, "baseline", [], "true", root / "cells" / "baseline")
@@ -219,8 +258,11 @@ def run_study(cfg: StudyConfig) -> list[dict]:
                 keras.backend.clear_session()
     if not rows:
         raise ValueError("--models is empty; give at least one model")
-    floors = [_floor_row(c, covariate_floor(data[0], cfg.target, c), rows[0]) for c in covariate_sets]
-    write_table(rows + floors, root / "study", digits=4, formats={"p_paired_vs_baseline": "{:.4g}"})
+    num_classes = len(table_data.class_names)
+    floors = [_floor_row(c, covariate_floor(tables, fit_coding(tables["train"], c, table_data.kinds), num_classes),
+                         rows[0]) for c in covariate_sets]
+    write_table(rows + floors, root / "study", digits=4,
+                formats={"p_paired_vs_baseline": "{:.4g}", "p_auc_paired_vs_baseline": "{:.4g}"})
     _plot(rows, root / "study.png")
     return rows + floors
 

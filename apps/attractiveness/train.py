@@ -56,10 +56,11 @@ def report(class_names, datasets: dict):
 def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = None, export: bool = True) -> dict:
     """One run (one seed): fit, evaluate on val and test, write the run directory; returns metrics.
 
-    `data`: `load_data(cfg)`'s result (read when None). `export_name`, `export`: as for
-    `hybridvision.common.run.Run` (the exported copy in `saved_models/`).
+    `data`: `load_data(cfg)`'s result (read when None), optionally with a fourth item: the covariate
+    coding to use (the study's controls: coded with the true covariates' statistics). `export_name`,
+    `export`: as for `hybridvision.common.run.Run` (the exported copy in `saved_models/`).
     """
-    tables, note, table_data = data or load_data(cfg)
+    tables, note, table_data, *given = data or load_data(cfg)
     classes = list(table_data.class_names)
     num_classes = len(classes)
     covariates = [] if cfg.model == "baseline" else list(table_data.covariates)
@@ -68,7 +69,9 @@ def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = No
     run = Run(APP, cfg, export_name=export_name, export=export)
     if note:
         run.note("fallback_split", note)
-    coding = fit_coding(tables["train"], table_data.covariates, table_data.kinds) if table_data.covariates else None
+    coding = given[0] if given else None
+    if coding is None and table_data.covariates:
+        coding = fit_coding(tables["train"], table_data.covariates, table_data.kinds)
     model_coding = coding if covariates else None
     datasets = make_datasets(cfg, tables, model_coding, num_classes, dist.global_batch_size(cfg.batch_size))
     with dist.scope():
