@@ -89,6 +89,8 @@ class PredictSpec:
         extra_outputs: `{output key: column}`: more outputs written as their argmax (digit_pairs' digits).
         column_help: how to write the input CSV, for errors about its columns.
         image_size: the card's training size, for a model that resizes inside (any input size).
+        coding: the card's covariate columns (`hybridvision.common.covariate_coding`) for a model that codes
+            its covariates inside: it takes each one's raw value (a number or a category) by name.
     """
 
     app: str | None = None
@@ -105,6 +107,7 @@ class PredictSpec:
     extra_outputs: dict = dataclasses.field(default_factory=dict)
     column_help: str = ""
     image_size: tuple | None = None  # from the card, for a model that resizes inside (any input size)
+    coding: list | None = None  # from the card: covariates coded inside the model, given raw
 
     def header(self) -> list[str]:
         """The output CSV's columns: the inputs, the label(s), the extra outputs, the probabilities."""
@@ -154,9 +157,22 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
     wrong_app = (f"{shown} does not look like a model of the {spec.app or 'supported'} app ({_describe(model)}); "
                  f"pass a model trained by `hybridvision {spec.app or '<app>'} train`")
 
+    # Covariates coded inside the model: one raw input per covariate, named by the card (and its image column).
+    coded = card.get("covariate_columns") or []
+    if coded and card.get("image_column") and len(spec.image_columns) == 1:
+        spec.image_columns = (str(card["image_column"]),)
+    spec.coding = list(coded) or None
+    coded_inputs = {c["input"] for c in coded}
+    if coded and covariates is not None and list(covariates) != [c["name"] for c in coded]:
+        raise UserError(f"{shown} takes the covariates {','.join(c['name'] for c in coded)} (its card); "
+                        "leave --covariates out or name exactly those")
     # Covariates: the model's vector input, named by the flag, the card, or not at all.
-    vectors = [t for t in model.inputs if len(t.shape) == 2]
-    if covariates is not None:
+    vectors = [t for t in model.inputs if len(t.shape) == 2 and t.name not in coded_inputs]
+    if coded:
+        spec.covariates = tuple(c["name"] for c in coded)
+        if vectors:
+            raise UserError(wrong_app)
+    elif covariates is not None:
         spec.covariates = tuple(covariates)
     elif card.get("covariates") is not None:
         spec.covariates = tuple(str(c) for c in card["covariates"])
@@ -170,7 +186,7 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
         if len(spec.covariates) != width:
             raise UserError(f"{shown} takes {width} covariate(s) but {len(spec.covariates)} were named "
                             f"({','.join(spec.covariates)}); pass its covariates in training order")
-    elif spec.covariates:
+    elif spec.covariates and not coded:
         if covariates is not None:
             log.warning("the model takes no covariates: --covariates %s is ignored", ",".join(spec.covariates))
         spec.covariates = ()
@@ -203,13 +219,15 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
         names = read_class_names(path)
     else:
         names = list(spec.class_names or [])
+    if spec.kind == "binary" and width > 1 and coded:
+        spec.kind = "single"  # a table's model of several classes: a softmax
     if spec.kind == "binary":
         if width != 1:
             raise UserError(wrong_app)
         target = target or card.get("target") or (names[-1] if names else None)
         if not target:
             raise UserError(f"no target name for {shown}; pass --target, e.g. --target Attractive")
-        names = [f"not_{target}", target]
+        names = names if len(names) == 2 and not classes and card.get("class_names") else [f"not_{target}", target]
     elif not names:
         raise UserError(f"no class names for {shown} (it has no model card, nor a {CLASSES_SUFFIX} file beside it); "
                         "pass them in output order, e.g. --classes left,center,right")
@@ -275,10 +293,20 @@ def _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size
         images = [decode(row_paths[j]) for j in range(len(spec.image_columns))]
         return index, tf.concat(images, axis=-1), row_covariates
 
+    if spec.coding:
+        import pandas as pd
+
+        from hybridvision.common.covariate_coding import CovariateCoding
+
+        table = pd.DataFrame(np.asarray(covariates, dtype=object).reshape(len(paths), len(spec.covariates)),
+                             columns=list(spec.covariates))
+        values = CovariateCoding(spec.coding).raw_values(table)
+    else:
+        values = tf.constant(np.asarray(covariates, dtype="float32").reshape(len(paths), len(spec.covariates)))
     ds = tf.data.Dataset.from_tensor_slices((
         tf.range(len(paths), dtype=tf.int64),
         tf.constant(np.asarray(paths, dtype=object).reshape(len(paths), -1).astype(str)),
-        tf.constant(np.asarray(covariates, dtype="float32").reshape(len(paths), len(spec.covariates))),
+        values,
     ))
     # Deterministic order: a missing index between two delivered ones is a failed item.
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
@@ -290,6 +318,8 @@ def _model_inputs(model, images, covariates):
     if len(model.inputs) == 1:
         return images
     if isinstance(model.input, dict):
+        if isinstance(covariates, dict):  # raw covariates by input name (coded inside the model)
+            return {key: images if len(t.shape) == 4 else covariates[key] for key, t in model.input.items()}
         return {key: images if len(t.shape) == 4 else covariates for key, t in model.input.items()}
     return [images if len(t.shape) == 4 else covariates for t in model.inputs]
 
@@ -370,6 +400,9 @@ def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_siz
             log.warning("skipped %s: its name is not valid UTF-8 (rename it)", ", ".join(shown[:n_images]))
         elif any(not f for f in files):
             list_error(item, f"no image file named in column '{spec.image_columns[files.index('')]}'")
+        elif spec.coding:  # raw values, coded inside the model (an empty cell: missing)
+            ready.append(item)
+            covariates.append(values)
         else:
             coded = [covariate_value(v) for v in values]
             if None in coded:

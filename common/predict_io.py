@@ -156,6 +156,9 @@ def load_model_file(path, flag: str = "--model", **kwargs):
     """
     import keras
 
+    from hybridvision.common.custom_objects import register_all
+
+    register_all()  # every custom layer a saved model may hold
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{flag} {path}: no such file; pass a saved .keras model")

@@ -91,6 +91,7 @@ def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = No
         "covariates": covariates,
         "covariate_coding": model_coding.describe() if model_coding else "",
         "covariate_columns": model_coding.columns if model_coding else [],
+        "image_column": cfg.image_column if cfg.table_file() is not None else "file",
     }
     evaluated = {s: datasets[s] for s in SPLITS}
     _, metrics = run.finish(model, evaluated, final="best", metrics={"covariate_floor": floor}, card=card,

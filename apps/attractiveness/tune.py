@@ -7,14 +7,14 @@ For each model kind a KerasTuner search (one project per kind under
 `<run_dir>/search/`) runs over the SAME learning rates and batch sizes; the
 hybrid also searches its conv position(s) and covariate set, late fusion its
 covariate set. Every trial starts from the same seed, so at step 0 all kinds
-compute the same function. The best setting of each kind (by val accuracy)
-is then retrained once per `--seeds` seed under `<run_dir>/final/<kind>/`
+compute the same function. The best setting of each kind (by `--monitor` on
+the validation split: val accuracy on CelebA, val AUC on a table) is then retrained once per `--seeds` seed under `<run_dir>/final/<kind>/`
 and evaluated on the test split. Written to `<run_dir>`:
 
 - `comparison.csv` / `comparison.md`: model, settings, mean, std and 95%
   t-interval over the seeds of test (and val) accuracy and macro F1, plus the covariates-only
   logistic-regression floor on the same test rows.
-- `grid.csv` / `grid.md`: best val accuracy of each kind at every
+- `grid.csv` / `grid.md`: best validation score of each kind at every
   (learning rate, batch size) of the shared grid: the matched comparison.
 
 Running the same command again resumes: finished trials and seeds are reused.
@@ -30,17 +30,18 @@ from pathlib import Path
 import keras
 
 from hybridvision.apps.attractiveness.config import AttractivenessConfig, TuneConfig, tune_parser
+from hybridvision.apps.attractiveness.data import load_data, make_datasets
 from hybridvision.apps.attractiveness.floor import covariate_floor
-from hybridvision.apps.attractiveness.models import CONDITIONED, build_model, compile_model
-from hybridvision.apps.attractiveness.train import load_tables, make_datasets, run_seeds
+from hybridvision.apps.attractiveness.models import CONDITIONED, build_coded_model, compile_model
+from hybridvision.apps.attractiveness.study import covariate_sets_of
+from hybridvision.apps.attractiveness.train import run_seeds
 from hybridvision.common.config import parse_config
-from hybridvision.common.data.celeba import attribute_names, check_attributes
+from hybridvision.common.covariate_coding import fit_coding
 from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
 from hybridvision.common.tuning import ConfigHyperModel, search, trials_table
 
 log = logging.getLogger("hybridvision")
-OBJECTIVE = "val_accuracy"
 
 
 def _as_list(value) -> list[str]:
@@ -55,11 +56,11 @@ def _trial_config(cfg) -> AttractivenessConfig:
     return dataclasses.replace(cfg, covariates=_as_list(cfg.covariates), hybrid_positions=_as_list(cfg.hybrid_positions))
 
 
-def space_for(kind: str, cfg: TuneConfig) -> dict:
+def space_for(kind: str, cfg: TuneConfig, covariate_sets) -> dict:
     """The search space of one model kind: the shared grid plus what only that kind has."""
     space = {"learning_rate": list(cfg.learning_rates), "batch_size": list(cfg.batch_sizes)}
     if kind != "baseline":
-        space["covariates"] = list(cfg.covariate_sets)
+        space["covariates"] = ["+".join(c) for c in covariate_sets]
     if kind in CONDITIONED:
         space["hybrid_positions"] = list(cfg.position_sets)
     return space
@@ -73,28 +74,36 @@ def base_config(kind: str, cfg: TuneConfig, space: dict) -> AttractivenessConfig
     """
     names = {f.name for f in dataclasses.fields(AttractivenessConfig)}
     values = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
-    values.update(model=kind, seeds=[], run_dir=None, covariates="+".join(cfg.covariates),
+    values.update(model=kind, seeds=[], run_dir=None, covariates="+".join(cfg.covariates or []),
                   hybrid_positions="+".join(cfg.hybrid_positions))
     values.update({name: options[0] for name, options in space.items()})
     return AttractivenessConfig(**values)
 
 
-def search_kind(kind: str, cfg: TuneConfig, data) -> tuple[AttractivenessConfig, list[dict]]:
-    """Search (or resume) one kind; returns its best config and its trials."""
-    tables, _ = data
-    space = space_for(kind, cfg)
+def search_kind(kind: str, cfg: TuneConfig, data, covariate_sets) -> tuple[AttractivenessConfig, list[dict]]:
+    """Search (or resume) one kind on the validation split (`--monitor`); returns its best config and its trials."""
+    tables, _, table_data = data
+    space = space_for(kind, cfg, covariate_sets)
+    num_classes = len(table_data.class_names)
+
+    def coding(trial_cfg):
+        if kind == "baseline" or not trial_cfg.covariates:
+            return None
+        return fit_coding(tables["train"], trial_cfg.covariates, table_data.kinds)
 
     def build(trial_cfg):
         trial_cfg = _trial_config(trial_cfg)
         keras.utils.set_random_seed(trial_cfg.seed)  # every trial (and kind) starts from one initialisation
-        return compile_model(build_model(trial_cfg, len(trial_cfg.covariates)), trial_cfg)
+        return compile_model(build_coded_model(trial_cfg, coding(trial_cfg), num_classes), trial_cfg,
+                             num_classes=num_classes)
 
     def make_data(trial_cfg):
-        datasets = make_datasets(_trial_config(trial_cfg), tables, trial_cfg.batch_size)
+        trial_cfg = _trial_config(trial_cfg)
+        datasets = make_datasets(trial_cfg, tables, coding(trial_cfg), num_classes, trial_cfg.batch_size)
         return datasets["train"], datasets["val"]
 
     hypermodel = ConfigHyperModel(base_config(kind, cfg, space), space, build, make_data)
-    best, tuner = search(hypermodel, cfg.tuner, OBJECTIVE, Path(cfg.run_dir) / "search", kind,
+    best, tuner = search(hypermodel, cfg.tuner, cfg.monitor, Path(cfg.run_dir) / "search", kind,
                          max_trials=cfg.max_trials, seed=cfg.seed)
     return _trial_config(best), trials_table(tuner)
 
@@ -108,11 +117,12 @@ def _settings(kind: str, c: AttractivenessConfig) -> str:
     return text
 
 
-def comparison_rows(finals: dict, tables, target: str) -> list[dict]:
+def comparison_rows(finals: dict, data) -> list[dict]:
     """One row per kind (mean ± std over seeds) and one covariates-only floor row per covariate set."""
+    tables, _, table_data = data
     rows, covariate_sets = [], []
     for kind, (c, val_score, metrics) in finals.items():
-        row = {"model": kind, "settings": _settings(kind, c), "search_val_accuracy": round(val_score, 4),
+        row = {"model": kind, "settings": _settings(kind, c), f"search_{c.monitor}": round(val_score, 4),
                "seeds": ",".join(map(str, metrics["seeds"]))}
         for split in ("test", "val"):
             for key in ("accuracy", "f1_macro"):
@@ -122,9 +132,10 @@ def comparison_rows(finals: dict, tables, target: str) -> list[dict]:
         if kind != "baseline" and c.covariates not in covariate_sets:
             covariate_sets.append(c.covariates)
     for covariates in covariate_sets or [[]]:
-        floor = covariate_floor(tables, target, covariates)
+        coding = fit_coding(tables["train"], covariates, table_data.kinds) if covariates else None
+        floor = covariate_floor(tables, coding, len(table_data.class_names))
         row = {"model": "covariates_only_logreg", "settings": f"covariates {'+'.join(covariates) or '(none)'}",
-               "search_val_accuracy": "", "seeds": "-"}
+               **{k: "" for k in rows[0] if k.startswith("search_")}, "seeds": "-"}
         for split in ("test", "val"):
             for key in ("accuracy", "f1_macro"):
                 row[f"{split}_{key}_mean"], row[f"{split}_{key}_std"] = floor[split][key], 0.0
@@ -150,12 +161,13 @@ def main(argv=None) -> list[dict]:
     cfg = parse_config(TuneConfig, argv, parser=tune_parser())
     setup_logging(cfg.quiet)
     root = Path(cfg.run_dir)
-    data = load_tables(cfg)
-    for covariates in cfg.covariate_sets:  # unknown names fail before any search
-        check_attributes(_as_list(covariates), attribute_names(data[0]["train"]), flag="--covariate-sets")
+    sets = cfg.covariate_sets
+    every = sorted({c for s in sets for c in str(s).split("+") if c}) if sets is not None else cfg.covariates
+    data = load_data(dataclasses.replace(cfg, covariates=every))  # unknown names fail before any search
+    covariate_sets = covariate_sets_of(cfg, data[2])
     finals, trials = {}, {}
     for kind in cfg.models:
-        best, trials[kind] = search_kind(kind, cfg, data)
+        best, trials[kind] = search_kind(kind, cfg, data, covariate_sets)
         log.info("%s: best setting %s; retraining with seeds %s", kind, _settings(kind, best), cfg.seeds)
         final = dataclasses.replace(best, seeds=list(cfg.seeds), run_dir=str(root / "final" / kind))
         # Not refused on other settings (yet): on a resumed search the best of tied trials can come back
@@ -164,7 +176,7 @@ def main(argv=None) -> list[dict]:
         metrics = run_seeds(final, data, same_settings=False)
         finals[kind] = (final, max(r["score"] for r in trials[kind]), metrics)
         keras.backend.clear_session()
-    rows = comparison_rows(finals, data[0], cfg.target)
+    rows = comparison_rows(finals, data)
     write_table(rows, root / "comparison", digits=4)
     write_table(grid_rows(trials), root / "grid", digits=4, formats={"learning_rate": "{:g}"})
     print((root / "comparison.md").read_text())
