@@ -33,6 +33,7 @@ import numpy as np
 from hybridvision.common.cli import UserError
 
 KINDS = ("numeric", "categorical")
+YES_NO = "yes_no"  # CelebA's attributes: a number 1 / 0, written 1/0, 1/-1, yes/no or true/false
 IMAGE_INPUT = "image"
 MISSING = ""  # a missing categorical value
 
@@ -75,7 +76,10 @@ class CovariateCoding:
         """One line per model card: what each covariate is and how it is coded."""
         parts = []
         for c in self.columns:
-            if c["kind"] == "numeric":
+            if c.get(YES_NO):
+                parts.append(f"{c['name']}: 1 if present, 0 if absent (1/-1, yes/no, true/false too), standardised "
+                             f"with the training mean {c['mean']:.4g} and std {c['std']:.4g}")
+            elif c["kind"] == "numeric":
                 flag = ", missing imputed at the mean and flagged" if c["indicator"] else ", missing imputed at the mean"
                 parts.append(f"{c['name']}: a number (NaN or empty when missing), standardised with the training "
                              f"mean {c['mean']:.4g} and std {c['std']:.4g}{flag}")
@@ -90,6 +94,8 @@ class CovariateCoding:
         values = {}
         for c in self.columns:
             cells = table[c["name"]].to_numpy(dtype=object)
+            if c.get(YES_NO):
+                cells = [_yes_no(v) for v in cells]
             if c["kind"] == "numeric":
                 values[c["input"]] = np.array([as_number(v) for v in cells], "float32").reshape(-1, 1)
             else:
@@ -136,6 +142,16 @@ class CovariateCoding:
         return np.asarray(self.encoder()(self.raw_values(table)))
 
 
+def _yes_no(text):
+    """1.0 / 0.0 for a yes/no word (1/0, 1/-1, yes/no, true/false), the cell itself otherwise (a number, or empty)."""
+    from hybridvision.common.predict_io import covariate_value
+
+    if is_missing(text):
+        return ""
+    value = covariate_value(str(text))
+    return str(text) if value is None else value
+
+
 def infer_kind(cells) -> str:
     """"numeric" when every non-empty cell is a number, else "categorical"."""
     for v in cells:
@@ -150,14 +166,18 @@ def infer_kind(cells) -> str:
 def fit_coding(train, covariates, kinds: dict | None = None) -> CovariateCoding:
     """The coding of `covariates` (column names of `train`), with the training split's statistics.
 
-    `kinds`: `{column: "numeric" | "categorical"}` for the columns whose kind is forced; the others
-    are inferred (`infer_kind`). A constant or all-missing column is refused (it cannot inform).
+    `kinds`: `{column: "numeric" | "categorical" | "yes_no"}` for the columns whose kind is forced (yes_no:
+    a number 1/0 written as a yes/no word too, CelebA's attributes); the others are inferred
+    (`infer_kind`). A constant or all-missing column is refused (it cannot inform).
     """
     kinds = dict(kinds or {})
     columns, taken = [], set()
     for name in covariates:
         cells = train[name].to_numpy(dtype=object)
         kind = kinds.get(name) or infer_kind(cells)
+        yes_no = kind == YES_NO
+        if yes_no:
+            kind, cells = "numeric", np.array([_yes_no(v) for v in cells], dtype=object)
         present = [v for v in cells if not is_missing(v)]
         if not present:
             raise UserError(f"covariate '{name}' is empty in every training row; leave it out of --covariates")
@@ -179,7 +199,7 @@ def fit_coding(train, covariates, kinds: dict | None = None) -> CovariateCoding:
             if std == 0:
                 raise UserError(f"covariate '{name}' has one value ({mean:g}) in every training row; leave it out")
             columns.append({"name": name, "input": key, "kind": "numeric", "mean": mean, "std": std,
-                            "indicator": missing})
+                            "indicator": missing, **({YES_NO: True} if yes_no else {})})
         else:
             values, counts = np.unique([str(v).strip() for v in present], return_counts=True)
             if len(values) < 2 and not missing:

@@ -231,8 +231,12 @@ def save_filter_grid(model, out_png, max_filters=32, ncols=8):
     return plot_image_grid(tiles, [f"filter {k}" for k in range(count)], out_png, ncols=ncols)
 
 
-def parse_covariate_values(text: str | None, names=None) -> tuple[list[str], list[float]]:
-    """`Male=1,Smiling=0` -> (names, 1/0 values), in `names`' order when the model's card gives it."""
+def parse_covariate_values(text: str | None, names=None, raw: bool = False) -> tuple[list[str], list]:
+    """`Male=1,Smiling=0` -> (names, 1/0 values), in `names`' order when the model's card gives it.
+
+    `raw`: the values as written (`age=65,site=arm`, `age=` for a missing value), for a model that
+    codes its covariates inside.
+    """
     from hybridvision.common.cli import UserError
     from hybridvision.common.predict_io import covariate_value
 
@@ -241,9 +245,10 @@ def parse_covariate_values(text: str | None, names=None) -> tuple[list[str], lis
         if not part.strip():
             continue
         name, sep, value = part.partition("=")
-        coded = covariate_value(value) if sep else None
+        coded = (value.strip() if sep else None) if raw else (covariate_value(value) if sep else None)
         if coded is None:
-            raise UserError(f"--covariates {part.strip()!r}: expected NAME=VALUE with a yes/no value, e.g. Male=1")
+            example = "e.g. age=65,site=arm" if raw else "with a yes/no value, e.g. Male=1"
+            raise UserError(f"--covariates {part.strip()!r}: expected NAME=VALUE, {example}")
         given[name.strip()] = coded
     order = list(names) if names else list(given)
     missing = [n for n in order if n not in given]
@@ -320,8 +325,9 @@ def run_explain(spec, args) -> dict:
     classes = [n.strip() for n in args.classes.split(",") if n.strip()] if getattr(args, "classes", None) else None
     names, values = None, []
     if getattr(args, "covariates", None) or len(model.inputs) > 1:  # a model that takes covariates needs their values
-        names, values = parse_covariate_values(getattr(args, "covariates", None),
-                                               read_model_card(model).get("covariates"))
+        card = read_model_card(model)
+        names, values = parse_covariate_values(getattr(args, "covariates", None), card.get("covariates"),
+                                               raw=bool(card.get("covariate_columns")))
     model, spec = resolve_spec(spec, model, classes=classes, covariates=names, target=getattr(args, "target", None),
                                tool="explain")
     if not spec.covariates:

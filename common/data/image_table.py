@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from hybridvision.common.cli import UserError
-from hybridvision.common.covariate_coding import KINDS, as_number, is_missing
+from hybridvision.common.covariate_coding import KINDS, YES_NO, as_number, is_missing
 from hybridvision.common.data.images import validate_images
 
 LOGGER = logging.getLogger("hybridvision")
@@ -268,7 +268,8 @@ def from_celeba(root, target: str, covariates, seed: int = 0, val_fraction: floa
                 test_fraction: float = 0.15):
     """CelebA's official layout as a `TableData` split like `split_table`: `({split: table}, note, data)`.
 
-    The attributes become 0/1 text cells (numeric covariates) and the target a two-class label
+    The attributes become 0/1 text cells (yes/no covariates: 1/0, and 1/-1 at predict time) and the target a
+    two-class label
     (`not_<target>`, `<target>`); CelebA's own partition file (or its fallback split) is kept.
     """
     from hybridvision.common.data.celeba import attribute_names, check_attributes, read_celeba, split_partitions
@@ -289,7 +290,7 @@ def from_celeba(root, target: str, covariates, seed: int = 0, val_fraction: floa
             out[c] = pd.Series([str(int(v)) for v in part[c]], dtype=object)
         tables[name] = out
     data = TableData(pd.concat(tables.values(), ignore_index=True), target, [f"not_{target}", target],
-                     list(covariates), {c: "numeric" for c in covariates}, str(Path(root)))
+                     list(covariates), {c: YES_NO for c in covariates}, str(Path(root)))
     return tables, note, data
 
 

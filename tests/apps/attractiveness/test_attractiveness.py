@@ -11,15 +11,18 @@ from sklearn.metrics import f1_score
 from hybridvision.apps.attractiveness import train, tune
 from hybridvision.apps.attractiveness.config import AttractivenessConfig
 from hybridvision.apps.attractiveness.floor import covariate_floor
+from hybridvision.apps.attractiveness.data import make_datasets
 from hybridvision.apps.attractiveness.models import (
     build_baseline,
+    build_coded_model,
     build_late_fusion,
     build_model,
     compile_model,
     parse_positions,
 )
 from hybridvision.common.backbones import with_preprocessing
-from hybridvision.common.data.celeba import read_celeba, split_partitions
+from hybridvision.common.covariate_coding import fit_coding
+from hybridvision.common.data.image_table import from_celeba
 from hybridvision.common.data.demo import generate
 from hybridvision.common.transfer import hybridize
 
@@ -96,11 +99,12 @@ def test_hybrid_positions_and_bad_values():
 @pytest.mark.parametrize("kind", ["baseline", "hybrid", "late_fusion"])
 def test_each_model_trains_one_step_on_tiny_celeba(celeba_root, kind):
     cfg = _cfg(model=kind)
-    tables, _ = split_partitions(read_celeba(celeba_root))
-    data = train.make_datasets(cfg, tables, cfg.batch_size)
+    tables, _, table_data = from_celeba(celeba_root, "Attractive", COVARIATES)
+    coding = None if kind == "baseline" else fit_coding(tables["train"], COVARIATES, table_data.kinds)
+    data = make_datasets(cfg, tables, coding, 2, cfg.batch_size)
     batch = next(iter(data["train"]))
     keras.utils.set_random_seed(0)
-    model = compile_model(build_model(cfg, len(COVARIATES)), cfg)
+    model = compile_model(build_coded_model(cfg, coding), cfg)
     before = [np.array(w) for w in model.trainable_weights]
     logs = model.fit(data["train"].take(1), epochs=1, shuffle=False, verbose=0).history
     assert np.isfinite(logs["loss"][0]) and 0 <= logs["f1_macro"][0] <= 1
@@ -115,9 +119,9 @@ def test_each_model_trains_one_step_on_tiny_celeba(celeba_root, kind):
 
 
 def test_augment_moves_training_faces_but_not_val_or_test(celeba_root):
-    tables, _ = split_partitions(read_celeba(celeba_root))
-    plain = train.make_datasets(_cfg(model="baseline", flip=False), tables, 4)
-    augmented = train.make_datasets(_cfg(model="baseline", flip=False, augment=True, rotation_range=30.0), tables, 4)
+    tables, _, _ = from_celeba(celeba_root, "Attractive", [])
+    plain = make_datasets(_cfg(model="baseline", flip=False), tables, None, 2, 4)
+    augmented = make_datasets(_cfg(model="baseline", flip=False, augment=True, rotation_range=30.0), tables, None, 2, 4)
     first = {name: {split: next(iter(data[split]))[0].numpy() for split in data}
              for name, data in (("plain", plain), ("augmented", augmented))}
     assert not np.allclose(first["augmented"]["train"], first["plain"]["train"])
@@ -168,12 +172,16 @@ def test_learning_rate_default_follows_weights():
 
 
 def test_covariate_floor_matches_a_rule(train_only_root):
-    tables, _ = split_partitions(read_celeba(train_only_root))
+    tables, _, table_data = from_celeba(train_only_root, "Attractive", ["Male", "Smiling"])
+    tables["test"] = tables["train"]  # both classes present, so the ROC AUC is defined
     for split in tables.values():  # a target equal to a covariate: the floor must find it
-        split["Target"] = split["Male"]
-    floor = covariate_floor(tables, "Target", ["Male", "Smiling"])
-    assert floor["test"]["accuracy"] == 1.0 and floor["val"]["f1_macro"] == pytest.approx(
-        f1_score(tables["val"]["Target"], tables["val"]["Male"], average="macro"))
+        split["label"] = split["Male"].astype(int)
+    floor = covariate_floor(tables, fit_coding(tables["train"], ["Male", "Smiling"], table_data.kinds))
+    assert floor["test"]["accuracy"] == 1.0 and floor["test"]["roc_auc"] == 1.0
+    assert floor["val"]["f1_macro"] == pytest.approx(
+        f1_score(tables["val"]["label"], tables["val"]["Male"].astype(int), average="macro"))
+    majority = covariate_floor(tables, None)  # no covariates: the train rows' majority class, AUC 0.5
+    assert majority["test"]["roc_auc"] == 0.5
 
 
 @pytest.mark.slow

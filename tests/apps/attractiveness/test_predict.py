@@ -34,8 +34,9 @@ def test_predict_with_covariates_matches_the_model_resumes_and_explains(tmp_path
     assert list(written[0]) == ["file", "Male", "Smiling", "label", "p_Attractive"]
     model = keras.models.load_model(exported)
     images = load_images([root / r["file"] for r in written], model)
-    covariates = np.array([[float(r["Male"] == "1"), float(r["Smiling"] == "1")] for r in written], "float32")
-    feed = [images if len(t.shape) == 4 else covariates for t in model.inputs]
+    # The model takes each covariate's raw value by name (CelebA's 1 / -1 read as present / absent).
+    feed = {"image": images, **{c: np.array([[float(r[c] == "1")] for r in written], "float32")
+                               for c in ("Male", "Smiling")}}
     p = model.predict(feed, verbose=0)[:, 0]
     np.testing.assert_allclose([float(r["p_Attractive"]) for r in written], p, atol=1e-4)
     assert [r["label"] for r in written] == ["Attractive" if v >= 0.5 else "not_Attractive" for v in p]
