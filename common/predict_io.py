@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 from hybridvision.common.cli import UserError
-from hybridvision.common.data.images import IMAGE_EXTENSIONS
+from hybridvision.common.data.images import image_files
 
 log = logging.getLogger("hybridvision")
 
@@ -72,14 +72,7 @@ def list_images(root) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"--images {root}: no such folder; pass the folder holding the images")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = Path(dirpath).relative_to(root)
-        for name in filenames:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append((rel / name).as_posix())
-    return sorted(found)
+    return sorted(Path(path).relative_to(root).as_posix() for path in image_files(root))
 
 
 def read_input_csv(path, image_columns, covariates=(), column_help: str = "") -> list[list[str]]:

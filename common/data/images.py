@@ -9,6 +9,7 @@ crashing mid-epoch.
 import logging
 import os
 
+import pandas as pd
 import tensorflow as tf
 
 LOGGER = logging.getLogger("hybridvision")
@@ -34,6 +35,41 @@ def shown_name(path) -> str:
     """`path` for messages and CSVs: itself, or the repr of its bytes when it is not valid UTF-8."""
     path = os.fspath(path)
     return path if is_utf8_name(path) else repr(os.fsencode(path))
+
+
+def image_files(root) -> list[str]:
+    """The image files under `root` (recursive, hidden ones left out), in sorted walk order.
+
+    Symlinks to files are followed; symlinks to folders are not: one leads
+    back into the tree (a loop, or the same images again under another
+    class) or out of it, and either way the images under it do not belong
+    where the link puts them. The links left out are logged.
+    """
+    found, links = [], []
+    for dirpath, dirnames, filenames in os.walk(root):  # followlinks=False: folder links are listed, not entered
+        links += [os.path.join(dirpath, d) for d in dirnames
+                  if not d.startswith(".") and os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(os.path.join(dirpath, name))
+    if links:
+        LOGGER.warning("left out %d folder symlink(s) under %s (a folder link is not followed: it leads back into "
+                       "the tree or out of it; copy or move the images in instead): %s%s", len(links), root,
+                       ", ".join(shown_name(link) for link in links[:3]), " ..." if len(links) > 3 else "")
+    return found
+
+
+def file_table(rows, columns, numbers=("label",)) -> pd.DataFrame:
+    """A DataFrame of `rows` whose text columns (all but `numbers`) hold Python str objects.
+
+    pandas 3 keeps strings in Arrow when pyarrow is installed, and Arrow
+    refuses the surrogate-escaped names Python gives file names that are not
+    UTF-8; those must reach `drop_unreadable` to be listed, so file, label
+    and class columns are object columns, whichever string storage pandas picks.
+    """
+    table = pd.DataFrame(rows, columns=columns, dtype=object)
+    return table.astype({name: "int64" for name in numbers if name in table.columns})
 
 
 def _check_image_args(image_size, channels):

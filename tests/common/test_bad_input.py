@@ -269,17 +269,27 @@ def _non_utf8_png(folder: Path) -> str:
     return os.fsdecode(bad)
 
 
-def test_non_utf8_names_are_skipped_and_listed_by_their_bytes(tmp_path, caplog):
-    from hybridvision.common.data.images import NOT_UTF8, drop_unreadable, validate_images
+@pytest.fixture(params=["python", "pyarrow"])
+def string_storage(request):
+    """Run the test with pandas keeping strings as Python objects, then in Arrow (pandas 3's default with pyarrow)."""
+    import pandas as pd
+
+    if request.param == "pyarrow":
+        pytest.importorskip("pyarrow")
+    with pd.option_context("mode.string_storage", request.param):
+        yield request.param
+
+
+def test_non_utf8_names_are_skipped_and_listed_by_their_bytes(tmp_path, caplog, string_storage):
+    from hybridvision.common.data.images import NOT_UTF8, drop_unreadable, file_table, validate_images
     from hybridvision.data_prep import image_views
 
     bad = _non_utf8_png(tmp_path / "imgs")
     good, rejected = validate_images([str(tmp_path / "imgs" / "good.png"), bad])
     assert good == [str(tmp_path / "imgs" / "good.png")] and rejected == [(bad, NOT_UTF8)]
-    import pandas as pd
 
     with caplog.at_level("WARNING", logger="hybridvision"):
-        table = drop_unreadable(pd.DataFrame({"path": [str(tmp_path / "imgs" / "good.png"), bad]}))
+        table = drop_unreadable(file_table([[str(tmp_path / "imgs" / "good.png")], [bad]], ["path"]))
         assert list(table["path"]) == [str(tmp_path / "imgs" / "good.png")]
         assert image_views.list_images(tmp_path / "imgs") == ["good.png"]
     assert "b'" + str(tmp_path / "imgs") + "/caf\\xe9.png'" in caplog.text
@@ -299,6 +309,33 @@ def test_predict_lists_non_utf8_names_once(tmp_path):
     assert summary["labelled"] == 0 and summary["already_done"] == 1
     errors = (tmp_path / "out.errors.csv").read_text().splitlines()
     assert errors == ["file,reason", "b'caf\\xe9.png',file name is not valid UTF-8; rename it"]
+
+
+def test_folder_symlinks_are_not_followed_and_file_symlinks_are(tmp_path, caplog, string_storage):
+    """`ln -s .. train/left/loop` once labelled every image `left` too, 40 levels deep; a link to ../right did as well."""
+    from hybridvision.common.data.class_folders import read_class_folders
+    from hybridvision.common.data.images import drop_unreadable
+    from hybridvision.common.predict_io import list_images
+
+    train = tmp_path / "data" / "train"
+    bad = _non_utf8_png(train / "left")
+    _non_utf8_png(tmp_path / "outside")
+    (train / "right").mkdir()
+    shutil.copyfile(train / "left" / "good.png", train / "right" / "r.png")
+    os.symlink("..", train / "left" / "loop")
+    os.symlink("../right", train / "left" / "right_again")
+    os.symlink(tmp_path / "outside", train / "left" / "elsewhere")
+    os.symlink(tmp_path / "outside" / "good.png", train / "right" / "linked.png")  # as `split --mode symlink` makes
+    with caplog.at_level("WARNING", logger="hybridvision"):
+        table = read_class_folders(tmp_path / "data", split="train")
+        assert [(os.path.relpath(p, train), c) for p, c in zip(table["path"], table["class_name"])] == [
+            ("left/caf\udce9.png", "left"), ("left/good.png", "left"), ("right/linked.png", "right"),
+            ("right/r.png", "right")]
+        assert list(drop_unreadable(table)["path"]) == [str(train / p) for p in
+                                                       ("left/good.png", "right/linked.png", "right/r.png")]
+        assert list_images(train) == ["left/caf\udce9.png", "left/good.png", "right/linked.png", "right/r.png"]
+    assert "left out 3 folder symlink(s)" in caplog.text and str(train / "left" / "loop") in caplog.text
+    assert bad in list(table["path"])
 
 
 # ---- the labeller ---------------------------------------------------------------------------------
