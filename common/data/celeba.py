@@ -36,6 +36,7 @@ from hybridvision.common.data.celeba_files import (  # noqa: F401 (re-exported: 
     PARTITIONS,
     read_counted_table,
     read_landmarks,
+    refuse_duplicates,
     require_file,
 )
 from hybridvision.common.data.images import decode_image, drop_unreadable
@@ -67,6 +68,7 @@ def read_partition(path):
         table = pd.read_csv(path, sep=r"\s+", header=None, names=["file", "partition"], dtype={"file": str})
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: rows must be `file 0|1|2` ({str(err).splitlines()[0]})") from None
+    refuse_duplicates(table, path, first_line=1)
     codes = pd.to_numeric(table["partition"], errors="coerce")
     bad = ~codes.isin(list(PARTITIONS))
     if bad.any():
@@ -99,16 +101,19 @@ def check_attributes(names, valid, flag="--covariates"):
     """Raises a ValueError listing the valid names when one of `names` is not an attribute.
 
     When the names asked for are official CelebA attributes but the file's names
-    line lacks most of those, the file is blamed, not the flag.
+    line lacks them and holds other names (a typo) or few of CelebA's, the file
+    is blamed, not the flag.
     """
     unknown = [n for n in names if n not in valid]
     official = [n for n in valid if n in CELEBA_ATTRIBUTES]
-    if unknown and set(unknown) <= CELEBA_ATTRIBUTES and len(official) < len(CELEBA_ATTRIBUTES) // 2:
-        shown = " ".join(list(valid)[:4]) + (" ..." if len(valid) > 4 else "")
+    others = [n for n in valid if n not in CELEBA_ATTRIBUTES]
+    if unknown and set(unknown) <= CELEBA_ATTRIBUTES and (others or len(official) < len(CELEBA_ATTRIBUTES) // 2):
+        listed = others or list(valid)
+        shown = repr(" ".join(listed[:4]) + (" ..." if len(listed) > 4 else ""))
         raise ValueError(
             f"{ATTRIBUTE_FILE}: its names line (line 2) holds {len(official)} of CelebA's 40 attribute names "
-            f"({shown!r}), so {', '.join(unknown)} is missing; line 2 must list the attribute names "
-            "(5_o_Clock_Shadow Arched_Eyebrows ... Young)"
+            f"{f'and {len(others)} other ({shown})' if others else f'({shown})'}, so {', '.join(unknown)} is missing; "
+            "check line 2 for a typo: it must list the attribute names (5_o_Clock_Shadow Arched_Eyebrows ... Young)"
         )
     if unknown:
         raise ValueError(
