@@ -40,6 +40,7 @@ import logging
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -47,11 +48,12 @@ import numpy as np
 import tensorflow as tf
 
 from hybridvision.common.cli import UserError
-from hybridvision.common.data.images import NOT_UTF8, is_utf8_name, shown_name, validate_images
+from hybridvision.common.data.images import IMAGE_EXTENSIONS, NOT_UTF8, is_utf8_name, shown_name, validate_images
 from hybridvision.common.model_card import read_card
 from hybridvision.common.predict_io import (  # noqa: F401 - re-exported: the public API of this module
     CLASSES_SUFFIX,
     ERRORS_SUFFIX,
+    claim_output,
     class_names_path,
     covariate_value,
     errors_path,
@@ -143,13 +145,20 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
     (`tool`: the command those errors point to).
     """
     path = model if isinstance(model, (str, os.PathLike)) else None
-    if path is not None:
-        model = load_model_file(path)
     shown = f"--model {path}" if path is not None else f"model '{model.name}'"
+
+    def refuse_other_apps(card):
+        if spec.app and card.get("app") and card["app"] != spec.app:
+            raise UserError(f"{shown} is a model of the {card['app']} app, not of {spec.app}; "
+                            f"use `hybridvision {card['app']} {tool}`")
+
+    if path is not None:
+        # The card (or the sidecar of a run's model) is read from the file first: another app's model is named
+        # as such before anything else is said about it.
+        refuse_other_apps(read_card(path) if zipfile.is_zipfile(path) else {})
+        model = load_model_file(path)
     card = read_model_card(model)
-    app_hint = f"; use `hybridvision {card.get('app')} {tool}`" if card.get("app") else ""
-    if spec.app and card.get("app") and card["app"] != spec.app:
-        raise UserError(f"{shown} is a model of the {card['app']} app, not of {spec.app}{app_hint}")
+    refuse_other_apps(card)
     spec = dataclasses.replace(spec)
     wrong_app = (f"{shown} does not look like a model of the {spec.app or 'supported'} app ({_describe(model)}); "
                  f"pass a model trained by `hybridvision {spec.app or '<app>'} train`")
@@ -314,7 +323,7 @@ def _rows(spec: PredictSpec, items, outputs) -> list[list]:
 
 
 def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_size: int = 64,
-                  chunk_size: int = 1024, progress: bool = True) -> dict:
+                  chunk_size: int = 1024, progress: bool = True, model_file=None) -> dict:
     """Predict every item into `out_csv`; resumes an interrupted run.
 
     Args:
@@ -327,10 +336,13 @@ def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_siz
         batch_size: inputs per forward pass.
         chunk_size: rows appended (and flushed to disk) at a time.
         progress: show a progress bar with images/s.
+        model_file: the file `model` was loaded from: recorded (path, sha256)
+            in `<out>.model.json`, and a CSV another model wrote is refused.
 
     Returns:
         dict with `images` (inputs found), `already_done`, `labelled`,
-        `errors` (new this run), `seconds`, `images_per_second`, `csv`, `errors_csv`.
+        `errors` (new this run), `rows` (labelled rows of these inputs in the
+        CSV, old and new), `seconds`, `images_per_second`, `csv`, `errors_csv`.
     """
     if batch_size < 1 or chunk_size < 1:
         raise UserError(f"--batch-size {batch_size} and chunk size {chunk_size} must be at least 1")
@@ -341,13 +353,15 @@ def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_siz
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     items = [tuple(item) for item in items]
+    if model_file is not None:
+        claim_output(out_csv, model_file)
     done, rows_file = open_resumable(out_csv, spec.header(), spec.key_width)
     failed, errors_file = open_resumable(errors_path(out_csv), [*spec.header()[:spec.key_width], "reason"],
                                          spec.key_width)
     pending = [item for item in items if item not in done and item not in failed]
     rows_writer, errors_writer = csv.writer(rows_file), csv.writer(errors_file)
     summary = {"images": len(items), "already_done": len(items) - len(pending), "labelled": 0, "errors": 0,
-               "csv": str(out_csv), "errors_csv": str(errors_path(out_csv))}
+               "rows": sum(item in done for item in items), "csv": str(out_csv), "errors_csv": str(errors_path(out_csv))}
     if summary["already_done"]:
         log.info("%s: %d of %d inputs already done; predicting the other %d",
                  out_csv, summary["already_done"], len(items), len(pending))
@@ -402,6 +416,7 @@ def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_siz
                 rows_writer.writerow(row)
                 next_index = index + 1
             summary["labelled"] += len(indices)
+            summary["rows"] += len(indices)
             buffered += len(indices)
             if buffered >= chunk_size:
                 flush(errors_file)
@@ -450,11 +465,12 @@ def label_folder(model, images_dir, out_csv, class_names, batch_size: int = 64, 
     `model` is a `keras.Model` or the path of a saved `.keras` model taking
     0..255 images; the rest as for `predict_items`, which this calls.
     """
+    model_file = model if isinstance(model, (str, os.PathLike)) else None
     model, spec = resolve_spec(PredictSpec(kind="single", class_names=[str(n) for n in class_names]), model,
                                classes=[str(n) for n in class_names])
     items, base = folder_items(images_dir)
     return predict_items(model, spec, items, out_csv, base, batch_size=batch_size, chunk_size=chunk_size,
-                         progress=progress)
+                         progress=progress, model_file=model_file)
 
 
 def run_predict(spec: PredictSpec, args) -> dict:
@@ -481,10 +497,15 @@ def run_predict(spec: PredictSpec, args) -> dict:
     else:
         items, base = folder_items(args.images)
     summary = predict_items(model, spec, items, args.out, base, batch_size=args.batch_size,
-                            progress=not args.quiet)
+                            progress=not args.quiet, model_file=args.model)
     print(f"{spec.app} predict: {summary['labelled']} labelled now, {summary['already_done']} done before, "
           f"{summary['errors']} unreadable (listed in {summary['errors_csv']}), "
           f"{summary['images_per_second']:.1f} images/s -> {summary['csv']}")
+    if not summary["rows"]:
+        where = f"--csv {args.csv}" if args.csv else f"--images {args.images}"
+        what = (f"none of its {len(items)} input(s) could be read (listed in {summary['errors_csv']})" if items
+                else "it lists no inputs" if args.csv else f"it holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise UserError(f"nothing labelled: {where}: {what}")
     return summary
 
 
