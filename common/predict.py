@@ -47,7 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hybridvision.common.cli import UserError
+from hybridvision.common.cli import DECODER_NOISE, UserError, stderr_filtered
 from hybridvision.common.data.images import IMAGE_EXTENSIONS, NOT_UTF8, is_utf8_name, shown_name, validate_images
 from hybridvision.common.model_card import read_card
 from hybridvision.common.predict_io import (  # noqa: F401 - re-exported: the public API of this module
@@ -405,29 +405,31 @@ def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_siz
 
     try:
         paths = [[str(base / f) for f in item[:n_images]] for item in ready]
-        dataset = _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size) if ready else []
-        for indices, images, values in dataset:
-            outputs = model.predict_on_batch(_model_inputs(model, images, values))
-            indices = indices.numpy()
-            rows = _rows(spec, [ready[i] for i in indices], outputs)
-            for index, row in zip(indices, rows):
-                if index > next_index:
-                    record_failures(ready[next_index:index])
-                rows_writer.writerow(row)
-                next_index = index + 1
-            summary["labelled"] += len(indices)
-            summary["rows"] += len(indices)
-            buffered += len(indices)
-            if buffered >= chunk_size:
-                flush(errors_file)
-                flush(rows_file)
-                buffered = 0
-            if bar is not None:
-                bar.update(next_index, [("images/s", summary["labelled"] / max(time.time() - start, 1e-9))])
-        if next_index < len(ready):
-            record_failures(ready[next_index:])
-        if bar is not None and next_index < len(ready):
-            bar.update(len(ready), finalize=True)
+        # libjpeg's lines about corrupt files stay off the console: the files go to the errors CSV.
+        with stderr_filtered(DECODER_NOISE):
+            dataset = _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size) if ready else []
+            for indices, images, values in dataset:
+                outputs = model.predict_on_batch(_model_inputs(model, images, values))
+                indices = indices.numpy()
+                rows = _rows(spec, [ready[i] for i in indices], outputs)
+                for index, row in zip(indices, rows):
+                    if index > next_index:
+                        record_failures(ready[next_index:index])
+                    rows_writer.writerow(row)
+                    next_index = index + 1
+                summary["labelled"] += len(indices)
+                summary["rows"] += len(indices)
+                buffered += len(indices)
+                if buffered >= chunk_size:
+                    flush(errors_file)
+                    flush(rows_file)
+                    buffered = 0
+                if bar is not None:
+                    bar.update(next_index, [("images/s", summary["labelled"] / max(time.time() - start, 1e-9))])
+            if next_index < len(ready):
+                record_failures(ready[next_index:])
+            if bar is not None and next_index < len(ready):
+                bar.update(len(ready), finalize=True)
     finally:
         flush(errors_file)
         flush(rows_file)

@@ -12,6 +12,8 @@ import os
 import pandas as pd
 import tensorflow as tf
 
+from hybridvision.common.cli import DECODER_NOISE, stderr_filtered
+
 LOGGER = logging.getLogger("hybridvision")
 
 # Formats tf.io.decode_image reads (GIF: first frame only).
@@ -189,10 +191,13 @@ def validate_images(paths):
             deterministic=False,
         )
         dataset = dataset.ignore_errors()
-        for path, _ in dataset.as_numpy_iterator():
-            readable.add(path.decode())
+        with stderr_filtered(DECODER_NOISE):  # the failures are returned (and logged by drop_unreadable)
+            for path, _ in dataset.as_numpy_iterator():
+                readable.add(path.decode())
+            failed = [path for path in to_check if path not in readable]
+            found = {path: _reason(path) or "cannot decode" for path in failed}
         for path in to_check:
-            reason = None if path in readable else (_reason(path) or "cannot decode")
+            reason = found.get(path)
             _VALIDATION_CACHE[keys[path]] = reason
             reasons[path] = reason
 

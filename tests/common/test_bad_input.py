@@ -338,6 +338,44 @@ def test_folder_symlinks_are_not_followed_and_file_symlinks_are(tmp_path, caplog
     assert bad in list(table["path"])
 
 
+# libjpeg prints (to fd 2) for these: "Corrupt JPEG data: 18 extraneous bytes before marker 0xc4" and "Invalid JPEG
+# file structure: SOS before SOF"; "Unsupported marker type 0x31"; "Bogus Huffman table definition".
+NOISY_DECODER_WORDS = ("Corrupt JPEG", "Invalid JPEG", "marker", "Huffman")
+
+
+def _corrupt_jpegs(folder: Path) -> None:
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i, (start, stop) in enumerate([(150, 160), (200, 240), (400, 420)]):
+        data = bytearray(cv2.imencode(".jpg", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))[1].tobytes())
+        data[start:stop] = b"\xff" * (stop - start)
+        (folder / f"bad{i}.jpg").write_bytes(bytes(data))
+    cv2.imwrite(str(folder / "good.png"), np.full((8, 8, 3), 128, np.uint8))
+
+
+def test_the_jpeg_decoder_says_nothing_on_the_console(tmp_path, capfd, caplog):
+    import keras
+
+    from hybridvision.common.data.images import validate_images
+    from hybridvision.common.predict import label_folder
+
+    _corrupt_jpegs(tmp_path / "imgs")
+    capfd.readouterr()
+    good, bad = validate_images(sorted(str(p) for p in (tmp_path / "imgs").iterdir()))
+    assert len(good) == 1 and len(bad) == 3
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))
+    with caplog.at_level("WARNING", logger="hybridvision"):
+        summary = label_folder(model, tmp_path / "imgs", tmp_path / "out.csv", ["a", "b"], progress=False)
+    assert summary["labelled"] == 1 and summary["errors"] == 3
+    out, err = capfd.readouterr()
+    assert not [word for word in NOISY_DECODER_WORDS if word in out + err], err
+    assert "3 input(s) could not be read" in caplog.text  # still said, once, where it belongs
+
+
 # ---- the labeller ---------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _labeller(tmp_path):
