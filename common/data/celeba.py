@@ -34,6 +34,7 @@ from hybridvision.common.data.celeba_files import (  # noqa: F401 (re-exported: 
     LAYOUT,
     PARTITION_FILE,
     PARTITIONS,
+    plain_value,
     read_counted_table,
     read_landmarks,
     refuse_duplicates,
@@ -55,7 +56,7 @@ def read_attributes(path):
         row, col = np.argwhere(bad.to_numpy())[0]
         raise ValueError(
             f"{path}: attribute values must be 1 or -1; row {row + 3} ({table['file'].iloc[row]}) "
-            f"has {values.iloc[row, col]!r} for {values.columns[col]}"
+            f"has {plain_value(values.iloc[row, col])!r} for {values.columns[col]}"
         )
     table.iloc[:, 1:] = (values.to_numpy() > 0).astype("int8")
     return table.astype({name: "int8" for name in values.columns})
@@ -75,7 +76,7 @@ def read_partition(path):
         row = int(np.argmax(bad.to_numpy()))
         raise ValueError(
             f"{path}: partitions must be 0 (train), 1 (val) or 2 (test); line {row + 1} "
-            f"({table['file'].iloc[row]}) has {table['partition'].iloc[row]!r}"
+            f"({table['file'].iloc[row]}) has {plain_value(table['partition'].iloc[row])!r}"
         )
     table["partition"] = codes.astype(int).map(PARTITIONS)
     return table

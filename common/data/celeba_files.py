@@ -19,6 +19,11 @@ PARTITIONS = {0: "train", 1: "val", 2: "test"}
 LAYOUT = f"<root>/{IMAGE_FOLDER}/*.jpg, <root>/{ATTRIBUTE_FILE}, <root>/{PARTITION_FILE}"
 
 
+def plain_value(value):
+    """A cell of a table as a plain Python value: messages show `7`, not NumPy's `np.int64(7)`."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def require_file(path, what):
     if not Path(path).exists():
         raise FileNotFoundError(f"CelebA {what} {str(path)!r} not found; expected the official layout {LAYOUT}.")
