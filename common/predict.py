@@ -48,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from hybridvision.common.cli import DECODER_NOISE, UserError, stderr_filtered
+from hybridvision.common.config import check_range
 from hybridvision.common.data.images import IMAGE_EXTENSIONS, NOT_UTF8, is_utf8_name, shown_name, validate_images
 from hybridvision.common.model_card import read_card
 from hybridvision.common.predict_io import (  # noqa: F401 - re-exported: the public API of this module
@@ -477,6 +478,7 @@ def label_folder(model, images_dir, out_csv, class_names, batch_size: int = 64, 
 
 def run_predict(spec: PredictSpec, args) -> dict:
     """The `hybridvision <app> predict` tool, shared by the apps: parsed flags in, summary out (and printed)."""
+    check_range("--batch-size", args.batch_size, {"min": 1})
     classes = [n.strip() for n in args.classes.split(",") if n.strip()] if getattr(args, "classes", None) else None
     covariates = getattr(args, "covariates", None)
     covariates = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else None

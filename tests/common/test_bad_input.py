@@ -85,6 +85,26 @@ def test_every_app_checks_its_ranges(module, argv, expected, capsys):
     assert _assert_one_line(importlib.import_module(module).main, argv, capsys, expected) == expected
 
 
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["orientation_light", "predict", "--model", "m.keras", "--images", ".", "--out", "o.csv", "--batch-size", "0"],
+         "error: --batch-size must be >= 1 (got 0)"),
+        (["digit_pairs", "predict", "--model", "m.keras", "--out", "o.csv", "--batch-size", "x"],
+         "error: argument --batch-size: invalid int value: 'x'"),
+        (["export", "m.keras"], "error: the following arguments are required: --format"),
+        (["export", "m.keras", "--format", "tflite", "--bogus"], "error: unrecognized arguments: --bogus"),
+        (["split", "--out", "o", "--seed", "x"], "error: argument --seed: invalid int value: 'x'"),
+    ],
+)
+def test_every_command_reports_a_bad_flag_in_one_line(argv, expected, capsys, tmp_path, monkeypatch):
+    from hybridvision import cli
+
+    monkeypatch.chdir(tmp_path)
+    code, err = _run(cli.run, argv, capsys)
+    assert (code, err) == (2, [expected])
+
+
 def test_config_file_values_are_range_checked_too(tmp_path, capsys):
     from hybridvision.apps.digit_pairs import train
 
