@@ -445,6 +445,30 @@ def test_labeller_answers_bad_bodies_with_400(tmp_path):
         assert "good.png" in json.dumps(state)
 
 
+def test_labeller_closes_a_request_whose_body_never_comes(tmp_path, monkeypatch):
+    import time
+
+    from hybridvision.data_prep import label
+
+    monkeypatch.setattr(label, "REQUEST_TIMEOUT", 0.5)
+    with _labeller(tmp_path) as port:
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+            stalled.sendall(f"POST /api/action HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                            "Content-Length: 1000\r\n\r\n{".encode())  # promises 1000 bytes, sends 1
+            answer = b""
+            while chunk := stalled.recv(4096):  # the server answers, then closes the connection
+                answer += chunk
+        assert time.monotonic() - start < 5
+        assert answer.startswith(b"HTTP/1.0 408") and b"did not arrive within 0.5 s" in answer
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:  # not even a request line
+            assert silent.recv(4096) == b""
+        assert time.monotonic() - start < 5
+        status, _ = _raw_post(port, {"Host": f"127.0.0.1:{port}", "Content-Type": "application/json",
+                                     "Content-Length": "2"}, b"{}")
+        assert status == 400  # still serving (op missing)
+
+
 def test_labeller_port_in_use_names_it_before_writing_a_start_record(tmp_path, capsys):
     from hybridvision.data_prep import label
 
