@@ -64,7 +64,7 @@ def read_class_folders(root, split=None):
                 f"({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder."
             )
         rows.extend((path, label, name) for path in paths)
-    table = file_table(rows, ["path", "label", "class_name"])
+    table = file_table(rows, ["path", "label", "class_name"], text=("path", "class_name"))
     table.attrs["class_names"] = class_names
     return table
 

@@ -72,7 +72,7 @@ def read_domains(root, modalities=None):
             log.warning("modality '%s' has no images of class(es) %s (in %s)", modality, lacking, root / modality)
         for name, paths in classes.items():
             rows.extend((path, index[name], name, modality) for path in paths)
-    table = file_table(rows, ["path", "label", "class_name", "modality"])
+    table = file_table(rows, ["path", "label", "class_name", "modality"], text=("path", "class_name", "modality"))
     table.attrs.update(class_names=class_names, modalities=list(modalities), missing_classes=missing)
     return table
 

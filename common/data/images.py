@@ -62,16 +62,20 @@ def image_files(root) -> list[str]:
     return found
 
 
-def file_table(rows, columns, numbers=("label",)) -> pd.DataFrame:
-    """A DataFrame of `rows` whose text columns (all but `numbers`) hold Python str objects.
+def file_table(rows, columns, text=("path",)) -> pd.DataFrame:
+    """A DataFrame of `rows` (tuples or dicts) whose `text` columns (file paths, names) hold Python str objects.
 
     pandas 3 keeps strings in Arrow when pyarrow is installed, and Arrow
     refuses the surrogate-escaped names Python gives file names that are not
-    UTF-8; those must reach `drop_unreadable` to be listed, so file, label
-    and class columns are object columns, whichever string storage pandas picks.
+    UTF-8; those must reach `drop_unreadable` to be listed, so these columns
+    are object columns whichever string storage pandas picks. The other
+    columns get their usual dtypes.
     """
     table = pd.DataFrame(rows, columns=columns, dtype=object)
-    return table.astype({name: "int64" for name in numbers if name in table.columns})
+    for name in table.columns:
+        if name not in text:
+            table[name] = table[name].infer_objects()
+    return table
 
 
 def _check_image_args(image_size, channels):
