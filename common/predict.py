@@ -26,6 +26,8 @@ flushed every chunk. Inputs that cannot be read go to `<out>.errors.csv`
 command again skips every input already in either CSV, so an interrupted run
 resumes without redoing or duplicating rows; a half-written last line left
 by a kill is dropped first. Delete the errors CSV to retry what it lists.
+`<out>.model.json` records the model file and its sha256 (when predict is
+given a file): a CSV another model wrote is refused, not extended.
 
 Models take images with values 0..255 (their preprocessing inside), times
 `spec.scale` (digit_pairs: 1/255); the image size comes from the model's

@@ -289,17 +289,6 @@ def _non_utf8_png(folder: Path) -> str:
     return os.fsdecode(bad)
 
 
-@pytest.fixture(params=["python", "pyarrow"])
-def string_storage(request):
-    """Run the test with pandas keeping strings as Python objects, then in Arrow (pandas 3's default with pyarrow)."""
-    import pandas as pd
-
-    if request.param == "pyarrow":
-        pytest.importorskip("pyarrow")
-    with pd.option_context("mode.string_storage", request.param):
-        yield request.param
-
-
 def test_non_utf8_names_are_skipped_and_listed_by_their_bytes(tmp_path, caplog, string_storage):
     from hybridvision.common.data.images import NOT_UTF8, drop_unreadable, file_table, validate_images
     from hybridvision.data_prep import image_views

@@ -93,7 +93,7 @@ def test_missing_files_and_bad_headers_are_named(tmp_path):
         read_celeba(root)
 
 
-def test_images_listed_twice_are_refused_with_their_lines(tmp_path):
+def test_images_listed_twice_are_refused_with_their_lines(tmp_path, string_storage):
     rows = _rows(6)
     twice = rows + [(rows[1][0], [-v for v in rows[1][1]]), rows[4]]  # 000002.jpg again with every value flipped
     root = _write_layout(tmp_path / "a", twice, [0] * 8)
