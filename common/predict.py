@@ -138,6 +138,13 @@ def _describe(model) -> str:
     return f"it takes {inputs} and gives {outputs}"
 
 
+def refuse_other_apps(spec: PredictSpec, card: dict, shown: str, tool: str = "predict") -> None:
+    """A one-line `UserError` when the model's card (or sidecar) names another app than `spec.app`."""
+    if spec.app and card.get("app") and card["app"] != spec.app:
+        raise UserError(f"{shown} is a model of the {card['app']} app, not of {spec.app}; "
+                        f"use `hybridvision {card['app']} {tool}`")
+
+
 def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresholds=None, target=None,
                  tool: str = "predict"):
     """Load the model (a path or a `keras.Model`) and complete `spec` from its card, sidecar and the flags.
@@ -149,19 +156,13 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
     """
     path = model if isinstance(model, (str, os.PathLike)) else None
     shown = f"--model {path}" if path is not None else f"model '{model.name}'"
-
-    def refuse_other_apps(card):
-        if spec.app and card.get("app") and card["app"] != spec.app:
-            raise UserError(f"{shown} is a model of the {card['app']} app, not of {spec.app}; "
-                            f"use `hybridvision {card['app']} {tool}`")
-
     if path is not None:
         # The card (or the sidecar of a run's model) is read from the file first: another app's model is named
         # as such before anything else is said about it.
-        refuse_other_apps(read_card(path) if zipfile.is_zipfile(path) else {})
+        refuse_other_apps(spec, read_card(path) if zipfile.is_zipfile(path) else {}, shown, tool)
         model = load_model_file(path)
     card = read_model_card(model)
-    refuse_other_apps(card)
+    refuse_other_apps(spec, card, shown, tool)
     spec = dataclasses.replace(spec)
     wrong_app = (f"{shown} does not look like a model of the {spec.app or 'supported'} app ({_describe(model)}); "
                  f"pass a model trained by `hybridvision {spec.app or '<app>'} train`")

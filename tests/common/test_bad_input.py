@@ -217,6 +217,31 @@ def test_predict_names_a_keras_file_that_is_not_a_model(datasets, tmp_path, caps
                      f"error: --model {tmp_path / 'missing.keras'}: no such file; pass a saved .keras model")
 
 
+@pytest.mark.parametrize("tool", ["predict", "explain"])
+def test_a_model_of_another_app_is_named_as_such(tool, tmp_path, capsys):
+    """An attractiveness model given to orientation_light: named by its card, not asked for its covariates."""
+    import importlib
+
+    import cv2
+    import keras
+    import numpy as np
+
+    from hybridvision.common.model_card import attach_card
+
+    image, male = keras.Input((8, 8, 3), name="image"), keras.Input((1,), name="covariates")
+    output = keras.layers.Dense(1, activation="sigmoid")(
+        keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(image), male]))
+    card = {"app": "attractiveness", "target": "Attractive", "covariates": ["Male"], "class_names": ["no", "yes"]}
+    attach_card(keras.Model([image, male], output), card).save(tmp_path / "a.keras")
+    cv2.imwrite(str(tmp_path / "face.png"), np.full((8, 8, 3), 128, np.uint8))
+    tool_main = importlib.import_module(f"hybridvision.apps.orientation_light.{tool}").main
+    argv = ["--model", str(tmp_path / "a.keras"), "--quiet"]
+    argv += (["--images", str(tmp_path), "--out", str(tmp_path / "o.csv")] if tool == "predict"
+             else ["--image", str(tmp_path / "face.png")])
+    _assert_one_line(tool_main, argv, capsys, f"error: --model {tmp_path / 'a.keras'} is a model of the attractiveness "
+                     f"app, not of orientation_light; use `hybridvision attractiveness {tool}`")
+
+
 def test_unwritable_run_dir(tmp_path, capsys, monkeypatch):
     from hybridvision.apps.digit_pairs import train
 
