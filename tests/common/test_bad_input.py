@@ -360,14 +360,18 @@ def test_folder_symlinks_are_not_followed_and_file_symlinks_are(tmp_path, caplog
     os.symlink("../right", train / "left" / "right_again")
     os.symlink(tmp_path / "outside", train / "left" / "elsewhere")
     os.symlink(tmp_path / "outside" / "good.png", train / "right" / "linked.png")  # as `split --mode symlink` makes
+    (tmp_path / "up").mkdir()
+    shutil.copyfile(train / "left" / "good.png", tmp_path / "up" / "u.png")
+    os.symlink(tmp_path / "up", train / "up")  # a class folder may itself be a link
     with caplog.at_level("WARNING", logger="hybridvision"):
         table = read_class_folders(tmp_path / "data", split="train")
         assert [(os.path.relpath(p, train), c) for p, c in zip(table["path"], table["class_name"])] == [
             ("left/caf\udce9.png", "left"), ("left/good.png", "left"), ("right/linked.png", "right"),
-            ("right/r.png", "right")]
+            ("right/r.png", "right"), ("up/u.png", "up")]
         assert list(drop_unreadable(table)["path"]) == [str(train / p) for p in
-                                                       ("left/good.png", "right/linked.png", "right/r.png")]
+                                                       ("left/good.png", "right/linked.png", "right/r.png", "up/u.png")]
         assert list_images(train) == ["left/caf\udce9.png", "left/good.png", "right/linked.png", "right/r.png"]
+        assert read_class_folders(tmp_path / "data", split="train").attrs["class_names"] == ["left", "right", "up"]
     assert "left out 3 folder symlink(s)" in caplog.text and str(train / "left" / "loop") in caplog.text
     assert bad in list(table["path"])
 
