@@ -15,7 +15,8 @@ disk space or writing to a read-only place, wherever it happens. Anything else
 `HYBRIDVISION_TRACEBACK=1` shows the traceback of expected errors too.
 
 `quiet_tensorflow` keeps TensorFlow's C++ start-up noise off a command's
-output (the `hybridvision` command calls it unless `--verbose`).
+output (the `hybridvision` command calls it unless `--verbose`);
+`stderr_filtered(DECODER_NOISE)` keeps libjpeg's lines about corrupt files off it.
 
 This module imports nothing heavy, so tools that do not need Keras stay fast.
 """
@@ -122,6 +123,19 @@ STARTUP_NOISE = re.compile(
 )
 
 
+# What libjpeg (inside TensorFlow's decoder) prints straight to file descriptor 2 for a corrupt or truncated file,
+# one line per file, e.g. "Bogus Huffman table definition" or "Input file read error": the files it is about are
+# listed anyway (the skipped-images warning, run.log, <out>.errors.csv).
+DECODER_NOISE = re.compile(
+    r"^(Corrupt JPEG data|Premature end of (JPEG file|data)|Invalid JPEG|Not a JPEG file|Unsupported (JPEG|marker)"
+    r"|Bogus |(Missing )?Huffman|Input file read error|Empty (input file|JPEG image)|Unexpected marker"
+    r"|Quantization table 0x|Sampling factors too large|Invalid (SOS|scan|component|color|crop)|Improper call"
+    r"|Didn't expect more than one scan|Image too (big|wide)|Maximum supported image dimension|Arithmetic table"
+    r"|Inconsistent progression|Warning: (unknown JFIF|thumbnail image)|JPEG datastream contains no image"
+    r"|Unknown (APP0|APP14|Adobe)|libpng (warning|error): )"
+)
+
+
 @contextlib.contextmanager
 def stderr_to(file):
     """Point file descriptor 2 (where C++ code writes, past Python's sys.stderr) at `file` for the block."""
@@ -137,8 +151,11 @@ def stderr_to(file):
 
 
 @contextlib.contextmanager
-def _c_stderr_filtered(noise=STARTUP_NOISE):
-    """Catch what C++ writes to file descriptor 2 in a temporary file, then pass on what is not noise."""
+def stderr_filtered(noise=STARTUP_NOISE):
+    """Catch what C++ writes to file descriptor 2 in a temporary file, then pass on the lines `noise` does not match.
+
+    (Python's own writes to stderr inside the block come out at its end.)
+    """
     with tempfile.TemporaryFile() as caught:
         try:
             with stderr_to(caught):
@@ -164,5 +181,5 @@ def quiet_tensorflow(verbose: bool = False, load: str | None = "keras") -> None:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     if load and load not in sys.modules:
-        with _c_stderr_filtered():
+        with stderr_filtered():
             importlib.import_module(load)

@@ -318,10 +318,12 @@ def explain_image(model, spec, files, out_png, class_name=None, covariate_values
 
 def run_explain(spec, args) -> dict:
     """The `hybridvision <app> explain --model M --image FILE` tool, shared by the apps."""
-    from hybridvision.common.predict import read_model_card, resolve_spec
+    from hybridvision.common.predict import read_model_card, refuse_other_apps, resolve_spec
     from hybridvision.common.predict_io import load_model_file
 
     model = load_model_file(args.model)
+    # Another app's model is named as such before its covariates are asked for.
+    refuse_other_apps(spec, read_model_card(model), f"--model {args.model}", "explain")
     classes = [n.strip() for n in args.classes.split(",") if n.strip()] if getattr(args, "classes", None) else None
     names, values = None, []
     if getattr(args, "covariates", None) or len(model.inputs) > 1:  # a model that takes covariates needs their values

@@ -29,6 +29,7 @@ import zipfile
 from pathlib import Path
 
 from hybridvision.common.cli import UserError, main_entry, stderr_to
+from hybridvision.common.config import OneLineErrorParser
 
 FORMATS = ("saved_model", "tflite")
 # model.keras -> model.saved_model/ or model.tflite, next to it.
@@ -37,7 +38,7 @@ SUFFIXES = {"saved_model": ".saved_model", "tflite": ".tflite"}
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's parser (imports nothing heavy, so `--help` needs no TensorFlow)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="hybridvision export",
         description="Export a saved Keras model as a TensorFlow SavedModel or a TensorFlow Lite file.",
         epilog="Both keep the batch size free. Load a SavedModel with tf.saved_model.load(PATH) "

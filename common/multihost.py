@@ -33,10 +33,11 @@ and examples/slurm/multihost_train.sbatch). A script of your own: call
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
+
+from hybridvision.common.config import OneLineErrorParser
 
 log = logging.getLogger("hybridvision")
 
@@ -118,7 +119,7 @@ def train_demo(process_id: int, out: str, steps: int = 4, local_batch: int = 4, 
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m hybridvision.common.multihost")
+    parser = OneLineErrorParser(description=__doc__.split("\n\n")[0], prog="python -m hybridvision.common.multihost")
     parser.add_argument("--coordinator", required=True, help="host:port of process 0, e.g. localhost:12345")
     parser.add_argument("--num-processes", type=int, required=True)
     parser.add_argument("--process-id", type=int, required=True)

@@ -26,6 +26,8 @@ flushed every chunk. Inputs that cannot be read go to `<out>.errors.csv`
 command again skips every input already in either CSV, so an interrupted run
 resumes without redoing or duplicating rows; a half-written last line left
 by a kill is dropped first. Delete the errors CSV to retry what it lists.
+`<out>.model.json` records the model file and its sha256 (when predict is
+given a file): a CSV another model wrote is refused, not extended.
 
 Models take images with values 0..255 (their preprocessing inside), times
 `spec.scale` (digit_pairs: 1/255); the image size comes from the model's
@@ -40,18 +42,21 @@ import logging
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from hybridvision.common.cli import UserError
-from hybridvision.common.data.images import NOT_UTF8, is_utf8_name, shown_name, validate_images
+from hybridvision.common.cli import DECODER_NOISE, UserError, stderr_filtered
+from hybridvision.common.config import check_range
+from hybridvision.common.data.images import IMAGE_EXTENSIONS, NOT_UTF8, is_utf8_name, shown_name, validate_images
 from hybridvision.common.model_card import read_card
 from hybridvision.common.predict_io import (  # noqa: F401 - re-exported: the public API of this module
     CLASSES_SUFFIX,
     ERRORS_SUFFIX,
+    claim_output,
     class_names_path,
     covariate_value,
     errors_path,
@@ -136,6 +141,13 @@ def _describe(model) -> str:
     return f"it takes {inputs} and gives {outputs}"
 
 
+def refuse_other_apps(spec: PredictSpec, card: dict, shown: str, tool: str = "predict") -> None:
+    """A one-line `UserError` when the model's card (or sidecar) names another app than `spec.app`."""
+    if spec.app and card.get("app") and card["app"] != spec.app:
+        raise UserError(f"{shown} is a model of the {card['app']} app, not of {spec.app}; "
+                        f"use `hybridvision {card['app']} {tool}`")
+
+
 def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresholds=None, target=None,
                  tool: str = "predict"):
     """Load the model (a path or a `keras.Model`) and complete `spec` from its card, sidecar and the flags.
@@ -146,13 +158,14 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
     (`tool`: the command those errors point to).
     """
     path = model if isinstance(model, (str, os.PathLike)) else None
-    if path is not None:
-        model = load_model_file(path)
     shown = f"--model {path}" if path is not None else f"model '{model.name}'"
+    if path is not None:
+        # The card (or the sidecar of a run's model) is read from the file first: another app's model is named
+        # as such before anything else is said about it.
+        refuse_other_apps(spec, read_card(path) if zipfile.is_zipfile(path) else {}, shown, tool)
+        model = load_model_file(path)
     card = read_model_card(model)
-    app_hint = f"; use `hybridvision {card.get('app')} {tool}`" if card.get("app") else ""
-    if spec.app and card.get("app") and card["app"] != spec.app:
-        raise UserError(f"{shown} is a model of the {card['app']} app, not of {spec.app}{app_hint}")
+    refuse_other_apps(spec, card, shown, tool)
     spec = dataclasses.replace(spec)
     wrong_app = (f"{shown} does not look like a model of the {spec.app or 'supported'} app ({_describe(model)}); "
                  f"pass a model trained by `hybridvision {spec.app or '<app>'} train`")
@@ -344,7 +357,7 @@ def _rows(spec: PredictSpec, items, outputs) -> list[list]:
 
 
 def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_size: int = 64,
-                  chunk_size: int = 1024, progress: bool = True) -> dict:
+                  chunk_size: int = 1024, progress: bool = True, model_file=None) -> dict:
     """Predict every item into `out_csv`; resumes an interrupted run.
 
     Args:
@@ -357,10 +370,13 @@ def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_siz
         batch_size: inputs per forward pass.
         chunk_size: rows appended (and flushed to disk) at a time.
         progress: show a progress bar with images/s.
+        model_file: the file `model` was loaded from: recorded (path, sha256)
+            in `<out>.model.json`, and a CSV another model wrote is refused.
 
     Returns:
         dict with `images` (inputs found), `already_done`, `labelled`,
-        `errors` (new this run), `seconds`, `images_per_second`, `csv`, `errors_csv`.
+        `errors` (new this run), `rows` (labelled rows of these inputs in the
+        CSV, old and new), `seconds`, `images_per_second`, `csv`, `errors_csv`.
     """
     if batch_size < 1 or chunk_size < 1:
         raise UserError(f"--batch-size {batch_size} and chunk size {chunk_size} must be at least 1")
@@ -371,13 +387,15 @@ def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_siz
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     items = [tuple(item) for item in items]
+    if model_file is not None:
+        claim_output(out_csv, model_file)
     done, rows_file = open_resumable(out_csv, spec.header(), spec.key_width)
     failed, errors_file = open_resumable(errors_path(out_csv), [*spec.header()[:spec.key_width], "reason"],
                                          spec.key_width)
     pending = [item for item in items if item not in done and item not in failed]
     rows_writer, errors_writer = csv.writer(rows_file), csv.writer(errors_file)
     summary = {"images": len(items), "already_done": len(items) - len(pending), "labelled": 0, "errors": 0,
-               "csv": str(out_csv), "errors_csv": str(errors_path(out_csv))}
+               "rows": sum(item in done for item in items), "csv": str(out_csv), "errors_csv": str(errors_path(out_csv))}
     if summary["already_done"]:
         log.info("%s: %d of %d inputs already done; predicting the other %d",
                  out_csv, summary["already_done"], len(items), len(pending))
@@ -424,28 +442,31 @@ def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_siz
 
     try:
         paths = [[str(base / f) for f in item[:n_images]] for item in ready]
-        dataset = _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size) if ready else []
-        for indices, images, values in dataset:
-            outputs = model.predict_on_batch(_model_inputs(model, images, values))
-            indices = indices.numpy()
-            rows = _rows(spec, [ready[i] for i in indices], outputs)
-            for index, row in zip(indices, rows):
-                if index > next_index:
-                    record_failures(ready[next_index:index])
-                rows_writer.writerow(row)
-                next_index = index + 1
-            summary["labelled"] += len(indices)
-            buffered += len(indices)
-            if buffered >= chunk_size:
-                flush(errors_file)
-                flush(rows_file)
-                buffered = 0
-            if bar is not None:
-                bar.update(next_index, [("images/s", summary["labelled"] / max(time.time() - start, 1e-9))])
-        if next_index < len(ready):
-            record_failures(ready[next_index:])
-        if bar is not None and next_index < len(ready):
-            bar.update(len(ready), finalize=True)
+        # libjpeg's lines about corrupt files stay off the console: the files go to the errors CSV.
+        with stderr_filtered(DECODER_NOISE):
+            dataset = _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size) if ready else []
+            for indices, images, values in dataset:
+                outputs = model.predict_on_batch(_model_inputs(model, images, values))
+                indices = indices.numpy()
+                rows = _rows(spec, [ready[i] for i in indices], outputs)
+                for index, row in zip(indices, rows):
+                    if index > next_index:
+                        record_failures(ready[next_index:index])
+                    rows_writer.writerow(row)
+                    next_index = index + 1
+                summary["labelled"] += len(indices)
+                summary["rows"] += len(indices)
+                buffered += len(indices)
+                if buffered >= chunk_size:
+                    flush(errors_file)
+                    flush(rows_file)
+                    buffered = 0
+                if bar is not None:
+                    bar.update(next_index, [("images/s", summary["labelled"] / max(time.time() - start, 1e-9))])
+            if next_index < len(ready):
+                record_failures(ready[next_index:])
+            if bar is not None and next_index < len(ready):
+                bar.update(len(ready), finalize=True)
     finally:
         flush(errors_file)
         flush(rows_file)
@@ -483,15 +504,17 @@ def label_folder(model, images_dir, out_csv, class_names, batch_size: int = 64, 
     `model` is a `keras.Model` or the path of a saved `.keras` model taking
     0..255 images; the rest as for `predict_items`, which this calls.
     """
+    model_file = model if isinstance(model, (str, os.PathLike)) else None
     model, spec = resolve_spec(PredictSpec(kind="single", class_names=[str(n) for n in class_names]), model,
                                classes=[str(n) for n in class_names])
     items, base = folder_items(images_dir)
     return predict_items(model, spec, items, out_csv, base, batch_size=batch_size, chunk_size=chunk_size,
-                         progress=progress)
+                         progress=progress, model_file=model_file)
 
 
 def run_predict(spec: PredictSpec, args) -> dict:
     """The `hybridvision <app> predict` tool, shared by the apps: parsed flags in, summary out (and printed)."""
+    check_range("--batch-size", args.batch_size, {"min": 1})
     classes = [n.strip() for n in args.classes.split(",") if n.strip()] if getattr(args, "classes", None) else None
     covariates = getattr(args, "covariates", None)
     covariates = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else None
@@ -514,10 +537,15 @@ def run_predict(spec: PredictSpec, args) -> dict:
     else:
         items, base = folder_items(args.images)
     summary = predict_items(model, spec, items, args.out, base, batch_size=args.batch_size,
-                            progress=not args.quiet)
+                            progress=not args.quiet, model_file=args.model)
     print(f"{spec.app} predict: {summary['labelled']} labelled now, {summary['already_done']} done before, "
           f"{summary['errors']} unreadable (listed in {summary['errors_csv']}), "
           f"{summary['images_per_second']:.1f} images/s -> {summary['csv']}")
+    if not summary["rows"]:
+        where = f"--csv {args.csv}" if args.csv else f"--images {args.images}"
+        what = (f"none of its {len(items)} input(s) could be read (listed in {summary['errors_csv']})" if items
+                else "it lists no inputs" if args.csv else f"it holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise UserError(f"nothing labelled: {where}: {what}")
     return summary
 
 

@@ -8,6 +8,7 @@ the model.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
@@ -15,12 +16,13 @@ import zipfile
 from pathlib import Path
 
 from hybridvision.common.cli import UserError
-from hybridvision.common.data.images import IMAGE_EXTENSIONS
+from hybridvision.common.data.images import image_files
 
 log = logging.getLogger("hybridvision")
 
 CLASSES_SUFFIX = ".classes.json"
 ERRORS_SUFFIX = ".errors.csv"
+MODEL_SUFFIX = ".model.json"
 # CelebA codes attributes 1 / -1; the models see 1 / 0. Both codings (and words) are read.
 TRUE_WORDS = {"1", "1.0", "true", "yes", "y"}
 FALSE_WORDS = {"0", "0.0", "-1", "-1.0", "false", "no", "n"}
@@ -67,19 +69,55 @@ def errors_path(out_csv) -> Path:
     return out_csv.with_name(out_csv.stem + ERRORS_SUFFIX)
 
 
+def model_record_path(out_csv) -> Path:
+    """`labels.csv` -> `labels.model.json`: which model wrote the CSV's rows."""
+    out_csv = Path(out_csv)
+    return out_csv.with_name(out_csv.stem + MODEL_SUFFIX)
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _has_rows(path) -> bool:
+    with open(path, "rb") as f:
+        f.readline()  # the header
+        return bool(f.readline().strip())
+
+
+def claim_output(out_csv, model_file) -> None:
+    """Record `model_file` (path and sha256) beside `out_csv`; refuse to add rows to a CSV another model wrote.
+
+    A CSV that has rows but no record (written before predict kept one) is
+    refused too: whose rows they are is unknown.
+    """
+    out_csv, record_path = Path(out_csv), model_record_path(out_csv)
+    record = {"model": str(Path(model_file).resolve()), "sha256": sha256_of(model_file)}
+    if out_csv.is_file() and _has_rows(out_csv):
+        try:
+            before = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            raise UserError(f"{out_csv} has rows but no readable {record_path.name} naming the model that wrote them; "
+                            "pass another --out, or delete the CSV to start over") from None
+        if before.get("sha256") != record["sha256"]:
+            raise UserError(f"{out_csv} was written by another model ({before.get('model')}, sha256 "
+                            f"{str(before.get('sha256'))[:12]}...) than --model {model_file} (sha256 "
+                            f"{record['sha256'][:12]}...); pass another --out, or delete the CSV to start over")
+        return
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+
+
 def list_images(root) -> list[str]:
     """Image files under `root` (recursive, hidden ones left out), relative and `/`-separated, sorted."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"--images {root}: no such folder; pass the folder holding the images")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = Path(dirpath).relative_to(root)
-        for name in filenames:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append((rel / name).as_posix())
-    return sorted(found)
+    return sorted(Path(path).relative_to(root).as_posix() for path in image_files(root))
 
 
 def read_input_csv(path, image_columns, covariates=(), column_help: str = "") -> list[list[str]]:

@@ -40,7 +40,6 @@ examples/slurm/multihost_train.sbatch and common/distribute.py.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import logging
 import os
@@ -49,6 +48,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from hybridvision.common.config import OneLineErrorParser
 
 log = logging.getLogger("hybridvision")
 
@@ -169,7 +170,7 @@ def main(argv=None) -> int:
     if "--" in argv:
         split = argv.index("--")
         argv, command = argv[:split], argv[split + 1 :]
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="python -m hybridvision.common.tuning launch",
         description="Run a KerasTuner search as one chief (oracle) and N workers on this machine. "
         "Usage: launch --workers N [options] -- <search command>",

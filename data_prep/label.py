@@ -40,6 +40,8 @@ SKIP_KEYS = ("s", " ")
 UNDO_KEYS = ("u", "z", "Backspace")
 ACCEPT_KEYS = ("Enter",)
 MAX_BODY = 64 * 1024
+# Seconds the labeller waits for the next bytes of a request (its line, headers, body) before closing it.
+REQUEST_TIMEOUT = 10.0
 
 
 def read_proposals(path):
@@ -315,6 +317,8 @@ def make_handler(session, verbose=False):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "hybridvision-labeller"
+        # A client that stops sending (a Content-Length promising more body than comes) would hold a thread forever.
+        timeout = REQUEST_TIMEOUT
 
         def log_message(self, format, *args):
             if verbose:
@@ -383,6 +387,9 @@ def make_handler(session, verbose=False):
                 return self._json(400, {"error": "bad body length"})
             try:
                 body = json.loads(self.rfile.read(length))
+            except TimeoutError:
+                self.close_connection = True
+                return self._json(408, {"error": f"the body did not arrive within {self.timeout:g} s"})
             except (ValueError, RecursionError):  # RecursionError: JSON nested too deep for the parser
                 return self._json(400, {"error": "body is not JSON (or is nested too deeply)"})
             if not isinstance(body, dict):

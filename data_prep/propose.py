@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from hybridvision.common.cli import UserError
 from hybridvision.common.config import OneLineErrorParser
 from hybridvision.common.data.celeba_files import LANDMARK_FILE as LANDMARKS_FILENAME
 from hybridvision.common.data.celeba_files import read_landmarks
@@ -362,6 +363,10 @@ def main(argv=None):
         args.workers,
         args.limit,
     )
+    if skipped and table.empty:
+        shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        raise UserError(f"none of the {len(skipped)} image(s) under {args.images} could be read ({shown}); "
+                        "nothing written")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)

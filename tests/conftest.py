@@ -32,6 +32,21 @@ def _seed_everything():
     gc.freeze()
 
 
+@pytest.fixture(params=["python", "pyarrow"])
+def string_storage(request):
+    """Runs a test with pandas keeping strings as Python objects, then in Arrow (pandas 3's default with pyarrow).
+
+    Arrow refuses what Python makes of file names that are not UTF-8, so
+    tests of file tables take this fixture to pass both ways.
+    """
+    import pandas as pd
+
+    if request.param == "pyarrow":
+        pytest.importorskip("pyarrow")  # requirements-bench.txt installs it (`make test`)
+    with pd.option_context("mode.string_storage", request.param):
+        yield request.param
+
+
 def pytest_configure(config):
     """Under xdist, hand tests to the workers one at a time (unless --maxschedchunk is given).
 

@@ -70,7 +70,7 @@ def train(cfg: OrientationLightConfig) -> dict:
 
     def report(final_model, run_dir, _results):
         # model.classes.json travels with the exported model (predict.py reads it).
-        write_class_names(run_dir / "model.keras", class_names, task=cfg.task, model=cfg.model)
+        write_class_names(run_dir / "model.keras", class_names, app="orientation_light", task=cfg.task, model=cfg.model)
         return class_report(final_model, evaluated, class_names, run_dir)
 
     card = {"task": f"{cfg.task}: one of {len(class_names)} classes (softmax)", "class_names": list(class_names)}

@@ -34,11 +34,13 @@ from hybridvision.common.data.celeba_files import (  # noqa: F401 (re-exported: 
     LAYOUT,
     PARTITION_FILE,
     PARTITIONS,
+    plain_value,
     read_counted_table,
     read_landmarks,
+    refuse_duplicates,
     require_file,
 )
-from hybridvision.common.data.images import decode_image, drop_unreadable
+from hybridvision.common.data.images import decode_image, drop_unreadable, file_table
 from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES
 from hybridvision.common.data.pipeline import cached_images
 
@@ -54,7 +56,7 @@ def read_attributes(path):
         row, col = np.argwhere(bad.to_numpy())[0]
         raise ValueError(
             f"{path}: attribute values must be 1 or -1; row {row + 3} ({table['file'].iloc[row]}) "
-            f"has {values.iloc[row, col]!r} for {values.columns[col]}"
+            f"has {plain_value(values.iloc[row, col])!r} for {values.columns[col]}"
         )
     table.iloc[:, 1:] = (values.to_numpy() > 0).astype("int8")
     return table.astype({name: "int8" for name in values.columns})
@@ -67,13 +69,14 @@ def read_partition(path):
         table = pd.read_csv(path, sep=r"\s+", header=None, names=["file", "partition"], dtype={"file": str})
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: rows must be `file 0|1|2` ({str(err).splitlines()[0]})") from None
+    refuse_duplicates(table, path, first_line=1)
     codes = pd.to_numeric(table["partition"], errors="coerce")
     bad = ~codes.isin(list(PARTITIONS))
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
         raise ValueError(
             f"{path}: partitions must be 0 (train), 1 (val) or 2 (test); line {row + 1} "
-            f"({table['file'].iloc[row]}) has {table['partition'].iloc[row]!r}"
+            f"({table['file'].iloc[row]}) has {plain_value(table['partition'].iloc[row])!r}"
         )
     table["partition"] = codes.astype(int).map(PARTITIONS)
     return table
@@ -99,16 +102,19 @@ def check_attributes(names, valid, flag="--covariates"):
     """Raises a ValueError listing the valid names when one of `names` is not an attribute.
 
     When the names asked for are official CelebA attributes but the file's names
-    line lacks most of those, the file is blamed, not the flag.
+    line lacks them and holds other names (a typo) or few of CelebA's, the file
+    is blamed, not the flag.
     """
     unknown = [n for n in names if n not in valid]
     official = [n for n in valid if n in CELEBA_ATTRIBUTES]
-    if unknown and set(unknown) <= CELEBA_ATTRIBUTES and len(official) < len(CELEBA_ATTRIBUTES) // 2:
-        shown = " ".join(list(valid)[:4]) + (" ..." if len(valid) > 4 else "")
+    others = [n for n in valid if n not in CELEBA_ATTRIBUTES]
+    if unknown and set(unknown) <= CELEBA_ATTRIBUTES and (others or len(official) < len(CELEBA_ATTRIBUTES) // 2):
+        listed = others or list(valid)
+        shown = repr(" ".join(listed[:4]) + (" ..." if len(listed) > 4 else ""))
         raise ValueError(
             f"{ATTRIBUTE_FILE}: its names line (line 2) holds {len(official)} of CelebA's 40 attribute names "
-            f"({shown!r}), so {', '.join(unknown)} is missing; line 2 must list the attribute names "
-            "(5_o_Clock_Shadow Arched_Eyebrows ... Young)"
+            f"{f'and {len(others)} other ({shown})' if others else f'({shown})'}, so {', '.join(unknown)} is missing; "
+            "check line 2 for a typo: it must list the attribute names (5_o_Clock_Shadow Arched_Eyebrows ... Young)"
         )
     if unknown:
         raise ValueError(
@@ -165,7 +171,7 @@ def read_celeba(root, landmarks=False):
     table = table[present].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"none of the images listed in {root / ATTRIBUTE_FILE} is in {image_dir}")
-    table.insert(0, "path", [str(image_dir / f) for f in table["file"]])
+    table.insert(0, "path", file_table([[str(image_dir / f)] for f in table["file"]], ["path"])["path"])
     table = table[["path", "file", "partition", *names, *mark_names]]
     table.attrs.update(attribute_names=names, landmark_names=mark_names, missing_images=missing)
     return table

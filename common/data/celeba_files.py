@@ -19,6 +19,11 @@ PARTITIONS = {0: "train", 1: "val", 2: "test"}
 LAYOUT = f"<root>/{IMAGE_FOLDER}/*.jpg, <root>/{ATTRIBUTE_FILE}, <root>/{PARTITION_FILE}"
 
 
+def plain_value(value):
+    """A cell of a table as a plain Python value: messages show `7`, not NumPy's `np.int64(7)`."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def require_file(path, what):
     if not Path(path).exists():
         raise FileNotFoundError(f"CelebA {what} {str(path)!r} not found; expected the official layout {LAYOUT}.")
@@ -46,9 +51,26 @@ def read_counted_table(path, what):
             "every row must be `file` followed by one value per name"
         )
     table.columns = ["file", *second]
+    refuse_duplicates(table, path, first_line=3)
     if len(table) != int(first):
         LOGGER.warning("%s: line 1 says %s images but %d rows follow; using the rows", path, first, len(table))
     return table
+
+
+def refuse_duplicates(table, path, first_line):
+    """Raises when the `file` column lists an image twice: which of its rows counts would be a guess.
+
+    `first_line`: the line number of the table's first row, for the message.
+    """
+    repeated = table["file"].duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return
+    lines = {}
+    for row in repeated.nonzero()[0]:
+        lines.setdefault(table["file"].iloc[row], []).append(str(row + first_line))
+    shown = ", ".join(f"{name} (lines {', '.join(numbers)})" for name, numbers in list(lines.items())[:3])
+    raise ValueError(f"{path} lists {len(lines)} image(s) more than once: {shown}{' ...' if len(lines) > 3 else ''}; "
+                     "keep one row per image")
 
 
 def read_landmarks(path):

@@ -8,29 +8,17 @@ cache, augmentation after the cache, prefetch: the tail of
 three together with the names of `keras.utils.image_dataset_from_directory`.
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 from hybridvision.common.data.affine_augment import AffineAugmentation
-from hybridvision.common.data.images import IMAGE_EXTENSIONS, decode_image, drop_unreadable
+from hybridvision.common.data.images import IMAGE_EXTENSIONS, decode_image, drop_unreadable, file_table, image_files
 from hybridvision.common.data.pipeline import cached_images
 
 SPLITS = ("train", "val", "test")
 LAYOUT = "<root>/<class>/*.jpg (or <root>/{train,val,test}/<class>/*.jpg with split=)"
-
-
-def _images_under(folder):
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(os.path.join(dirpath, name))
-    return found
 
 
 def read_class_folders(root, split=None):
@@ -69,14 +57,14 @@ def read_class_folders(root, split=None):
         raise ValueError(f"No class folders in {str(folder)!r}; expected the layout {LAYOUT}.")
     rows = []
     for label, name in enumerate(class_names):
-        paths = _images_under(folder / name)
+        paths = image_files(folder / name)
         if not paths:
             raise ValueError(
                 f"Class folder {str(folder / name)!r} holds no images "
                 f"({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder."
             )
         rows.extend((path, label, name) for path in paths)
-    table = pd.DataFrame(rows, columns=["path", "label", "class_name"])
+    table = file_table(rows, ["path", "label", "class_name"], text=("path", "class_name"))
     table.attrs["class_names"] = class_names
     return table
 

@@ -15,9 +15,8 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from hybridvision.common.data.class_folders import _images_under
+from hybridvision.common.data.images import file_table, image_files
 
 LAYOUT = "<root>/<modality>/<class>/*.jpg"
 log = logging.getLogger("hybridvision")
@@ -55,7 +54,7 @@ def read_domains(root, modalities=None):
         folder = root / modality
         classes = {}
         for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            paths = _images_under(class_dir)
+            paths = image_files(class_dir)
             if paths:
                 classes[class_dir.name] = paths
         if not classes:
@@ -73,7 +72,7 @@ def read_domains(root, modalities=None):
             log.warning("modality '%s' has no images of class(es) %s (in %s)", modality, lacking, root / modality)
         for name, paths in classes.items():
             rows.extend((path, index[name], name, modality) for path in paths)
-    table = pd.DataFrame(rows, columns=["path", "label", "class_name", "modality"])
+    table = file_table(rows, ["path", "label", "class_name", "modality"], text=("path", "class_name", "modality"))
     table.attrs.update(class_names=class_names, modalities=list(modalities), missing_classes=missing)
     return table
 

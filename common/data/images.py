@@ -9,7 +9,10 @@ crashing mid-epoch.
 import logging
 import os
 
+import pandas as pd
 import tensorflow as tf
+
+from hybridvision.common.cli import DECODER_NOISE, stderr_filtered
 
 LOGGER = logging.getLogger("hybridvision")
 
@@ -34,6 +37,45 @@ def shown_name(path) -> str:
     """`path` for messages and CSVs: itself, or the repr of its bytes when it is not valid UTF-8."""
     path = os.fspath(path)
     return path if is_utf8_name(path) else repr(os.fsencode(path))
+
+
+def image_files(root) -> list[str]:
+    """The image files under `root` (recursive, hidden ones left out), in sorted walk order.
+
+    Symlinks to files are followed; symlinks to folders are not: one leads
+    back into the tree (a loop, or the same images again under another
+    class) or out of it, and either way the images under it do not belong
+    where the link puts them. The links left out are logged.
+    """
+    found, links = [], []
+    for dirpath, dirnames, filenames in os.walk(root):  # followlinks=False: folder links are listed, not entered
+        links += [os.path.join(dirpath, d) for d in dirnames
+                  if not d.startswith(".") and os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(os.path.join(dirpath, name))
+    if links:
+        LOGGER.warning("left out %d folder symlink(s) under %s (a folder link is not followed: it leads back into "
+                       "the tree or out of it; copy or move the images in instead): %s%s", len(links), root,
+                       ", ".join(shown_name(link) for link in links[:3]), " ..." if len(links) > 3 else "")
+    return found
+
+
+def file_table(rows, columns, text=("path",)) -> pd.DataFrame:
+    """A DataFrame of `rows` (tuples or dicts) whose `text` columns (file paths, names) hold Python str objects.
+
+    pandas 3 keeps strings in Arrow when pyarrow is installed, and Arrow
+    refuses the surrogate-escaped names Python gives file names that are not
+    UTF-8; those must reach `drop_unreadable` to be listed, so these columns
+    are object columns whichever string storage pandas picks. The other
+    columns get their usual dtypes.
+    """
+    table = pd.DataFrame(rows, columns=columns, dtype=object)
+    for name in table.columns:
+        if name not in text:
+            table[name] = table[name].infer_objects()
+    return table
 
 
 def _check_image_args(image_size, channels):
@@ -153,10 +195,13 @@ def validate_images(paths):
             deterministic=False,
         )
         dataset = dataset.ignore_errors()
-        for path, _ in dataset.as_numpy_iterator():
-            readable.add(path.decode())
+        with stderr_filtered(DECODER_NOISE):  # the failures are returned (and logged by drop_unreadable)
+            for path, _ in dataset.as_numpy_iterator():
+                readable.add(path.decode())
+            failed = [path for path in to_check if path not in readable]
+            found = {path: _reason(path) or "cannot decode" for path in failed}
         for path in to_check:
-            reason = None if path in readable else (_reason(path) or "cannot decode")
+            reason = found.get(path)
             _VALIDATION_CACHE[keys[path]] = reason
             reasons[path] = reason
 

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from hybridvision.common.data.images import decode_image, drop_unreadable, log_skipped
+from hybridvision.common.data.images import decode_image, drop_unreadable, file_table, log_skipped
 from hybridvision.common.data.names import PATCH_SHAPES, VOC_CLASSES  # noqa: F401 - PATCH_SHAPES re-exported
 from hybridvision.common.data.pipeline import cached_images
 
@@ -205,8 +205,8 @@ def read_voc(root, split="train", on_error="skip", exclude_difficult=False, ids=
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         log.warning("VOC %s: skipped %d bad annotation(s) in %s: %s", split, len(problems), root, shown)
-    images = pd.DataFrame(images, columns=["image_id", "path", "width", "height", *VOC_CLASSES])
-    boxes = pd.DataFrame(boxes, columns=BOX_COLUMNS)
+    images = file_table(images, ["image_id", "path", "width", "height", *VOC_CLASSES])
+    boxes = file_table(boxes, BOX_COLUMNS)
     if images.empty:
         raise ValueError(f"no usable annotations among the {len(ids)} ids of {root} ({split}); see the warnings above")
     images.attrs["problems"] = problems

@@ -85,6 +85,26 @@ def test_every_app_checks_its_ranges(module, argv, expected, capsys):
     assert _assert_one_line(importlib.import_module(module).main, argv, capsys, expected) == expected
 
 
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["orientation_light", "predict", "--model", "m.keras", "--images", ".", "--out", "o.csv", "--batch-size", "0"],
+         "error: --batch-size must be >= 1 (got 0)"),
+        (["digit_pairs", "predict", "--model", "m.keras", "--out", "o.csv", "--batch-size", "x"],
+         "error: argument --batch-size: invalid int value: 'x'"),
+        (["export", "m.keras"], "error: the following arguments are required: --format"),
+        (["export", "m.keras", "--format", "tflite", "--bogus"], "error: unrecognized arguments: --bogus"),
+        (["split", "--out", "o", "--seed", "x"], "error: argument --seed: invalid int value: 'x'"),
+    ],
+)
+def test_every_command_reports_a_bad_flag_in_one_line(argv, expected, capsys, tmp_path, monkeypatch):
+    from hybridvision import cli
+
+    monkeypatch.chdir(tmp_path)
+    code, err = _run(cli.run, argv, capsys)
+    assert (code, err) == (2, [expected])
+
+
 def test_config_file_values_are_range_checked_too(tmp_path, capsys):
     from hybridvision.apps.digit_pairs import train
 
@@ -197,6 +217,31 @@ def test_predict_names_a_keras_file_that_is_not_a_model(datasets, tmp_path, caps
                      f"error: --model {tmp_path / 'missing.keras'}: no such file; pass a saved .keras model")
 
 
+@pytest.mark.parametrize("tool", ["predict", "explain"])
+def test_a_model_of_another_app_is_named_as_such(tool, tmp_path, capsys):
+    """An attractiveness model given to orientation_light: named by its card, not asked for its covariates."""
+    import importlib
+
+    import cv2
+    import keras
+    import numpy as np
+
+    from hybridvision.common.model_card import attach_card
+
+    image, male = keras.Input((8, 8, 3), name="image"), keras.Input((1,), name="covariates")
+    output = keras.layers.Dense(1, activation="sigmoid")(
+        keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(image), male]))
+    card = {"app": "attractiveness", "target": "Attractive", "covariates": ["Male"], "class_names": ["no", "yes"]}
+    attach_card(keras.Model([image, male], output), card).save(tmp_path / "a.keras")
+    cv2.imwrite(str(tmp_path / "face.png"), np.full((8, 8, 3), 128, np.uint8))
+    tool_main = importlib.import_module(f"hybridvision.apps.orientation_light.{tool}").main
+    argv = ["--model", str(tmp_path / "a.keras"), "--quiet"]
+    argv += (["--images", str(tmp_path), "--out", str(tmp_path / "o.csv")] if tool == "predict"
+             else ["--image", str(tmp_path / "face.png")])
+    _assert_one_line(tool_main, argv, capsys, f"error: --model {tmp_path / 'a.keras'} is a model of the attractiveness "
+                     f"app, not of orientation_light; use `hybridvision attractiveness {tool}`")
+
+
 def test_unwritable_run_dir(tmp_path, capsys, monkeypatch):
     from hybridvision.apps.digit_pairs import train
 
@@ -269,17 +314,16 @@ def _non_utf8_png(folder: Path) -> str:
     return os.fsdecode(bad)
 
 
-def test_non_utf8_names_are_skipped_and_listed_by_their_bytes(tmp_path, caplog):
-    from hybridvision.common.data.images import NOT_UTF8, drop_unreadable, validate_images
+def test_non_utf8_names_are_skipped_and_listed_by_their_bytes(tmp_path, caplog, string_storage):
+    from hybridvision.common.data.images import NOT_UTF8, drop_unreadable, file_table, validate_images
     from hybridvision.data_prep import image_views
 
     bad = _non_utf8_png(tmp_path / "imgs")
     good, rejected = validate_images([str(tmp_path / "imgs" / "good.png"), bad])
     assert good == [str(tmp_path / "imgs" / "good.png")] and rejected == [(bad, NOT_UTF8)]
-    import pandas as pd
 
     with caplog.at_level("WARNING", logger="hybridvision"):
-        table = drop_unreadable(pd.DataFrame({"path": [str(tmp_path / "imgs" / "good.png"), bad]}))
+        table = drop_unreadable(file_table([[str(tmp_path / "imgs" / "good.png")], [bad]], ["path"]))
         assert list(table["path"]) == [str(tmp_path / "imgs" / "good.png")]
         assert image_views.list_images(tmp_path / "imgs") == ["good.png"]
     assert "b'" + str(tmp_path / "imgs") + "/caf\\xe9.png'" in caplog.text
@@ -299,6 +343,75 @@ def test_predict_lists_non_utf8_names_once(tmp_path):
     assert summary["labelled"] == 0 and summary["already_done"] == 1
     errors = (tmp_path / "out.errors.csv").read_text().splitlines()
     assert errors == ["file,reason", "b'caf\\xe9.png',file name is not valid UTF-8; rename it"]
+
+
+def test_folder_symlinks_are_not_followed_and_file_symlinks_are(tmp_path, caplog, string_storage):
+    """`ln -s .. train/left/loop` once labelled every image `left` too, 40 levels deep; a link to ../right did as well."""
+    from hybridvision.common.data.class_folders import read_class_folders
+    from hybridvision.common.data.images import drop_unreadable
+    from hybridvision.common.predict_io import list_images
+
+    train = tmp_path / "data" / "train"
+    bad = _non_utf8_png(train / "left")
+    _non_utf8_png(tmp_path / "outside")
+    (train / "right").mkdir()
+    shutil.copyfile(train / "left" / "good.png", train / "right" / "r.png")
+    os.symlink("..", train / "left" / "loop")
+    os.symlink("../right", train / "left" / "right_again")
+    os.symlink(tmp_path / "outside", train / "left" / "elsewhere")
+    os.symlink(tmp_path / "outside" / "good.png", train / "right" / "linked.png")  # as `split --mode symlink` makes
+    (tmp_path / "up").mkdir()
+    shutil.copyfile(train / "left" / "good.png", tmp_path / "up" / "u.png")
+    os.symlink(tmp_path / "up", train / "up")  # a class folder may itself be a link
+    with caplog.at_level("WARNING", logger="hybridvision"):
+        table = read_class_folders(tmp_path / "data", split="train")
+        assert [(os.path.relpath(p, train), c) for p, c in zip(table["path"], table["class_name"])] == [
+            ("left/caf\udce9.png", "left"), ("left/good.png", "left"), ("right/linked.png", "right"),
+            ("right/r.png", "right"), ("up/u.png", "up")]
+        assert list(drop_unreadable(table)["path"]) == [str(train / p) for p in
+                                                       ("left/good.png", "right/linked.png", "right/r.png", "up/u.png")]
+        assert list_images(train) == ["left/caf\udce9.png", "left/good.png", "right/linked.png", "right/r.png"]
+        assert read_class_folders(tmp_path / "data", split="train").attrs["class_names"] == ["left", "right", "up"]
+    assert "left out 3 folder symlink(s)" in caplog.text and str(train / "left" / "loop") in caplog.text
+    assert bad in list(table["path"])
+
+
+# libjpeg prints (to fd 2) for these: "Corrupt JPEG data: 18 extraneous bytes before marker 0xc4" and "Invalid JPEG
+# file structure: SOS before SOF"; "Unsupported marker type 0x31"; "Bogus Huffman table definition".
+NOISY_DECODER_WORDS = ("Corrupt JPEG", "Invalid JPEG", "marker", "Huffman")
+
+
+def _corrupt_jpegs(folder: Path) -> None:
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i, (start, stop) in enumerate([(150, 160), (200, 240), (400, 420)]):
+        data = bytearray(cv2.imencode(".jpg", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))[1].tobytes())
+        data[start:stop] = b"\xff" * (stop - start)
+        (folder / f"bad{i}.jpg").write_bytes(bytes(data))
+    cv2.imwrite(str(folder / "good.png"), np.full((8, 8, 3), 128, np.uint8))
+
+
+def test_the_jpeg_decoder_says_nothing_on_the_console(tmp_path, capfd, caplog):
+    import keras
+
+    from hybridvision.common.data.images import validate_images
+    from hybridvision.common.predict import label_folder
+
+    _corrupt_jpegs(tmp_path / "imgs")
+    capfd.readouterr()
+    good, bad = validate_images(sorted(str(p) for p in (tmp_path / "imgs").iterdir()))
+    assert len(good) == 1 and len(bad) == 3
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))
+    with caplog.at_level("WARNING", logger="hybridvision"):
+        summary = label_folder(model, tmp_path / "imgs", tmp_path / "out.csv", ["a", "b"], progress=False)
+    assert summary["labelled"] == 1 and summary["errors"] == 3
+    out, err = capfd.readouterr()
+    assert not [word for word in NOISY_DECODER_WORDS if word in out + err], err
+    assert "3 input(s) could not be read" in caplog.text  # still said, once, where it belongs
 
 
 # ---- the labeller ---------------------------------------------------------------------------------
@@ -348,6 +461,30 @@ def test_labeller_answers_bad_bodies_with_400(tmp_path):
         assert response.status == 200, "the server still answers; a non-UTF-8 name does not break the state"
         connection.close()
         assert "good.png" in json.dumps(state)
+
+
+def test_labeller_closes_a_request_whose_body_never_comes(tmp_path, monkeypatch):
+    import time
+
+    from hybridvision.data_prep import label
+
+    monkeypatch.setattr(label, "REQUEST_TIMEOUT", 0.5)
+    with _labeller(tmp_path) as port:
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+            stalled.sendall(f"POST /api/action HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                            "Content-Length: 1000\r\n\r\n{".encode())  # promises 1000 bytes, sends 1
+            answer = b""
+            while chunk := stalled.recv(4096):  # the server answers, then closes the connection
+                answer += chunk
+        assert time.monotonic() - start < 5
+        assert answer.startswith(b"HTTP/1.0 408") and b"did not arrive within 0.5 s" in answer
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:  # not even a request line
+            assert silent.recv(4096) == b""
+        assert time.monotonic() - start < 5
+        status, _ = _raw_post(port, {"Host": f"127.0.0.1:{port}", "Content-Type": "application/json",
+                                     "Content-Length": "2"}, b"{}")
+        assert status == 400  # still serving (op missing)
 
 
 def test_labeller_port_in_use_names_it_before_writing_a_start_record(tmp_path, capsys):

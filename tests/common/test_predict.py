@@ -284,3 +284,54 @@ def test_an_exported_model_with_a_card_needs_no_flags(folder, tmp_path):
         assert row["label"] == NAMES[int(trained.predict_on_batch(image[None])[0].argmax())]
     with pytest.raises(UserError, match="is a model of the orientation_light app, not of patch_training"):
         resolve_spec(MULTI, path)
+
+
+def test_the_output_csv_names_its_model_and_no_other_model_adds_rows(folder, tmp_path):
+    import hashlib
+
+    first, second = tmp_path / "first.keras", tmp_path / "second.keras"
+    _model().save(first)
+    _model().save(second)
+    out = tmp_path / "labels.csv"
+    label_folder(str(first), folder, out, NAMES, progress=False)
+    record = json.loads((tmp_path / "labels.model.json").read_text())
+    assert record == {"model": str(first.resolve()), "sha256": hashlib.sha256(first.read_bytes()).hexdigest()}
+    assert label_folder(str(first), folder, out, NAMES, progress=False)["already_done"] == 8  # the same model resumes
+    with pytest.raises(UserError, match=f"{out} was written by another model \\({first.resolve()}, sha256 "
+                       f"{record['sha256'][:12]}\\.\\.\\.\\) than --model {second}"):
+        label_folder(str(second), folder, out, NAMES, progress=False)
+    (tmp_path / "labels.model.json").unlink()  # rows, and no word on whose
+    with pytest.raises(UserError, match="has rows but no readable labels.model.json"):
+        label_folder(str(first), folder, out, NAMES, progress=False)
+    out.unlink()  # a new CSV: any model
+    assert label_folder(str(second), folder, out, NAMES, progress=False)["labelled"] == 7
+
+
+def test_predict_on_a_folder_where_nothing_decodes_is_an_error(tmp_path, capsys):
+    from hybridvision.apps.orientation_light import predict
+    from hybridvision.common.cli import main_entry
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "broken.jpg").write_bytes(b"not an image")
+    (tmp_path / "empty").mkdir()
+    _model().save(tmp_path / "m.keras")
+    for images, expected in (("images", "none of its 1 input(s) could be read (listed in "),
+                             ("empty", "it holds no images (.jpg")):
+        argv = ["--model", str(tmp_path / "m.keras"), "--classes", "left,center,right", "--images",
+                str(tmp_path / images), "--out", str(tmp_path / f"{images}.csv"), "--quiet"]
+        for _ in range(2):  # a second run (everything already listed as unreadable) too
+            with pytest.raises(SystemExit) as info:
+                main_entry(predict.main, argv)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert info.value.code == 2 and err[-1].startswith(
+                f"error: nothing labelled: --images {tmp_path / images}: {expected}"), err
+
+
+def test_a_run_model_of_another_app_is_named_by_its_sidecar(folder, tmp_path):
+    path = tmp_path / "run" / "model.keras"
+    path.parent.mkdir()
+    _model().save(path)
+    write_class_names(path, NAMES, app="orientation_light", task="orientation")
+    with pytest.raises(UserError, match=r"--model .*model.keras is a model of the orientation_light app, not of "
+                       "patch_training; use `hybridvision orientation_light predict`"):
+        resolve_spec(MULTI, path)

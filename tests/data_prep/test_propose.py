@@ -252,3 +252,14 @@ def test_bad_arguments_give_clear_errors(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         propose.main(["--help"])
     assert exit_info.value.code == 0
+
+
+def test_nothing_readable_is_an_error_and_writes_nothing(tmp_path):
+    (tmp_path / "images").mkdir()
+    for name in ("a.jpg", "b.png"):
+        (tmp_path / "images" / name).write_bytes(b"not an image")
+    out = tmp_path / "p.csv"
+    with pytest.raises(ValueError, match=r"none of the 2 image\(s\) under .*images could be read \(a.jpg, b.png\); "
+                       "nothing written"):
+        propose.main(["--task", "light", "--images", str(tmp_path / "images"), "--out", str(out), "--workers", "1"])
+    assert not out.exists()

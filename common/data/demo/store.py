@@ -1,6 +1,5 @@
 """Where the demo datasets live: generated on demand, stamped, locked, and the `--data-dir` fallback."""
 
-import argparse
 import contextlib
 import logging
 import os
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybridvision.common.config import OneLineErrorParser
 from hybridvision.common.data.demo import domains, faces, mnist, table, voc
 from hybridvision.common.data.demo.primitives import SCALES
 
@@ -217,7 +217,7 @@ def data_root(data_dir, name, flag="--data-dir"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="python -m hybridvision.common.data.demo",
         description="Generate the synthetic demo datasets (seconds, no download).",
     )

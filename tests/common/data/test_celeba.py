@@ -86,11 +86,41 @@ def test_missing_files_and_bad_headers_are_named(tmp_path):
     with pytest.raises(ValueError, match="header names 2 columns but rows have 3"):
         read_celeba(root)
     root = _write_layout(tmp_path / "d", [("000001.jpg", [1, 0, 1])], [0])
-    with pytest.raises(ValueError, match="must be 1 or -1.*000001.jpg.*Male"):
+    with pytest.raises(ValueError, match="must be 1 or -1; row 3 \\(000001.jpg\\) has 0 for Male$"):
         read_celeba(root)
     root = _write_layout(tmp_path / "e", _rows(2), [0, 7])
-    with pytest.raises(ValueError, match="0 \\(train\\), 1 \\(val\\) or 2 \\(test\\).*000002.jpg"):
+    with pytest.raises(ValueError, match="0 \\(train\\), 1 \\(val\\) or 2 \\(test\\); line 2 \\(000002.jpg\\) has 7$"):
         read_celeba(root)
+
+
+def test_images_listed_twice_are_refused_with_their_lines(tmp_path, string_storage):
+    rows = _rows(6)
+    twice = rows + [(rows[1][0], [-v for v in rows[1][1]]), rows[4]]  # 000002.jpg again with every value flipped
+    root = _write_layout(tmp_path / "a", twice, [0] * 8)
+    with pytest.raises(ValueError) as err:
+        read_celeba(root)
+    assert str(err.value) == (f"{root / 'list_attr_celeba.txt'} lists 2 image(s) more than once: 000002.jpg (lines 4, 9), "
+                              "000005.jpg (lines 7, 10); keep one row per image")
+    root = _write_layout(tmp_path / "b", rows, [0] * 6)
+    with open(root / "list_eval_partition.txt", "a") as f:
+        f.write("000003.jpg 2\n")
+    with pytest.raises(ValueError, match=r"list_eval_partition.txt lists 1 image\(s\) more than once: 000003.jpg "
+                       r"\(lines 3, 7\); keep one row per image"):
+        read_celeba(root)
+
+
+def test_a_typo_in_the_names_line_blames_the_file_not_the_flag(tmp_path):
+    names = list(CELEBA_ATTRIBUTES)
+    names[names.index("Attractive")] = "Atractive"
+    with pytest.raises(ValueError) as err:
+        check_attributes(["Attractive"], names, flag="--target")
+    message = str(err.value)
+    assert message.startswith("list_attr_celeba.txt: its names line (line 2) holds 39 of CelebA's 40 attribute names "
+                              "and 1 other ('Atractive'), so Attractive is missing; check line 2 for a typo"), message
+    assert "--target" not in message
+    # A file of one's own attributes (none of CelebA's) still lists what it has for the flag.
+    with pytest.raises(ValueError, match="--target: unknown CelebA attribute"):
+        check_attributes(["Pretty"], names, flag="--target")
 
 
 def test_unknown_attribute_lists_the_valid_names(celeba_root):
