@@ -134,6 +134,9 @@ def test_check_catches_a_changed_default_and_choice():
 
 @pytest.mark.parametrize("name", sorted(APPS))
 def test_text_says_what_quick_shows(name):
-    """Each app notebook says plainly that QUICK = True only checks that the code runs (none showed more)."""
+    """Each app notebook says plainly what QUICK = True shows: that the code runs, or a result above chance
+    (said only where a QUICK run was seen to score above chance: cross_modal)."""
     text = " ".join(line.lstrip("#").strip() for line in (NOTEBOOKS / f"{name}.py").read_text().splitlines())
-    assert "QUICK = True` only checks that the code runs" in text, f"{name}: say plainly what QUICK shows"
+    says = ("QUICK = True` only checks that the code runs" in text
+            or "QUICK = True` shows a result above chance" in text)
+    assert says, f"{name}: say plainly what QUICK shows"
