@@ -59,12 +59,15 @@ def on_drive(path):
 def mount_drive(path, name="OUTPUT_DIR"):
     """Mounts Google Drive at `/content/drive` when `path` lies under it; True if it asked Colab to.
 
-    Outside Colab such a path cannot work: `ValueError` naming the notebook parameter `name`.
-    Mounting an already mounted Drive only prints that it is mounted.
+    Outside Colab such a path cannot work (unless `/content/drive` is there already, then it is
+    used as it is): `ValueError` naming the notebook parameter `name`. Mounting an already
+    mounted Drive only prints that it is mounted.
     """
     if not on_drive(path):
         return False
     if not in_colab():
+        if Path(DRIVE).exists():
+            return False
         raise ValueError(f"{name} {path} is on Google Drive, which only Colab mounts; "
                          "outside Colab give a local folder (or None)")
     from google.colab import drive

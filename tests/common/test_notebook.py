@@ -1,4 +1,4 @@
-"""hybridvision.common.notebook: the notebooks' shared cells (data location)."""
+"""hybridvision.common.notebook: the notebooks' shared cells (data and output location, Drive in Colab, app flags)."""
 
 from pathlib import Path
 
@@ -96,9 +96,13 @@ def test_use_output_dir_local_folder(monkeypatch, tmp_path, capsys):
 def test_drive_path_outside_colab_is_refused(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(notebook, "in_colab", lambda: False)
+    drive = tmp_path / "content" / "drive"
+    monkeypatch.setattr(notebook, "DRIVE", str(drive))
     with pytest.raises(ValueError, match="OUTPUT_DIR .* only Colab mounts"):
-        notebook.use_output_dir("/content/drive/MyDrive/hybridvision")
+        notebook.use_output_dir(str(drive / "MyDrive" / "hybridvision"))
     assert Path.cwd() == tmp_path
+    drive.mkdir(parents=True)  # a /content/drive there already (e.g. mounted some other way) is used as it is
+    assert notebook.use_output_dir(str(drive / "MyDrive" / "hybridvision")) == drive / "MyDrive" / "hybridvision"
     assert not notebook.mount_drive(tmp_path / "elsewhere")  # not on Drive: nothing to mount
 
 
