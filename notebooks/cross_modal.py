@@ -33,9 +33,9 @@
 # `QUICK = True` keeps your settings but trains 2 epochs (and 1 of
 # fine-tuning) at 32 px (75 px for inception_v3). **With the default settings `QUICK = True` shows a
 # result above chance on the demo data**: test accuracy 0.78 and 0.93 over
-# the three modalities' 45 test images in two runs on a CPU (the runs differ:
-# training on a CPU is not bit-for-bit repeatable), where guessing among the
-# five classes gets 0.2; with other settings it only checks that the code runs.
+# the three modalities' 45 test images in two runs on a CPU (expect a value
+# of that order, not those digits), where guessing among the five classes
+# gets 0.2; with other settings it only checks that the code runs.
 
 # %% tags=["parameters"]
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
