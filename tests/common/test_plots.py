@@ -56,3 +56,14 @@ def test_plot_history_saves_the_same_panels(tmp_path):
     assert out == tmp_path / "curves.png" and out.stat().st_size > 0
     assert plot_history(tmp_path / "missing.csv", out_png=tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_plot_image_grid_takes_one_pixel_maps(tmp_path):
+    """A 1x1 feature map (the last conv of a small input) is drawn, not squeezed to a scalar."""
+    import numpy as np
+
+    from hybridvision.common.plots import plot_image_grid
+
+    tiles = [np.full((1, 1), 7.0), np.zeros((1, 1, 1)), np.zeros((4, 4, 3), "uint8")]
+    out = plot_image_grid(tiles, ["a", "b", "c"], tmp_path / "grid.png")
+    assert out.stat().st_size > 0

@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 # Overrides put right after the tagged parameters cell, as papermill does.
-INJECTED = "# injected by tests/notebooks/test_execute.py\nQUICK = True\nDATA_DIR = None\n"
+INJECTED = "# injected by tests/notebooks/test_execute.py\nQUICK = True\nDATA_DIR = None\nOUTPUT_DIR = None\n"
 
 
 def inject_parameters(notebook):
