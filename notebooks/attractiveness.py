@@ -46,7 +46,7 @@ OUTPUT_DIR = None  # None: runs/ and saved_models/ in the working folder; in Col
 MODEL = "hybrid"  # one of CHOICES["MODEL"]
 BACKBONE = "efficientnet_lite0"  # one of CHOICES["BACKBONE"]
 WEIGHTS = None  # None: imagenet where the backbone has it, none for small; or "none", or a .weights.h5 path
-COVARIATES = ["Male"]  # CelebA attributes given to the model (the report's other run: Smiling, Young, High_Cheekbones)
+COVARIATES = None  # None: Male on CelebA (the report's; its other run: Smiling, Young, High_Cheekbones)
 HYBRID_POSITIONS = ["last"]  # hybrid / film / condconv: the conv(s) conditioned: first, middle, last or a 1-based index
 CHOICES = {  # what the app takes
     "MODEL": ("baseline", "hybrid", "late_fusion", "film", "condconv"),
@@ -107,6 +107,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
+import hybridvision
 from hybridvision.common.notebook import report_backend, resolve_data, show
 from hybridvision.common.plots import plot_history
 
@@ -135,7 +136,7 @@ import numpy as np
 from hybridvision.common.data.celeba import read_celeba
 
 faces = read_celeba(data_dir)
-columns = ["Attractive", *COVARIATES]
+columns = ["Attractive", *(COVARIATES or ["Male"])]
 fig, axes = plt.subplots(1, 6, figsize=(12, 3))
 for ax, (_, row) in zip(axes, faces.head(6).iterrows()):
     ax.imshow(plt.imread(row["path"]))
@@ -164,8 +165,9 @@ if QUICK:
     argv += app_flags(image_size=32, epochs=2, cache=True)  # the smoke run
 app_config(AttractivenessConfig, argv, show=("model", "backbone", "weights", "image_size", "learning_rate", "epochs"))
 metrics = main(argv)
-table = pd.DataFrame({split: metrics[split] for split in ("val", "test")}).T[["accuracy", "f1_macro"]]
-table.loc["covariates only (floor)"] = [metrics["covariate_floor"]["test"]["accuracy"], np.nan]
+scores = ["accuracy", "balanced_accuracy", "roc_auc", "f1_macro"]
+table = pd.DataFrame({split: metrics[split] for split in ("val", "test")}).T[scores]
+table.loc["covariates only (floor)"] = [metrics["covariate_floor"]["test"][k] for k in scores]
 display(table)
 
 # %% [markdown]
@@ -180,33 +182,35 @@ plot_history(RUN_DIR / "history.csv", f"attractiveness {MODEL}")
 
 # %% [markdown]
 # ## Confusion matrix and predictions on the test faces
-# The run's saved config rebuilds the same test split with the app's own data
-# functions; `model.keras` loads with no custom objects.
+# The run's metrics.json holds each split's confusion matrix; the run's saved
+# config rebuilds the same test split with the app's own data functions, and
+# `model.keras` takes the raw images and covariates (coded inside it).
 
 # %%
 from hybridvision.apps.attractiveness.config import AttractivenessConfig
-from hybridvision.apps.attractiveness.train import load_tables, make_datasets
+from hybridvision.apps.attractiveness.data import load_data, make_datasets
 from hybridvision.common.config import parse_config
-from hybridvision.common.metrics import classification_summary
+from hybridvision.common.covariate_coding import fit_coding
 from hybridvision.common.plots import plot_confusion_matrix
 
 cfg = parse_config(AttractivenessConfig, ["--config", str(RUN_DIR / "config.yaml")])
-tables, _ = load_tables(cfg)
-test_ds = make_datasets(cfg, tables, 64)["test"]
-model = keras.models.load_model(RUN_DIR / "model.keras")
-p = model.predict(test_ds, verbose=0).reshape(-1)
-y = np.concatenate([np.asarray(batch_y).reshape(-1) for _, batch_y in test_ds]).astype(int)
-summary = classification_summary(y, np.stack([1 - p, p], axis=1), ["not attractive", "attractive"])
-show(plot_confusion_matrix(summary["confusion_matrix"], ["0", "1"], RUN_DIR / "confusion_test.png", "test: Attractive"))
+tables, _, data = load_data(cfg)
+show(plot_confusion_matrix(metrics["test"]["confusion_matrix"], data.class_names, RUN_DIR / "confusion_test.png",
+                           f"test: {data.target}"))
 
 # %%
+# The same coding as in training (fitted on the same train rows); the model codes the raw values itself.
+coding = fit_coding(tables["train"], data.covariates, data.kinds) if cfg.model != "baseline" else None
+test_ds = make_datasets(cfg, tables, coding, len(data.class_names), 64)["test"]
+model = hybridvision.load_model(RUN_DIR / "model.keras")
+p = model.predict(test_ds, verbose=0).reshape(-1)
 test_table = tables["test"].reset_index(drop=True)
 fig, axes = plt.subplots(2, 6, figsize=(12, 6))
 for ax, i in zip(axes.ravel(), range(12)):
     row = test_table.iloc[i]
     ax.imshow(plt.imread(row["path"]))
-    ax.set_title(f"p={p[i]:.2f} true={int(row['Attractive'])}", fontsize=9,
-                 color="green" if int(p[i] >= 0.5) == int(row["Attractive"]) else "red")
+    ax.set_title(f"p={p[i]:.2f} true={int(row['label'])}", fontsize=9,
+                 color="green" if int(p[i] >= 0.5) == int(row["label"]) else "red")
     ax.axis("off")
 fig.suptitle("test faces: predicted probability of Attractive (green right, red wrong)")
 plt.show()
