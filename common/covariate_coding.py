@@ -203,7 +203,7 @@ def fit_coding(train, covariates, kinds: dict | None = None) -> CovariateCoding:
         else:
             values, counts = np.unique([str(v).strip() for v in present], return_counts=True)
             if len(values) < 2 and not missing:
-                raise UserError(f"covariate '{name}' has one value ({values[0]!r}) in every training row; leave it out")
+                raise UserError(f"covariate '{name}' has one value ({str(values[0])!r}) in every training row; leave it out")
             order = sorted(zip(-counts, values))
             vocabulary = [str(v) for _, v in order] + ([MISSING] if missing else [])
             columns.append({"name": name, "input": key, "kind": "categorical", "vocabulary": vocabulary})

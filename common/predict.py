@@ -172,7 +172,7 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
 
     # Covariates coded inside the model: one raw input per covariate, named by the card (and its image column).
     coded = card.get("covariate_columns") or []
-    if coded and card.get("image_column") and len(spec.image_columns) == 1:
+    if card.get("image_column") and len(spec.image_columns) == 1:
         spec.image_columns = (str(card["image_column"]),)
     spec.coding = list(coded) or None
     coded_inputs = {c["input"] for c in coded}
@@ -232,7 +232,7 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
         names = read_class_names(path)
     else:
         names = list(spec.class_names or [])
-    if spec.kind == "binary" and width > 1 and coded:
+    if spec.kind == "binary" and width > 1 and len(card.get("class_names") or []) == width:
         spec.kind = "single"  # a table's model of several classes: a softmax
     if spec.kind == "binary":
         if width != 1:
