@@ -254,3 +254,20 @@ def test_fc4096_head_is_the_vgg16_bn_classifier():
     assert pooled.get_layer("target").input.shape[1:] == (pooled.get_layer("head_dropout").input.shape[-1],)
     with pytest.raises(ValueError, match="--head 'fc'"):
         build_baseline("small", 16, head="fc")
+
+
+def test_celeba_through_the_table_pipeline_gives_the_same_batches(celeba_root):
+    """CelebA is one reader of the shared table pipeline: the same images, targets and order as its own builder."""
+    from hybridvision.common.data.celeba import make_dataset as celeba_dataset
+    from hybridvision.common.data.celeba import read_celeba, split_partitions
+
+    old, _ = split_partitions(read_celeba(celeba_root))
+    new, _, data = from_celeba(celeba_root, "Attractive", ["Male"])
+    assert data.class_names == ["not_Attractive", "Attractive"]
+    for split in ("train", "test"):
+        a = list(celeba_dataset(old[split], "Attractive", None, (16, 16), 4, shuffle=split == "train", seed=3))
+        b = list(make_datasets(_cfg(model="baseline", flip=False, seed=3), new, None, 2, 4)[split])
+        assert len(a) == len(b)
+        for (xa, ya), (xb, yb) in zip(a, b):
+            np.testing.assert_array_equal(xa.numpy(), xb.numpy())
+            np.testing.assert_array_equal(ya.numpy(), yb.numpy())
