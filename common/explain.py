@@ -137,7 +137,9 @@ def grad_cam(model, inputs, layer_name=None, class_index=None, output=None):
     if keras.backend.backend() != "tensorflow":
         raise ValueError("grad_cam needs KERAS_BACKEND=tensorflow (it uses tf.GradientTape)")
     layer_name = layer_name or last_conv_layer(model)
-    inputs = tree.map_structure(lambda x: tf.convert_to_tensor(x, tf.float32), inputs)
+    # Numbers as float32; strings (a category coded inside the model) stay strings.
+    inputs = tree.map_structure(
+        lambda x: x if getattr(x, "dtype", None) == tf.string else tf.convert_to_tensor(x, tf.float32), inputs)
     # The images are the 4D input (covariates may come first in the model's input order).
     images = next(x for x in tree.flatten(inputs) if len(x.shape) == 4)
     with tf.GradientTape() as tape:

@@ -125,7 +125,7 @@ def comparison_rows(finals: dict, data) -> list[dict]:
         row = {"model": kind, "settings": _settings(kind, c), f"search_{c.monitor}": round(val_score, 4),
                "seeds": ",".join(map(str, metrics["seeds"]))}
         for split in ("test", "val"):
-            for key in ("accuracy", "f1_macro"):
+            for key in ("accuracy", "roc_auc", "f1_macro"):
                 for stat in ("mean", "std", "ci95_low", "ci95_high"):
                     row[f"{split}_{key}_{stat}"] = (metrics if stat == "mean" else metrics[stat])[split][key]
         rows.append(row)
@@ -137,7 +137,7 @@ def comparison_rows(finals: dict, data) -> list[dict]:
         row = {"model": "covariates_only_logreg", "settings": f"covariates {'+'.join(covariates) or '(none)'}",
                **{k: "" for k in rows[0] if k.startswith("search_")}, "seeds": "-"}
         for split in ("test", "val"):
-            for key in ("accuracy", "f1_macro"):
+            for key in ("accuracy", "roc_auc", "f1_macro"):
                 row[f"{split}_{key}_mean"], row[f"{split}_{key}_std"] = floor[split][key], 0.0
                 row[f"{split}_{key}_ci95_low"] = row[f"{split}_{key}_ci95_high"] = None
         rows.append(row)

@@ -21,6 +21,7 @@ PACS="--data-dir $SHARED/pacs_small"
 CELEBA="--data-dir $SHARED/celeba_sample"
 VOC="--data-dir $SHARED/voc_sample"
 FACES="$SHARED/faces_orient_light"
+HAM="--data-dir $SHARED/ham10000_sample --target malignant --covariates age,sex,localization"
 
 declare -A CMD=(
   # `make demo` / `hybridvision demo`: every app on its embedded synthetic demo data (needs no sample)
@@ -67,6 +68,10 @@ declare -A CMD=(
   # the study on the small from-scratch net at 48 px: the study's default grid (nine models, both covariate
   # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
   [attractiveness_study_small48]="-m hybridvision.apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache"
+  # the covariate app on a real table of images and covariates (HAM10000 skin lesions: age, sex, body site; 18%
+  # malignant): the covariates-only floor, baseline, late fusion, hybrid and FiLM at the last conv, five seeds,
+  # pretrained Lite0 at 96 px for 3 epochs (20 runs, ~3-4 min each on 2 shared cores)
+  [covariates_ham10000_study]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last,film_last --controls true --seeds 0,1,2,3,4 --image-size 96 --epochs 3 --cache"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m hybridvision.apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   [light_lite0]="-m hybridvision.apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
@@ -91,7 +96,7 @@ declare -A CMD=(
 ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions
-       orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
+       covariates_ham10000_study orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
 
 if [[ "${1:-}" == "--list" ]]; then
   for name in "${ORDER[@]}"; do echo "$name: python ${CMD[$name]}"; done

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridvision.apps.attractiveness import predict, train
+from hybridvision.apps.attractiveness import explain, predict, train
 from hybridvision.common.cli import UserError
 from hybridvision.common.data.demo import generate
 from hybridvision.common.data.images import decode_image
@@ -75,6 +75,10 @@ print(json.dumps(np.asarray(model.predict(feed, verbose=0)).tolist()))
 
         p = np.asarray(hybridvision.load_model(exported)({k: tf.constant(v) for k, v in model_input.items()}))
         np.testing.assert_allclose(p[0], p[1], rtol=1e-6)
+        # Grad-CAM takes the raw values too (a missing age, an unseen site).
+        result = explain.main(["--model", str(exported), "--image", str(table_root / NEW_ROWS[0][0]),
+                               "--covariates", "age=,site=moon", "--out", str(tmp_path / "cam.png"), "--quiet"])
+        assert result["class"] in ("high", "low", "mid") and (tmp_path / "cam.png").stat().st_size > 1000
 
 
 def test_bad_table_flags_get_one_line(table_root, tmp_path):
