@@ -200,7 +200,7 @@ class StudyConfig(AttractivenessConfig):
 def train_parser():
     return build_parser(
         AttractivenessConfig,
-        "Train one CelebA attribute classifier: baseline, hybrid (ShortFuse) or late fusion.",
+        "Train one classifier of images with covariates: baseline, late fusion, hybrid (ShortFuse), FiLM or CondConv.",
         prog="hybridvision attractiveness train",
     )
 

@@ -20,8 +20,9 @@ class NumericCoding(keras.layers.Layer):
         std: its training standard deviation (a zero is treated as 1).
         indicator: add a second output column, 1.0 where the value was missing.
 
-    Input: `(batch, 1)` floats, NaN for a missing value.
-    Output: `(batch, 1)`, or `(batch, 2)` with the flag.
+    Call arguments:
+        inputs: `(batch, 1)` floats, NaN for a missing value. Output:
+            `(batch, 1)`, or `(batch, 2)` with the flag.
 
     Example:
         ```python

@@ -58,6 +58,10 @@ STATED = [
     ("attractiveness", "image_size", "else 128", {"backbone": "small"}, 128),
     ("attractiveness", "weights", "default imagenet where the backbone has it", {}, "imagenet"),
     ("attractiveness", "weights", "none for small", {"backbone": "small"}, "none"),
+    ("attractiveness", "target", "default Attractive on CelebA", {}, "Attractive"),
+    ("attractiveness", "covariates", "default Male on CelebA", {}, ["Male"]),
+    ("attractiveness", "monitor", "default val_accuracy on CelebA", {}, "val_accuracy"),
+    ("attractiveness", "monitor", "val_auc on a table", {"labels": "table.csv"}, "val_auc"),
     ("cross_modal", "learning_rate", "default 1e-3 for every model", {}, 1e-3),
     ("cross_modal", "learning_rate", "default 1e-3 for every model", {"model": "frozen"}, 1e-3),
     ("cross_modal", "image_size", "(efficientnet_lite0 224)", {}, 224),
@@ -79,6 +83,7 @@ NOT_A_VALUE = {
     ("*", "run_dir"),  # the run folder is made by Run when the run starts
     ("*", "coordinator"), ("*", "num_processes"), ("*", "process_id"),  # read from the environment at start
     ("cross_modal", "modalities"),  # "every folder under --data-dir": read from the data
+    ("attractiveness", "labels"),  # "labels.csv in --data-dir when it is there": looked up on disk
     ("cross_modal", "finetune_layers"),
     ("patch_training", "patch_cache"),  # None: cache_patches picks the folder (test_patch_cache_default below)  # "0 = the backbone's default": resolved per backbone at fine-tuning
 }

@@ -29,7 +29,8 @@ def table_root(tmp_path_factory):
 @pytest.mark.parametrize("kind", ["baseline", "late_fusion", "hybrid"])
 def test_each_model_trains_exports_and_predicts_from_raw_values(table_root, tmp_path, monkeypatch, kind):
     monkeypatch.chdir(tmp_path)
-    metrics = train.main(["--data-dir", str(table_root), "--target", "grade", "--model", kind,
+    weights = ["--class-weight", "balanced"] if kind == "late_fusion" else []
+    metrics = train.main(["--data-dir", str(table_root), "--target", "grade", "--model", kind, *weights,
                           "--run-dir", str(tmp_path / "run"), *SMALL])
     assert set(metrics["test"]) >= {"accuracy", "balanced_accuracy", "roc_auc", "f1_macro", "confusion_matrix"}
     assert np.asarray(metrics["test"]["confusion_matrix"]).shape == (3, 3)
@@ -79,6 +80,10 @@ print(json.dumps(np.asarray(model.predict(feed, verbose=0)).tolist()))
         result = explain.main(["--model", str(exported), "--image", str(table_root / NEW_ROWS[0][0]),
                                "--covariates", "age=,site=moon", "--out", str(tmp_path / "cam.png"), "--quiet"])
         assert result["class"] in ("high", "low", "mid") and (tmp_path / "cam.png").stat().st_size > 1000
+
+
+def test_balanced_class_weights():
+    assert train.class_weights([0, 0, 0, 1], 2) == {0: 4 / 6, 1: 2.0}
 
 
 def test_bad_table_flags_get_one_line(table_root, tmp_path):
