@@ -26,7 +26,7 @@ from hybridvision.common import repeat
 from hybridvision.common.config import parse_config
 from hybridvision.common.covariate_coding import fit_coding
 from hybridvision.common.distribute import Distribution
-from hybridvision.common.metrics import classification_summary, class_probabilities, label_scores, predict_labels
+from hybridvision.common.metrics import class_probabilities, classification_summary, label_scores, predict_labels
 from hybridvision.common.run import Run, setup_logging
 
 APP = "attractiveness"

@@ -10,8 +10,8 @@ from sklearn.metrics import f1_score
 
 from hybridvision.apps.attractiveness import train, tune
 from hybridvision.apps.attractiveness.config import AttractivenessConfig
-from hybridvision.apps.attractiveness.floor import covariate_floor
 from hybridvision.apps.attractiveness.data import make_datasets
+from hybridvision.apps.attractiveness.floor import covariate_floor
 from hybridvision.apps.attractiveness.models import (
     build_baseline,
     build_coded_model,
@@ -22,8 +22,8 @@ from hybridvision.apps.attractiveness.models import (
 )
 from hybridvision.common.backbones import with_preprocessing
 from hybridvision.common.covariate_coding import fit_coding
-from hybridvision.common.data.image_table import from_celeba
 from hybridvision.common.data.demo import generate
+from hybridvision.common.data.image_table import from_celeba
 from hybridvision.common.transfer import hybridize
 
 COVARIATES = ["Male", "Smiling"]

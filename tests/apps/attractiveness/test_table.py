@@ -71,8 +71,9 @@ print(json.dumps(np.asarray(model.predict(feed, verbose=0)).tolist()))
         # Two categories never seen in training both take the out-of-vocabulary slot: the same output.
         model_input = {"image": np.stack([decode_image(str(table_root / NEW_ROWS[0][0]), (16, 16)).numpy().round()] * 2),
                        "age": np.array([[31.0], [31.0]], "float32"), "site": np.array([["moon"], ["mars"]])}
-        import hybridvision
         import tensorflow as tf
+
+        import hybridvision
 
         p = np.asarray(hybridvision.load_model(exported)({k: tf.constant(v) for k, v in model_input.items()}))
         np.testing.assert_allclose(p[0], p[1], rtol=1e-6)
