@@ -382,3 +382,44 @@ def test_concurrent_process_on_the_same_run_dir_is_refused(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def _final_weights(run_dir: Path) -> list:
+    model = _model()
+    model.load_weights(run_dir / "last.weights.h5")
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("point", ["counter", "history"])
+def test_kill_and_resume_with_cosine_schedule_and_ema_ends_with_the_weights_of_an_uninterrupted_run(
+        point, tmp_path, monkeypatch):
+    """The schedule's position (the optimizer's step counter) and the moving averages come back exactly."""
+    monkeypatch.chdir(tmp_path)
+    recipe = {"lr_schedule": "cosine", "warmup_epochs": 1.0, "ema": True, "ema_momentum": 0.5}
+    whole = tmp_path / "whole"
+    run = Run("toy", _cfg(whole, **recipe))
+    _fit(run, shuffle=False)
+    run.finish(_model(), {"val": _data()})
+
+    resumed = tmp_path / "resumed"
+    _kill_at(monkeypatch, point, 1)
+    run = Run("toy", _cfg(resumed, **recipe))
+    with pytest.raises(_Killed):
+        _fit(run, shuffle=False)
+    run.close()
+    monkeypatch.delenv(KILL_ENV)
+    run = Run("toy", _cfg(resumed, **recipe))
+    assert _fit(run, shuffle=False) == ([2] if point == "counter" else [1, 2])
+    run.finish(_model(), {"val": _data()})
+    _assert_consistent(resumed)
+
+    assert read_history(resumed / "history.csv") == read_history(whole / "history.csv")
+    for a, b in zip(_final_weights(resumed), _final_weights(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
+    best = [keras.models.load_model(d / "best.keras").get_weights() for d in (resumed, whole)]
+    for a, b in zip(*best, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The checkpoint's optimizer is the app's Adam with the recipe set on it.
+    optimizer = keras.models.load_model(whole / "best.keras").get_config()["compile_config"]["optimizer"]["config"]
+    assert optimizer["use_ema"] and optimizer["ema_momentum"] == 0.5
+    assert optimizer["learning_rate"]["class_name"] == "CosineDecay"
