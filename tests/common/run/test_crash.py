@@ -420,6 +420,6 @@ def test_kill_and_resume_with_cosine_schedule_and_ema_ends_with_the_weights_of_a
     for a, b in zip(*best, strict=True):
         np.testing.assert_array_equal(a, b)
     # The checkpoint's optimizer is the app's Adam with the recipe set on it.
-    optimizer = keras.models.load_model(whole / "best.keras").get_config()["compile_config"]["optimizer"]["config"]
+    optimizer = keras.models.load_model(whole / "best.keras").optimizer.get_config()
     assert optimizer["use_ema"] and optimizer["ema_momentum"] == 0.5
     assert optimizer["learning_rate"]["class_name"] == "CosineDecay"
