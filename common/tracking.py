@@ -92,8 +92,13 @@ def tensorboard_final(log_dir: Path, run_name: str, settings: dict, scalars: dic
     writer.close()
 
 
+def mlflow_uri(run_dir: Path) -> str:
+    """The tracking URI of a run's local MLflow store (`mlflow ui --backend-store-uri <this>` shows it)."""
+    return f"sqlite:///{(Path(run_dir) / 'mlruns' / 'mlflow.db').absolute()}"
+
+
 def mlflow_final(run_dir: Path, app: str, run_name: str, settings: dict, scalars: dict, step: int) -> Path:
-    """Log the run into `run_dir/mlruns` (a local file store); returns that folder."""
+    """Log the run into `run_dir/mlruns` (a SQLite store and its artifacts); returns that folder."""
     try:
         import mlflow
         from mlflow.entities import Metric, Param
@@ -102,8 +107,10 @@ def mlflow_final(run_dir: Path, app: str, run_name: str, settings: dict, scalars
         raise UserError("--tracker mlflow: mlflow is not installed (pip install mlflow)") from None
     store = run_dir / "mlruns"
     shutil.rmtree(store, ignore_errors=True)
-    client = MlflowClient(tracking_uri=store.absolute().as_uri())
-    experiment = client.create_experiment(app)
+    store.mkdir()
+    # MLflow's file store is in maintenance mode: a SQLite database and an artifact folder, both in mlruns/.
+    client = MlflowClient(tracking_uri=mlflow_uri(run_dir))
+    experiment = client.create_experiment(app, artifact_location=(store / "artifacts").absolute().as_uri())
     run = client.create_run(experiment, run_name=run_name)
     rid = run.info.run_id
     now = int(mlflow.utils.time.get_current_time_millis())

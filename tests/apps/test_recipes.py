@@ -13,7 +13,7 @@ import pytest
 
 from hybridvision.apps.attractiveness import train as attractiveness
 from hybridvision.apps.orientation_light import train as orientation
-from hybridvision.common import recipe
+from hybridvision.common import recipe, tracking
 from hybridvision.common.cli import UserError
 from hybridvision.common.data.demo import generate
 from hybridvision.common.history import read_history
@@ -85,7 +85,7 @@ def test_cosine_warmup_ema_weight_decay_clipnorm_randaugment_callbacks_and_mlflo
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=(run_dir / "mlruns").absolute().as_uri())
+    client = MlflowClient(tracking_uri=tracking.mlflow_uri(run_dir))
     (run,) = client.search_runs([client.get_experiment_by_name("orientation_light").experiment_id])
     assert run.data.params["lr_schedule"] == "cosine" and run.data.params["ema"] == "True"
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test"]["accuracy"])
