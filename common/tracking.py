@@ -134,6 +134,25 @@ def mlflow_final(run_dir: Path, app: str, run_name: str, settings: dict, scalars
     return store
 
 
+def check(config) -> None:
+    """Refuse (one line) a `--tracker` that is not installed or a `--callbacks` that cannot be imported."""
+    import importlib
+    import importlib.util
+
+    if getattr(config, "tracker", "none") == "mlflow" and importlib.util.find_spec("mlflow") is None:
+        raise UserError("--tracker mlflow: mlflow is not installed (pip install mlflow), or pass --tracker none")
+    for spec in getattr(config, "callbacks", None) or ():
+        module, _, name = str(spec).partition(":")
+        if not module or not name:
+            raise UserError(f"--callbacks {spec!r}: expected module:factory, e.g. mypackage.callbacks:make")
+        try:
+            found = hasattr(importlib.import_module(module), name)
+        except ImportError as err:
+            raise UserError(f"--callbacks {spec}: cannot import {module} ({err})") from None
+        if not found:
+            raise UserError(f"--callbacks {spec}: {module} has no {name}")
+
+
 def log_final(run, results: dict) -> None:
     """The finished run `run` (a `Run`) with its final `results`, to TensorBoard and the chosen tracker."""
     settings = _settings(run.config)

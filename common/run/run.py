@@ -76,6 +76,7 @@ class Run:
         if dataclasses.is_dataclass(config):
             validate(config)
         self._lock = self._scratch = None
+        tracking.check(config)  # --tracker and --callbacks, before the run directory is claimed
         self.is_chief = distribute.is_chief()
         self.dir, self._lock = claim_run_dir(app, config) if self.is_chief else (None, None)
         if distribute.process_count() > 1:

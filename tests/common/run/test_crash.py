@@ -394,24 +394,40 @@ def _final_weights(run_dir: Path) -> list:
 def test_kill_and_resume_with_cosine_schedule_and_ema_ends_with_the_weights_of_an_uninterrupted_run(
         point, tmp_path, monkeypatch):
     """The schedule's position (the optimizer's step counter) and the moving averages come back exactly."""
-    monkeypatch.chdir(tmp_path)
     recipe = {"lr_schedule": "cosine", "warmup_epochs": 1.0, "ema": True, "ema_momentum": 0.5}
+    whole, resumed = _whole_and_resumed(tmp_path, monkeypatch, point, recipe, "val_loss")
+    # The checkpoint's optimizer is the app's Adam with the recipe set on it.
+    optimizer = keras.models.load_model(whole / "best.keras").optimizer.get_config()
+    assert optimizer["use_ema"] and optimizer["ema_momentum"] == 0.5
+    assert optimizer["learning_rate"]["class_name"] == "CosineDecay"
+
+
+def test_kill_and_resume_with_plateau_and_early_stopping_ends_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    """The reduced learning rate (an optimizer variable) and the counters (replayed from history.csv)."""
+    recipe = {"lr_schedule": "plateau", "early_stopping": 2, "epochs": 6, "weight_decay": 0.01, "clipnorm": 0.5}
+    whole, resumed = _whole_and_resumed(tmp_path, monkeypatch, "counter", recipe, "val_accuracy", kill_epoch=2)
+    rates = [keras.models.load_model(d / "best.keras").optimizer.learning_rate for d in (whole, resumed)]
+    assert float(rates[0]) == float(rates[1])
+
+
+def _whole_and_resumed(tmp_path, monkeypatch, point, recipe, monitor, kill_epoch=1):
+    monkeypatch.chdir(tmp_path)
     whole = tmp_path / "whole"
     run = Run("toy", _cfg(whole, **recipe))
-    _fit(run, shuffle=False)
+    x, y = _data()
+    run.fit(_model(), (x, y), (x, y), monitor=monitor, batch_size=16, shuffle=False)
     run.finish(_model(), {"val": _data()})
 
     resumed = tmp_path / "resumed"
-    _kill_at(monkeypatch, point, 1)
+    _kill_at(monkeypatch, point, kill_epoch)
     run = Run("toy", _cfg(resumed, **recipe))
     with pytest.raises(_Killed):
-        _fit(run, shuffle=False)
+        run.fit(_model(), (x, y), (x, y), monitor=monitor, batch_size=16, shuffle=False)
     run.close()
     monkeypatch.delenv(KILL_ENV)
     run = Run("toy", _cfg(resumed, **recipe))
-    assert _fit(run, shuffle=False) == ([2] if point == "counter" else [1, 2])
+    run.fit(_model(), (x, y), (x, y), monitor=monitor, batch_size=16, shuffle=False)
     run.finish(_model(), {"val": _data()})
-    _assert_consistent(resumed)
 
     assert read_history(resumed / "history.csv") == read_history(whole / "history.csv")
     for a, b in zip(_final_weights(resumed), _final_weights(whole), strict=True):
@@ -419,7 +435,4 @@ def test_kill_and_resume_with_cosine_schedule_and_ema_ends_with_the_weights_of_a
     best = [keras.models.load_model(d / "best.keras").get_weights() for d in (resumed, whole)]
     for a, b in zip(*best, strict=True):
         np.testing.assert_array_equal(a, b)
-    # The checkpoint's optimizer is the app's Adam with the recipe set on it.
-    optimizer = keras.models.load_model(whole / "best.keras").optimizer.get_config()
-    assert optimizer["use_ema"] and optimizer["ema_momentum"] == 0.5
-    assert optimizer["learning_rate"]["class_name"] == "CosineDecay"
+    return whole, resumed
