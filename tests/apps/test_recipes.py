@@ -2,7 +2,8 @@
 
 Each option is a `TrainConfig` field every app inherits (`hybridvision.common.recipe`,
 `hybridvision.common.tracking`); these runs use orientation_light (sparse categorical cross-entropy)
-and attractiveness (binary cross-entropy: soft labels) with a few images of 16-24 pixels.
+and attractiveness (binary cross-entropy: soft labels) with a few images of 16 pixels. The whole
+training runs are marked slow, like the apps' own; the refusals stop before training.
 """
 
 import json
@@ -56,6 +57,7 @@ def _optimizer_config(run_dir):
     return keras.models.load_model(run_dir / "best.keras").optimizer.get_config()
 
 
+@pytest.mark.slow
 def test_defaults_change_nothing(faces, tmp_path, monkeypatch):
     """No recipe flag: the app's optimizer as it built it (a constant rate, no EMA, decay or clipping)."""
     monkeypatch.chdir(tmp_path)
@@ -66,6 +68,7 @@ def test_defaults_change_nothing(faces, tmp_path, monkeypatch):
     assert "learning_rate" not in read_history(tmp_path / "plain" / "history.csv")[0]
 
 
+@pytest.mark.slow
 def test_cosine_warmup_ema_weight_decay_clipnorm_randaugment_callbacks_and_mlflow(faces, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     CALLED.clear()
@@ -107,6 +110,7 @@ def _fires(values, patience):
     return fired
 
 
+@pytest.mark.slow
 def test_plateau_and_early_stopping(faces, tmp_path, monkeypatch):
     """A rate too small to move the weights much: val_accuracy soon stops improving; the plateau schedule
     cuts the rate x0.1 after 2 epochs without improvement, early stopping ends the phase after 3."""
@@ -132,6 +136,7 @@ def test_step_schedule():
     assert rates == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
 
 
+@pytest.mark.slow
 def test_label_smoothing_mixup_and_cutmix_on_a_soft_label_loss(celeba, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
@@ -161,6 +166,7 @@ def test_bad_callbacks_are_one_line(faces, tmp_path, monkeypatch):
         _orientation(faces, tmp_path / "run", "--callbacks", "nosuchmodule:f")
 
 
+@pytest.mark.slow
 def test_tensorboard_has_hparams_final_metrics_and_the_confusion_matrix(faces, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     import tensorflow as tf

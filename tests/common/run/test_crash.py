@@ -390,7 +390,7 @@ def _final_weights(run_dir: Path) -> list:
     return model.get_weights()
 
 
-@pytest.mark.parametrize("point", ["counter", "history"])
+@pytest.mark.parametrize("point", ["counter", pytest.param("history", marks=pytest.mark.slow)])
 def test_kill_and_resume_with_cosine_schedule_and_ema_ends_with_the_weights_of_an_uninterrupted_run(
         point, tmp_path, monkeypatch):
     """The schedule's position (the optimizer's step counter) and the moving averages come back exactly."""
@@ -402,6 +402,7 @@ def test_kill_and_resume_with_cosine_schedule_and_ema_ends_with_the_weights_of_a
     assert optimizer["learning_rate"]["class_name"] == "CosineDecay"
 
 
+@pytest.mark.slow
 def test_kill_and_resume_with_plateau_and_early_stopping_ends_as_an_uninterrupted_run(tmp_path, monkeypatch):
     """The reduced learning rate (an optimizer variable) and the counters (replayed from history.csv)."""
     recipe = {"lr_schedule": "plateau", "early_stopping": 3, "epochs": 8, "weight_decay": 0.01, "clipnorm": 0.5}
