@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import types
 
 import keras
@@ -98,10 +97,10 @@ def steps_per_epoch(train_data, config, fit_kwargs: dict) -> int | None:
     """Training steps in one epoch: `steps_per_epoch`, a dataset's cardinality, or arrays / batch size."""
     if fit_kwargs.get("steps_per_epoch"):
         return int(fit_kwargs["steps_per_epoch"])
-    if isinstance(train_data, tuple):
-        batch = int(fit_kwargs.get("batch_size") or _get(config, "batch_size", 32))
-        return -(-len(train_data[0] if not isinstance(train_data[0], dict) else
-                      next(iter(train_data[0].values()))) // batch)
+    if isinstance(train_data, tuple):  # arrays (x, y): Keras batches them itself
+        x = train_data[0]
+        rows = len(next(iter(x.values())) if isinstance(x, dict) else x)
+        return -(-rows // int(fit_kwargs.get("batch_size") or _get(config, "batch_size", 32)))
     cardinality = getattr(train_data, "cardinality", None)
     if cardinality is not None:
         n = int(cardinality())
@@ -351,7 +350,3 @@ def apply(model, train_data, config, *, epochs: int, monitor: str, mode: str, ro
         after.append(_early_stopping(config, monitor, mode, rows))
     after += user_callbacks(_get(config, "callbacks", []))
     return augment(train_data, config), before, after
-
-
-def finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
