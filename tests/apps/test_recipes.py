@@ -195,3 +195,15 @@ def test_tensorboard_has_hparams_final_metrics_and_the_confusion_matrix(faces, t
                 assert hparams["epochs"].number_value == 1
     assert scalars["final/test_accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert {"final/val_confusion_matrix", "final/test_confusion_matrix"} <= images
+
+
+def test_a_tracker_that_is_not_installed_is_refused_before_the_run_starts(tmp_path, monkeypatch):
+    import importlib.util
+
+    from hybridvision.common.config import TrainConfig
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else find_spec(name, *a))
+    with pytest.raises(UserError, match="^--tracker mlflow: mlflow is not installed"):
+        tracking.check(TrainConfig(tracker="mlflow", run_dir=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()

@@ -396,6 +396,9 @@ def test_kill_and_resume_with_cosine_schedule_and_ema_ends_with_the_weights_of_a
     """The schedule's position (the optimizer's step counter) and the moving averages come back exactly."""
     recipe = {"lr_schedule": "cosine", "warmup_epochs": 1.0, "ema": True, "ema_momentum": 0.5}
     whole, resumed = _whole_and_resumed(tmp_path, monkeypatch, point, recipe, "val_loss")
+    # Validation ran on the averaged weights and best.keras holds them: it scores best.json's val_loss.
+    _assert_consistent(whole)
+    _assert_consistent(resumed)
     # The checkpoint's optimizer is the app's Adam with the recipe set on it.
     optimizer = keras.models.load_model(whole / "best.keras").optimizer.get_config()
     assert optimizer["use_ema"] and optimizer["ema_momentum"] == 0.5
