@@ -207,3 +207,23 @@ def test_a_tracker_that_is_not_installed_is_refused_before_the_run_starts(tmp_pa
     with pytest.raises(UserError, match="^--tracker mlflow: mlflow is not installed"):
         tracking.check(TrainConfig(tracker="mlflow", run_dir=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
+
+
+def test_an_apps_own_warmup_is_kept_or_replaced_by_the_chosen_schedule():
+    """digit_pairs builds its own warm-up (CosineDecay, alpha=1); --lr-schedule cosine replaces it, from its rate."""
+    from hybridvision.apps.digit_pairs.config import DigitPairsConfig
+
+    def compiled():
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        own = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=1, alpha=1.0, warmup_target=0.005,
+                                                     warmup_steps=8)
+        model.compile(keras.optimizers.Adam(own), "mse")
+        return model
+
+    kept = compiled()
+    recipe.configure_optimizer(kept, DigitPairsConfig(), epochs=10, steps=4)
+    assert kept.optimizer.learning_rate is not None and kept.optimizer._learning_rate.alpha == 1.0
+    replaced = compiled()
+    recipe.configure_optimizer(replaced, DigitPairsConfig(lr_schedule="cosine"), epochs=10, steps=4)
+    cosine = replaced.optimizer._learning_rate
+    assert (cosine.alpha, cosine.warmup_target, cosine.warmup_steps, cosine.decay_steps) == (0.0, 0.005, 8, 32)
