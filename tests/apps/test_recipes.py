@@ -172,7 +172,8 @@ def test_tensorboard_has_hparams_final_metrics_and_the_confusion_matrix(faces, t
     import tensorflow as tf
 
     run_dir = tmp_path / "run"
-    metrics = _orientation(faces, run_dir, "--epochs", "1", "--lr-schedule", "cosine")
+    metrics = _orientation(faces, run_dir, "--epochs", "1", "--lr-schedule", "step")
+    assert _optimizer_config(run_dir)["learning_rate"]["class_name"] == "ExponentialDecay"
     (events,) = (run_dir / "tensorboard" / "final").glob("events.out.tfevents.*")
     tags, scalars, images = set(), {}, set()
     for event in tf.compat.v1.train.summary_iterator(str(events)):
@@ -191,7 +192,7 @@ def test_tensorboard_has_hparams_final_metrics_and_the_confusion_matrix(faces, t
             if value.tag == "_hparams_/session_start_info":
                 data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
                 hparams = data.session_start_info.hparams
-                assert hparams["lr_schedule"].string_value == "cosine"
+                assert hparams["lr_schedule"].string_value == "step"
                 assert hparams["epochs"].number_value == 1
     assert scalars["final/test_accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert {"final/val_confusion_matrix", "final/test_confusion_matrix"} <= images
@@ -227,3 +228,23 @@ def test_an_apps_own_warmup_is_kept_or_replaced_by_the_chosen_schedule():
     recipe.configure_optimizer(replaced, DigitPairsConfig(lr_schedule="cosine"), epochs=10, steps=4)
     cosine = replaced.optimizer._learning_rate
     assert (cosine.alpha, cosine.warmup_target, cosine.warmup_steps, cosine.decay_steps) == (0.0, 0.005, 8, 32)
+
+
+def test_randaugment_mixup_and_cutmix_change_the_training_batches():
+    """What Run.fit maps over an app's training batches: images changed, binary labels mixed into soft ones."""
+    import tensorflow as tf
+
+    from hybridvision.common.config import TrainConfig
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    labels = np.array([0, 1] * 4, "float32")
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
+    for flags in ({"randaugment": 2}, {"mixup": 0.4}, {"cutmix": 1.0}):
+        (x, y), = recipe.augment(data, TrainConfig(**flags)).as_numpy_iterator()
+        assert x.shape == images.shape and y.shape == labels.shape and not np.allclose(x, images)
+        if "randaugment" in flags:
+            np.testing.assert_array_equal(y, labels)
+        else:
+            assert ((y > 0) & (y < 1)).any() and ((y >= 0) & (y <= 1)).all()
+    assert recipe.augment(data, TrainConfig()) is data
