@@ -132,7 +132,7 @@ class TrainConfig:
         "categorical cross-entropy loss and image-only inputs)", min=0, group="data",
     )
     cutmix: float = option(
-        0.0, "CutMix of the training batches with this alpha (keras.layers.CutMix; 0 = off; needs a binary or "
+        0.0, "CutMix of the training batches with this factor (keras.layers.CutMix's Beta parameter; 0 = off; needs a binary or "
         "categorical cross-entropy loss and image-only inputs)", min=0, group="data",
     )
     randaugment: int = option(
