@@ -158,8 +158,18 @@ def log_final(run, results: dict) -> None:
     settings = _settings(run.config)
     scalars = _scalars(results)
     step = run.epochs_trained()
-    tensorboard_final(run.dir / "tensorboard" / "final", run.export_name, settings, scalars,
-                      _confusion_pngs(results), step)
+    # A tracker that fails costs its log, never the finished run (metrics.json is written next).
+    try:
+        tensorboard_final(run.dir / "tensorboard" / "final", run.export_name, settings, scalars,
+                          _confusion_pngs(results), step)
+    except Exception as err:  # noqa: BLE001
+        log.warning("TensorBoard: the final settings and metrics were not written (%s)", " ".join(str(err).split()))
     if getattr(run.config, "tracker", "none") == "mlflow":
-        store = mlflow_final(run.dir, run.app, run.export_name, settings, scalars, step)
-        log.info("MLflow: logged to %s", store)
+        try:
+            store = mlflow_final(run.dir, run.app, run.export_name, settings, scalars, step)
+        except UserError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            log.warning("MLflow: the run was not logged (%s)", " ".join(str(err).split()))
+        else:
+            log.info("MLflow: logged to %s", store)
