@@ -96,6 +96,57 @@ class TrainConfig:
         choices=("off", "mixed_float16", "mixed_bfloat16"),
         group="training",
     )
+    # Training recipes, each a thin use of Keras's own class, applied in one place: hybridvision.common.recipe.
+    # Their defaults change nothing (constant learning rate, no EMA, ...).
+    lr_schedule: str = option(
+        "constant", "learning-rate schedule over each phase's steps: constant; cosine (CosineDecay to 0); step "
+        "(x0.1 after each third of the epochs, ExponentialDecay staircase); plateau (ReduceLROnPlateau: x0.1 "
+        "after 2 epochs without improvement of the monitored metric)",
+        choices=("constant", "cosine", "step", "plateau"), group="training",
+    )
+    warmup_epochs: float = option(
+        0.0, "ramp the learning rate up linearly from 0 over this many epochs (0 = off; with --lr-schedule "
+        "constant or cosine)", min=0, group="training",
+    )
+    early_stopping: int = option(
+        0, "stop a phase after this many epochs without improvement of the monitored metric (0 = off); the best "
+        "checkpoint is still the one kept", min=0, group="training",
+    )
+    weight_decay: float = option(
+        0.0, "decoupled weight decay, the optimizer's own weight_decay (Adam with it is AdamW; 0 = off)", min=0,
+        group="training",
+    )
+    label_smoothing: float = option(
+        0.0, "label smoothing of a binary or categorical cross-entropy loss (0 = off; refused for other losses)",
+        min=0, below=1, group="training",
+    )
+    ema: bool = option(
+        False, "keep an exponential moving average of the weights (optimizer use_ema); validation, the best "
+        "checkpoint and the export use the averaged weights", group="training",
+    )
+    ema_momentum: float = option(0.99, "--ema: momentum of the moving average", above=0, below=1, group="training")
+    clipnorm: float = option(0.0, "clip each gradient to this norm (the optimizer's clipnorm; 0 = off)", min=0,
+                             group="training")
+    mixup: float = option(
+        0.0, "MixUp of the training batches with this alpha (keras.layers.MixUp; 0 = off; needs a binary or "
+        "categorical cross-entropy loss and image-only inputs)", min=0, group="data",
+    )
+    cutmix: float = option(
+        0.0, "CutMix of the training batches with this factor (keras.layers.CutMix's Beta parameter; 0 = off; needs a binary or "
+        "categorical cross-entropy loss and image-only inputs)", min=0, group="data",
+    )
+    randaugment: int = option(
+        0, "RandAugment of the training images with this many operations (keras.layers.RandAugment, factor 0.5, "
+        "on 0..255 RGB images; 0 = off)", min=0, group="data",
+    )
+    # Tracking.
+    callbacks: list[str] = option(
+        [], "more Keras callbacks: module:factory, where factory() returns a callback or a list of them", group="output"
+    )
+    tracker: str = option(
+        "none", "also log the run's settings and metrics to: none, or mlflow (a local mlruns/ in the run directory)",
+        choices=("none", "mlflow"), group="output",
+    )
     # Multi-process runs (JAX, one process per host; see common/distribute.py).
     coordinator: str | None = option(
         None, "multi-host (JAX): HOST:PORT of process 0, the same in every process "
@@ -117,6 +168,9 @@ class TrainConfig:
         validate(self)
         unset = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is None]
         self.fill_automatic()
+        if self.warmup_epochs and self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"--warmup-epochs {self.warmup_epochs:g} works with --lr-schedule constant or cosine, "
+                             f"not {self.lr_schedule}; pass --warmup-epochs 0")
         # Not a field: never saved, compared or passed on by dataclasses.replace.
         self._automatic = frozenset(name for name in unset if getattr(self, name) is not None)
 

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from hybridvision.apps.attractiveness.config import CONDITIONED, HEADS  # noqa: F401 - also imported from here
+from hybridvision.common import recipe
 from hybridvision.common.backbones import build_backbone, with_preprocessing
 from hybridvision.common.binary_macro_f1 import BinaryMacroF1
 from hybridvision.common.covariate_coding import with_coding
@@ -179,6 +180,6 @@ def compile_model(model: keras.Model, config, learning_rate: float | None = None
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.F1Score("macro", name="f1_macro")]
     model.compile(
         optimizer=get_optimizer(config.optimizer, learning_rate or config.learning_rate),
-        loss=loss, metrics=[*metrics, keras.metrics.AUC(name="auc")],
+        loss=recipe.loss(loss, config), metrics=[*metrics, keras.metrics.AUC(name="auc")],
     )
     return model

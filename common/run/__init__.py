@@ -13,7 +13,8 @@
         model.keras          the model to use: the best checkpoint, or the last weights (`finish(final=...)`)
         model.<x>            files the app writes to describe it (model.classes.json), exported with it
         metrics.json         {"val": {...}, "test": {...}} with every compiled metric, plus the app's report
-        tensorboard/         TensorBoard logs
+        tensorboard/         TensorBoard logs; final/: the settings (hparams), final metrics, confusion matrices
+        mlruns/              --tracker mlflow: the run's local MLflow store (hybridvision.common.tracking)
         backup/              training state while a run is unfinished
 
 Crash safety. At the end of every epoch its results become durable in one

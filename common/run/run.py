@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from hybridvision.common import distribute
+from hybridvision.common import distribute, recipe, tracking
 from hybridvision.common.cli import UserError
 from hybridvision.common.config import save_config, validate
 from hybridvision.common.history import read_history
@@ -76,6 +76,7 @@ class Run:
         if dataclasses.is_dataclass(config):
             validate(config)
         self._lock = self._scratch = None
+        tracking.check(config)  # --tracker and --callbacks, before the run directory is claimed
         self.is_chief = distribute.is_chief()
         self.dir, self._lock = claim_run_dir(app, config) if self.is_chief else (None, None)
         if distribute.process_count() > 1:
@@ -188,7 +189,15 @@ class Run:
         if state.epoch >= epochs:
             if state.weights is not None:
                 load_backup(model, state.weights)
+        elif recipe.stopped_early(self.config, state.rows, monitor, mode):
+            log.info("phase '%s' had stopped early (--early-stopping) after epoch %d", phase, state.epoch)
+            if state.weights is not None:
+                load_backup(model, state.weights)
         else:
+            # The shared training recipe (--lr-schedule, --ema, --mixup, ...; defaults change nothing).
+            train_data, before, after = recipe.apply(
+                model, train_data, self.config, epochs=epochs, monitor=monitor, mode=mode, rows=state.rows,
+                resumed=state.weights is not None, fit_kwargs=fit_kwargs)
             # Datasets pass through; an (x, y) tuple of arrays is unpacked.
             x, y = train_data if isinstance(train_data, tuple) else (train_data, None)
             if y is None:
@@ -202,8 +211,11 @@ class Run:
                 epochs=epochs,
                 initial_epoch=state.epoch,
                 callbacks=[
-                    # First: the epoch's results are durable before any other callback runs.
+                    # First: the epoch's results are durable before any other callback runs
+                    # (`before` only swaps in --ema's averaged weights, which the commit saves).
+                    *before,
                     EpochCommit(files, state, monitor, mode),
+                    *after,
                     keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase)),
                     *(callbacks or []),
                 ],
@@ -330,6 +342,7 @@ class Run:
             if self.export:
                 log.warning("not exported to %s: %s", export, refusal)
             results.setdefault("notes", {}).update(exported_model=None, not_exported=refusal)
+        tracking.log_final(self, results)
         # metrics.json last: its presence marks the run finished.
         atomic_write_text(self.dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
         log.info("metrics: %s", json.dumps({k: v for k, v in results.items() if k != "notes"}, sort_keys=True))

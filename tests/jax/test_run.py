@@ -9,6 +9,9 @@ import numpy as np
 import tensorflow as tf
 
 from hybridvision.common.run import Run
+from tests.common.run.test_crash import (  # noqa: F401 - re-run here: the recipes' exact resume on JAX
+    test_kill_and_resume_with_cosine_schedule_and_ema_ends_with_the_weights_of_an_uninterrupted_run,
+)
 from tests.common.run.test_run import _cfg, _data, _model
 from tests.jax._reuse import reuse_tests
 

@@ -382,3 +382,66 @@ def test_concurrent_process_on_the_same_run_dir_is_refused(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def _final_weights(run_dir: Path) -> list:
+    model = _model()
+    model.load_weights(run_dir / "last.weights.h5")
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("point", ["counter", pytest.param("history", marks=pytest.mark.slow)])
+def test_kill_and_resume_with_cosine_schedule_and_ema_ends_with_the_weights_of_an_uninterrupted_run(
+        point, tmp_path, monkeypatch):
+    """The schedule's position (the optimizer's step counter) and the moving averages come back exactly."""
+    recipe = {"lr_schedule": "cosine", "warmup_epochs": 1.0, "ema": True, "ema_momentum": 0.5}
+    whole, resumed = _whole_and_resumed(tmp_path, monkeypatch, point, recipe, "val_loss")
+    # Validation ran on the averaged weights and best.keras holds them: it scores best.json's val_loss.
+    _assert_consistent(whole)
+    _assert_consistent(resumed)
+    # The checkpoint's optimizer is the app's Adam with the recipe set on it.
+    optimizer = keras.models.load_model(whole / "best.keras").optimizer.get_config()
+    assert optimizer["use_ema"] and optimizer["ema_momentum"] == 0.5
+    assert optimizer["learning_rate"]["class_name"] == "CosineDecay"
+
+
+@pytest.mark.slow
+def test_kill_and_resume_with_plateau_and_early_stopping_ends_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    """The reduced learning rate (an optimizer variable) and the counters (replayed from history.csv)."""
+    recipe = {"lr_schedule": "plateau", "early_stopping": 3, "epochs": 8, "weight_decay": 0.01, "clipnorm": 0.5}
+    # Killed after epoch 4 of the toy run, mid-way through both counters: val_accuracy peaks at epoch 3, the
+    # rate is cut x0.1 after epoch 5 and the phase stops after epoch 6.
+    whole, resumed = _whole_and_resumed(tmp_path, monkeypatch, "counter", recipe, "val_accuracy", kill_epoch=3)
+    assert len(read_history(whole / "history.csv")) == 6
+    model = _model()
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(whole / "last.weights.h5")
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
+
+
+def _whole_and_resumed(tmp_path, monkeypatch, point, recipe, monitor, kill_epoch=1):
+    monkeypatch.chdir(tmp_path)
+    whole = tmp_path / "whole"
+    run = Run("toy", _cfg(whole, **recipe))
+    x, y = _data()
+    run.fit(_model(), (x, y), (x, y), monitor=monitor, batch_size=16, shuffle=False)
+    run.finish(_model(), {"val": _data()})
+
+    resumed = tmp_path / "resumed"
+    _kill_at(monkeypatch, point, kill_epoch)
+    run = Run("toy", _cfg(resumed, **recipe))
+    with pytest.raises(_Killed):
+        run.fit(_model(), (x, y), (x, y), monitor=monitor, batch_size=16, shuffle=False)
+    run.close()
+    monkeypatch.delenv(KILL_ENV)
+    run = Run("toy", _cfg(resumed, **recipe))
+    run.fit(_model(), (x, y), (x, y), monitor=monitor, batch_size=16, shuffle=False)
+    run.finish(_model(), {"val": _data()})
+
+    assert read_history(resumed / "history.csv") == read_history(whole / "history.csv")
+    for a, b in zip(_final_weights(resumed), _final_weights(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
+    best = [keras.models.load_model(d / "best.keras").get_weights() for d in (resumed, whole)]
+    for a, b in zip(*best, strict=True):
+        np.testing.assert_array_equal(a, b)
+    return whole, resumed
