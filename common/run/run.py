@@ -30,7 +30,7 @@ from hybridvision.common.run.atomic import (
     atomic_write_text,
     writing,
 )
-from hybridvision.common.run.commit import EpochCommit, PhaseFiles, load_backup, recover
+from hybridvision.common.run.commit import EpochCommit, PhaseFiles, load_backup, load_checkpoint, recover
 from hybridvision.common.run.logs import setup_logging
 from hybridvision.common.run.rundir import claim_run_dir, make_dir, other_settings, shorten
 
@@ -220,7 +220,7 @@ class Run:
     # ---- results -----------------------------------------------------------
     def best_model(self, phase: str = "main"):
         """The best checkpoint of `phase`, loaded (no custom_objects needed)."""
-        return keras.models.load_model(self.best_path(phase))
+        return load_checkpoint(self.best_path(phase))
 
     def restore_best(self, model, phase: str = "main") -> bool:
         """Load the best checkpoint's weights of `phase` into `model` (the model that phase trained).
@@ -230,7 +230,7 @@ class Run:
         """
         if not self.best_path(phase).exists():
             return False
-        model.set_weights(keras.models.load_model(self.best_path(phase), compile=False).get_weights())
+        model.set_weights(load_checkpoint(self.best_path(phase), compile=False).get_weights())
         return True
 
     def evaluate(self, model, datasets: dict) -> dict:

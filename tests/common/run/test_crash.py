@@ -208,6 +208,51 @@ def test_unreadable_history_is_refused(tmp_path, monkeypatch):
     run.close()
 
 
+def _damage(path: Path):
+    """A file cut short by a full disk or a bad copy: its first half (a CSV: its last row's first cells)."""
+    data = path.read_bytes()
+    if path.suffix == ".csv":
+        path.write_bytes(data[: data.rstrip(b"\n").rindex(b"\n") + 12])
+    else:
+        path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("name", ["best.keras", "best.json", "history.csv", "backup"])
+def test_a_damaged_file_is_refused_on_resume_naming_it_and_the_fix(name, tmp_path, monkeypatch):
+    run_dir = _interrupted(tmp_path, monkeypatch)
+    damaged = run_dir / name
+    if name == "backup":
+        damaged = run_dir / "backup" / json.loads((run_dir / "backup" / "state.json").read_text())["weights"]
+    _damage(damaged)
+    run = Run("toy", _cfg(run_dir))
+    with pytest.raises(UserError) as info:
+        _fit(run)
+        run.finish(_model(), {"val": _data()})
+    run.close()
+    message = str(info.value)
+    assert str(damaged) in message and "\n" not in message, message
+    assert message.endswith("delete the run directory or pass a new --run-dir"), message
+    assert not (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("name", ["best.keras", "last.weights.h5"])
+def test_a_damaged_file_of_a_finished_phase_is_refused_naming_it(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    run = Run("toy", _cfg(run_dir))
+    _fit(run)
+    run.close()  # killed before finish: the phase is done, metrics.json not written
+    _damage(run_dir / name)
+    run = Run("toy", _cfg(run_dir))
+    with pytest.raises(UserError) as info:
+        _fit(run)
+        run.finish(_model(), {"val": _data()})
+    run.close()
+    message = str(info.value)
+    assert str(run_dir / name) in message and "\n" not in message, message
+    assert message.endswith("delete the run directory or pass a new --run-dir"), message
+
+
 def test_run_dir_of_the_earlier_harness_is_repaired(tmp_path, monkeypatch):
     """Old layout: backup/latest.weights.h5 + training_metadata.json, best.keras without best.json, float epochs."""
     run_dir = _interrupted(tmp_path, monkeypatch)
