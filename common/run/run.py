@@ -42,6 +42,8 @@ FINAL_CHOICES = ("best", "last")
 DEMO_EXPORTS = "demo"
 # The copy of the newest export of an app (a copy, not a symlink: it works on every filesystem and survives moves).
 LATEST = "latest"
+# An epoch whose training loss is this many times the phase's first epoch's: the training diverged.
+EXPLODED = 100
 PREPROCESSING = ("inside the model: give images with values 0..255 of any height and width; each is resized "
                  "(bilinear) to the training size, then the backbone's own preprocessing runs")
 
@@ -98,6 +100,7 @@ class Run:
             self._release()
             raise
         self.notes: dict = {}
+        self.monitors: dict = {}  # phase -> (monitor, mode) of its `fit`, in the order fitted
         keras.utils.set_random_seed(int(getattr(config, "seed", 0)))
         log.info("run directory: %s", self.dir)
 
@@ -171,6 +174,7 @@ class Run:
         """
         epochs = int(epochs if epochs is not None else self.config.epochs)
         mode = mode or ("min" if "loss" in monitor else "max")
+        self.monitors[phase] = (monitor, mode)
         files = self._files(phase)
         if self.phase_done(phase):
             log.info("phase '%s' already finished in %s; loading its weights", phase, self.dir)
@@ -250,12 +254,40 @@ class Run:
         """Epochs trained in this run directory, all phases together (history rows)."""
         return sum(len(read_history(p)) for p in self.dir.glob("history*.csv"))
 
-    def _export_refusal(self, model) -> str | None:
-        """Why `model` must not replace an export (None: it may)."""
+    def _export_refusal(self, model, results: dict, floor: dict | None, card: dict, phase: str) -> str | None:
+        """Why `model` must not replace an export, as it did not learn (None: it may).
+
+        It trained no epoch; its weights are not finite; some epoch's training loss was not finite or
+        more than `EXPLODED` times its phase's first; or its validation score of the monitored metric
+        (`fit`'s `monitor` of `phase`, else of the phase fitted last; `val_<m>`: `results["val"][m]`)
+        is no better than the run's floor: `floor["val"][m]` when given, else for an accuracy
+        1 / the number of classes (`card["class_names"]`, two or more).
+        """
         if self.epochs_trained() == 0:
             return "the run trained 0 epochs"
         if not all(np.isfinite(np.asarray(w)).all() for w in model.get_weights()):
             return "its weights are not finite (the training diverged)"
+        for hist in sorted(self.dir.glob("history*.csv")):
+            losses = [(r["epoch"], r["loss"]) for r in read_history(hist) if r.get("loss") is not None]
+            for epoch, loss in losses:
+                if not np.isfinite(loss) or loss > EXPLODED * losses[0][1] > 0:
+                    return (f"the training diverged: its loss at epoch {epoch + 1} ({hist.name}) was {loss:.4g}, "
+                            f"after {losses[0][1]:.4g} at epoch {losses[0][0] + 1}")
+        monitor, mode = self.monitors.get(phase) or next(reversed(self.monitors.values()), (None, None))
+        if not (monitor or "").startswith("val_"):
+            return None
+        key = monitor[len("val_"):]
+        score = results.get("val", {}).get(key)
+        level = ((floor or {}).get("val") or {}).get(key)
+        what = "the run's floor"
+        classes = len(card.get("class_names") or [])
+        if level is None and key.endswith("accuracy") and classes >= 2:
+            level, what = 1 / classes, f"chance (1/{classes} classes)"
+        if score is None or level is None:
+            return None
+        better = score < level if mode == "min" else score > level
+        if not better or np.isclose(score, level, rtol=1e-6, atol=0):
+            return f"its val {key} {score:.4f} is no better than {what}, {level:.4f}: it learned nothing"
         return None
 
     def final_model(self, model, final: str = "best", phase: str = "main"):
@@ -269,7 +301,7 @@ class Run:
         return sorted(p for p in self.dir.glob("model.*") if p.name != "model.keras" and ".tmp" not in p.name)
 
     def finish(self, model, datasets: dict | None = None, *, final: str = "best", phase: str = "main",
-               report=None, metrics: dict | None = None, card: dict | None = None):
+               report=None, metrics: dict | None = None, card: dict | None = None, floor: dict | None = None):
         """Choose the final model, evaluate it once, write model.keras, metrics.json and curves; export it.
 
         Args:
@@ -292,14 +324,25 @@ class Run:
                 `covariates` (input order), `covariate_coding`, ... Run adds the app, the run's name,
                 the training input size, the inputs, the preprocessing and how it was trained (settings,
                 data, epochs, val/test metrics).
+            floor: the scores a model must beat to be exported, in metrics.json's shape
+                (`{"val": {"accuracy": 0.61}, ...}`; only "val" is read): the run's own chance level,
+                majority-class rate or covariates-only model (e.g. attractiveness's covariate floor).
+                The monitored metric of `phase` (`fit`'s `monitor`, `val_<m>`) of the final model
+                must be better than `floor["val"][m]`; without it an accuracy must beat
+                1 / the number of classes of `card["class_names"]`; other metrics are not checked.
+
+        Only a model that learned is exported: a run that trained no epoch, whose weights are not
+        finite, whose training loss ever was not finite or exploded (> `EXPLODED` times its phase's
+        first epoch's), or whose monitored validation score is no better than the floor, replaces
+        nothing: the run directory is kept and finished (metrics.json notes `not_exported`) and a
+        one-line `UserError` says why (a command exits with 2).
 
         The export is `saved_models/<app>/<export_name>.keras` (`saved_models/demo/<app>/...` for a run
         on the demo data), the final model wrapped by `attach_card`: images of any size, the card
         inside. `latest.keras` beside it becomes a copy of it. Replacing a file is always logged.
         Returns:
             (final_model, metrics dict); `metrics["notes"]["exported_model"]`
-            is the exported file, or None when the model was not exported
-            (then `notes["not_exported"]` says why).
+            is the exported file, or None with `export=False` (then `notes["not_exported"]` says so).
         """
         chosen = self.final_model(model, final, phase)
         atomic_save_model(chosen, self.dir / "model.keras")
@@ -320,15 +363,13 @@ class Run:
                 plot_history(hist, out_png=self.dir / hist.name.replace("history", "curves").replace(".csv", ".png"))
         export = self._export_dir() / f"{self.export_name}.keras"
         if self.export:
-            refusal = self._export_refusal(chosen)
+            refusal = self._export_refusal(chosen, results, floor, card or {}, phase)
         else:
             refusal = f"export=False: the model stays in {self.dir / 'model.keras'}"
         if refusal is None:
             self._export(chosen, export, self._card(results, card or {}))
             results.setdefault("notes", {})["exported_model"] = str(export)
         else:
-            if self.export:
-                log.warning("not exported to %s: %s", export, refusal)
             results.setdefault("notes", {}).update(exported_model=None, not_exported=refusal)
         # metrics.json last: its presence marks the run finished.
         atomic_write_text(self.dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
@@ -336,6 +377,9 @@ class Run:
         if refusal is None:
             log.info("model saved to %s and exported to %s", self.dir / "model.keras", export)
         self.close()
+        if self.export and refusal is not None:
+            raise UserError(f"not exported to {export}: {refusal}; nothing there was replaced, the run is kept in "
+                            f"{self.dir}")
         return chosen, results
 
     def _export_dir(self) -> Path:

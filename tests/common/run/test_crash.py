@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-from hybridvision.common.cli import UserError
+from hybridvision.common.cli import UserError, main_entry
 from hybridvision.common.config import TrainConfig
 from hybridvision.common.history import read_history
 from hybridvision.common.run import COMMIT_POINTS, KILL_ENV, Run, commit_points, resolve_run_dir
@@ -300,27 +300,95 @@ def test_other_settings_on_an_unfinished_dir_are_refused(tmp_path, monkeypatch):
         Run("toy", _cfg(run_dir, epochs=5))
 
 
-def test_zero_epoch_or_diverged_runs_do_not_replace_an_export(tmp_path, monkeypatch):
+def _exported(tmp_path, monkeypatch, name="same"):
+    """A model that learned, exported as saved_models/toy/<name>.keras (and latest.keras, a sidecar each)."""
     monkeypatch.chdir(tmp_path)
     x, y = _data()
-    export = tmp_path / "saved_models" / "toy" / "same.keras"
-    run = Run("toy", _cfg(tmp_path / "a", epochs=1), export_name="same")
+    run = Run("toy", _cfg(tmp_path / "good", epochs=1), export_name=name)
     model = _model()
     run.fit(model, (x, y), (x, y), batch_size=16)
+    (run.dir / "model.classes.json").write_text('["no", "yes"]')
     run.finish(model, {"val": (x, y)})
-    before = export.read_bytes()
+    folder = tmp_path / "saved_models" / "toy"
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
 
+
+def _unchanged(tmp_path, before):
+    folder = tmp_path / "saved_models" / "toy"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before, "an export was replaced or added"
+
+
+def test_zero_epoch_or_diverged_runs_do_not_replace_an_export(tmp_path, monkeypatch):
+    before = _exported(tmp_path, monkeypatch)
+    x, y = _data()
     run = Run("toy", _cfg(tmp_path / "b", epochs=1), export_name="same")  # trains nothing
-    _, metrics = run.finish(_model(), {"val": (x, y)})
-    assert metrics["notes"]["exported_model"] is None and "0 epochs" in metrics["notes"]["not_exported"]
+    with pytest.raises(UserError, match=r"not exported to saved_models/toy/same.keras: the run trained 0 epochs; "
+                                        rf"nothing there was replaced, the run is kept in {tmp_path / 'b'}$"):
+        run.finish(_model(), {"val": (x, y)})
+    notes = json.loads((tmp_path / "b" / "metrics.json").read_text())["notes"]
+    assert notes["exported_model"] is None and "0 epochs" in notes["not_exported"]
     run = Run("toy", _cfg(tmp_path / "c", epochs=1), export_name="same")
     model = _model()
     run.fit(model, (x, y), (x, y), batch_size=16)
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
-    _, metrics = run.finish(model, {"val": (x, y)}, final="last")
-    assert "not finite" in metrics["notes"]["not_exported"]
-    assert export.read_bytes() == before
-    assert sorted(p.name for p in export.parent.iterdir()) == ["latest.keras", "same.keras"], "no temporary files left"
+    with pytest.raises(UserError, match="not finite"):
+        run.finish(model, {"val": (x, y)}, final="last")
+    _unchanged(tmp_path, before)
+
+
+def _regression(learning_rate):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse", run_eagerly=True)
+    return model
+
+
+def test_a_run_whose_loss_exploded_replaces_no_export_and_exits_2_in_one_line(tmp_path, monkeypatch, capsys):
+    """Too high a learning rate: the loss grows 10^7-fold in 3 epochs, the weights stay finite and the best
+    checkpoint (epoch 1) is what would be exported."""
+    before = _exported(tmp_path, monkeypatch)
+    x, _ = _data()
+    y = x.sum(axis=1, keepdims=True)
+
+    def main(_argv):
+        run = Run("toy", _cfg(tmp_path / "diverged"), export_name="same")
+        model = _regression(2.0)
+        run.fit(model, (x, y), (x, y), batch_size=16)
+        run.finish(model, {"val": (x, y)})
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main_entry(main, [])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert info.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: not exported to saved_models/toy/same.keras: the training diverged: its loss at "
+                             "epoch "), err
+    _unchanged(tmp_path, before)
+    assert (tmp_path / "diverged" / "model.keras").is_file(), "the run directory is kept"
+    assert (tmp_path / "diverged" / "metrics.json").is_file(), "and finished: the same command does not retrain it"
+
+
+def test_a_model_no_better_than_its_floor_or_chance_is_not_exported(tmp_path, monkeypatch):
+    before = _exported(tmp_path, monkeypatch)
+    x, y = _data()
+    run = Run("toy", _cfg(tmp_path / "floor", epochs=1), export_name="same")
+    model = _model()
+    run.fit(model, (x, y), (x, y), monitor="val_accuracy", batch_size=16)
+    with pytest.raises(UserError, match=r"its val accuracy 0\.\d+ is no better than the run's floor, 0\.9999: it "
+                                        "learned nothing"):
+        run.finish(model, {"val": (x, y)}, floor={"val": {"accuracy": 0.9999}})
+    # Without a floor an accuracy must beat 1 / the number of classes: a model answering one class of two
+    # balanced ones (its weights all zero) does not.
+    y2 = np.arange(len(x)) % 2
+    run = Run("toy", _cfg(tmp_path / "chance", epochs=1), export_name="same")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros")(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(1e-9), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  run_eagerly=True)
+    run.fit(model, (x, y2), (x, y2), monitor="val_accuracy", batch_size=16)
+    with pytest.raises(UserError, match=r"its val accuracy 0\.5000 is no better than chance \(1/2 classes\), 0\.5000"):
+        run.finish(model, {"val": (x, y2)}, card={"class_names": ["even", "odd"]})
+    _unchanged(tmp_path, before)
 
 
 def test_export_false_keeps_the_model_in_the_run_dir_only(tmp_path, monkeypatch):
