@@ -183,7 +183,7 @@ class EpochCommit(keras.callbacks.Callback):
         weights = files.weights(n)
         tmp = weights.with_name(f"epoch-{n}.tmp.weights.h5")
         ensure_space(files.backup, model_bytes(self.model), "the epoch's backup")
-        with writing(str(weights), tmp):
+        with writing(str(weights), tmp, needed=model_bytes(self.model)):
             self.model.save_weights(tmp, overwrite=True)
             commit_point("mid_backup", epoch, truncate=tmp)
             fsync_file(tmp)

@@ -28,6 +28,7 @@ from hybridvision.common.run.atomic import (
     atomic_save_model,
     atomic_save_weights,
     atomic_write_text,
+    model_bytes,
     writing,
 )
 from hybridvision.common.run.commit import EpochCommit, PhaseFiles, load_backup, load_checkpoint, recover
@@ -89,7 +90,7 @@ class Run:
             self.export_name = export_name or self.dir.name
             self.saved_models_dir = Path(saved_models_dir)
             self.synthetic = getattr(config, "data_dir", "") is None
-            with writing(f"run directory {self.dir}"):
+            with writing(f"run directory {self.dir}", folder=self.dir):
                 self._log_handler = logging.FileHandler(self.dir / "run.log")
             self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             log.addHandler(self._log_handler)
@@ -199,21 +200,24 @@ class Run:
                 # A dataset or generator orders its own batches (Keras warns about shuffle=True otherwise).
                 fit_kwargs.setdefault("shuffle", False)
             distribute.jit_steps_under_data_parallel(model)
-            model.fit(
-                x,
-                y,
-                validation_data=val_data,
-                epochs=epochs,
-                initial_epoch=state.epoch,
-                callbacks=[
-                    # First: the epoch's results are durable before any other callback runs.
-                    EpochCommit(files, state, monitor, mode),
-                    keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase)),
-                    *(callbacks or []),
-                ],
-                verbose=0 if self.quiet else "auto",
-                **fit_kwargs,
-            )
+            # A full disk met by any write of an epoch (TensorBoard's, a callback's): one line, not an op's text.
+            with writing("the training's files (the next backup and checkpoint)", folder=self.dir,
+                         needed=2 * model_bytes(model)):
+                model.fit(
+                    x,
+                    y,
+                    validation_data=val_data,
+                    epochs=epochs,
+                    initial_epoch=state.epoch,
+                    callbacks=[
+                        # First: the epoch's results are durable before any other callback runs.
+                        EpochCommit(files, state, monitor, mode),
+                        keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase)),
+                        *(callbacks or []),
+                    ],
+                    verbose=0 if self.quiet else "auto",
+                    **fit_kwargs,
+                )
         atomic_save_weights(model, files.last_weights)
         atomic_write_text(files.done, "done\n")
         # Only now that the phase is marked done may its backup go: a kill before

@@ -6,8 +6,10 @@ exactly those a kill -9 leaves (every write is a rename of a flushed file).
 The slow tests kill real processes with SIGKILL through `HYBRIDVISION_KILL_AT`.
 """
 
+import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +25,7 @@ from hybridvision.common.cli import UserError, main_entry
 from hybridvision.common.config import TrainConfig
 from hybridvision.common.history import read_history
 from hybridvision.common.run import COMMIT_POINTS, KILL_ENV, Run, commit_points, resolve_run_dir
+from hybridvision.common.run.rundir import MARKER
 
 ROOT = Path(__file__).resolve().parents[3]
 EPOCHS = 3
@@ -264,9 +267,11 @@ def test_run_dir_of_the_earlier_harness_is_repaired(tmp_path, monkeypatch):
     (run_dir / "best.json").unlink()
     text = (run_dir / "history.csv").read_text().replace("\n0,", "\n0.0,")
     (run_dir / "history.csv").write_text(text)
+    (run_dir / MARKER).unlink()  # the earlier version marked no run directory
     run = Run("toy", _cfg(run_dir))
     assert _fit(run) == [2]
     run.finish(_model(), {"val": _data()})
+    assert (run_dir / MARKER).exists()
     history = read_history(run_dir / "history.csv")
     assert [r["epoch"] for r in history] == [0, 1, 2]
     assert json.loads((run_dir / "best.json").read_text())["epoch"] in (0, 1, 2)
@@ -422,6 +427,49 @@ def test_disk_full_and_read_only_dir_are_one_line(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"run directory .*ro is not writable \(Read-only file system\); pass a "
                                         r"writable --run-dir"):
         Run("toy", _cfg(tmp_path / "ro"))
+
+
+def _no_space(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _tensorboard_no_space(*_args, **_kwargs):
+    # What TensorFlow raises when its summary writer meets a full disk: the op's text, many lines.
+    raise RuntimeError("{{function_node __wrapped__FlushSummaryWriter_device_/job:localhost/replica:0/task:0/device:"
+                       "CPU:0}} run/tensorboard/main/events.out.tfevents.1; No space left on device\n\t [[{{node "
+                       "FlushSummaryWriter}}]] [Op:FlushSummaryWriter]")
+
+
+@pytest.mark.parametrize("where", ["tensorboard", "backup", "export"])
+def test_a_full_disk_during_fit_commit_or_export_is_named_in_one_line(where, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    if where == "tensorboard":
+        monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", _tensorboard_no_space)
+        folder = run_dir
+    elif where == "backup":
+        monkeypatch.setattr(keras.Model, "save_weights", _no_space)
+        folder = run_dir / "backup"
+    else:
+        save = keras.Model.save
+        monkeypatch.setattr(keras.Model, "save", lambda m, path, *a, **k: _no_space() if "saved_models" in str(path)
+                            else save(m, path, *a, **k))
+        folder = Path("saved_models") / "toy"
+
+    def main(_argv):
+        run = Run("toy", _cfg(run_dir, epochs=1))
+        model = _model()
+        run.fit(model, _data(), _data(), batch_size=16)
+        run.finish(model, {"val": _data()})
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main_entry(main, [])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert info.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: not enough disk space in {folder} for "), err
+    assert re.search(r"about [0-9.]+ MB needed, [0-9.]+ MB free; free some space", err[0]), err
+    assert "Op:" not in err[0] and not list(run_dir.rglob("*.tmp*"))
 
 
 _SCRIPT = textwrap.dedent(
