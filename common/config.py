@@ -87,6 +87,10 @@ class TrainConfig:
         "none", "backbone weights: imagenet, none, or a path to a .weights.h5 file", group="model"
     )
     quiet: bool = option(False, "no progress bars, only warnings and the final summary", group="output")
+    export_anyway: bool = option(
+        False, "export the model even when its validation score is no better than the run's floor (chance, the "
+        "majority class): for smoke tests on tiny data", group="output"
+    )
     strategy: str = option(
         "default", "distribution strategy", choices=("default", "mirrored", "data_parallel"), group="distribution"
     )

@@ -258,15 +258,10 @@ class Run:
         """Epochs trained in this run directory, all phases together (history rows)."""
         return sum(len(read_history(p)) for p in self.dir.glob("history*.csv"))
 
-    def _export_refusal(self, model, results: dict, floor: dict | None, card: dict, phase: str) -> str | None:
-        """Why `model` must not replace an export, as it did not learn (None: it may).
-
-        It trained no epoch; its weights are not finite; some epoch's training loss was not finite or
-        more than `EXPLODED` times its phase's first; or its validation score of the monitored metric
-        (`fit`'s `monitor` of `phase`, else of the phase fitted last; `val_<m>`: `results["val"][m]`)
-        is no better than the run's floor: `floor["val"][m]` when given, else for an accuracy
-        1 / the number of classes (`card["class_names"]`, two or more).
-        """
+    def _export_refusal(self, model) -> str | None:
+        """Why `model` must not replace an export, as its training failed (None: it may): it trained no epoch,
+        its weights are not finite, or some epoch's training loss was not finite or more than `EXPLODED`
+        times its phase's first."""
         if self.epochs_trained() == 0:
             return "the run trained 0 epochs"
         if not all(np.isfinite(np.asarray(w)).all() for w in model.get_weights()):
@@ -277,6 +272,15 @@ class Run:
                 if not np.isfinite(loss) or loss > EXPLODED * losses[0][1] > 0:
                     return (f"the training diverged: its loss at epoch {epoch + 1} ({hist.name}) was {loss:.4g}, "
                             f"after {losses[0][1]:.4g} at epoch {losses[0][0] + 1}")
+        return None
+
+    def _below_floor(self, results: dict, floor: dict | None, card: dict, phase: str) -> str | None:
+        """Why the final model learned nothing (None: it beat the floor, or there is none to compare with).
+
+        Its validation score of the monitored metric (`fit`'s `monitor` of `phase`, else of the phase
+        fitted last; `val_<m>`: `results["val"][m]`) must be better than `floor["val"][m]`, or without
+        it, for an accuracy, than 1 / the number of classes (`card["class_names"]`, two or more).
+        """
         monitor, mode = self.monitors.get(phase) or next(reversed(self.monitors.values()), (None, None))
         if not (monitor or "").startswith("val_"):
             return None
@@ -337,9 +341,10 @@ class Run:
 
         Only a model that learned is exported: a run that trained no epoch, whose weights are not
         finite, whose training loss ever was not finite or exploded (> `EXPLODED` times its phase's
-        first epoch's), or whose monitored validation score is no better than the floor, replaces
-        nothing: the run directory is kept and finished (metrics.json notes `not_exported`) and a
-        one-line `UserError` says why (a command exits with 2).
+        first epoch's), or whose monitored validation score is no better than the floor (unless
+        `config.export_anyway`, `--export-anyway`), replaces nothing: a one-line `UserError` says why
+        (a command exits with 2), and the run directory is kept, unfinished (no metrics.json; the
+        same command evaluates it again without training).
 
         The export is `saved_models/<app>/<export_name>.keras` (`saved_models/demo/<app>/...` for a run
         on the demo data), the final model wrapped by `attach_card`: images of any size, the card
@@ -366,24 +371,34 @@ class Run:
             with writing(str(hist.with_suffix(".png"))):
                 plot_history(hist, out_png=self.dir / hist.name.replace("history", "curves").replace(".csv", ".png"))
         export = self._export_dir() / f"{self.export_name}.keras"
+        refusal = None
         if self.export:
-            refusal = self._export_refusal(chosen, results, floor, card or {}, phase)
-        else:
-            refusal = f"export=False: the model stays in {self.dir / 'model.keras'}"
-        if refusal is None:
+            refusal = self._export_refusal(chosen)
+            weak = None if refusal else self._below_floor(results, floor, card or {}, phase)
+            if weak and getattr(self.config, "export_anyway", False):
+                log.warning("exported anyway (--export-anyway): %s", weak)
+                results.setdefault("notes", {})["exported_anyway"] = weak
+            elif weak:
+                refusal = f"{weak} (--export-anyway exports it all the same)"
+        if refusal is not None:
+            # Left unfinished (no metrics.json): the same command says the same again without training,
+            # and with --export-anyway (a model no better than its floor) exports it.
+            log.info("metrics: %s", json.dumps({k: v for k, v in results.items() if k != "notes"}, sort_keys=True))
+            self.close()
+            raise UserError(f"not exported to {export}: {refusal}; nothing there was replaced, the run is kept in "
+                            f"{self.dir}")
+        if self.export:
             self._export(chosen, export, self._card(results, card or {}))
             results.setdefault("notes", {})["exported_model"] = str(export)
         else:
-            results.setdefault("notes", {}).update(exported_model=None, not_exported=refusal)
+            results.setdefault("notes", {}).update(
+                exported_model=None, not_exported=f"export=False: the model stays in {self.dir / 'model.keras'}")
         # metrics.json last: its presence marks the run finished.
         atomic_write_text(self.dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
         log.info("metrics: %s", json.dumps({k: v for k, v in results.items() if k != "notes"}, sort_keys=True))
-        if refusal is None:
+        if self.export:
             log.info("model saved to %s and exported to %s", self.dir / "model.keras", export)
         self.close()
-        if self.export and refusal is not None:
-            raise UserError(f"not exported to {export}: {refusal}; nothing there was replaced, the run is kept in "
-                            f"{self.dir}")
         return chosen, results
 
     def _export_dir(self) -> Path:

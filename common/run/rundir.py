@@ -35,7 +35,7 @@ log = logging.getLogger("hybridvision")
 
 # How a multi-process run is launched (flags or the scheduler's variables, where process 0
 # is, which process this is) may change when it restarts.
-_IGNORED_FOR_RESUME = ("run_dir", "quiet", "coordinator", "num_processes", "process_id")
+_IGNORED_FOR_RESUME = ("run_dir", "quiet", "export_anyway", "coordinator", "num_processes", "process_id")
 
 
 # Written first into every folder the suite makes or adopts as a run directory.

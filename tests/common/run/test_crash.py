@@ -330,8 +330,7 @@ def test_zero_epoch_or_diverged_runs_do_not_replace_an_export(tmp_path, monkeypa
     with pytest.raises(UserError, match=r"not exported to saved_models/toy/same.keras: the run trained 0 epochs; "
                                         rf"nothing there was replaced, the run is kept in {tmp_path / 'b'}$"):
         run.finish(_model(), {"val": (x, y)})
-    notes = json.loads((tmp_path / "b" / "metrics.json").read_text())["notes"]
-    assert notes["exported_model"] is None and "0 epochs" in notes["not_exported"]
+    assert (tmp_path / "b" / "model.keras").is_file() and not (tmp_path / "b" / "metrics.json").exists()
     run = Run("toy", _cfg(tmp_path / "c", epochs=1), export_name="same")
     model = _model()
     run.fit(model, (x, y), (x, y), batch_size=16)
@@ -356,21 +355,24 @@ def test_a_run_whose_loss_exploded_replaces_no_export_and_exits_2_in_one_line(tm
     y = x.sum(axis=1, keepdims=True)
 
     def main(_argv):
-        run = Run("toy", _cfg(tmp_path / "diverged"), export_name="same")
+        # --export-anyway overrides only the floor: a diverged model is never exported.
+        run = Run("toy", _cfg(tmp_path / "diverged", export_anyway=True), export_name="same")
         model = _regression(2.0)
         run.fit(model, (x, y), (x, y), batch_size=16)
         run.finish(model, {"val": (x, y)})
 
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main_entry(main, [])
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert info.value.code == 2 and len(err) == 1, err
-    assert err[0].startswith("error: not exported to saved_models/toy/same.keras: the training diverged: its loss at "
-                             "epoch "), err
-    _unchanged(tmp_path, before)
-    assert (tmp_path / "diverged" / "model.keras").is_file(), "the run directory is kept"
-    assert (tmp_path / "diverged" / "metrics.json").is_file(), "and finished: the same command does not retrain it"
+    for _ in range(2):  # the same command again: the same answer, nothing trained again
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main_entry(main, [])
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert info.value.code == 2 and len(err) == 1, err
+        assert err[0].startswith("error: not exported to saved_models/toy/same.keras: the training diverged: its loss "
+                                 "at epoch "), err
+        _unchanged(tmp_path, before)
+        assert (tmp_path / "diverged" / "model.keras").is_file(), "the run directory is kept"
+        assert not (tmp_path / "diverged" / "metrics.json").exists(), "unfinished"
+        assert len(read_history(tmp_path / "diverged" / "history.csv")) == EPOCHS
 
 
 def test_a_model_no_better_than_its_floor_or_chance_is_not_exported(tmp_path, monkeypatch):
@@ -394,6 +396,11 @@ def test_a_model_no_better_than_its_floor_or_chance_is_not_exported(tmp_path, mo
     with pytest.raises(UserError, match=r"its val accuracy 0\.5000 is no better than chance \(1/2 classes\), 0\.5000"):
         run.finish(model, {"val": (x, y2)}, card={"class_names": ["even", "odd"]})
     _unchanged(tmp_path, before)
+    # --export-anyway (a smoke test on tiny data): the same run, rerun, exports it and says so.
+    run = Run("toy", _cfg(tmp_path / "chance", epochs=1, export_anyway=True), export_name="same")
+    run.fit(model, (x, y2), (x, y2), monitor="val_accuracy", batch_size=16)  # finished: not trained again
+    _, metrics = run.finish(model, {"val": (x, y2)}, card={"class_names": ["even", "odd"]})
+    assert metrics["notes"]["exported_model"] and "no better than chance" in metrics["notes"]["exported_anyway"]
 
 
 def test_export_false_keeps_the_model_in_the_run_dir_only(tmp_path, monkeypatch):
