@@ -18,7 +18,7 @@ from hybridvision.apps.digit_pairs.models import accuracy_key, build_model, comp
 from hybridvision.common.config import parse_config
 from hybridvision.common.data import demo
 from hybridvision.common.distribute import Distribution
-from hybridvision.common.run import Run, setup_logging
+from hybridvision.common.run import Run, refuse_unexported, setup_logging
 
 APP = "digit_pairs"
 log = logging.getLogger("hybridvision")
@@ -76,7 +76,7 @@ def run_experiment(cfg: DigitPairsConfig, saved_models_dir="saved_models", expor
 
 def main(argv=None) -> dict:
     cfg = parse_config(DigitPairsConfig, argv, parser=train_parser())
-    return run_experiment(cfg)
+    return refuse_unexported(run_experiment(cfg))
 
 
 if __name__ == "__main__":

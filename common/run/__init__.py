@@ -49,8 +49,8 @@ use. A `--run-dir` holding files the suite did not write is refused untouched
 Exports to `saved_models/` are atomic (a temporary file renamed), and only a
 model that learned is exported: a run that trained 0 epochs, whose weights are
 not finite, whose loss exploded, or whose monitored validation score is no
-better than its floor (`Run.finish(floor=...)`) replaces nothing and ends with
-a one-line error, its run directory kept.
+better than its floor (`Run.finish(floor=...)`) replaces nothing; its train
+command ends with a one-line error (`refuse_unexported`), the run directory kept.
 
 Exports. Every app exports to `saved_models/<app>/<run name>.keras` (the run
 directory's name; tools running several runs in one directory name each, e.g.
@@ -84,7 +84,7 @@ and `logs` (console logging).
 
 from hybridvision.common.run.commit_points import COMMIT_POINTS, KILL_ENV
 from hybridvision.common.run.logs import setup_logging
-from hybridvision.common.run.run import FINAL_CHOICES, Run
+from hybridvision.common.run.run import FINAL_CHOICES, Run, refuse_unexported
 from hybridvision.common.run.rundir import claim_run_dir, other_settings, resolve_run_dir, shorten
 
 __all__ = [
@@ -94,6 +94,7 @@ __all__ = [
     "Run",
     "claim_run_dir",
     "other_settings",
+    "refuse_unexported",
     "resolve_run_dir",
     "setup_logging",
     "shorten",

@@ -49,6 +49,19 @@ PREPROCESSING = ("inside the model: give images with values 0..255 of any height
                  "(bilinear) to the training size, then the backbone's own preprocessing runs")
 
 
+def refuse_unexported(metrics: dict) -> dict:
+    """`metrics` (what `Run.finish` returned, metrics.json) of a run whose model was exported or kept by choice
+    (`export=False`); a one-line `UserError` when its export was refused as it did not learn.
+
+    A train command ends with it, so that it exits with 2 then; tools that make many runs (studies,
+    sweeps, tuners) go on and report each run's notes instead.
+    """
+    refused = metrics.get("notes", {}).get("refused_export")
+    if refused:
+        raise UserError(refused)
+    return metrics
+
+
 class Run:
     """A training run: its directory, its phases, its metrics and its exported model.
 
@@ -342,16 +355,18 @@ class Run:
         Only a model that learned is exported: a run that trained no epoch, whose weights are not
         finite, whose training loss ever was not finite or exploded (> `EXPLODED` times its phase's
         first epoch's), or whose monitored validation score is no better than the floor (unless
-        `config.export_anyway`, `--export-anyway`), replaces nothing: a one-line `UserError` says why
-        (a command exits with 2), and the run directory is kept, unfinished (no metrics.json; the
-        same command evaluates it again without training).
+        `config.export_anyway`, `--export-anyway`), replaces nothing. The run finishes as usual
+        (a study or tuner goes on to its next run), its notes say why (`not_exported`) and hold
+        `refused_export`, the one-line error with which a train command ends (exit 2): it calls
+        `refuse_unexported(metrics)` last.
 
         The export is `saved_models/<app>/<export_name>.keras` (`saved_models/demo/<app>/...` for a run
         on the demo data), the final model wrapped by `attach_card`: images of any size, the card
         inside. `latest.keras` beside it becomes a copy of it. Replacing a file is always logged.
         Returns:
             (final_model, metrics dict); `metrics["notes"]["exported_model"]`
-            is the exported file, or None with `export=False` (then `notes["not_exported"]` says so).
+            is the exported file, or None when the model was not exported
+            (then `notes["not_exported"]` says why).
         """
         chosen = self.final_model(model, final, phase)
         atomic_save_model(chosen, self.dir / "model.keras")
@@ -380,23 +395,21 @@ class Run:
                 results.setdefault("notes", {})["exported_anyway"] = weak
             elif weak:
                 refusal = f"{weak} (--export-anyway exports it all the same)"
+        notes = results.setdefault("notes", {})
         if refusal is not None:
-            # Left unfinished (no metrics.json): the same command says the same again without training,
-            # and with --export-anyway (a model no better than its floor) exports it.
-            log.info("metrics: %s", json.dumps({k: v for k, v in results.items() if k != "notes"}, sort_keys=True))
-            self.close()
-            raise UserError(f"not exported to {export}: {refusal}; nothing there was replaced, the run is kept in "
-                            f"{self.dir}")
-        if self.export:
+            log.info("not exported to %s: %s", export, refusal)  # a train command says it (refuse_unexported)
+            notes.update(exported_model=None, not_exported=refusal,
+                         refused_export=f"not exported to {export}: {refusal}; nothing there was replaced, the run "
+                                        f"is kept in {self.dir}")
+        elif self.export:
             self._export(chosen, export, self._card(results, card or {}))
-            results.setdefault("notes", {})["exported_model"] = str(export)
+            notes["exported_model"] = str(export)
         else:
-            results.setdefault("notes", {}).update(
-                exported_model=None, not_exported=f"export=False: the model stays in {self.dir / 'model.keras'}")
+            notes.update(exported_model=None, not_exported=f"export=False: the model stays in {self.dir / 'model.keras'}")
         # metrics.json last: its presence marks the run finished.
         atomic_write_text(self.dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
         log.info("metrics: %s", json.dumps({k: v for k, v in results.items() if k != "notes"}, sort_keys=True))
-        if self.export:
+        if notes.get("exported_model"):
             log.info("model saved to %s and exported to %s", self.dir / "model.keras", export)
         self.close()
         return chosen, results

@@ -24,7 +24,7 @@ import pytest
 from hybridvision.common.cli import UserError, main_entry
 from hybridvision.common.config import TrainConfig
 from hybridvision.common.history import read_history
-from hybridvision.common.run import COMMIT_POINTS, KILL_ENV, Run, commit_points, resolve_run_dir
+from hybridvision.common.run import COMMIT_POINTS, KILL_ENV, Run, commit_points, refuse_unexported, resolve_run_dir
 from hybridvision.common.run.rundir import MARKER
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -327,16 +327,17 @@ def test_zero_epoch_or_diverged_runs_do_not_replace_an_export(tmp_path, monkeypa
     before = _exported(tmp_path, monkeypatch)
     x, y = _data()
     run = Run("toy", _cfg(tmp_path / "b", epochs=1), export_name="same")  # trains nothing
-    with pytest.raises(UserError, match=r"not exported to saved_models/toy/same.keras: the run trained 0 epochs; "
+    _, metrics = run.finish(_model(), {"val": (x, y)})
+    assert metrics["notes"]["exported_model"] is None and "0 epochs" in metrics["notes"]["not_exported"]
+    with pytest.raises(UserError, match=r"^not exported to saved_models/toy/same.keras: the run trained 0 epochs; "
                                         rf"nothing there was replaced, the run is kept in {tmp_path / 'b'}$"):
-        run.finish(_model(), {"val": (x, y)})
-    assert (tmp_path / "b" / "model.keras").is_file() and not (tmp_path / "b" / "metrics.json").exists()
+        refuse_unexported(metrics)
     run = Run("toy", _cfg(tmp_path / "c", epochs=1), export_name="same")
     model = _model()
     run.fit(model, (x, y), (x, y), batch_size=16)
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
-    with pytest.raises(UserError, match="not finite"):
-        run.finish(model, {"val": (x, y)}, final="last")
+    _, metrics = run.finish(model, {"val": (x, y)}, final="last")
+    assert "not finite" in metrics["notes"]["not_exported"]
     _unchanged(tmp_path, before)
 
 
@@ -354,25 +355,24 @@ def test_a_run_whose_loss_exploded_replaces_no_export_and_exits_2_in_one_line(tm
     x, _ = _data()
     y = x.sum(axis=1, keepdims=True)
 
-    def main(_argv):
+    def main(_argv):  # a train command
         # --export-anyway overrides only the floor: a diverged model is never exported.
         run = Run("toy", _cfg(tmp_path / "diverged", export_anyway=True), export_name="same")
         model = _regression(2.0)
         run.fit(model, (x, y), (x, y), batch_size=16)
-        run.finish(model, {"val": (x, y)})
+        return refuse_unexported(run.finish(model, {"val": (x, y)})[1])
 
-    for _ in range(2):  # the same command again: the same answer, nothing trained again
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as info:
-            main_entry(main, [])
-        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-        assert info.value.code == 2 and len(err) == 1, err
-        assert err[0].startswith("error: not exported to saved_models/toy/same.keras: the training diverged: its loss "
-                                 "at epoch "), err
-        _unchanged(tmp_path, before)
-        assert (tmp_path / "diverged" / "model.keras").is_file(), "the run directory is kept"
-        assert not (tmp_path / "diverged" / "metrics.json").exists(), "unfinished"
-        assert len(read_history(tmp_path / "diverged" / "history.csv")) == EPOCHS
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main_entry(main, [])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert info.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: not exported to saved_models/toy/same.keras: the training diverged: its loss at "
+                             "epoch "), err
+    _unchanged(tmp_path, before)
+    notes = json.loads((tmp_path / "diverged" / "metrics.json").read_text())["notes"]
+    assert notes["exported_model"] is None and notes["not_exported"].startswith("the training diverged")
+    assert (tmp_path / "diverged" / "model.keras").is_file(), "the run directory is kept"
 
 
 def test_a_model_no_better_than_its_floor_or_chance_is_not_exported(tmp_path, monkeypatch):
@@ -381,26 +381,27 @@ def test_a_model_no_better_than_its_floor_or_chance_is_not_exported(tmp_path, mo
     run = Run("toy", _cfg(tmp_path / "floor", epochs=1), export_name="same")
     model = _model()
     run.fit(model, (x, y), (x, y), monitor="val_accuracy", batch_size=16)
-    with pytest.raises(UserError, match=r"its val accuracy 0\.\d+ is no better than the run's floor, 0\.9999: it "
-                                        "learned nothing"):
-        run.finish(model, {"val": (x, y)}, floor={"val": {"accuracy": 0.9999}})
+    _, metrics = run.finish(model, {"val": (x, y)}, floor={"val": {"accuracy": 0.9999}})
+    assert re.match(r"its val accuracy 0\.\d+ is no better than the run's floor, 0\.9999: it learned nothing "
+                    r"\(--export-anyway exports it all the same\)$", metrics["notes"]["not_exported"])
     # Without a floor an accuracy must beat 1 / the number of classes: a model answering one class of two
     # balanced ones (its weights all zero) does not.
     y2 = np.arange(len(x)) % 2
-    run = Run("toy", _cfg(tmp_path / "chance", epochs=1), export_name="same")
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros")(inputs))
-    model.compile(optimizer=keras.optimizers.SGD(1e-9), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  run_eagerly=True)
-    run.fit(model, (x, y2), (x, y2), monitor="val_accuracy", batch_size=16)
-    with pytest.raises(UserError, match=r"its val accuracy 0\.5000 is no better than chance \(1/2 classes\), 0\.5000"):
-        run.finish(model, {"val": (x, y2)}, card={"class_names": ["even", "odd"]})
+
+    def chance(run_dir, **kw):
+        run = Run("toy", _cfg(run_dir, epochs=1, **kw), export_name="same")
+        inputs = keras.Input((4,))
+        model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros")(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(1e-9), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], run_eagerly=True)
+        run.fit(model, (x, y2), (x, y2), monitor="val_accuracy", batch_size=16)
+        return run.finish(model, {"val": (x, y2)}, card={"class_names": ["even", "odd"]})[1]["notes"]
+
+    notes = chance(tmp_path / "chance")
+    assert notes["not_exported"].startswith("its val accuracy 0.5000 is no better than chance (1/2 classes), 0.5000")
     _unchanged(tmp_path, before)
-    # --export-anyway (a smoke test on tiny data): the same run, rerun, exports it and says so.
-    run = Run("toy", _cfg(tmp_path / "chance", epochs=1, export_anyway=True), export_name="same")
-    run.fit(model, (x, y2), (x, y2), monitor="val_accuracy", batch_size=16)  # finished: not trained again
-    _, metrics = run.finish(model, {"val": (x, y2)}, card={"class_names": ["even", "odd"]})
-    assert metrics["notes"]["exported_model"] and "no better than chance" in metrics["notes"]["exported_anyway"]
+    notes = chance(tmp_path / "anyway", export_anyway=True)  # a smoke test on tiny data: exported, said so
+    assert notes["exported_model"] and "no better than chance" in notes["exported_anyway"]
 
 
 def test_export_false_keeps_the_model_in_the_run_dir_only(tmp_path, monkeypatch):

@@ -251,7 +251,7 @@ def test_finish_final_model_is_the_best_checkpoint_or_the_last_weights(tmp_path,
 def test_finish_without_a_checkpoint_keeps_the_given_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     x, y = _data()
-    run = Run("toy", _cfg(tmp_path, epochs=1), export=False)  # trained nothing: nothing to export
+    run = Run("toy", _cfg(tmp_path, epochs=1))
     model = _model()
     with pytest.raises(ValueError, match="final='first'.*best, last"):
         run.final_model(model, final="first")
