@@ -4,7 +4,7 @@ A run directory is locked (`fcntl.flock` on run.lock) for the life of its `Run`;
 `claim_run_dir` is the one place that picks a directory and takes its lock.
 
 A run directory is the suite's or nobody's (`own_dir`). The suite writes `MARKER` into every
-folder it makes or adopts, before anything else. A folder without it is taken only when it is
+folder it makes or adopts, right after its lock, before any other file. A folder without it is taken only when it is
 empty, or when it is a run directory of an earlier version of the suite (which wrote no marker):
 every entry one of the suite's own names (`SUITE_NAMES`) and the files every such run began
 with (config.json with config.yaml and run.log; or, for a multi-seed run, config.json and
@@ -38,7 +38,7 @@ log = logging.getLogger("hybridvision")
 _IGNORED_FOR_RESUME = ("run_dir", "quiet", "export_anyway", "coordinator", "num_processes", "process_id")
 
 
-# Written first into every folder the suite makes or adopts as a run directory.
+# Written into every folder the suite makes or adopts as a run directory, before any file but run.lock.
 MARKER = ".hybridvision-run"
 # What the suite writes into a run directory or a multi-seed run's folder (glob patterns).
 SUITE_NAMES = (MARKER, "config.json", "config.yaml", "run.log", "run.lock", "history*.csv", "curves*.png", "best*.keras",
