@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -33,6 +34,8 @@ from pathlib import Path
 import yaml
 
 _RANGE_KEYS = ("min", "max", "above", "below")
+# List settings whose items each name one run (its folder, its row of a summary): a repeat would silently be one.
+DISTINCT_LISTS = ("seeds",)
 # The sections of --help, in order: group name -> title.
 GROUPS = {
     "data": "data (what is read and how it is prepared)",
@@ -84,6 +87,10 @@ class TrainConfig:
         "none", "backbone weights: imagenet, none, or a path to a .weights.h5 file", group="model"
     )
     quiet: bool = option(False, "no progress bars, only warnings and the final summary", group="output")
+    export_anyway: bool = option(
+        False, "export the model even when its validation score is no better than the run's floor (chance, the "
+        "majority class): for smoke tests on tiny data", group="output"
+    )
     strategy: str = option(
         "default", "distribution strategy", choices=("default", "mirrored", "data_parallel"), group="distribution"
     )
@@ -256,27 +263,66 @@ def _parse_list(item_type):
     return parse
 
 
+def _typed(name: str, value, kind):
+    """`value` as a `kind` (int, float, bool, str), or a one-line `ValueError` naming the key, value and type.
+
+    A setting is never silently changed: a float or bool is no int (`epochs: 2.7`, `epochs: true`), a
+    string is no number (`epochs: "3"`), a number is no bool. A whole float (`3.0`, as JSON tools write)
+    is an int; `true`/`yes`/`on`/`1` and `false`/`no`/`off`/`0` as text are bools; a number is taken
+    as text for a str setting (`data_dir: 2024`).
+    """
+    if kind is bool and isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return value.lower() in ("1", "true", "yes", "on")
+    ok = {
+        bool: isinstance(value, bool),
+        int: (isinstance(value, int) and not isinstance(value, bool))
+        or (isinstance(value, float) and value.is_integer()),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, (str, int, float)) and not isinstance(value, bool),
+    }.get(kind)
+    if ok is None:  # another type (none of the apps' fields today): converted as before
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            ok = False
+    if not ok:
+        expected = "true/false" if kind is bool else getattr(kind, "__name__", str(kind))
+        raise ValueError(f"config key '{name}': expected {expected}, got {value!r} ({type(value).__name__})")
+    return kind(value)
+
+
 def _coerce(cls, field, value):
-    """Convert a value read from a config file to the field's type."""
+    """A value read from a config file (or given as a dict) as the field's type; see `_typed`.
+
+    A list field takes a list of its item type, or one text of comma-separated items (parsed as
+    on the command line: `--seeds 0,1,2`).
+    """
     if value is None:
         return None
     kind, item = _field_type(cls, field)
     if kind is list:
-        return _parse_list(item)(value)
-    if kind is bool:
         if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"config key '{field.name}': expected true/false, got {value!r}")
-        return bool(value)
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"config key '{field.name}': expected {kind.__name__}, got {value!r}"
-        ) from None
+            try:
+                return _parse_list(item)(value)
+            except ValueError:
+                raise ValueError(f"config key '{field.name}': expected comma-separated {item.__name__} values, "
+                                 f"got {value!r}") from None
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"config key '{field.name}': expected a list of {item.__name__}, got {value!r} "
+                             f"({type(value).__name__})")
+        return [_typed(field.name, v, item) for v in value]
+    return _typed(field.name, value, kind)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as PyYAML reads it, but `1e-3` is a float (YAML 1.2), not the text '1e-3'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def load_config_file(path: str | Path) -> dict:
@@ -286,7 +332,7 @@ def load_config_file(path: str | Path) -> dict:
         raise FileNotFoundError(f"--config {path}: no such file; pass a YAML or JSON file")
     text = path.read_text()
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_Loader)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         first = str(err).splitlines()[0]
         raise ValueError(f"--config {path}: not valid YAML/JSON ({first})") from None
@@ -384,7 +430,8 @@ def check_range(flag: str, value, bounds: dict) -> None:
 
 
 def validate(config) -> None:
-    """Check every field with `choices` holds an allowed value and every numeric field is in its range."""
+    """Check every field with `choices` holds an allowed value, every numeric field is in its range and
+    the lists of `DISTINCT_LISTS` (`--seeds`) name each item once."""
     for field in dataclasses.fields(config):
         choices = field_choices(config, field.name)
         value = getattr(config, field.name)
@@ -396,6 +443,10 @@ def validate(config) -> None:
             for v in values:
                 if v not in choices:
                     raise ValueError(f"{flag} {v!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+        repeated = sorted({v for v in values if values.count(v) > 1}, key=str) if field.name in DISTINCT_LISTS else []
+        if repeated:
+            raise ValueError(f"{flag} {','.join(map(str, values))} lists {', '.join(map(str, repeated))} more than "
+                             f"once; each is one run: list each once")
         bounds = field_range(config, field.name)
         for v in values:
             if isinstance(v, (int, float)):

@@ -22,7 +22,9 @@ def read_history(path: Path) -> list[dict]:
             rows = list(csv.DictReader(f))
         out = []
         for r in rows:
-            row = {k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k is not None}
+            if None in r or None in r.values():  # a row with more or fewer cells than the header: cut short
+                raise ValueError(f"row {len(out) + 1} does not have one cell per column")
+            row = {k: (float(v) if v != "" else None) for k, v in r.items()}
             row["epoch"] = int(row["epoch"])
             out.append(row)
     except (ValueError, KeyError, TypeError, csv.Error) as err:

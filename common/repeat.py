@@ -39,7 +39,6 @@ from scipy import stats
 from hybridvision.common.cli import UserError
 from hybridvision.common.run import other_settings, resolve_run_dir, shorten
 from hybridvision.common.run.atomic import atomic_write_text
-from hybridvision.common.run.rundir import make_dir
 from hybridvision.common.tables import csv_text
 
 log = logging.getLogger("hybridvision")
@@ -159,8 +158,7 @@ def run_seeds(app: str, config, train: Callable[[object, str], dict], splits=("v
     last metrics.json (`{split: {metric: mean}}`, `std` / `ci95_low` / `ci95_high` in the same
     shape, `seeds`, the `carry` keys, `notes`), whose presence marks the multi-seed run finished.
     """
-    root = resolve_run_dir(app, config)  # an unfinished multi-seed run of this config is resumed
-    make_dir(root)
+    root = resolve_run_dir(app, config)  # an unfinished multi-seed run of this config is resumed (made, marked)
     seeds = [int(seed) for seed in config.seeds]
     configs = {"run": {seed: dataclasses.replace(config, seed=seed, seeds=[], run_dir=str(root / f"seed{seed}"))
                        for seed in seeds}}

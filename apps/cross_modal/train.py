@@ -42,7 +42,7 @@ from hybridvision.apps.cross_modal.report import (
 from hybridvision.common.config import parse_config
 from hybridvision.common.distribute import Distribution
 from hybridvision.common.features import cached_features
-from hybridvision.common.run import Run, setup_logging
+from hybridvision.common.run import Run, refuse_unexported, setup_logging
 
 APP = "cross_modal"
 log = logging.getLogger("hybridvision")
@@ -148,7 +148,7 @@ def main(argv=None) -> dict:
     print(metrics.pop("markdown_table"))
     per = ", ".join(f"{m} {v['accuracy']:.3f}" for m, v in metrics["test"]["per_modality"].items())
     print(f"cross_modal {cfg.model} {cfg.protocol}: test accuracy {metrics['test']['accuracy']:.4f} ({per})")
-    return metrics
+    return refuse_unexported(metrics)
 
 
 if __name__ == "__main__":

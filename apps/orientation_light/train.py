@@ -26,7 +26,7 @@ from hybridvision.common.distribute import Distribution
 from hybridvision.common.metrics import classification_summary, predict_labels
 from hybridvision.common.plots import plot_confusion_matrix
 from hybridvision.common.predict import write_class_names
-from hybridvision.common.run import Run, setup_logging
+from hybridvision.common.run import Run, refuse_unexported, setup_logging
 
 APP = "orientation_light"
 log = logging.getLogger("hybridvision")
@@ -74,7 +74,9 @@ def train(cfg: OrientationLightConfig) -> dict:
         return class_report(final_model, evaluated, class_names, run_dir)
 
     card = {"task": f"{cfg.task}: one of {len(class_names)} classes (softmax)", "class_names": list(class_names)}
-    _, metrics = run.finish(model, evaluated, final="best", phase=phase, report=report, card=card)
+    # Exported only when it beats always answering the most common val class.
+    floor = {"val": {"accuracy": float(tables["val"]["label"].value_counts(normalize=True).max())}}
+    _, metrics = run.finish(model, evaluated, final="best", phase=phase, report=report, card=card, floor=floor)
     return metrics
 
 
@@ -86,7 +88,7 @@ def main(argv=None) -> dict:
     text = ", ".join(f"{s} accuracy {metrics[s]['accuracy']:.4f}" for s in ("test", "val") if s in metrics)
     recall = ", ".join(f"{name} {v['recall']:.2f}" for name, v in metrics[split]["per_class"].items())
     print(f"orientation_light {cfg.task} {cfg.model}: {text} ({split} recall: {recall})")
-    return metrics
+    return refuse_unexported(metrics)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from hybridvision.common.data.voc import (
 )  # fmt: skip
 from hybridvision.common.distribute import Distribution
 from hybridvision.common.history import read_history
-from hybridvision.common.run import Run, setup_logging
+from hybridvision.common.run import Run, refuse_unexported, setup_logging
 
 APP = "patch_training"
 log = logging.getLogger("hybridvision")
@@ -190,7 +190,7 @@ def run_experiment(cfg: PatchTrainingConfig, data=None, export_name=None) -> dic
 
 def main(argv=None) -> dict:
     cfg = parse_config(PatchTrainingConfig, argv, parser=train_parser())
-    return run_experiment(cfg)
+    return refuse_unexported(run_experiment(cfg))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 `Run` owns a run directory and everything written into it:
 
     runs/<app>/<timestamp>/
+        .hybridvision-run    written first: the folder is the suite's (`rundir.own_dir`; others are refused)
         config.yaml          the resolved config (what `--config` reads back)
         run.log              the log, including skipped images
         run.lock             held (flock) by the process training in the folder; holds its PID
@@ -44,8 +45,13 @@ per phase; finished phases are skipped on resume.
 Concurrency. A run directory is locked (`fcntl.flock` on run.lock) for the
 life of the `Run`; a second process given the same `--run-dir` is refused with
 the holder's PID, and the automatic resume (no `--run-dir`) skips folders in
-use. Exports to `saved_models/` are atomic (a temporary file renamed), and a
-run that trained 0 epochs or whose weights are not finite exports nothing.
+use. A `--run-dir` holding files the suite did not write is refused untouched
+(the rule for folders of earlier versions, which have no marker: `rundir`).
+Exports to `saved_models/` are atomic (a temporary file renamed), and only a
+model that learned is exported: a run that trained 0 epochs, whose weights are
+not finite, whose loss exploded, or whose monitored validation score is no
+better than its floor (`Run.finish(floor=...)`) replaces nothing; its train
+command ends with a one-line error (`refuse_unexported`), the run directory kept.
 
 Exports. Every app exports to `saved_models/<app>/<run name>.keras` (the run
 directory's name; tools running several runs in one directory name each, e.g.
@@ -79,7 +85,7 @@ and `logs` (console logging).
 
 from hybridvision.common.run.commit_points import COMMIT_POINTS, KILL_ENV
 from hybridvision.common.run.logs import setup_logging
-from hybridvision.common.run.run import FINAL_CHOICES, Run
+from hybridvision.common.run.run import FINAL_CHOICES, Run, refuse_unexported
 from hybridvision.common.run.rundir import claim_run_dir, other_settings, resolve_run_dir, shorten
 
 __all__ = [
@@ -89,6 +95,7 @@ __all__ = [
     "Run",
     "claim_run_dir",
     "other_settings",
+    "refuse_unexported",
     "resolve_run_dir",
     "setup_logging",
     "shorten",

@@ -9,6 +9,7 @@ saves are refused before they start when the disk cannot hold them
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -34,14 +35,22 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def writing(what: str, *leftovers: Path):
-    """Turn out-of-space / read-only errors while writing `what` into one line; remove `leftovers`."""
+def writing(what: str, *leftovers: Path, folder: Path | None = None, needed: int = 0):
+    """Turn out-of-space / read-only errors while writing `what` into one line; remove `leftovers`.
+
+    A full disk (wherever it is met: Python, h5py, a TensorFlow op) is named as such with `folder`
+    (default: `what`'s parent, `what` being a path) and about the space `needed` (bytes), by `disk_full`.
+    """
     try:
         yield
     except Exception as err:
         for path in leftovers:
             with contextlib.suppress(OSError):
                 path.unlink()
+        if isinstance(err, UserError):
+            raise
+        if _no_space(err):
+            raise disk_full(Path(folder) if folder is not None else Path(what).parent, needed, what) from err
         if environment_error(err):
             reason = getattr(err, "strerror", None) or " ".join(str(err).split())[:200]
             raise UserError(f"cannot write {what}: {reason}; free some space or make it writable "
@@ -49,10 +58,27 @@ def writing(what: str, *leftovers: Path):
         raise
 
 
+def _no_space(err: BaseException) -> bool:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(s in str(err) for s in ("No space left on device", "Disk quota exceeded", "errno = 28", "errno = 122"))
+
+
+def disk_full(folder: Path, needed: int, what: str) -> UserError:
+    """The one line of a disk too full for `what` (about `needed` bytes, plus a margin) in `folder`."""
+    needed = int(needed * 1.2) + (1 << 20)
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return UserError(f"not enough disk space in {folder} for {what}: about {needed / 1e6:.1f} MB needed, {free}; "
+                     "free some space (the run resumes from its last finished epoch)")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with writing(str(path), tmp):
+    with writing(str(path), tmp, needed=len(text)):
         with open(tmp, "w") as f:
             f.write(text)
             f.flush()
@@ -81,16 +107,14 @@ def ensure_space(folder: Path, needed: int, what: str) -> None:
         free = shutil.disk_usage(folder).free
     except OSError:
         return
-    needed = int(needed * 1.2) + (1 << 20)
-    if free < needed:
-        raise UserError(f"not enough disk space in {folder} for {what}: about {needed / 1e6:.1f} MB needed, "
-                        f"{free / 1e6:.1f} MB free; free some space (the run resumes from its last finished epoch)")
+    if free < int(needed * 1.2) + (1 << 20):
+        raise disk_full(folder, needed, what)
 
 
 def save_model_file(model, path: Path, tmp: Path, epoch: int | None = None) -> None:
     """`model.save` into `tmp`, flushed to disk (the caller renames it)."""
     ensure_space(path.parent, model_bytes(model), path.name)
-    with writing(str(path), tmp):
+    with writing(str(path), tmp, needed=model_bytes(model)):
         model.save(tmp)
         commit_point("mid_checkpoint", epoch, truncate=tmp)
         fsync_file(tmp)
@@ -121,7 +145,7 @@ def atomic_save_weights(model, path: Path) -> None:
     path = Path(path)
     tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
     ensure_space(path.parent, model_bytes(model), path.name)
-    with writing(str(path), tmp):
+    with writing(str(path), tmp, needed=model_bytes(model)):
         model.save_weights(tmp, overwrite=True)
         fsync_file(tmp)
         os.replace(tmp, path)
@@ -130,7 +154,7 @@ def atomic_save_weights(model, path: Path) -> None:
 def atomic_copy(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     ensure_space(dst.parent, Path(src).stat().st_size, str(dst))
-    with writing(str(dst), tmp):
+    with writing(str(dst), tmp, needed=Path(src).stat().st_size):
         shutil.copyfile(src, tmp)
         fsync_file(tmp)
         os.replace(tmp, dst)

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import zipfile
 from pathlib import Path
 
 import keras
@@ -33,15 +34,43 @@ from hybridvision.common.run.commit_points import commit_point
 log = logging.getLogger("hybridvision")
 
 
+def damaged(path: Path, what: str, err: BaseException | str) -> UserError:
+    """The one-line refusal of a file of the run directory that cannot be read: its path, why, the fix."""
+    reason = " ".join(str(err).split())[:200] or type(err).__name__
+    return UserError(f"{path} is unreadable ({reason}); the {what} is damaged: delete the run directory or pass a "
+                     "new --run-dir")
+
+
 def _read_json(path: Path, what: str) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise UserError(f"{path} is unreadable ({' '.join(str(err).split())}); the {what} is damaged: delete the "
-                        "run directory or pass a new --run-dir") from None
+        raise damaged(path, what, err) from None
     if not isinstance(data, dict):
-        raise UserError(f"{path} is not a JSON object; delete the run directory or pass a new --run-dir")
+        raise damaged(path, what, "not a JSON object")
     return data
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse (one line) a .keras file that is not a whole Keras archive (cut short, overwritten), before Keras's
+    own `File not found` traceback would."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        raise damaged(path, "best checkpoint", err) from None
+    if broken is not None or not {"config.json", "model.weights.h5"} <= names:
+        raise damaged(path, "best checkpoint", f"{broken or 'config.json or model.weights.h5'} is damaged or missing")
+
+
+def load_checkpoint(path: Path, compile: bool = True):
+    """`keras.models.load_model(path)`, or the one-line refusal of a damaged file."""
+    check_checkpoint(path)
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except (OSError, ValueError) as err:
+        raise damaged(path, "best checkpoint", err) from None
 
 
 # ---- history ------------------------------------------------------------------
@@ -154,7 +183,7 @@ class EpochCommit(keras.callbacks.Callback):
         weights = files.weights(n)
         tmp = weights.with_name(f"epoch-{n}.tmp.weights.h5")
         ensure_space(files.backup, model_bytes(self.model), "the epoch's backup")
-        with writing(str(weights), tmp):
+        with writing(str(weights), tmp, needed=model_bytes(self.model)):
             self.model.save_weights(tmp, overwrite=True)
             commit_point("mid_backup", epoch, truncate=tmp)
             fsync_file(tmp)
@@ -198,9 +227,13 @@ class _MonitorMissing(UserError, KeyError):
 
 
 def load_backup(model, weights: Path) -> None:
+    """Load saved weights (a backup, or a finished phase's last weights), or refuse a damaged file in one line."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(weights)
+    try:
+        model.load_weights(weights)
+    except (OSError, ValueError) as err:
+        raise damaged(weights, "saved training state", err) from None
 
 
 def recover(files: PhaseFiles, monitor: str, mode: str) -> PhaseState:
@@ -255,6 +288,7 @@ def recover(files: PhaseFiles, monitor: str, mode: str) -> PhaseState:
         if not files.best.exists():
             raise UserError(f"run directory {files.dir} is damaged: {files.best_json.name} is there but "
                             f"{files.best.name} is missing; delete the folder or pass a new --run-dir")
+        check_checkpoint(files.best)
 
     # The epoch after the counter: committed when all its steps are durable.
     pending = files.weights(epoch + 1)

@@ -28,9 +28,10 @@ from hybridvision.common.run.atomic import (
     atomic_save_model,
     atomic_save_weights,
     atomic_write_text,
+    model_bytes,
     writing,
 )
-from hybridvision.common.run.commit import EpochCommit, PhaseFiles, load_backup, recover
+from hybridvision.common.run.commit import EpochCommit, PhaseFiles, load_backup, load_checkpoint, recover
 from hybridvision.common.run.logs import setup_logging
 from hybridvision.common.run.rundir import claim_run_dir, make_dir, other_settings, shorten
 
@@ -42,8 +43,23 @@ FINAL_CHOICES = ("best", "last")
 DEMO_EXPORTS = "demo"
 # The copy of the newest export of an app (a copy, not a symlink: it works on every filesystem and survives moves).
 LATEST = "latest"
+# An epoch whose training loss is this many times the phase's first epoch's: the training diverged.
+EXPLODED = 100
 PREPROCESSING = ("inside the model: give images with values 0..255 of any height and width; each is resized "
                  "(bilinear) to the training size, then the backbone's own preprocessing runs")
+
+
+def refuse_unexported(metrics: dict) -> dict:
+    """`metrics` (what `Run.finish` returned, metrics.json) of a run whose model was exported or kept by choice
+    (`export=False`); a one-line `UserError` when its export was refused as it did not learn.
+
+    A train command ends with it, so that it exits with 2 then; tools that make many runs (studies,
+    sweeps, tuners) go on and report each run's notes instead.
+    """
+    refused = metrics.get("notes", {}).get("refused_export")
+    if refused:
+        raise UserError(refused)
+    return metrics
 
 
 class Run:
@@ -88,7 +104,7 @@ class Run:
             self.export_name = export_name or self.dir.name
             self.saved_models_dir = Path(saved_models_dir)
             self.synthetic = getattr(config, "data_dir", "") is None
-            with writing(f"run directory {self.dir}"):
+            with writing(f"run directory {self.dir}", folder=self.dir):
                 self._log_handler = logging.FileHandler(self.dir / "run.log")
             self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             log.addHandler(self._log_handler)
@@ -99,6 +115,7 @@ class Run:
             self._release()
             raise
         self.notes: dict = {}
+        self.monitors: dict = {}  # phase -> (monitor, mode) of its `fit`, in the order fitted
         keras.utils.set_random_seed(int(getattr(config, "seed", 0)))
         log.info("run directory: %s", self.dir)
 
@@ -172,6 +189,7 @@ class Run:
         """
         epochs = int(epochs if epochs is not None else self.config.epochs)
         mode = mode or ("min" if "loss" in monitor else "max")
+        self.monitors[phase] = (monitor, mode)
         files = self._files(phase)
         if self.phase_done(phase):
             log.info("phase '%s' already finished in %s; loading its weights", phase, self.dir)
@@ -204,24 +222,27 @@ class Run:
                 # A dataset or generator orders its own batches (Keras warns about shuffle=True otherwise).
                 fit_kwargs.setdefault("shuffle", False)
             distribute.jit_steps_under_data_parallel(model)
-            model.fit(
-                x,
-                y,
-                validation_data=val_data,
-                epochs=epochs,
-                initial_epoch=state.epoch,
-                callbacks=[
-                    # First: the epoch's results are durable before any other callback runs
-                    # (`before` only swaps in --ema's averaged weights, which the commit saves).
-                    *before,
-                    EpochCommit(files, state, monitor, mode),
-                    *after,
-                    keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase)),
-                    *(callbacks or []),
-                ],
-                verbose=0 if self.quiet else "auto",
-                **fit_kwargs,
-            )
+            # A full disk met by any write of an epoch (TensorBoard's, a callback's): one line, not an op's text.
+            with writing("the training's files (the next backup and checkpoint)", folder=self.dir,
+                         needed=2 * model_bytes(model)):
+                model.fit(
+                    x,
+                    y,
+                    validation_data=val_data,
+                    epochs=epochs,
+                    initial_epoch=state.epoch,
+                    callbacks=[
+                        # First: the epoch's results are durable before any other callback runs
+                        # (`before` only swaps in --ema's averaged weights, which the commit saves).
+                        *before,
+                        EpochCommit(files, state, monitor, mode),
+                        *after,
+                        keras.callbacks.TensorBoard(str(self.dir / "tensorboard" / phase)),
+                        *(callbacks or []),
+                    ],
+                    verbose=0 if self.quiet else "auto",
+                    **fit_kwargs,
+                )
         atomic_save_weights(model, files.last_weights)
         atomic_write_text(files.done, "done\n")
         # Only now that the phase is marked done may its backup go: a kill before
@@ -232,7 +253,7 @@ class Run:
     # ---- results -----------------------------------------------------------
     def best_model(self, phase: str = "main"):
         """The best checkpoint of `phase`, loaded (no custom_objects needed)."""
-        return keras.models.load_model(self.best_path(phase))
+        return load_checkpoint(self.best_path(phase))
 
     def restore_best(self, model, phase: str = "main") -> bool:
         """Load the best checkpoint's weights of `phase` into `model` (the model that phase trained).
@@ -242,7 +263,7 @@ class Run:
         """
         if not self.best_path(phase).exists():
             return False
-        model.set_weights(keras.models.load_model(self.best_path(phase), compile=False).get_weights())
+        model.set_weights(load_checkpoint(self.best_path(phase), compile=False).get_weights())
         return True
 
     def evaluate(self, model, datasets: dict) -> dict:
@@ -263,11 +284,43 @@ class Run:
         return sum(len(read_history(p)) for p in self.dir.glob("history*.csv"))
 
     def _export_refusal(self, model) -> str | None:
-        """Why `model` must not replace an export (None: it may)."""
+        """Why `model` must not replace an export, as its training failed (None: it may): it trained no epoch,
+        its weights are not finite, or some epoch's training loss was not finite or more than `EXPLODED`
+        times its phase's first."""
         if self.epochs_trained() == 0:
             return "the run trained 0 epochs"
         if not all(np.isfinite(np.asarray(w)).all() for w in model.get_weights()):
             return "its weights are not finite (the training diverged)"
+        for hist in sorted(self.dir.glob("history*.csv")):
+            losses = [(r["epoch"], r["loss"]) for r in read_history(hist) if r.get("loss") is not None]
+            for epoch, loss in losses:
+                if not np.isfinite(loss) or loss > EXPLODED * losses[0][1] > 0:
+                    return (f"the training diverged: its loss at epoch {epoch + 1} ({hist.name}) was {loss:.4g}, "
+                            f"after {losses[0][1]:.4g} at epoch {losses[0][0] + 1}")
+        return None
+
+    def _below_floor(self, results: dict, floor: dict | None, card: dict, phase: str) -> str | None:
+        """Why the final model learned nothing (None: it beat the floor, or there is none to compare with).
+
+        Its validation score of the monitored metric (`fit`'s `monitor` of `phase`, else of the phase
+        fitted last; `val_<m>`: `results["val"][m]`) must be better than `floor["val"][m]`, or without
+        it, for an accuracy, than 1 / the number of classes (`card["class_names"]`, two or more).
+        """
+        monitor, mode = self.monitors.get(phase) or next(reversed(self.monitors.values()), (None, None))
+        if not (monitor or "").startswith("val_"):
+            return None
+        key = monitor[len("val_"):]
+        score = results.get("val", {}).get(key)
+        level = ((floor or {}).get("val") or {}).get(key)
+        what = "the run's floor"
+        classes = len(card.get("class_names") or [])
+        if level is None and key.endswith("accuracy") and classes >= 2:
+            level, what = 1 / classes, f"chance (1/{classes} classes)"
+        if score is None or level is None:
+            return None
+        better = score < level if mode == "min" else score > level
+        if not better or np.isclose(score, level, rtol=1e-6, atol=0):
+            return f"its val {key} {score:.4f} is no better than {what}, {level:.4f}: it learned nothing"
         return None
 
     def final_model(self, model, final: str = "best", phase: str = "main"):
@@ -281,7 +334,7 @@ class Run:
         return sorted(p for p in self.dir.glob("model.*") if p.name != "model.keras" and ".tmp" not in p.name)
 
     def finish(self, model, datasets: dict | None = None, *, final: str = "best", phase: str = "main",
-               report=None, metrics: dict | None = None, card: dict | None = None):
+               report=None, metrics: dict | None = None, card: dict | None = None, floor: dict | None = None):
         """Choose the final model, evaluate it once, write model.keras, metrics.json and curves; export it.
 
         Args:
@@ -304,6 +357,20 @@ class Run:
                 `covariates` (input order), `covariate_coding`, ... Run adds the app, the run's name,
                 the training input size, the inputs, the preprocessing and how it was trained (settings,
                 data, epochs, val/test metrics).
+            floor: the scores a model must beat to be exported, in metrics.json's shape
+                (`{"val": {"accuracy": 0.61}, ...}`; only "val" is read): the run's own chance level,
+                majority-class rate or covariates-only model (e.g. attractiveness's covariate floor).
+                The monitored metric of `phase` (`fit`'s `monitor`, `val_<m>`) of the final model
+                must be better than `floor["val"][m]`; without it an accuracy must beat
+                1 / the number of classes of `card["class_names"]`; other metrics are not checked.
+
+        Only a model that learned is exported: a run that trained no epoch, whose weights are not
+        finite, whose training loss ever was not finite or exploded (> `EXPLODED` times its phase's
+        first epoch's), or whose monitored validation score is no better than the floor (unless
+        `config.export_anyway`, `--export-anyway`), replaces nothing. The run finishes as usual
+        (a study or tuner goes on to its next run), its notes say why (`not_exported`) and hold
+        `refused_export`, the one-line error with which a train command ends (exit 2): it calls
+        `refuse_unexported(metrics)` last.
 
         The export is `saved_models/<app>/<export_name>.keras` (`saved_models/demo/<app>/...` for a run
         on the demo data), the final model wrapped by `attach_card`: images of any size, the card
@@ -331,22 +398,31 @@ class Run:
             with writing(str(hist.with_suffix(".png"))):
                 plot_history(hist, out_png=self.dir / hist.name.replace("history", "curves").replace(".csv", ".png"))
         export = self._export_dir() / f"{self.export_name}.keras"
+        refusal = None
         if self.export:
             refusal = self._export_refusal(chosen)
-        else:
-            refusal = f"export=False: the model stays in {self.dir / 'model.keras'}"
-        if refusal is None:
+            weak = None if refusal else self._below_floor(results, floor, card or {}, phase)
+            if weak and getattr(self.config, "export_anyway", False):
+                log.warning("exported anyway (--export-anyway): %s", weak)
+                results.setdefault("notes", {})["exported_anyway"] = weak
+            elif weak:
+                refusal = f"{weak} (--export-anyway exports it all the same)"
+        notes = results.setdefault("notes", {})
+        if refusal is not None:
+            log.info("not exported to %s: %s", export, refusal)  # a train command says it (refuse_unexported)
+            notes.update(exported_model=None, not_exported=refusal,
+                         refused_export=f"not exported to {export}: {refusal}; nothing there was replaced, the run "
+                                        f"is kept in {self.dir}")
+        elif self.export:
             self._export(chosen, export, self._card(results, card or {}))
-            results.setdefault("notes", {})["exported_model"] = str(export)
+            notes["exported_model"] = str(export)
         else:
-            if self.export:
-                log.warning("not exported to %s: %s", export, refusal)
-            results.setdefault("notes", {}).update(exported_model=None, not_exported=refusal)
+            notes.update(exported_model=None, not_exported=f"export=False: the model stays in {self.dir / 'model.keras'}")
         tracking.log_final(self, results)
         # metrics.json last: its presence marks the run finished.
         atomic_write_text(self.dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
         log.info("metrics: %s", json.dumps({k: v for k, v in results.items() if k != "notes"}, sort_keys=True))
-        if refusal is None:
+        if notes.get("exported_model"):
             log.info("model saved to %s and exported to %s", self.dir / "model.keras", export)
         self.close()
         return chosen, results

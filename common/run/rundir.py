@@ -2,6 +2,14 @@
 
 A run directory is locked (`fcntl.flock` on run.lock) for the life of its `Run`;
 `claim_run_dir` is the one place that picks a directory and takes its lock.
+
+A run directory is the suite's or nobody's (`own_dir`). The suite writes `MARKER` into every
+folder it makes or adopts, right after its lock, before any other file. A folder without it is taken only when it is
+empty, or when it is a run directory of an earlier version of the suite (which wrote no marker):
+every entry one of the suite's own names (`SUITE_NAMES`) and the files every such run began
+with (config.json with config.yaml and run.log; or, for a multi-seed run, config.json and
+`seed<k>` folders). Anything else (a user's notes.txt, history.csv or config.json) is refused
+in one line, before any file is written or a lock taken; the automatic resume skips such folders.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import fnmatch
 import json
 import logging
 import os
@@ -26,7 +35,53 @@ log = logging.getLogger("hybridvision")
 
 # How a multi-process run is launched (flags or the scheduler's variables, where process 0
 # is, which process this is) may change when it restarts.
-_IGNORED_FOR_RESUME = ("run_dir", "quiet", "coordinator", "num_processes", "process_id")
+_IGNORED_FOR_RESUME = ("run_dir", "quiet", "export_anyway", "coordinator", "num_processes", "process_id")
+
+
+# Written into every folder the suite makes or adopts as a run directory, before any file but run.lock.
+MARKER = ".hybridvision-run"
+# What the suite writes into a run directory or a multi-seed run's folder (glob patterns).
+SUITE_NAMES = (MARKER, "config.json", "config.yaml", "run.log", "run.lock", "history*.csv", "curves*.png", "best*.keras",
+               "best*.json", "best*.tmp", "backup*", "last*.weights.h5", ".done*", "model.*", "metrics.json",
+               "tensorboard", "seed*", "summary.json", "summary.csv", ".write-test-*", "*.tmp*")
+# Leftovers of a start that wrote nothing else: a folder holding only these is taken as empty.
+_NOTHING_YET = ("run.lock", ".write-test-*", "*.tmp*")
+
+
+def _refusal(path: Path) -> str | None:
+    """Why `path` is not the suite's run directory (None: it is, or it is empty or missing); see the module doc."""
+    if not path.is_dir() or (path / MARKER).exists():
+        return None
+    names = sorted(p.name for p in path.iterdir())
+    foreign = [n for n in names if not any(fnmatch.fnmatchcase(n, pattern) for pattern in SUITE_NAMES)]
+    if foreign:
+        return f"holds files the suite did not write ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})"
+    if all(any(fnmatch.fnmatchcase(n, pattern) for pattern in _NOTHING_YET) for n in names):
+        return None
+    earlier_run = {"config.json", "config.yaml", "run.log"} <= set(names)
+    earlier_seeds = "config.json" in names and any(fnmatch.fnmatchcase(n, "seed*") for n in names)
+    if earlier_run or earlier_seeds:
+        return None
+    return f"holds {', '.join(names[:3])}{', ...' if len(names) > 3 else ''} but no run the suite started there"
+
+
+def check_ours(path: Path) -> None:
+    """Refuse (one line) a folder that is not the suite's run directory (`_refusal`)."""
+    refusal = _refusal(Path(path))
+    if refusal:
+        raise UserError(f"run directory {path} {refusal}: it is not the suite's, so nothing in it is touched; "
+                        "pass a new or empty --run-dir")
+
+
+def own_dir(path: Path) -> None:
+    """Make `path` a run directory of the suite: refused (one line, nothing written) when it is someone else's;
+    else created when missing, and marked (`MARKER`)."""
+    path = Path(path)
+    check_ours(path)
+    make_dir(path)
+    if not (path / MARKER).exists():
+        with writing(f"run directory {path}", folder=path):
+            (path / MARKER).write_text("a run directory of hybridvision (see hybridvision.common.run.rundir)\n")
 
 
 # ---- run directories and their locks ----------------------------------------
@@ -40,14 +95,14 @@ class DirLock:
     def acquire(self) -> bool:
         if fcntl is None:
             return True
-        with writing(f"run directory {self.path.parent}"):
+        with writing(f"run directory {self.path.parent}", folder=self.path.parent):
             f = open(self.path, "a+")
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             f.close()
             return False
-        with writing(f"run directory {self.path.parent}"):
+        with writing(f"run directory {self.path.parent}", folder=self.path.parent):
             f.seek(0)
             f.truncate()
             f.write(f"{os.getpid()}\n")
@@ -115,7 +170,7 @@ def _unfinished_candidates(app_root: Path, config):
         return
     for candidate in sorted(app_root.iterdir(), reverse=True):
         cfg_file = candidate / "config.json"
-        if not cfg_file.exists() or (candidate / "metrics.json").exists():
+        if not cfg_file.exists() or (candidate / "metrics.json").exists() or _refusal(candidate):
             continue
         try:
             saved = json.loads(cfg_file.read_text())
@@ -149,6 +204,7 @@ def claim_run_dir(app: str, config, root: str | Path = "runs") -> tuple[Path, Di
                 f"run directory {path} already holds a finished run (metrics.json); "
                 "pass a new --run-dir or delete that folder"
             )
+        check_ours(path)  # before anything is written or locked
         make_dir(path)
         lock = DirLock(path)
         if not lock.acquire():
@@ -156,6 +212,7 @@ def claim_run_dir(app: str, config, root: str | Path = "runs") -> tuple[Path, Di
                             "to finish or pass another --run-dir")
         try:
             _check_writable(path)
+            own_dir(path)
         except UserError:
             lock.release()
             raise
@@ -167,6 +224,7 @@ def claim_run_dir(app: str, config, root: str | Path = "runs") -> tuple[Path, Di
             if (candidate / "metrics.json").exists():  # finished while we looked
                 lock.release()
                 continue
+            own_dir(candidate)
             log.info("resuming the unfinished run in %s", candidate)
             return candidate, lock
         log.info("not resuming %s: in use by %s", candidate, lock.holder())
@@ -182,16 +240,22 @@ def claim_run_dir(app: str, config, root: str | Path = "runs") -> tuple[Path, Di
                             "pass a writable --run-dir") from None
         lock = DirLock(path)
         if lock.acquire():
+            try:
+                own_dir(path)
+            except UserError:
+                lock.release()
+                raise
             return path, lock
 
 
 def resolve_run_dir(app: str, config, root: str | Path = "runs") -> Path:
     """The run directory `claim_run_dir` picks, its lock released: for a caller whose `Run`s take it later.
 
-    `config.run_dir` as given; else an unfinished run of the same settings not in use, else a
-    new folder (created).
+    `config.run_dir` as given (made the suite's: `own_dir`); else an unfinished run of the same
+    settings not in use, else a new folder (created).
     """
     if getattr(config, "run_dir", None):
+        own_dir(Path(config.run_dir))
         return Path(config.run_dir)
     path, lock = claim_run_dir(app, config, root)
     lock.release()

@@ -24,7 +24,9 @@ RUNS = {
                        {"covariates": ["Male", "Smiling"], "target": "Attractive"}),
     "cross_modal": (["--protocol", "from_source", "--source", "photo", "--backbone", "small", "--weights", "none",
                      "--image-size", "16", "--epochs", "1", "--batch-size", "8", "--finetune-epochs", "1"], {}),
-    "digit_pairs": (["--pairs", "40", "--epochs", "1"], {"class_names": ["first > second", "first <= second"]}),
+    # One epoch on 40 pairs learns nothing (val below the majority answer): exported all the same.
+    "digit_pairs": (["--pairs", "40", "--epochs", "1", "--export-anyway"],
+                    {"class_names": ["first > second", "first <= second"]}),
     "patch_training": ([*PATCH_TINY, "--epochs", "2", "--switch-epoch", "1"], {}),
 }
 

@@ -113,6 +113,42 @@ def test_config_file_values_are_range_checked_too(tmp_path, capsys):
     _assert_one_line(train.main, ["--config", str(cfg)], capsys, "error: --epochs must be >= 1 (got -3)")
 
 
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("c.yaml", "epochs: 2.7\n", "error: config key 'epochs': expected int, got 2.7 (float)"),
+        ("c.yaml", "epochs: true\n", "error: config key 'epochs': expected int, got True (bool)"),
+        ("c.yaml", "seed: 1.9\n", "error: config key 'seed': expected int, got 1.9 (float)"),
+        ("c.yaml", "epochs: '3'\n", "error: config key 'epochs': expected int, got '3' (str)"),
+        ("c.json", '{"learning_rate": "0.1"}', "error: config key 'learning_rate': expected float, got '0.1' (str)"),
+        ("c.json", '{"quiet": 1}', "error: config key 'quiet': expected true/false, got 1 (int)"),
+    ],
+)
+def test_config_file_values_of_the_wrong_type_are_refused_not_converted(name, text, expected, tmp_path, capsys):
+    from hybridvision.apps.digit_pairs import train
+
+    cfg = tmp_path / name
+    cfg.write_text(text)
+    assert _assert_one_line(train.main, ["--config", str(cfg)], capsys, expected) == expected
+
+
+def test_config_file_numbers_yaml_writes_without_a_dot_are_floats(tmp_path):
+    from hybridvision.apps.digit_pairs.config import DigitPairsConfig
+    from hybridvision.common.config import parse_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("learning_rate: 1e-3\nepochs: 4.0\n")  # PyYAML alone reads 1e-3 as the text '1e-3'
+    parsed = parse_config(DigitPairsConfig, ["--config", str(cfg)])
+    assert (parsed.learning_rate, parsed.epochs) == (0.001, 4) and isinstance(parsed.epochs, int)
+
+
+def test_repeated_seeds_are_refused_not_dropped(capsys):
+    from hybridvision.apps.attractiveness import train
+
+    expected = "error: --seeds 0,0,1 lists 0 more than once; each is one run: list each once"
+    assert _assert_one_line(train.main, ["--seeds", "0,0,1"], capsys, expected) == expected
+
+
 def test_redeclared_fields_keep_the_shared_range_and_help_shows_it(capsys):
     from hybridvision.apps.digit_pairs.config import DigitPairsConfig
     from hybridvision.common.config import build_parser, field_range

@@ -35,7 +35,7 @@ def test_help(capsys):
 def test_train_then_predict(tiny_faces, tmp_path, capsys):
     run_dir = tmp_path / "run"
     metrics = train.main(["--data-dir", str(tiny_faces), "--image-size", "24", "--epochs", "1", "--batch-size", "4",
-                          "--augment", "--mirror", "--run-dir", str(run_dir), "--quiet"])
+                          "--augment", "--mirror", "--run-dir", str(run_dir), "--quiet", "--export-anyway"])
     saved = json.loads((run_dir / "metrics.json").read_text())
     # The report's from_scratch preset (SGD at 0.005) is written to the run's config; the flag's batch size wins.
     settings = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -71,7 +71,8 @@ def test_missing_test_folder_uses_holdout_or_val(tiny_faces, tmp_path):
     tables, _, note = load_tables(OrientationLightConfig(data_dir=str(tiny_faces)))
     assert tables["test"] is None and len(tables["val"]) == 6 and "metrics are on val only" in note
     metrics = train.main(["--data-dir", str(tiny_faces), "--image-size", "16", "--epochs", "1", "--batch-size", "4",
-                          "--holdout-fraction", "0.5", "--run-dir", str(tmp_path / "b"), "--quiet"])
+                          "--holdout-fraction", "0.5", "--run-dir", str(tmp_path / "b"), "--quiet",
+                          "--export-anyway"])
     assert np.asarray(metrics["test"]["confusion_matrix"]).sum() == 3
     assert np.asarray(metrics["val"]["confusion_matrix"]).sum() == 3
     assert "held out" in metrics["notes"]["test_split"]

@@ -6,8 +6,10 @@ exactly those a kill -9 leaves (every write is a rename of a flushed file).
 The slow tests kill real processes with SIGKILL through `HYBRIDVISION_KILL_AT`.
 """
 
+import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,10 +21,11 @@ import keras
 import numpy as np
 import pytest
 
-from hybridvision.common.cli import UserError
+from hybridvision.common.cli import UserError, main_entry
 from hybridvision.common.config import TrainConfig
 from hybridvision.common.history import read_history
-from hybridvision.common.run import COMMIT_POINTS, KILL_ENV, Run, commit_points, resolve_run_dir
+from hybridvision.common.run import COMMIT_POINTS, KILL_ENV, Run, commit_points, refuse_unexported, resolve_run_dir
+from hybridvision.common.run.rundir import MARKER
 
 ROOT = Path(__file__).resolve().parents[3]
 EPOCHS = 3
@@ -208,6 +211,51 @@ def test_unreadable_history_is_refused(tmp_path, monkeypatch):
     run.close()
 
 
+def _damage(path: Path):
+    """A file cut short by a full disk or a bad copy: its first half (a CSV: its last row's first cells)."""
+    data = path.read_bytes()
+    if path.suffix == ".csv":
+        path.write_bytes(data[: data.rstrip(b"\n").rindex(b"\n") + 12])
+    else:
+        path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("name", ["best.keras", "best.json", "history.csv", "backup"])
+def test_a_damaged_file_is_refused_on_resume_naming_it_and_the_fix(name, tmp_path, monkeypatch):
+    run_dir = _interrupted(tmp_path, monkeypatch)
+    damaged = run_dir / name
+    if name == "backup":
+        damaged = run_dir / "backup" / json.loads((run_dir / "backup" / "state.json").read_text())["weights"]
+    _damage(damaged)
+    run = Run("toy", _cfg(run_dir))
+    with pytest.raises(UserError) as info:
+        _fit(run)
+        run.finish(_model(), {"val": _data()})
+    run.close()
+    message = str(info.value)
+    assert str(damaged) in message and "\n" not in message, message
+    assert message.endswith("delete the run directory or pass a new --run-dir"), message
+    assert not (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("name", ["best.keras", "last.weights.h5"])
+def test_a_damaged_file_of_a_finished_phase_is_refused_naming_it(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    run = Run("toy", _cfg(run_dir))
+    _fit(run)
+    run.close()  # killed before finish: the phase is done, metrics.json not written
+    _damage(run_dir / name)
+    run = Run("toy", _cfg(run_dir))
+    with pytest.raises(UserError) as info:
+        _fit(run)
+        run.finish(_model(), {"val": _data()})
+    run.close()
+    message = str(info.value)
+    assert str(run_dir / name) in message and "\n" not in message, message
+    assert message.endswith("delete the run directory or pass a new --run-dir"), message
+
+
 def test_run_dir_of_the_earlier_harness_is_repaired(tmp_path, monkeypatch):
     """Old layout: backup/latest.weights.h5 + training_metadata.json, best.keras without best.json, float epochs."""
     run_dir = _interrupted(tmp_path, monkeypatch)
@@ -219,9 +267,11 @@ def test_run_dir_of_the_earlier_harness_is_repaired(tmp_path, monkeypatch):
     (run_dir / "best.json").unlink()
     text = (run_dir / "history.csv").read_text().replace("\n0,", "\n0.0,")
     (run_dir / "history.csv").write_text(text)
+    (run_dir / MARKER).unlink()  # the earlier version marked no run directory
     run = Run("toy", _cfg(run_dir))
     assert _fit(run) == [2]
     run.finish(_model(), {"val": _data()})
+    assert (run_dir / MARKER).exists()
     history = read_history(run_dir / "history.csv")
     assert [r["epoch"] for r in history] == [0, 1, 2]
     assert json.loads((run_dir / "best.json").read_text())["epoch"] in (0, 1, 2)
@@ -255,27 +305,103 @@ def test_other_settings_on_an_unfinished_dir_are_refused(tmp_path, monkeypatch):
         Run("toy", _cfg(run_dir, epochs=5))
 
 
-def test_zero_epoch_or_diverged_runs_do_not_replace_an_export(tmp_path, monkeypatch):
+def _exported(tmp_path, monkeypatch, name="same"):
+    """A model that learned, exported as saved_models/toy/<name>.keras (and latest.keras, a sidecar each)."""
     monkeypatch.chdir(tmp_path)
     x, y = _data()
-    export = tmp_path / "saved_models" / "toy" / "same.keras"
-    run = Run("toy", _cfg(tmp_path / "a", epochs=1), export_name="same")
+    run = Run("toy", _cfg(tmp_path / "good", epochs=1), export_name=name)
     model = _model()
     run.fit(model, (x, y), (x, y), batch_size=16)
+    (run.dir / "model.classes.json").write_text('["no", "yes"]')
     run.finish(model, {"val": (x, y)})
-    before = export.read_bytes()
+    folder = tmp_path / "saved_models" / "toy"
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
 
+
+def _unchanged(tmp_path, before):
+    folder = tmp_path / "saved_models" / "toy"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before, "an export was replaced or added"
+
+
+def test_zero_epoch_or_diverged_runs_do_not_replace_an_export(tmp_path, monkeypatch):
+    before = _exported(tmp_path, monkeypatch)
+    x, y = _data()
     run = Run("toy", _cfg(tmp_path / "b", epochs=1), export_name="same")  # trains nothing
     _, metrics = run.finish(_model(), {"val": (x, y)})
     assert metrics["notes"]["exported_model"] is None and "0 epochs" in metrics["notes"]["not_exported"]
+    with pytest.raises(UserError, match=r"^not exported to saved_models/toy/same.keras: the run trained 0 epochs; "
+                                        rf"nothing there was replaced, the run is kept in {tmp_path / 'b'}$"):
+        refuse_unexported(metrics)
     run = Run("toy", _cfg(tmp_path / "c", epochs=1), export_name="same")
     model = _model()
     run.fit(model, (x, y), (x, y), batch_size=16)
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
     _, metrics = run.finish(model, {"val": (x, y)}, final="last")
     assert "not finite" in metrics["notes"]["not_exported"]
-    assert export.read_bytes() == before
-    assert sorted(p.name for p in export.parent.iterdir()) == ["latest.keras", "same.keras"], "no temporary files left"
+    _unchanged(tmp_path, before)
+
+
+def _regression(learning_rate):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse", run_eagerly=True)
+    return model
+
+
+def test_a_run_whose_loss_exploded_replaces_no_export_and_exits_2_in_one_line(tmp_path, monkeypatch, capsys):
+    """Too high a learning rate: the loss grows 10^7-fold in 3 epochs, the weights stay finite and the best
+    checkpoint (epoch 1) is what would be exported."""
+    before = _exported(tmp_path, monkeypatch)
+    x, _ = _data()
+    y = x.sum(axis=1, keepdims=True)
+
+    def main(_argv):  # a train command
+        # --export-anyway overrides only the floor: a diverged model is never exported.
+        run = Run("toy", _cfg(tmp_path / "diverged", export_anyway=True), export_name="same")
+        model = _regression(2.0)
+        run.fit(model, (x, y), (x, y), batch_size=16)
+        return refuse_unexported(run.finish(model, {"val": (x, y)})[1])
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main_entry(main, [])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert info.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: not exported to saved_models/toy/same.keras: the training diverged: its loss at "
+                             "epoch "), err
+    _unchanged(tmp_path, before)
+    notes = json.loads((tmp_path / "diverged" / "metrics.json").read_text())["notes"]
+    assert notes["exported_model"] is None and notes["not_exported"].startswith("the training diverged")
+    assert (tmp_path / "diverged" / "model.keras").is_file(), "the run directory is kept"
+
+
+def test_a_model_no_better_than_its_floor_or_chance_is_not_exported(tmp_path, monkeypatch):
+    before = _exported(tmp_path, monkeypatch)
+    x, y = _data()
+    run = Run("toy", _cfg(tmp_path / "floor", epochs=1), export_name="same")
+    model = _model()
+    run.fit(model, (x, y), (x, y), monitor="val_accuracy", batch_size=16)
+    _, metrics = run.finish(model, {"val": (x, y)}, floor={"val": {"accuracy": 0.9999}})
+    assert re.match(r"its val accuracy 0\.\d+ is no better than the run's floor, 0\.9999: it learned nothing "
+                    r"\(--export-anyway exports it all the same\)$", metrics["notes"]["not_exported"])
+    # Without a floor an accuracy must beat 1 / the number of classes: a model answering one class of two
+    # balanced ones (its weights all zero) does not.
+    y2 = np.arange(len(x)) % 2
+
+    def chance(run_dir, **kw):
+        run = Run("toy", _cfg(run_dir, epochs=1, **kw), export_name="same")
+        inputs = keras.Input((4,))
+        model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros")(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(1e-9), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], run_eagerly=True)
+        run.fit(model, (x, y2), (x, y2), monitor="val_accuracy", batch_size=16)
+        return run.finish(model, {"val": (x, y2)}, card={"class_names": ["even", "odd"]})[1]["notes"]
+
+    notes = chance(tmp_path / "chance")
+    assert notes["not_exported"].startswith("its val accuracy 0.5000 is no better than chance (1/2 classes), 0.5000")
+    _unchanged(tmp_path, before)
+    notes = chance(tmp_path / "anyway", export_anyway=True)  # a smoke test on tiny data: exported, said so
+    assert notes["exported_model"] and "no better than chance" in notes["exported_anyway"]
 
 
 def test_export_false_keeps_the_model_in_the_run_dir_only(tmp_path, monkeypatch):
@@ -309,6 +435,49 @@ def test_disk_full_and_read_only_dir_are_one_line(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"run directory .*ro is not writable \(Read-only file system\); pass a "
                                         r"writable --run-dir"):
         Run("toy", _cfg(tmp_path / "ro"))
+
+
+def _no_space(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _tensorboard_no_space(*_args, **_kwargs):
+    # What TensorFlow raises when its summary writer meets a full disk: the op's text, many lines.
+    raise RuntimeError("{{function_node __wrapped__FlushSummaryWriter_device_/job:localhost/replica:0/task:0/device:"
+                       "CPU:0}} run/tensorboard/main/events.out.tfevents.1; No space left on device\n\t [[{{node "
+                       "FlushSummaryWriter}}]] [Op:FlushSummaryWriter]")
+
+
+@pytest.mark.parametrize("where", ["tensorboard", "backup", "export"])
+def test_a_full_disk_during_fit_commit_or_export_is_named_in_one_line(where, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    if where == "tensorboard":
+        monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", _tensorboard_no_space)
+        folder = run_dir
+    elif where == "backup":
+        monkeypatch.setattr(keras.Model, "save_weights", _no_space)
+        folder = run_dir / "backup"
+    else:
+        save = keras.Model.save
+        monkeypatch.setattr(keras.Model, "save", lambda m, path, *a, **k: _no_space() if "saved_models" in str(path)
+                            else save(m, path, *a, **k))
+        folder = Path("saved_models") / "toy"
+
+    def main(_argv):
+        run = Run("toy", _cfg(run_dir, epochs=1))
+        model = _model()
+        run.fit(model, _data(), _data(), batch_size=16)
+        run.finish(model, {"val": _data()})
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main_entry(main, [])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert info.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: not enough disk space in {folder} for "), err
+    assert re.search(r"about [0-9.]+ MB needed, [0-9.]+ MB free; free some space", err[0]), err
+    assert "Op:" not in err[0] and not list(run_dir.rglob("*.tmp*"))
 
 
 _SCRIPT = textwrap.dedent(
