@@ -27,7 +27,7 @@ from hybridvision.common.config import parse_config
 from hybridvision.common.covariate_coding import fit_coding
 from hybridvision.common.distribute import Distribution
 from hybridvision.common.metrics import class_probabilities, classification_summary, label_scores, predict_labels
-from hybridvision.common.run import Run, setup_logging
+from hybridvision.common.run import Run, refuse_unexported, setup_logging
 
 APP = "attractiveness"
 
@@ -82,6 +82,10 @@ def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = No
         fit_kwargs["class_weight"] = class_weights(tables["train"]["label"], num_classes)
     run.fit(model, datasets["train"], datasets["val"], monitor=cfg.monitor, **fit_kwargs)
     floor = covariate_floor(tables, coding, num_classes)
+    # What the model must beat to be exported: the covariates alone for a model that takes them, the
+    # majority class for the image-only baseline (its keys as the model's metrics: auc, not roc_auc).
+    beat = floor if model_coding else covariate_floor(tables, None, num_classes)
+    guard = {split: {"auc" if k == "roc_auc" else k: v for k, v in scores.items()} for split, scores in beat.items()}
     binary = num_classes == 2
     card = {
         "task": (f"binary: the probability of {table_data.target} = {classes[1]} (one sigmoid output)" if binary else
@@ -95,7 +99,7 @@ def train_one(cfg: AttractivenessConfig, data=None, export_name: str | None = No
     }
     evaluated = {s: datasets[s] for s in SPLITS}
     _, metrics = run.finish(model, evaluated, final="best", metrics={"covariate_floor": floor}, card=card,
-                            report=report(classes, evaluated))
+                            report=report(classes, evaluated), floor=guard)
     return metrics
 
 
@@ -137,7 +141,7 @@ def main(argv=None) -> dict:
     setup_logging(cfg.quiet)
     metrics = run_seeds(cfg) if cfg.seeds else train_one(cfg)
     print(summary_line(cfg, metrics))
-    return metrics
+    return refuse_unexported(metrics)
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def test_main_with_seeds_writes_summary_notes_and_resumes(train_only_root, tmp_p
     run_dir = tmp_path / "runs" / "seeds"
     argv = ["--data-dir", str(train_only_root), "--model", "hybrid", "--backbone", "small", "--weights", "none",
             "--image-size", "16", "--batch-size", "4", "--epochs", "1", "--covariates", "Male,Smiling",
-            "--seeds", "0,1", "--run-dir", str(run_dir), "--quiet"]
+            "--seeds", "0,1", "--export-anyway", "--run-dir", str(run_dir), "--quiet"]
     metrics = train.main(argv)
     for seed in (0, 1):
         seed_metrics = json.loads((run_dir / f"seed{seed}" / "metrics.json").read_text())

@@ -18,7 +18,7 @@ def test_predict_with_covariates_matches_the_model_resumes_and_explains(tmp_path
     root = generate("celeba", tmp_path / "celeba", scale="tiny")
     train.main(["--data-dir", str(root), "--model", "hybrid", "--backbone", "small", "--weights", "none",
                 "--image-size", "16", "--batch-size", "4", "--epochs", "1", "--covariates", "Male,Smiling",
-                "--run-dir", str(tmp_path / "run"), "--quiet"])
+                "--export-anyway", "--run-dir", str(tmp_path / "run"), "--quiet"])
     exported = export_of("attractiveness", tmp_path)
     table = read_celeba(root).head(5)
     # CelebA's own coding (1 / -1) in the CSV, as list_attr_celeba.txt writes it; one row names a missing file.
