@@ -20,7 +20,7 @@ RUNS = {
     "orientation_light": (["--image-size", "24", "--epochs", "1", "--batch-size", "8"],
                           {"class_names": ["center", "left", "right"]}),
     "attractiveness": (["--backbone", "small", "--weights", "none", "--image-size", "16", "--epochs", "1",
-                        "--batch-size", "8", "--covariates", "Male,Smiling"],
+                        "--batch-size", "8", "--covariates", "Male,Smiling", "--export-anyway"],
                        {"covariates": ["Male", "Smiling"], "target": "Attractive"}),
     "cross_modal": (["--protocol", "from_source", "--source", "photo", "--backbone", "small", "--weights", "none",
                      "--image-size", "16", "--epochs", "1", "--batch-size", "8", "--finetune-epochs", "1"], {}),
@@ -47,11 +47,12 @@ rng = np.random.default_rng(0)
 height, width = card["image_size"]
 
 def inputs(h, w):
-    made = []
+    made = {}
     for tensor in model.inputs:
         shape = (2, h, w, tensor.shape[-1]) if len(tensor.shape) == 4 else (2, *tensor.shape[1:])
-        made.append(rng.uniform(0, 1 if len(tensor.shape) == 2 else 255, shape).astype("float32"))
-    return made
+        made[tensor.name] = rng.uniform(0, 1 if len(tensor.shape) == 2 else 255, shape).astype("float32")
+    # A model with named inputs (covariates coded inside) takes them by name.
+    return made if isinstance(model.input, dict) else list(made.values())
 
 same = inputs(height, width)
 odd = model.predict(inputs(height + 13, width + 5), verbose=0)

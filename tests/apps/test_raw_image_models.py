@@ -39,20 +39,20 @@ def _fit_one_step(model, dataset):
 
 
 def _attractiveness(tmp_path):
-    from hybridvision.apps.attractiveness import train
+    # The image-only baseline (the covariates' coding is checked through save and reload in
+    # tests/common/test_covariate_coding.py and tests/apps/attractiveness/test_table.py).
     from hybridvision.apps.attractiveness.config import AttractivenessConfig
-    from hybridvision.apps.attractiveness.models import build_model, compile_model
-    from hybridvision.common.data.celeba import read_celeba, split_partitions
+    from hybridvision.apps.attractiveness.data import make_datasets
+    from hybridvision.apps.attractiveness.models import build_coded_model, compile_model
+    from hybridvision.common.data.image_table import from_celeba
 
     root = generate("celeba", tmp_path / "celeba", scale="tiny")
-    cfg = AttractivenessConfig(backbone="small", image_size=SIZE, batch_size=4, covariates=["Male", "Smiling"],
-                               model="late_fusion", quiet=True)
-    tables, _ = split_partitions(read_celeba(root))
-    data = train.make_datasets(cfg, tables, cfg.batch_size)
-    model = compile_model(build_model(cfg, 2), cfg)
+    cfg = AttractivenessConfig(backbone="small", image_size=SIZE, batch_size=4, model="baseline", quiet=True)
+    tables, _, _ = from_celeba(root, "Attractive", [])
+    data = make_datasets(cfg, tables, None, 2, cfg.batch_size)
+    model = compile_model(build_coded_model(cfg, None), cfg)
     _fit_one_step(model, data["train"])
-    test = tables["test"]
-    return model, data["test"], [_raw_images(test["path"]), test[cfg.covariates].to_numpy("float32")]
+    return model, data["test"], [_raw_images(tables["test"]["path"])]
 
 
 def _patch_training(tmp_path):
