@@ -102,7 +102,6 @@ except ImportError as error:
 # *Runtime > Change runtime type > GPU* for the real runs.
 
 # %%
-import keras
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
@@ -131,7 +130,6 @@ data_dir, DATA_ARGS, RUN_DIR = resolve_data(DATA_DIR, "celeba", "attractiveness"
 # same CelebA reader the app uses (`hybridvision.common.data.celeba`).
 
 # %%
-import numpy as np
 
 from hybridvision.common.data.celeba import read_celeba
 
@@ -162,7 +160,7 @@ from hybridvision.common.notebook import app_config, app_flags
 argv = [*app_flags(model=MODEL, backbone=BACKBONE, weights=WEIGHTS, covariates=COVARIATES,
                    hybrid_positions=HYBRID_POSITIONS), *DATA_ARGS, "--run-dir", str(RUN_DIR)]
 if QUICK:
-    argv += app_flags(image_size=32, epochs=2, cache=True)  # the smoke run
+    argv += app_flags(image_size=32, epochs=2, cache=True, export_anyway=True)  # the smoke run
 app_config(AttractivenessConfig, argv, show=("model", "backbone", "weights", "image_size", "learning_rate", "epochs"))
 metrics = main(argv)
 scores = ["accuracy", "balanced_accuracy", "roc_auc", "f1_macro"]

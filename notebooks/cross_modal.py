@@ -161,7 +161,8 @@ argv = [*app_flags(model=MODEL, backbone=BACKBONE, weights=WEIGHTS, protocol=PRO
         *DATA_ARGS, "--run-dir", str(RUN_DIR)]
 if QUICK:
     # the quick run (InceptionV3 takes at least 75 px)
-    argv += app_flags(image_size=max(32, MIN_IMAGE_SIZE[BACKBONE]), epochs=2, finetune_epochs=1, batch_size=16)
+    argv += app_flags(image_size=max(32, MIN_IMAGE_SIZE[BACKBONE]), epochs=2, finetune_epochs=1, batch_size=16,
+                      export_anyway=True)
 app_config(CrossModalConfig, argv, show=("model", "backbone", "weights", "protocol", "image_size", "learning_rate",
                                          "epochs", "finetune_epochs"))
 metrics = main(argv)

@@ -146,7 +146,7 @@ from hybridvision.common.notebook import app_config, app_flags
 
 argv = [*app_flags(model=MODEL), *DATA_ARGS, "--run-dir", str(RUN_DIR)]
 if QUICK:
-    argv += app_flags(epochs=5, pairs=400)  # the smoke run
+    argv += app_flags(epochs=5, pairs=400, export_anyway=True)  # the smoke run
 app_config(DigitPairsConfig, argv, show=("model", "pairs", "epochs", "batch_size", "learning_rate"))
 metrics = main(argv)
 display(pd.DataFrame({split: {"accuracy": metrics[split]["accuracy"]} for split in ("train", "val", "test")}))

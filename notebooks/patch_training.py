@@ -160,7 +160,7 @@ argv = [*app_flags(backbone=BACKBONE, weights=WEIGHTS, patch_pooling=PATCH_POOLI
         "--run-dir", str(RUN_DIR)]
 if QUICK:  # the smoke run: 2 epochs, the first on patches unless SWITCH_EPOCH is 0; InceptionV3 takes >= 75 px
     argv += app_flags(switch_epoch=min(SWITCH_EPOCH, 1), image_size=75 if BACKBONE == "inception_v3" else 32,
-                      epochs=2, min_patch=16, cache=True)
+                      epochs=2, min_patch=16, cache=True, export_anyway=True)
 else:
     argv += app_flags(switch_epoch=SWITCH_EPOCH)
 app_config(PatchTrainingConfig, argv, show=("backbone", "weights", "switch_epoch", "epochs", "image_size",

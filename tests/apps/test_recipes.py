@@ -44,13 +44,13 @@ def celeba(tmp_path_factory):
 
 def _orientation(faces, run_dir, *flags):
     return orientation.main(["--data-dir", str(faces), "--image-size", "16", "--epochs", "2", "--batch-size", "4",
-                             "--run-dir", str(run_dir), "--quiet", *flags])
+                             "--export-anyway", "--run-dir", str(run_dir), "--quiet", *flags])
 
 
 def _attractiveness(celeba, run_dir, *flags):
     return attractiveness.main(["--data-dir", str(celeba), "--model", "baseline", "--covariates", "",
                                 "--backbone", "small", "--weights", "none", "--image-size", "16", "--batch-size", "4",
-                                "--epochs", "1", "--run-dir", str(run_dir), "--quiet", *flags])
+                                "--epochs", "1", "--export-anyway", "--run-dir", str(run_dir), "--quiet", *flags])
 
 
 def _optimizer_config(run_dir):

@@ -147,7 +147,7 @@ def app_resume(workdir: str) -> dict:
     watch = _Watch()
     argv = ["--data-dir", str(mnist), "--model", "cnn", "--pairs", "20", "--epochs", "2", "--batch-size",
             str(PER_REPLICA), "--learning-rate", "0.005", "--warmup-epochs", "0", "--strategy", "mirrored",
-            "--scale-learning-rate", "--run-dir", os.path.join(workdir, "run"), "--quiet"]
+            "--scale-learning-rate", "--export-anyway", "--run-dir", os.path.join(workdir, "run"), "--quiet"]
     crashed = False
     try:
         train.main(argv)
