@@ -210,12 +210,16 @@ def fit_coding(train, covariates, kinds: dict | None = None) -> CovariateCoding:
     return CovariateCoding(columns)
 
 
-def with_coding(model, coding: CovariateCoding, covariate_input: str = "covariates"):
+def with_coding(model, coding: CovariateCoding, covariate_input: str = "covariates", scale: float = 1.0):
     """`model` ([images, coded covariates] -> outputs) taking `{"image": images, <raw covariate inputs>}`.
 
     The coding layers come first; the model's own layers are called again on
     the coded vector (shared, not copied, and not nested: every layer stays
     at the top level, so Grad-CAM and lookups by name still find them).
+    `scale` != 1 multiplies the coded vector (a `Rescaling` layer named
+    `covariate_scale`): the weights that read it then move `scale` times as
+    far per Adam step in their effect on the output, a per-layer learning-rate
+    multiplier that Keras optimizers do not offer directly.
     """
     import keras
 
@@ -224,6 +228,8 @@ def with_coding(model, coding: CovariateCoding, covariate_input: str = "covariat
     images = keras.Input(batch_shape=images_old.shape, dtype=images_old.dtype, name=IMAGE_INPUT)
     raw = coding.inputs()
     coded = coding.encode(raw)
+    if scale != 1:
+        coded = keras.layers.Rescaling(scale, name="covariate_scale")(coded)
     placeholder = keras.Input(batch_shape=vector_old.shape, dtype=vector_old.dtype, name=covariate_input)
 
     def call(layer, *args, **kwargs):

@@ -148,7 +148,8 @@ def build_coded_model(config, coding, num_classes: int = 2) -> keras.Model:
     the images alone), the covariates coded inside (`hybridvision.common.covariate_coding.with_coding`)."""
     if config.model == "baseline" or coding is None:
         return build_model(config, 0, num_classes)
-    return with_coding(build_model(config, coding.width, num_classes), coding, COVARIATES)
+    return with_coding(build_model(config, coding.width, num_classes), coding, COVARIATES,
+                       scale=config.covariate_lr_multiplier)
 
 
 def _build_network(config, num_covariates: int, num_classes: int = 2) -> keras.Model:

@@ -67,3 +67,35 @@ def test_with_coding_puts_the_coding_in_front_of_the_network(tmp_path):
     model.save(tmp_path / "coded.keras")
     again = keras.saving.load_model(tmp_path / "coded.keras")
     np.testing.assert_allclose(np.asarray(again({"image": x, **coding.raw_values(table)})), out, rtol=1e-6)
+
+
+def test_scale_multiplies_the_coded_vector_and_so_the_covariate_weights_effective_adam_rate(tmp_path):
+    """Adam moves a weight by about one learning rate a step whatever its gradient's scale, so the weights
+    that read a vector scaled by 10 take the same step and change the output 10 times as much."""
+    coding = fit_coding(TRAIN, ["age", "site"])
+    table = pd.DataFrame({"age": ["40", "", "61", "55"], "site": ["arm", "moon", "", "leg"]}, dtype=object)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype("float32")
+    y = np.array([[1.0], [0.0], [1.0], [0.0]], "float32")
+
+    def one_step(scale):
+        keras.utils.set_random_seed(0)
+        images = keras.Input((8, 8, 3), name="images")
+        covariates = keras.Input((coding.width,), name="covariates")
+        pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="conv")(images))
+        head = keras.layers.Dense(1, name="head", kernel_initializer="zeros")
+        network = keras.Model([images, covariates], head(keras.layers.Concatenate()([pooled, covariates])))
+        model = with_coding(network, coding, scale=scale)
+        coded = np.asarray(model.get_layer("covariate_scale")(coding.coded(table))) if scale != 1 else None
+        model.compile(keras.optimizers.Adam(1e-2), "mse")
+        model.train_on_batch({"image": x, **coding.raw_values(table)}, y)
+        return model, coded, head.get_weights()[0][2:]  # the covariates' rows
+
+    model, coded, rows = one_step(10.0)
+    _, _, rows_1 = one_step(1.0)
+    np.testing.assert_allclose(coded, 10 * coding.coded(table), rtol=1e-6)
+    assert np.abs(rows_1).max() > 1e-3
+    np.testing.assert_allclose(rows, rows_1, rtol=1e-3, atol=1e-6)  # the same step: 10x its effect
+    model.save(tmp_path / "scaled.keras")
+    again = keras.saving.load_model(tmp_path / "scaled.keras")
+    inputs = {"image": x, **coding.raw_values(table)}
+    np.testing.assert_allclose(np.asarray(again(inputs)), np.asarray(model(inputs)), rtol=1e-6)
