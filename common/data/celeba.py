@@ -1,4 +1,4 @@
-"""CelebA in its official layout: attribute, partition and landmark files -> table -> tf.data.
+"""CelebA in its official layout: attribute, partition and landmark files -> table.
 
 The layout (as published, and as `hybridvision.common.data.demo` writes it)::
 
@@ -10,13 +10,13 @@ The layout (as published, and as `hybridvision.common.data.demo` writes it)::
 `read_celeba` joins them into one table (`path`, `file`, `partition`, one 0/1
 column per attribute, optionally the landmark columns); `split_partitions`
 turns it into train/val/test tables, splitting the train rows itself
-(seeded) when a sample of CelebA has no val or test rows;
-`make_dataset` is the tf.data builder yielding `((image, covariates), target)`.
-Any attribute can be the target and any list of attributes the covariates.
+(seeded) when a sample of CelebA has no val or test rows. Any attribute can
+be the target and any list of attributes the covariates: CelebA is one
+reader of the image-table pipeline (`hybridvision.common.data.image_table.from_celeba`,
+then its `make_dataset`), not a pipeline of its own.
 
     table = read_celeba("data/celeba")
     tables, note = split_partitions(table, seed=0)
-    train = make_dataset(tables["train"], "Attractive", ["Male"], (64, 64), 32)
 """
 
 import logging
@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from hybridvision.common.data.celeba_files import (  # noqa: F401 (re-exported: the file names and readers live there)
     ATTRIBUTE_FILE,
@@ -40,9 +39,8 @@ from hybridvision.common.data.celeba_files import (  # noqa: F401 (re-exported: 
     refuse_duplicates,
     require_file,
 )
-from hybridvision.common.data.images import decode_image, drop_unreadable, file_table
+from hybridvision.common.data.images import file_table
 from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES
-from hybridvision.common.data.pipeline import cached_images
 
 LOGGER = logging.getLogger("hybridvision")
 
@@ -219,72 +217,3 @@ def split_partitions(table, seed=0, val_fraction=0.15, test_fraction=0.15):
         result[name] = part
     return result, note
 
-
-def make_dataset(
-    table,
-    target,
-    covariates=None,
-    image_size=(64, 64),
-    batch_size=32,
-    shuffle=True,
-    seed=0,
-    cache=False,
-    validate=True,
-    augment=None,
-):
-    """Batched tf.data pipeline of CelebA images, covariates and a binary target.
-
-    Files that do not decode are dropped first and logged (never silently).
-
-    Args:
-        table: a table from `read_celeba` / `split_partitions`.
-        target: attribute to predict (0/1).
-        covariates: attribute (or any numeric) columns fed as a second input;
-            None or [] yields images only.
-        image_size: `(height, width)`.
-        batch_size: images per batch.
-        shuffle: reshuffle every epoch (seeded).
-        seed: shuffle seed.
-        cache: False, True (in memory) or a file path for `Dataset.cache`.
-        validate: check up front that every image decodes.
-        augment: a layer (or a list of layers, applied in order) called on
-            the float 0..255 batch with `training=True`, after the cache;
-            None for none.
-
-    Returns:
-        `tf.data.Dataset` of `((images, covariates), target)` with images
-        float32 0..255 (not normalised: the models do their backbone's
-        preprocessing), covariates float32 `(batch, len(covariates))` and
-        target float32 `(batch, 1)`; or `(images, target)` without covariates.
-    """
-    covariates = list(covariates or [])
-    valid = [c for c in table.columns if c not in ("path", "file", "partition")]
-    check_attributes([target], valid, flag="--target")
-    check_attributes(covariates, valid)
-    if validate:
-        table = drop_unreadable(table)
-    if len(table) == 0:
-        raise ValueError("no readable CelebA images left to build a dataset from")
-    columns = {
-        "path": table["path"].astype(str).to_numpy(),
-        "target": table[[target]].to_numpy().astype("float32"),
-        "covariates": table[covariates].to_numpy().astype("float32").reshape(len(table), len(covariates)),
-    }
-    image_size = tuple(image_size)
-
-    def decode(row):
-        row = dict(row)
-        # uint8: the form the cache holds (hybridvision.common.data.pipeline).
-        row["image"] = tf.saturate_cast(tf.round(decode_image(row.pop("path"), image_size)), tf.uint8)
-        return row
-
-    def finish(row):
-        images = tf.cast(row["image"], tf.float32)
-        for step in augment if isinstance(augment, (list, tuple)) else [augment]:
-            if step is not None:
-                images = step(images, training=True)
-        inputs = (images, row["covariates"]) if covariates else images
-        return inputs, row["target"]
-
-    return cached_images(tf.data.Dataset.from_tensor_slices(columns), decode, batch_size, shuffle=shuffle, seed=seed,
-                         cache=cache, per_batch=finish)

@@ -36,7 +36,7 @@ import pandas as pd
 
 from hybridvision.common.cli import UserError
 from hybridvision.common.covariate_coding import KINDS, YES_NO, as_number, is_missing
-from hybridvision.common.data.images import validate_images
+from hybridvision.common.data.images import drop_unreadable, validate_images
 
 LOGGER = logging.getLogger("hybridvision")
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -281,6 +281,10 @@ def from_celeba(root, target: str, covariates, seed: int = 0, val_fraction: floa
     if target in covariates:
         raise UserError(f"--covariates holds the target {target}; leave it out (the task would be trivial)")
     splits, note = split_partitions(table, seed, val_fraction, test_fraction)
+    # After the split, as CelebA's own builder did: a corrupt file does not move the fallback split.
+    splits = {name: drop_unreadable(part) for name, part in splits.items()}
+    if len(splits["train"]) == 0:
+        raise UserError(f"{root}: no readable training images in img_align_celeba/; check the folder's files")
     tables = {}
     for name, part in splits.items():
         out = pd.DataFrame({"path": pd.Series(part["path"].to_numpy(dtype=object), dtype=object),

@@ -3,6 +3,8 @@
 An ad-hoc settings check (docs/results/attractiveness_settings.md), run from the repository root:
     PYTHONPATH=. python docs/results/attractiveness_probe/probe.py 128,160,224 > output.txt
 It writes the features to /tmp/f/feats<size>.npz.
+Kept as the record of that check: it was written against the code of the time (top-level `apps` / `common`
+packages and CelebA's own tf.data builder, both gone since) and no longer runs as it is.
 """
 import sys
 import time

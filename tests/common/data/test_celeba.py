@@ -1,4 +1,5 @@
-"""CelebA reader: attribute/partition/landmark parsing, errors, fallback split, tf.data builder."""
+"""CelebA reader: attribute/partition/landmark parsing, errors, fallback split, and CelebA through the image-table
+pipeline (`from_celeba`)."""
 
 import logging
 
@@ -8,13 +9,13 @@ import pytest
 from hybridvision.common.data.celeba import (
     attribute_names,
     check_attributes,
-    make_dataset,
     read_attributes,
     read_celeba,
     read_partition,
     split_partitions,
 )
 from hybridvision.common.data.demo import generate
+from hybridvision.common.data.image_table import from_celeba, make_dataset
 from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES as CELEBA_ATTRIBUTES
 
 
@@ -131,7 +132,7 @@ def test_unknown_attribute_lists_the_valid_names(celeba_root):
     assert "--covariates" in message and "Handsome" in message and "valid names (40)" in message
     assert all(name in message for name in CELEBA_ATTRIBUTES)
     with pytest.raises(ValueError, match="--target: unknown CelebA attribute"):
-        make_dataset(table, "Pretty", ["Male"], (8, 8), 2)
+        from_celeba(celeba_root, "Pretty", ["Male"])
 
 
 def test_missing_images_are_counted_and_reported(tmp_path, caplog):
@@ -163,28 +164,34 @@ def test_fallback_split_of_train_rows(tmp_path, caplog):
     assert "no test rows" in note and len(tables["val"]) == 4 and len(tables["test"]) == 2
 
 
-def test_dataset_yields_images_covariates_and_target(celeba_root):
-    table = read_celeba(celeba_root)
-    tables, _ = split_partitions(table)
-    ds = make_dataset(tables["train"], "Attractive", ["Male", "Smiling"], (16, 12), 4, shuffle=False)
-    (images, covariates), target = next(iter(ds))
-    assert images.shape == (4, 16, 12, 3) and covariates.shape == (4, 2) and target.shape == (4, 1)
+def test_dataset_yields_images_raw_covariates_and_target(celeba_root):
+    from hybridvision.common.covariate_coding import fit_coding
+
+    tables, _, data = from_celeba(celeba_root, "Attractive", ["Male", "Smiling"])
+    coding = fit_coding(tables["train"], ["Male", "Smiling"], data.kinds)
+    ds = make_dataset(tables["train"], coding, 2, (16, 12), 4, shuffle=False)
+    inputs, target = next(iter(ds))
+    images = inputs["image"]
+    assert images.shape == (4, 16, 12, 3) and target.shape == (4, 1)
     # Raw 8-bit pixel values: normalising is the model's job.
     pixels = images.numpy()
     assert 0.0 <= float(pixels.min()) and float(pixels.max()) <= 255.0 and float(pixels.max()) > 1.0
     np.testing.assert_array_equal(pixels, np.round(pixels))
-    np.testing.assert_array_equal(covariates.numpy(), tables["train"][["Male", "Smiling"]].to_numpy()[:4])
-    np.testing.assert_array_equal(target.numpy()[:, 0], tables["train"]["Attractive"].to_numpy()[:4])
-    images_only = make_dataset(tables["val"], "Attractive", None, (8, 8), 2, shuffle=False)
-    x, y = next(iter(images_only))
+    # The covariates as the file's yes/no values, the target as 0/1.
+    table = read_celeba(celeba_root).set_index("path")
+    paths = tables["train"]["path"][:4]
+    for name in ("Male", "Smiling"):
+        np.testing.assert_array_equal(np.asarray(inputs[name]).astype(float).ravel(), table.loc[paths, name].to_numpy())
+    np.testing.assert_array_equal(target.numpy()[:, 0], table.loc[paths, "Attractive"].to_numpy())
+    x, y = next(iter(make_dataset(tables["val"], None, 2, (8, 8), 2, shuffle=False)))
     assert x.shape == (2, 8, 8, 3) and y.shape == (2, 1)
 
 
 def test_corrupt_images_are_skipped_and_logged(tmp_path, caplog):
     root = _write_layout(tmp_path, _rows(4), [0] * 4)
     (root / "img_align_celeba" / "000002.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    table = read_celeba(root)
     with caplog.at_level(logging.WARNING, logger="hybridvision"):
-        ds = make_dataset(table, "Attractive", ["Male"], (8, 8), 8, shuffle=False)
-    assert sum(int(y.shape[0]) for _, y in ds) == 3
+        tables, _, _ = from_celeba(root, "Attractive", ["Male"], val_fraction=0.25, test_fraction=0.25)
+    assert sum(len(t) for t in tables.values()) == 3
+    assert all("000002.jpg" not in p for t in tables.values() for p in t["path"])
     assert "skipped 1 unreadable" in caplog.text and "000002.jpg" in caplog.text
