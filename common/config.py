@@ -151,8 +151,10 @@ class TrainConfig:
         [], "more Keras callbacks: module:factory, where factory() returns a callback or a list of them", group="output"
     )
     tracker: str = option(
-        "none", "also log the run's settings and metrics to: none, or mlflow (a local mlruns/ in the run directory)",
-        choices=("none", "mlflow"), group="output",
+        "none", "also log the run's settings, per-epoch and final metrics and plots to: none; mlflow (a local "
+        "mlruns/ in the run directory); or wandb (Weights & Biases, with the exported model as an artifact: offline, "
+        "in <run dir>/wandb or WANDB_DIR, unless WANDB_MODE is set or you are logged in, WANDB_API_KEY or wandb login)",
+        choices=("none", "mlflow", "wandb"), group="output",
     )
     # Multi-process runs (JAX, one process per host; see common/distribute.py).
     coordinator: str | None = option(
