@@ -39,7 +39,7 @@ from hybridvision.common.config import parse_config
 from hybridvision.common.features import cached_features
 from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
-from hybridvision.common.tuning import ConfigHyperModel, choice, search, trials_table
+from hybridvision.common.tuning import ConfigHyperModel, choice, first_value, search, trials_table
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
@@ -59,7 +59,7 @@ def train_config(cfg: TuneConfig) -> CrossModalConfig:
     """The plain train config of the search, its searched fields at the first value of each list."""
     names = {f.name for f in dataclasses.fields(CrossModalConfig)}
     values = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
-    values.update(run_dir=None, learning_rate=cfg.learning_rates[0], model=cfg.models[0],
+    values.update(run_dir=None, learning_rate=first_value(cfg.learning_rates), model=cfg.models[0],
                   **AUGMENTATIONS[cfg.augmentations[0]])
     return CrossModalConfig(**values)
 
@@ -181,7 +181,7 @@ def main(argv=None):
 
     out_dir = Path(cfg.run_dir) / cfg.project
     best_path = Path(cfg.best_config) if cfg.best_config else out_dir / "best_config.yaml"
-    space = {"learning_rate": list(cfg.learning_rates), "model": list(cfg.models)}
+    space = {"learning_rate": cfg.learning_rates, "model": list(cfg.models)}  # learning rates: a list or a range
     hypermodel = CrossModalHyperModel(base, space, cfg.augmentations, build, make_data, cfg.patience,
                                       Path(cfg.run_dir) / "feature_cache")
     best, tuner = search(hypermodel, cfg.tuner, OBJECTIVE, cfg.run_dir, cfg.project, max_trials=cfg.max_trials,
