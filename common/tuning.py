@@ -113,6 +113,14 @@ class ConfigHyperModel(keras_tuner.HyperModel):
         return model.fit(train, validation_data=val, **kwargs)
 
 
+def tensorboard_callbacks(callbacks) -> list:
+    """Those of a trial's callbacks that write its TensorBoard logs and hparams (the `keras.callbacks.TensorBoard`
+    `search` adds, the hparams callback KerasTuner adds beside it): for a hypermodel whose trial trains
+    another model than the tuner's (cached features), where the tuner's checkpoint callbacks cannot go."""
+    return [c for c in callbacks or () if isinstance(c, keras.callbacks.TensorBoard)
+            or type(c).__module__.startswith("tensorboard.plugins.hparams")]
+
+
 def make_tuner(hypermodel, kind: str, objective: str, directory, project_name: str, max_trials: int = 10,
                max_epochs: int | None = None, seed: int = 0, **kwargs):
     """A KerasTuner tuner by name: `grid`, `random` or `hyperband` (resumes from `directory`)."""

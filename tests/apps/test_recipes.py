@@ -315,3 +315,52 @@ def test_randaugment_mixup_and_cutmix_change_the_training_batches():
         else:
             assert ((y > 0) & (y < 1)).any() and ((y >= 0) & (y <= 1)).all()
     assert recipe.augment(data, TrainConfig()) is data
+
+
+def _hparams_of(log_dir):
+    """{name: value} of the trial hparams KerasTuner wrote (hparams_api.KerasCallback) in `log_dir`'s event files."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    found = {}
+    for events in log_dir.rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            for value in event.summary.value:
+                if value.tag == "_hparams_/session_start_info":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    for name, hparam in data.session_start_info.hparams.items():
+                        found[name] = hparam.WhichOneof("kind") and getattr(hparam, hparam.WhichOneof("kind"))
+    return found
+
+
+@pytest.mark.slow
+def test_tune_with_a_log_range_writes_each_trial_with_its_hparams_to_tensorboard(faces, tmp_path, monkeypatch):
+    """`--learning-rates 1e-4:1e-2:log` reaches KerasTuner as an hp.Float with log sampling; each trial's
+    epochs and hyperparameters are in <run-dir>/<project>/tensorboard/<trial>/ (the hparams dashboard)."""
+    from hybridvision.apps.orientation_light import tune
+
+    monkeypatch.chdir(tmp_path)
+    best, path = tune.main(["--data-dir", str(faces), "--image-size", "16", "--epochs", "1", "--tuner", "random",
+                            "--max-trials", "2", "--batch-size", "4", "--batch-sizes", "4", "--optimizer", "adam",
+                            "--optimizers", "adam",
+                            "--learning-rates", "1e-4:1e-2:log", "--head-dropouts", "0.1:0.5",
+                            "--conv-dropouts", "0.2", "--run-dir", str(tmp_path / "tune"), "--quiet"])
+    project = path.parent
+    oracle = json.loads((project / "oracle.json").read_text())
+    space = {hp["config"]["name"]: hp for hp in oracle["hyperparameters"]["space"]}
+    assert space["learning_rate"]["class_name"] == "Float"
+    assert space["learning_rate"]["config"]["sampling"] == "log"
+    assert (space["learning_rate"]["config"]["min_value"], space["learning_rate"]["config"]["max_value"]) == (1e-4, 1e-2)
+    assert space["head_dropout"]["class_name"] == "Float" and space["head_dropout"]["config"]["sampling"] == "linear"
+    assert space["batch_size"]["class_name"] == "Choice"
+    assert 1e-4 <= best.learning_rate <= 1e-2 and 0.1 <= best.head_dropout <= 0.5
+
+    trials = sorted(p.name for p in (project / "tensorboard").iterdir())
+    assert len(trials) == 2
+    for trial in trials:
+        state = json.loads((project / f"trial_{trial}" / "trial.json").read_text())["hyperparameters"]["values"]
+        logged = _hparams_of(project / "tensorboard" / trial)
+        assert logged["learning_rate"] == pytest.approx(state["learning_rate"])
+        assert logged["head_dropout"] == pytest.approx(state["head_dropout"])
+        assert logged["optimizer"] == state["optimizer"] and logged["batch_size"] == state["batch_size"]
+        assert list((project / "tensorboard" / trial / "execution0").glob("train/events.out.tfevents.*"))
