@@ -121,8 +121,8 @@ class CrossModalHyperModel(ConfigHyperModel):
                                      cfg.batch_size) for t in (train, val)]
             compile_model(head, cfg, cfg.learning_rate, num_classes)
             history = head.fit(feats[0], labels_of(train), validation_data=(feats[1], labels_of(val)),
-                               epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, callbacks=[head_stop, *head_logs],
-                               verbose=verbose)
+                               epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
+                               callbacks=[head_stop, *head_logs], verbose=verbose)
         else:
             train_images, val_images = images()
             history = model.fit(train_images, validation_data=val_images, epochs=cfg.epochs,
