@@ -48,7 +48,8 @@ GROUPS = {
 TUNERS = ("grid", "random", "hyperband")
 
 
-def option(default, help="", choices=None, min=None, max=None, above=None, below=None, group=None, **kwargs):
+def option(default, help="", choices=None, min=None, max=None, above=None, below=None, group=None, space=False,
+           **kwargs):
     """A dataclass field with help text, choices and a numeric range for the CLI.
 
     `min`/`max` are inclusive bounds, `above`/`below` exclusive ones; they
@@ -57,12 +58,17 @@ def option(default, help="", choices=None, min=None, max=None, above=None, below
     the range of the field it overrides (e.g. `epochs` stays >= 1); so does
     its help text and `group` (one of `GROUPS`, the section of --help).
 
+    `space=True` marks a `list[float]` field that is a tuner's search space: it also takes a range,
+    `low:high` or `low:high:log`, kept as that text (`float_space`); the range's ends must be in the
+    field's range.
+
         epochs: int = option(10, "number of epochs", min=1, group="training")
         val_fraction: float = option(0.2, "share held out", min=0, below=1)
+        learning_rates: list[float] = option([1e-3, 3e-4], "learning rates to try", above=0, space=True)
     """
     if group is not None and group not in GROUPS:
         raise ValueError(f"option group {group!r} is not one of {', '.join(GROUPS)}")
-    metadata = {"help": help, "choices": choices, "group": group}
+    metadata = {"help": help, "choices": choices, "group": group, "space": space}
     bounds = {"min": min, "max": max, "above": above, "below": below}
     metadata.update({k: v for k, v in bounds.items() if v is not None})
     if isinstance(default, (list, dict, set)):
@@ -151,8 +157,10 @@ class TrainConfig:
         [], "more Keras callbacks: module:factory, where factory() returns a callback or a list of them", group="output"
     )
     tracker: str = option(
-        "none", "also log the run's settings and metrics to: none, or mlflow (a local mlruns/ in the run directory)",
-        choices=("none", "mlflow"), group="output",
+        "none", "also log the run's settings, per-epoch and final metrics and plots to: none; mlflow (a local "
+        "mlruns/ in the run directory); or wandb (Weights & Biases, with the exported model as an artifact: offline, "
+        "in <run dir>/wandb or WANDB_DIR, unless WANDB_MODE is set or you are logged in, WANDB_API_KEY or wandb login)",
+        choices=("none", "mlflow", "wandb"), group="output",
     )
     # Multi-process runs (JAX, one process per host; see common/distribute.py).
     coordinator: str | None = option(
@@ -263,6 +271,41 @@ def _parse_list(item_type):
     return parse
 
 
+SPACE_HELP = "; or a range low:high (linear) or low:high:log (log sampling) for KerasTuner's hp.Float"
+
+
+def parse_range(text: str) -> tuple[float, float, str]:
+    """`(low, high, sampling)` of a search range `low:high` or `low:high:log` (sampling "linear" or "log"),
+    or a one-line `ValueError`: ends that are no numbers, low >= high, log sampling from low <= 0."""
+    parts = [p.strip() for p in str(text).split(":")]
+    sampling = "log" if len(parts) == 3 and parts[2] == "log" else "linear" if len(parts) == 2 else None
+    try:
+        if sampling is None:
+            raise ValueError
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"{text!r} is not a range: expected low:high or low:high:log, e.g. 1e-5:1e-2:log") from None
+    if not low < high:
+        raise ValueError(f"range {text!r}: low must be below high (got {low:g} >= {high:g})")
+    if sampling == "log" and low <= 0:
+        raise ValueError(f"range {text!r}: log sampling needs low > 0 (got {low:g}); use low:high for a linear range")
+    return low, high, sampling
+
+
+def float_space(text):
+    """A tuner's float search space from the command line or a config file (a field with `space=True`):
+    `a,b,...` (or a list) is a list of candidates (KerasTuner's hp.Choice), `low:high[:log]` a range
+    (hp.Float, `parse_range`), kept as its text."""
+    if isinstance(text, str) and ":" in text:
+        parse_range(text)
+        return text.strip()
+    try:
+        return _parse_list(float)(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{text!r}: expected comma-separated numbers (1e-4,1e-3) or a range low:high or "
+                         f"low:high:log (1e-5:1e-2:log)") from None
+
+
 def _typed(name: str, value, kind):
     """`value` as a `kind` (int, float, bool, str), or a one-line `ValueError` naming the key, value and type.
 
@@ -300,6 +343,11 @@ def _coerce(cls, field, value):
     if value is None:
         return None
     kind, item = _field_type(cls, field)
+    if field_is_space(cls, field.name) and isinstance(value, str):
+        try:
+            return float_space(value)
+        except ValueError as err:
+            raise ValueError(f"config key '{field.name}': {err}") from None
     if kind is list:
         if isinstance(value, str):
             try:
@@ -383,6 +431,11 @@ def field_choices(cls, name: str):
     return own.metadata["choices"] if own else None
 
 
+def field_is_space(cls, name: str) -> bool:
+    """Whether field `name` is a float search space (`option(..., space=True)`), inherited like `field_range`."""
+    return _inherited(cls, name, lambda f: bool(f.metadata.get("space"))) is not None
+
+
 def field_group(cls, name: str) -> str | None:
     """The --help section (one of `GROUPS`) of field `name`, inherited like `field_help`; None: the tool's own."""
     own = _inherited(cls, name, lambda f: bool(f.metadata.get("group")))
@@ -448,6 +501,11 @@ def validate(config) -> None:
             raise ValueError(f"{flag} {','.join(map(str, values))} lists {', '.join(map(str, repeated))} more than "
                              f"once; each is one run: list each once")
         bounds = field_range(config, field.name)
+        if isinstance(value, str) and field_is_space(config, field.name):  # a range: its ends
+            try:
+                values = list(parse_range(value)[:2])
+            except ValueError as err:
+                raise ValueError(f"{flag} {err}") from None
         for v in values:
             if isinstance(v, (int, float)):
                 check_range(flag, v, bounds)
@@ -458,6 +516,20 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"error: {' '.join(str(message).split())}\n")
+
+
+def _flag_type(parse):
+    """An argparse `type` whose ValueError reaches the user as is (`error: --flag <message>`), where argparse
+    would say only "invalid value"."""
+
+    def typed(text):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    typed.__name__ = parse.__name__
+    return typed
 
 
 def build_parser(cls, description: str = "", prog: str | None = None) -> argparse.ArgumentParser:
@@ -483,6 +555,10 @@ def build_parser(cls, description: str = "", prog: str | None = None) -> argpars
         kwargs = {"help": field_help(cls, field.name), "default": argparse.SUPPRESS}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif field_is_space(cls, field.name):
+            kwargs["type"] = _flag_type(float_space)
+            kwargs["metavar"] = "A,B,...|LOW:HIGH[:log]"
+            kwargs["help"] += SPACE_HELP
         elif kind is list:
             kwargs["type"] = _parse_list(item)
             kwargs["metavar"] = "A,B,..."

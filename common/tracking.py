@@ -1,4 +1,4 @@
-"""What a finished run tells its trackers: TensorBoard (always) and MLflow (`--tracker mlflow`).
+"""What a finished run tells its trackers: TensorBoard (always), MLflow or Weights & Biases (`--tracker`).
 
 `Run.finish` calls `log_final` once, after the final model is evaluated:
 
@@ -7,18 +7,30 @@
   and each split's confusion matrix (when the app's report has `confusion_matrix`) as an image
   `final/<split>_confusion_matrix`. The per-epoch curves are the `keras.callbacks.TensorBoard` logs
   beside it (`tensorboard/<phase>/`).
-* MLflow (an optional extra: `pip install mlflow`), a local store `mlruns/` in the run directory: one
-  run named after the run directory with the settings as params, the per-epoch history and the final
-  metrics as metrics, and config.yaml, the curves and confusion matrices as artifacts. Written anew
-  each time (a run finished again after a crash logs once).
+* `--tracker mlflow` or `--tracker wandb` (optional extras: `pip install mlflow` / `pip install wandb`, or
+  hybridvision's `tracking` / `wandb` extras) log the same things, read from the finished run
+  (`Logged`): the settings, the per-epoch history (`history*.csv`; `<phase>/<metric>` for a phase other
+  than the main one), the final val/test metrics, and config.yaml, the curves and confusion matrices as
+  files. Logged at the end, in one go, so a run resumed after a crash logs once.
+  - MLflow: a local store `mlruns/` in the run directory (a SQLite database and its artifacts), one run
+    named after the run directory. Written anew each time.
+  - Weights & Biases: one run in project `hybridvision-<app>`, named after the run directory, plus the
+    exported model as a `model` artifact. Offline (`wandb sync <run dir>/wandb/offline-run-*` uploads it
+    later) unless the user has set WANDB_MODE or is logged in (WANDB_API_KEY, or `wandb login`'s entry
+    in ~/.netrc); written under WANDB_DIR, else the run directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import netrc
+import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -97,41 +109,118 @@ def mlflow_uri(run_dir: Path) -> str:
     return f"sqlite:///{(Path(run_dir) / 'mlruns' / 'mlflow.db').absolute()}"
 
 
-def mlflow_final(run_dir: Path, app: str, run_name: str, settings: dict, scalars: dict, step: int) -> Path:
+@dataclasses.dataclass
+class Logged:
+    """What a tracker logs of a finished run: the same for every tracker."""
+
+    app: str
+    run_dir: Path
+    run_name: str
+    settings: dict  # `_settings`: bool, int, float or str values
+    scalars: dict  # `_scalars`: the final val/test metrics
+    step: int  # epochs trained
+    model: Path | None = None  # the exported model, if the run exported one
+
+    def epochs(self):
+        """`(prefix, epoch, {metric: value})` per row of each `history*.csv`; the metrics of a phase other
+        than the main one (`history_<phase>.csv`) are named `<phase>/<metric>` (prefix `<phase>/`)."""
+        for history in sorted(self.run_dir.glob("history*.csv")):
+            phase = history.stem[len("history"):].lstrip("_")
+            prefix = f"{phase}/" if phase else ""
+            for row in read_history(history):
+                values = {prefix + key: float(value) for key, value in row.items()
+                          if key != "epoch" and value is not None and np.isfinite(value)}
+                yield prefix, int(row["epoch"]), values
+
+    def files(self) -> list[Path]:
+        """config.yaml, the curves and the confusion matrices of the run directory."""
+        return [path for pattern in ("config.yaml", "curves*.png", "confusion*.png")
+                for path in sorted(self.run_dir.glob(pattern))]
+
+
+def mlflow_final(logged: Logged) -> Path:
     """Log the run into `run_dir/mlruns` (a SQLite store and its artifacts); returns that folder."""
     try:
         import mlflow
         from mlflow.entities import Metric, Param
         from mlflow.tracking import MlflowClient
     except ImportError:
-        raise UserError("--tracker mlflow: mlflow is not installed (pip install mlflow)") from None
-    store = run_dir / "mlruns"
+        raise UserError(MISSING["mlflow"]) from None
+    store = logged.run_dir / "mlruns"
     shutil.rmtree(store, ignore_errors=True)
     store.mkdir()
     # MLflow's file store is in maintenance mode: a SQLite database and an artifact folder, both in mlruns/.
-    client = MlflowClient(tracking_uri=mlflow_uri(run_dir))
-    experiment = client.create_experiment(app, artifact_location=(store / "artifacts").absolute().as_uri())
-    run = client.create_run(experiment, run_name=run_name)
+    client = MlflowClient(tracking_uri=mlflow_uri(logged.run_dir))
+    experiment = client.create_experiment(logged.app, artifact_location=(store / "artifacts").absolute().as_uri())
+    run = client.create_run(experiment, run_name=logged.run_name)
     rid = run.info.run_id
     now = int(mlflow.utils.time.get_current_time_millis())
-    params = [Param(key, str(value)[:6000]) for key, value in settings.items()]
-    metrics = [Metric(key, value, now, step) for key, value in scalars.items()]
-    for history in sorted(run_dir.glob("history*.csv")):
-        phase = history.stem[len("history"):].lstrip("_")
-        for row in read_history(history):
-            for key, value in row.items():
-                if key != "epoch" and value is not None and np.isfinite(value):
-                    name = f"{phase}/{key}" if phase else key
-                    metrics.append(Metric(name, float(value), now, int(row["epoch"])))
+    params = [Param(key, str(value)[:6000]) for key, value in logged.settings.items()]
+    metrics = [Metric(key, value, now, logged.step) for key, value in logged.scalars.items()]
+    metrics += [Metric(key, value, now, epoch) for _, epoch, values in logged.epochs()
+                for key, value in values.items()]
     for i in range(0, len(params), 100):
         client.log_batch(rid, params=params[i:i + 100])
     for i in range(0, len(metrics), 500):
         client.log_batch(rid, metrics=metrics[i:i + 500])
-    for pattern in ("config.yaml", "curves*.png", "confusion*.png"):
-        for path in sorted(run_dir.glob(pattern)):
-            client.log_artifact(rid, str(path))
+    for path in logged.files():
+        client.log_artifact(rid, str(path))
     client.set_terminated(rid)
     return store
+
+
+def wandb_mode() -> str | None:
+    """`wandb.init`'s mode: None (wandb decides) where the user set WANDB_MODE or is logged in (WANDB_API_KEY,
+    or `wandb login`'s entry in ~/.netrc), else "offline": nothing leaves the machine unasked."""
+    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
+        return None
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+    try:
+        if netrc.netrc().authenticators(host):
+            return None
+    except (OSError, netrc.NetrcParseError):
+        pass
+    return "offline"
+
+
+def wandb_final(logged: Logged) -> Path:
+    """Log the run to Weights & Biases (offline unless the user chose otherwise, `wandb_mode`); returns
+    the folder of wandb's run files."""
+    try:
+        import wandb
+    except ImportError:
+        raise UserError(MISSING["wandb"]) from None
+    own_dir = not os.environ.get("WANDB_DIR")
+    if own_dir:  # written anew each time, like mlruns/
+        shutil.rmtree(logged.run_dir / "wandb", ignore_errors=True)
+    run = wandb.init(project=f"hybridvision-{logged.app}", name=logged.run_name, config=logged.settings,
+                     dir=str(logged.run_dir) if own_dir else None, mode=wandb_mode(),
+                     settings=wandb.Settings(console="off"))
+    try:
+        folder = Path(run.dir).parent
+        for prefix, epoch, values in logged.epochs():
+            run.log({f"{prefix}epoch": epoch, **values})
+        run.summary.update(logged.scalars)
+        for path in logged.files():  # as <run name>/config.yaml ...: wandb's own config.yaml is the settings
+            run.save(str(path), base_path=str(logged.run_dir.parent), policy="now")
+        if logged.model is not None and logged.model.is_file():
+            artifact = wandb.Artifact(re.sub(r"[^\w.-]", "-", logged.run_name), type="model",
+                                      metadata={"app": logged.app, **logged.scalars})
+            artifact.add_file(str(logged.model))
+            run.log_artifact(artifact)
+    finally:
+        run.finish()
+    return folder
+
+
+# --tracker NAME (also the package it needs): its logger, and the one line when the package is missing.
+TRACKERS = {"mlflow": mlflow_final, "wandb": wandb_final}
+MISSING = {
+    "mlflow": "--tracker mlflow: mlflow is not installed (pip install mlflow, or the hybridvision[tracking] extra), "
+              "or pass --tracker none",
+    "wandb": "--tracker wandb: wandb is not installed (pip install wandb, or the hybridvision[wandb] extra), "
+             "or pass --tracker none",
+}
 
 
 def check(config) -> None:
@@ -139,8 +228,9 @@ def check(config) -> None:
     import importlib
     import importlib.util
 
-    if getattr(config, "tracker", "none") == "mlflow" and importlib.util.find_spec("mlflow") is None:
-        raise UserError("--tracker mlflow: mlflow is not installed (pip install mlflow), or pass --tracker none")
+    tracker = getattr(config, "tracker", "none")
+    if tracker in TRACKERS and importlib.util.find_spec(tracker) is None:
+        raise UserError(MISSING[tracker])
     for spec in getattr(config, "callbacks", None) or ():
         module, _, name = str(spec).partition(":")
         if not module or not name:
@@ -164,12 +254,16 @@ def log_final(run, results: dict) -> None:
                           _confusion_pngs(results), step)
     except Exception as err:  # noqa: BLE001
         log.warning("TensorBoard: the final settings and metrics were not written (%s)", " ".join(str(err).split()))
-    if getattr(run.config, "tracker", "none") == "mlflow":
+    tracker = getattr(run.config, "tracker", "none")
+    if tracker in TRACKERS:
+        model = (results.get("notes") or {}).get("exported_model")
+        logged = Logged(run.app, run.dir, run.export_name, settings, scalars, step, Path(model) if model else None)
+        name = {"mlflow": "MLflow", "wandb": "Weights & Biases"}[tracker]
         try:
-            store = mlflow_final(run.dir, run.app, run.export_name, settings, scalars, step)
+            where = TRACKERS[tracker](logged)
         except UserError:
             raise
         except Exception as err:  # noqa: BLE001
-            log.warning("MLflow: the run was not logged (%s)", " ".join(str(err).split()))
+            log.warning("%s: the run was not logged (%s)", name, " ".join(str(err).split()))
         else:
-            log.info("MLflow: logged to %s", store)
+            log.info("%s: logged to %s", name, where)

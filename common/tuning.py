@@ -5,7 +5,17 @@ config with those fields replaced, so a trial trains exactly what
 `train.py --config best_config.yaml` trains afterwards. The config's own value
 is always the space's default (`hp.Choice(..., default=cfg.<field>)`), so a
 grid search's first trial is the config's own setting (random search draws
-every trial).
+every trial). A float field's values may instead be a range, the text
+`low:high` or `low:high:log` (what `--learning-rates 1e-5:1e-2:log` parses to,
+`hybridvision.common.config.float_space`): an `hp.Float` with linear or log
+sampling, its default the config's value where that lies in the range (a grid
+search takes 10 values spread over a range, KerasTuner's `Float.values`).
+
+Each trial's epochs and its hyperparameters go to TensorBoard, in
+`<directory>/<project>/tensorboard/<trial id>/execution0` (KerasTuner's own
+use of a `keras.callbacks.TensorBoard` passed to `search`: the hparams
+dashboard compares the trials; TensorFlow backend only):
+`tensorboard --logdir <directory>/<project>/tensorboard`.
 
 The same `search` call serves a distributed search (`python -m hybridvision.common.tuning
 launch --workers N -- <search command>`, see hybridvision.common.tuning_launch): on a
@@ -31,7 +41,7 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from hybridvision.common.config import TUNERS, save_config  # noqa: F401 - TUNERS re-exported
+from hybridvision.common.config import TUNERS, parse_range, save_config  # noqa: F401 - TUNERS re-exported
 from hybridvision.common.tables import write_csv
 
 log = logging.getLogger("hybridvision")
@@ -45,13 +55,29 @@ def choice(hp, name: str, values, default):
     return hp.Choice(name, values, default=default)
 
 
+def hyperparameter(hp, name: str, values, default):
+    """The trial's value of one search-space entry: `choice` over a list, or `hp.Float` over a range text
+    `low:high[:log]` (its default the config's value where that lies in the range, else `low`)."""
+    if isinstance(values, str):
+        low, high, sampling = parse_range(values)
+        inside = default is not None and low <= default <= high
+        return hp.Float(name, low, high, sampling=sampling, default=default if inside else None)
+    return choice(hp, name, values, default)
+
+
+def first_value(values):
+    """A search-space entry's first candidate (a list's first, a range's low end)."""
+    return parse_range(values)[0] if isinstance(values, str) else list(values)[0]
+
+
 class ConfigHyperModel(keras_tuner.HyperModel):
     """A HyperModel whose trials are copies of an app config.
 
     Args:
         base_config: the app's config dataclass (defaults = best known settings).
         space: `{field: [values]}` to search; fields must exist on the config.
-            Values must be str, int, float or bool (KerasTuner's Choice types).
+            Values must be str, int, float or bool (KerasTuner's Choice types);
+            a float field's may be a range text `low:high[:log]` (`hyperparameter`).
         build_model: `config -> compiled keras.Model`.
         make_data: `config -> (train_data, val_data)`; called per trial so the
             batch size can be searched.
@@ -64,12 +90,13 @@ class ConfigHyperModel(keras_tuner.HyperModel):
         if unknown:
             raise ValueError(f"search space field(s) {', '.join(unknown)} not in the config; valid: {', '.join(sorted(names))}")
         self.base_config = base_config
-        self.space = {k: list(v) for k, v in space.items()}
+        self.space = {k: v if isinstance(v, str) else list(v) for k, v in space.items()}
         self.build_model = build_model
         self.make_data = make_data
 
     def config_for(self, hp):
-        values = {name: choice(hp, name, vals, getattr(self.base_config, name)) for name, vals in self.space.items()}
+        values = {name: hyperparameter(hp, name, vals, getattr(self.base_config, name))
+                  for name, vals in self.space.items()}
         return dataclasses.replace(self.base_config, **values)
 
     def build(self, hp):
@@ -84,6 +111,14 @@ class ConfigHyperModel(keras_tuner.HyperModel):
         # `train` is a dataset, which orders its own batches (Keras warns about shuffle=True).
         kwargs.setdefault("shuffle", False)
         return model.fit(train, validation_data=val, **kwargs)
+
+
+def tensorboard_callbacks(callbacks) -> list:
+    """Those of a trial's callbacks that write its TensorBoard logs and hparams (the `keras.callbacks.TensorBoard`
+    `search` adds, the hparams callback KerasTuner adds beside it): for a hypermodel whose trial trains
+    another model than the tuner's (cached features), where the tuner's checkpoint callbacks cannot go."""
+    return [c for c in callbacks or () if isinstance(c, keras.callbacks.TensorBoard)
+            or type(c).__module__.startswith("tensorboard.plugins.hparams")]
 
 
 def make_tuner(hypermodel, kind: str, objective: str, directory, project_name: str, max_trials: int = 10,
@@ -123,6 +158,11 @@ def search(hypermodel: ConfigHyperModel, kind: str, objective: str, directory, p
         since only the chief holds the oracle's results (and may have exited).
     """
     tuner = make_tuner(hypermodel, kind, objective, directory, project_name, max_trials=max_trials, seed=seed)
+    if keras.backend.backend() == "tensorflow":
+        # KerasTuner gives each trial its own folder of this callback's logs and adds the trial's hparams.
+        logs = Path(directory) / project_name / "tensorboard"
+        search_kwargs["callbacks"] = [*(search_kwargs.get("callbacks") or []),
+                                      keras.callbacks.TensorBoard(str(logs), write_graph=False)]
     tuner.search(**search_kwargs)
     if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief":
         log.info("worker %s: no trials left", os.environ["KERASTUNER_TUNER_ID"])

@@ -173,7 +173,7 @@ class TuneConfig(AttractivenessConfig):
     run_dir: str | None = option("runs/attractiveness_tune", "folder of the searches, final runs and tables")
     models: list[str] = option(["baseline", "hybrid", "late_fusion"], "model kinds to search and compare",
                                choices=MODELS)
-    learning_rates: list[float] = option([1e-4, 1e-5], "learning rates, shared by every model kind", above=0)
+    learning_rates: list[float] = option([1e-4, 1e-5], "learning rates, shared by every model kind", above=0, space=True)
     batch_sizes: list[int] = option([16, 32, 64], "batch sizes, shared by every model kind (the original report searched 8-64)", min=1)
     position_sets: list[str] = option(["first", "3", "last"], "hybrid conv position sets; + joins several (first+last)")
     covariate_sets: list[str] | None = option(

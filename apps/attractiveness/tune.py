@@ -39,7 +39,7 @@ from hybridvision.common.config import parse_config
 from hybridvision.common.covariate_coding import fit_coding
 from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
-from hybridvision.common.tuning import ConfigHyperModel, search, trials_table
+from hybridvision.common.tuning import ConfigHyperModel, first_value, search, trials_table
 
 log = logging.getLogger("hybridvision")
 
@@ -58,7 +58,7 @@ def _trial_config(cfg) -> AttractivenessConfig:
 
 def space_for(kind: str, cfg: TuneConfig, covariate_sets) -> dict:
     """The search space of one model kind: the shared grid plus what only that kind has."""
-    space = {"learning_rate": list(cfg.learning_rates), "batch_size": list(cfg.batch_sizes)}
+    space = {"learning_rate": cfg.learning_rates, "batch_size": list(cfg.batch_sizes)}  # a list or a range
     if kind != "baseline":
         space["covariates"] = ["+".join(c) for c in covariate_sets]
     if kind in CONDITIONED:
@@ -76,7 +76,7 @@ def base_config(kind: str, cfg: TuneConfig, space: dict) -> AttractivenessConfig
     values = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
     values.update(model=kind, seeds=[], run_dir=None, covariates="+".join(cfg.covariates or []),
                   hybrid_positions="+".join(cfg.hybrid_positions))
-    values.update({name: options[0] for name, options in space.items()})
+    values.update({name: first_value(options) for name, options in space.items()})
     return AttractivenessConfig(**values)
 
 

@@ -136,7 +136,7 @@ class TuneConfig(CrossModalConfig):
     tuner: str = option("grid", "KerasTuner search: grid (every combination), random or hyperband", choices=TUNERS)
     max_trials: int = option(12, "trials at most (grid and random)", min=1)
     learning_rates: list[float] = option([1e-3, 3e-4], "learning rates to try (the fine-tuning phase runs at "
-                                                        "this x --finetune-learning-rate-factor)", above=0)
+                                                        "this x --finetune-learning-rate-factor)", above=0, space=True)
     augmentations: list[str] = option(["report_color", "report"], "augmentation presets to try: "
                                       + ", ".join(AUGMENTATIONS), choices=tuple(AUGMENTATIONS))
     models: list[str] = option(["finetune", "frozen"], "backbone frozen or its top layers fine-tuned",

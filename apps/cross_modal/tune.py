@@ -39,7 +39,14 @@ from hybridvision.common.config import parse_config
 from hybridvision.common.features import cached_features
 from hybridvision.common.run import setup_logging
 from hybridvision.common.tables import write_table
-from hybridvision.common.tuning import ConfigHyperModel, choice, search, trials_table
+from hybridvision.common.tuning import (
+    ConfigHyperModel,
+    choice,
+    first_value,
+    search,
+    tensorboard_callbacks,
+    trials_table,
+)
 
 log = logging.getLogger("hybridvision")
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
@@ -59,7 +66,7 @@ def train_config(cfg: TuneConfig) -> CrossModalConfig:
     """The plain train config of the search, its searched fields at the first value of each list."""
     names = {f.name for f in dataclasses.fields(CrossModalConfig)}
     values = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
-    values.update(run_dir=None, learning_rate=cfg.learning_rates[0], model=cfg.models[0],
+    values.update(run_dir=None, learning_rate=first_value(cfg.learning_rates), model=cfg.models[0],
                   **AUGMENTATIONS[cfg.augmentations[0]])
     return CrossModalConfig(**values)
 
@@ -106,18 +113,20 @@ class CrossModalHyperModel(ConfigHyperModel):
 
         start = time.perf_counter()
         head_stop = self._stopper()
+        # A frozen trial has no later phase: its head phase writes the trial's TensorBoard logs and hparams.
+        head_logs = tensorboard_callbacks(callbacks) if cfg.model == "frozen" else []
         if cfg.cache_features:
             size = (cfg.image_size, cfg.image_size)
             feats = [cached_features(extractor, t["path"], size, self.cache_dir, cfg.backbone, cfg.weights,
                                      cfg.batch_size) for t in (train, val)]
             compile_model(head, cfg, cfg.learning_rate, num_classes)
             history = head.fit(feats[0], labels_of(train), validation_data=(feats[1], labels_of(val)),
-                               epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, callbacks=[head_stop],
-                               verbose=verbose)
+                               epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
+                               callbacks=[head_stop, *head_logs], verbose=verbose)
         else:
             train_images, val_images = images()
-            history = model.fit(train_images, validation_data=val_images, epochs=cfg.epochs, callbacks=[head_stop],
-                                verbose=verbose)
+            history = model.fit(train_images, validation_data=val_images, epochs=cfg.epochs,
+                                callbacks=[head_stop, *head_logs], verbose=verbose)
         result = {"head_epochs": len(history.history["loss"]), "finetune_epochs_run": 0}
         if cfg.model == "finetune":
             prepare_finetuning(extractor, cfg)
@@ -181,7 +190,7 @@ def main(argv=None):
 
     out_dir = Path(cfg.run_dir) / cfg.project
     best_path = Path(cfg.best_config) if cfg.best_config else out_dir / "best_config.yaml"
-    space = {"learning_rate": list(cfg.learning_rates), "model": list(cfg.models)}
+    space = {"learning_rate": cfg.learning_rates, "model": list(cfg.models)}  # learning rates: a list or a range
     hypermodel = CrossModalHyperModel(base, space, cfg.augmentations, build, make_data, cfg.patience,
                                       Path(cfg.run_dir) / "feature_cache")
     best, tuner = search(hypermodel, cfg.tuner, OBJECTIVE, cfg.run_dir, cfg.project, max_trials=cfg.max_trials,

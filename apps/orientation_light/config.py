@@ -153,10 +153,10 @@ class TuneConfig(OrientationLightConfig):
     tuner: str = option("random", "KerasTuner search: grid, random or hyperband", choices=TUNERS)
     max_trials: int = option(10, "trials at most (grid and random; Hyperband sizes itself from --epochs)", min=1)
     batch_sizes: list[int] = option([16, 32, 64], "batch sizes to try", min=1)
-    learning_rates: list[float] = option([1e-3, 3e-4, 4e-3], "learning rates to try (the original report ran AdaBound at 0.003-0.005)", above=0)
+    learning_rates: list[float] = option([1e-3, 3e-4, 4e-3], "learning rates to try (the original report ran AdaBound at 0.003-0.005)", above=0, space=True)
     optimizers: list[str] = option(list(OPTIMIZERS), "optimizers to try", choices=OPTIMIZERS)
-    conv_dropouts: list[float] = option([0.2, 0.3], "from_scratch conv dropout rates to try (the original report's 0.2-0.3)", min=0, below=1)
-    head_dropouts: list[float] = option([0.5, 0.7], "dropout rates before the softmax to try (the original report used 0.7)", min=0, below=1)
+    conv_dropouts: list[float] = option([0.2, 0.3], "from_scratch conv dropout rates to try (the original report's 0.2-0.3)", min=0, below=1, space=True)
+    head_dropouts: list[float] = option([0.5, 0.7], "dropout rates before the softmax to try (the original report used 0.7)", min=0, below=1, space=True)
     best_config: str | None = option(None, "where the best config goes; default <run-dir>/<task>_<model>/best_config.yaml")
 
 

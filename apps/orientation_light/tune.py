@@ -41,9 +41,10 @@ def search_space(cfg: TuneConfig) -> dict:
     for name, values in space.items():
         if not values:
             raise ValueError(f"--{name.replace('_', '-')}s is empty; give at least one value")
-        if "dropout" in name and not all(0.0 <= v < 1.0 for v in values):
+        # A range (text low:high[:log]) was checked against the flag's bounds when parsed.
+        if "dropout" in name and not isinstance(values, str) and not all(0.0 <= v < 1.0 for v in values):
             raise ValueError(f"--{name.replace('_', '-')}s {values}: every rate must be in [0, 1)")
-    return {name: list(values) for name, values in space.items()}
+    return {name: values if isinstance(values, str) else list(values) for name, values in space.items()}
 
 
 def train_config(cfg: TuneConfig) -> OrientationLightConfig:

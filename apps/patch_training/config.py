@@ -121,7 +121,7 @@ class TuneConfig(PatchTrainingConfig):
     project: str = option("ablation", "name of this search inside --run-dir (a new name starts a new search)")
     tuner: str = option("grid", "KerasTuner search: grid (every combination), random or hyperband", choices=TUNERS)
     max_trials: int = option(9, "trials at most (grid and random)", min=1)
-    learning_rates: list[float] = option([1e-4, 1e-3, 1e-2], "learning rates to try (the report's 1e-4, 1e-3, 1e-2)", above=0)
+    learning_rates: list[float] = option([1e-4, 1e-3, 1e-2], "learning rates to try (the report's 1e-4, 1e-3, 1e-2)", above=0, space=True)
     batch_sizes: list[int] = option([8, 16, 32], "batch sizes to try (the report's 8, 16, 32)", min=1)
     best_config: str | None = option(None, "where the best config goes; default <run-dir>/<project>/best_config.yaml")
 

@@ -55,7 +55,7 @@ ABLATION_COLUMNS = [
 
 def search_space(cfg: TuneConfig) -> dict:
     """`{train config field: values}` of the ablation."""
-    space = {"learning_rate": list(cfg.learning_rates), "batch_size": list(cfg.batch_sizes)}
+    space = {"learning_rate": cfg.learning_rates, "batch_size": list(cfg.batch_sizes)}  # a list or a range
     for name, values in space.items():
         if not values:
             raise ValueError(f"--{name.replace('_', '-')}s is empty; give at least one value")

@@ -16,6 +16,7 @@
         metrics.json         {"val": {...}, "test": {...}} with every compiled metric, plus the app's report
         tensorboard/         TensorBoard logs; final/: the settings (hparams), final metrics, confusion matrices
         mlruns/              --tracker mlflow: the run's local MLflow store (hybridvision.common.tracking)
+        wandb/               --tracker wandb: the offline Weights & Biases run, unless WANDB_DIR is set
         backup/              training state while a run is unfinished
 
 Crash safety. At the end of every epoch its results become durable in one

@@ -198,16 +198,83 @@ def test_tensorboard_has_hparams_final_metrics_and_the_confusion_matrix(faces, t
     assert {"final/val_confusion_matrix", "final/test_confusion_matrix"} <= images
 
 
-def test_a_tracker_that_is_not_installed_is_refused_before_the_run_starts(tmp_path, monkeypatch):
+@pytest.mark.parametrize("tracker, extra", [("mlflow", "tracking"), ("wandb", "wandb")])
+def test_a_tracker_that_is_not_installed_is_refused_before_the_run_starts(tmp_path, monkeypatch, tracker, extra):
     import importlib.util
 
     from hybridvision.common.config import TrainConfig
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else find_spec(name, *a))
-    with pytest.raises(UserError, match="^--tracker mlflow: mlflow is not installed"):
-        tracking.check(TrainConfig(tracker="mlflow", run_dir=str(tmp_path / "run")))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == tracker else find_spec(name, *a))
+    with pytest.raises(UserError, match=f"^--tracker {tracker}: {tracker} is not installed \\(pip install {tracker}, "
+                                        f"or the hybridvision\\[{extra}\\] extra\\)") as info:
+        tracking.check(TrainConfig(tracker=tracker, run_dir=str(tmp_path / "run")))
+    assert "\n" not in str(info.value)
     assert not (tmp_path / "run").exists()
+
+
+def _wandb_records(path):
+    """The records of an offline run's `run-<id>.wandb` file (wandb's LevelDB-style log of protobuf records:
+    a 7-byte file header, then in 32 KiB blocks chunks of checksum, length, type (1 full, 2 first, 3 middle,
+    4 last) and data)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, chunk = 7, b""
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
+            pos += 32768 - pos % 32768
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = chunk + data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunk)
+            chunk = b""
+            yield record
+
+
+@pytest.mark.slow
+def test_wandb_logs_settings_epochs_final_metrics_and_the_exported_model_offline(faces, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
+    run_dir = tmp_path / "run"
+    metrics = _orientation(faces, run_dir, "--lr-schedule", "cosine", "--tracker", "wandb")
+    (log_file,) = (tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb")
+    records = list(_wandb_records(log_file))
+    (run,) = [r.run for r in records if r.HasField("run")]
+    config = {u.key: json.loads(u.value_json) for u in run.config.update}
+    assert run.project == "hybridvision-orientation_light" and run.display_name == run_dir.name
+    assert config["lr_schedule"] == "cosine" and config["epochs"] == 2
+    history = [{i.nested_key[-1]: json.loads(i.value_json) for i in r.history.item} for r in records
+               if r.HasField("history")]
+    assert [h["epoch"] for h in history] == [0, 1]
+    assert [h["loss"] for h in history] == pytest.approx([r["loss"] for r in read_history(run_dir / "history.csv")])
+    summary = {u.key: json.loads(u.value_json) for r in records if r.HasField("summary") for u in r.summary.update}
+    assert summary["test_accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    (artifact,) = [r.artifact for r in records if r.HasField("artifact")]
+    exported = metrics["notes"]["exported_model"]
+    assert artifact.type == "model" and [c.path for c in artifact.manifest.contents] == [exported.split("/")[-1]]
+    saved = {f.path for r in records if r.HasField("files") for f in r.files.files}
+    assert "run/config.yaml" in saved and "run/curves.png" in saved
+
+
+def test_wandb_is_offline_unless_the_user_chose_or_logged_in(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert tracking.wandb_mode() == "offline"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert tracking.wandb_mode() is None  # the user's own WANDB_MODE rules
+    monkeypatch.delenv("WANDB_MODE")
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password secret\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert tracking.wandb_mode() is None  # logged in (wandb login): wandb's own default, online
 
 
 def test_an_apps_own_warmup_is_kept_or_replaced_by_the_chosen_schedule():
@@ -248,3 +315,52 @@ def test_randaugment_mixup_and_cutmix_change_the_training_batches():
         else:
             assert ((y > 0) & (y < 1)).any() and ((y >= 0) & (y <= 1)).all()
     assert recipe.augment(data, TrainConfig()) is data
+
+
+def _hparams_of(log_dir):
+    """{name: value} of the trial hparams KerasTuner wrote (hparams_api.KerasCallback) in `log_dir`'s event files."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    found = {}
+    for events in log_dir.rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            for value in event.summary.value:
+                if value.tag == "_hparams_/session_start_info":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    for name, hparam in data.session_start_info.hparams.items():
+                        found[name] = hparam.WhichOneof("kind") and getattr(hparam, hparam.WhichOneof("kind"))
+    return found
+
+
+@pytest.mark.slow
+def test_tune_with_a_log_range_writes_each_trial_with_its_hparams_to_tensorboard(faces, tmp_path, monkeypatch):
+    """`--learning-rates 1e-4:1e-2:log` reaches KerasTuner as an hp.Float with log sampling; each trial's
+    epochs and hyperparameters are in <run-dir>/<project>/tensorboard/<trial>/ (the hparams dashboard)."""
+    from hybridvision.apps.orientation_light import tune
+
+    monkeypatch.chdir(tmp_path)
+    best, path = tune.main(["--data-dir", str(faces), "--image-size", "16", "--epochs", "1", "--tuner", "random",
+                            "--max-trials", "2", "--batch-size", "4", "--batch-sizes", "4", "--optimizer", "adam",
+                            "--optimizers", "adam",
+                            "--learning-rates", "1e-4:1e-2:log", "--head-dropouts", "0.1:0.5",
+                            "--conv-dropouts", "0.2", "--run-dir", str(tmp_path / "tune"), "--quiet"])
+    project = path.parent
+    oracle = json.loads((project / "oracle.json").read_text())
+    space = {hp["config"]["name"]: hp for hp in oracle["hyperparameters"]["space"]}
+    assert space["learning_rate"]["class_name"] == "Float"
+    assert space["learning_rate"]["config"]["sampling"] == "log"
+    assert (space["learning_rate"]["config"]["min_value"], space["learning_rate"]["config"]["max_value"]) == (1e-4, 1e-2)
+    assert space["head_dropout"]["class_name"] == "Float" and space["head_dropout"]["config"]["sampling"] == "linear"
+    assert space["batch_size"]["class_name"] == "Choice"
+    assert 1e-4 <= best.learning_rate <= 1e-2 and 0.1 <= best.head_dropout <= 0.5
+
+    trials = sorted(p.name for p in (project / "tensorboard").iterdir())
+    assert len(trials) == 2
+    for trial in trials:
+        state = json.loads((project / f"trial_{trial}" / "trial.json").read_text())["hyperparameters"]["values"]
+        logged = _hparams_of(project / "tensorboard" / trial)
+        assert logged["learning_rate"] == pytest.approx(state["learning_rate"])
+        assert logged["head_dropout"] == pytest.approx(state["head_dropout"])
+        assert logged["optimizer"] == state["optimizer"] and logged["batch_size"] == state["batch_size"]
+        assert list((project / "tensorboard" / trial / "execution0").glob("train/events.out.tfevents.*"))

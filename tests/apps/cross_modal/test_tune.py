@@ -14,6 +14,20 @@ def tiny_domains(tmp_path_factory):
     return generate("domains", tmp_path_factory.mktemp("domains"), scale="tiny")
 
 
+def _hparams_model(trial_logs):
+    """The `model` hparam KerasTuner wrote to a trial's TensorBoard logs (None if none)."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for events in trial_logs.rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            for value in event.summary.value:
+                if value.tag == "_hparams_/session_start_info":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    return data.session_start_info.hparams["model"].string_value
+    return None
+
+
 @pytest.mark.slow
 def test_search_runs_the_grid_stops_early_and_resumes(tiny_domains, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -37,6 +51,9 @@ def test_search_runs_the_grid_stops_early_and_resumes(tiny_domains, tmp_path, mo
     out = tmp_path / "tune" / "search"
     assert "| model | learning rate | augmentation | val accuracy |" in (out / "search.md").read_text()
     assert len((out / "search.csv").read_text().splitlines()) == 5
+    # Every trial, a frozen one too (its only phase is the head's), is in TensorBoard with its hparams.
+    assert sorted(model for model in map(_hparams_model, (out / "tensorboard").iterdir())) == [
+        "finetune", "finetune", "frozen", "frozen"]
     # The best config is a plain train config whose augmentation fields are one preset's.
     cfg = parse_config(CrossModalConfig, ["--config", str(best_path)])
     assert (cfg.model, cfg.learning_rate) == (best.model, 1e-12)
