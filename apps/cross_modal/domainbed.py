@@ -140,7 +140,10 @@ def run_domainbed(cfg, train) -> dict:
     configs = cell_configs(cfg, root, domains)
     seeds = cfg.seeds or [cfg.seed]
     atomic_write_text(root / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-    cells = f"{len(domains) * len(seeds)} cells ({len(domains)} domains x {len(seeds)} seeds)"
+    def count(n, what):
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    cells = f"{count(len(domains) * len(seeds), 'cell')} ({count(len(domains), 'domain')} x {count(len(seeds), 'seed')})"
     todo = [domain for domain, by_seed in configs.items() for c in by_seed.values()
             if not (Path(c.run_dir) / "metrics.json").exists()]
     if todo:
