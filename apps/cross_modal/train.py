@@ -3,6 +3,7 @@
     hybridvision cross_modal train --data-dir ../shared/data/pacs_small --protocol from_source --source photo
     hybridvision cross_modal train --data-dir data/pacs --model finetune --protocol leave_one_out --folds 5
     hybridvision cross_modal train --backbone small --weights none --model scratch --image-size 64   # CPU
+    hybridvision cross_modal train --data-dir data/pacs --protocol domainbed --seeds 0,1,2   # as DomainBed (domainbed.py)
 
 Data: `<data-dir>/<modality>/<class>/*.jpg`. Besides the shared run directory
 (see `hybridvision.common.run`) it writes `modality_table.csv|md` (rows: the
