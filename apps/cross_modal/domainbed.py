@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import time
 from pathlib import Path
@@ -30,12 +29,11 @@ import numpy as np
 
 from hybridvision.apps.cross_modal.config import DOMAINBED_HOLDOUT
 from hybridvision.apps.cross_modal.data import load_table
-from hybridvision.common.repeat import repeat
+from hybridvision.common.repeat import check_cells, repeat
 from hybridvision.common.run import resolve_run_dir
 from hybridvision.common.run.atomic import atomic_write_text
 
 APP = "cross_modal"
-log = logging.getLogger("hybridvision")
 
 
 def cell_configs(cfg, root, domains) -> dict:
@@ -141,25 +139,28 @@ def markdown(test: dict, caption: str) -> str:
     return "\n".join(lines)
 
 
+def plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def run_domainbed(cfg, train) -> dict:
     """Every cell of `cfg` (trained by `train(cell_config, export=False)`, or read back), then the summary;
     returns metrics.json."""
     table = load_table(cfg)
     domains = cfg.test_domains or table.attrs["modalities"]
+    seeds = cfg.seeds or [cfg.seed]
     root = resolve_run_dir(APP, cfg)  # an unfinished run of these settings is resumed
     configs = cell_configs(cfg, root, domains)
-    seeds = cfg.seeds or [cfg.seed]
+    fix = "pass another --run-dir or delete that folder"
+    check_cells(configs, fix)  # a cell folder run with other settings: refused before anything is timed or trained
     atomic_write_text(root / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-    def count(n, what):
-        return f"{n} {what}{'' if n == 1 else 's'}"
-
-    cells = f"{count(len(domains) * len(seeds), 'cell')} ({count(len(domains), 'domain')} x {count(len(seeds), 'seed')})"
+    total = len(domains) * len(seeds)
     todo = [domain for domain, by_seed in configs.items() for c in by_seed.values()
             if not (Path(c.run_dir) / "metrics.json").exists()]
     if todo:
-        left = "" if len(todo) == len(domains) * len(seeds) else f"the {len(todo)} unfinished of "
-        print(f"estimated {duration(estimate_seconds(cfg, table, todo))} for {left}{cells}; run directory {root}",
-              flush=True)
+        left = "" if len(todo) == total else f"the {len(todo)} unfinished of "
+        print(f"estimated {duration(estimate_seconds(cfg, table, todo))} for {left}{plural(total, 'cell')} "
+              f"({plural(len(domains), 'domain')} x {plural(len(seeds), 'seed')}); run directory {root}", flush=True)
 
     def train_cell(cell):
         import keras
@@ -168,12 +169,15 @@ def run_domainbed(cfg, train) -> dict:
         keras.backend.clear_session()
         return metrics
 
-    def progress(domain, seed, metrics, seconds):
-        how = "read back" if seconds is None else duration(seconds)
-        log.info("held out %s, seed %d: test accuracy %.3f (%s)", domain, seed,
-                 metrics["test"]["per_modality"][domain]["accuracy"], how)
+    done = []
 
-    results = repeat(configs, train_cell, fix="pass another --run-dir or delete that folder", on_result=progress)
+    def progress(domain, seed, metrics, seconds):  # printed: hours-long runs show it even with --quiet
+        done.append(seed)
+        how = "read back" if seconds is None else f"trained in {duration(seconds)}"
+        print(f"[{len(done)}/{total}] held out {domain}, seed {seed}: test accuracy "
+              f"{metrics['test']['per_modality'][domain]['accuracy']:.3f} ({how})", flush=True)
+
+    results = repeat(configs, train_cell, check=False, on_result=progress)
     test = summarize(results)
     table_md = markdown(test, (
         f"DomainBed-style leave one domain out (training-domain validation: {DOMAINBED_HOLDOUT:.0%} of each training "

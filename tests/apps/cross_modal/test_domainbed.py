@@ -128,6 +128,8 @@ def test_cells_train_without_the_held_out_domain_resume_and_report_mean_and_stan
     cells.clear()
     assert train_module.main(args)["test"] == metrics["test"]
     assert cells == []
+    out = capsys.readouterr().out
+    assert out.count("(read back)") == 4 and "estimated" not in out
     with pytest.raises(UserError, match="photo_seed0 was run with other settings"):
         train_module.main([*args, "--epochs", "2"])
 
