@@ -63,8 +63,8 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
         choices=PROTOCOLS, group="data",
     )
     seeds: list[int] = option([], "domainbed: the seeds (e.g. 0,1,2), one cell per held-out domain and seed, each "
-                                  "its own run folder, read back when finished; default: --seed", min=0, group="training")
-    test_domains: list[str] = option([], "domainbed: the held-out domains (default every modality)", group="data")
+                                  "its own run folder, read back when finished; none given: --seed alone", min=0, group="training")
+    test_domains: list[str] = option([], "domainbed: the held-out domains, one cell each (none given: every modality)", group="data")
     source: list[str] = option(["photo"], "from_source: the training modality (several, comma-separated: one "
                                           "model each, the rows of the modality x modality table)", group="data")
     modalities: list[str] = option([], "modalities to read (default: every folder under --data-dir)", group="data")
