@@ -9,13 +9,16 @@ from hybridvision.common.backbones import BACKBONES, EFFICIENTNET_LITE, resolve_
 from hybridvision.common.config import TUNERS, AugmentOptions, OneLineErrorParser, TrainConfig, build_parser, option
 
 MODELS = ("frozen", "finetune", "scratch", "per_modality")
-PROTOCOLS = ("all", "from_source", "leave_one_out")
+PROTOCOLS = ("all", "from_source", "leave_one_out", "domainbed")
+DEFAULT_SPLIT = "70,20,10"
 OPTIMIZERS = ("rmsprop", "adam", "sgd", "adabound")
 # The report trained its head on a frozen VGG16 with RMSprop at 2e-5 (a
 # Flatten -> Dense 256 head); the pooled Lite0 head learns in a few epochs at
 # 1e-3 (2e-5 left it at 0.38 / 0.35 / 0.21 on PACS art / cartoon / sketch after
 # 10 epochs, measured). The models trained from random weights need 1e-3 too.
 DEFAULT_LEARNING_RATES = {"frozen": 1e-3, "finetune": 1e-3, "scratch": 1e-3, "per_modality": 1e-3}
+# DomainBed's share of each training domain held out for model selection (its --holdout_fraction).
+DOMAINBED_HOLDOUT = 0.2
 # The report's input size, kept for networks from random weights (pretrained ones get their ImageNet size).
 SCRATCH_IMAGE_SIZE = 150
 # The tuner's named augmentation settings (train config fields); "report" is the report's ImageDataGenerator alone.
@@ -52,13 +55,20 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
     protocol: str = option(
         "all",
         "all: one network on all modalities (the report's 'sequential'); from_source: train on --source "
-        "only, test on every modality; leave_one_out: per modality, train on the others, test on it",
+        "only, test on every modality; leave_one_out: per modality, train on the others, test on it; domainbed: "
+        "leave one domain out as DomainBed reports PACS: per held-out domain and seed (--seeds) one run folder, "
+        "trained on 80%% of each other domain, its checkpoint chosen on their other 20%% (training-domain "
+        "validation; the held-out domain is used only for the test, on all its images), then mean ± standard "
+        "error over the seeds per held-out domain and their average",
         choices=PROTOCOLS, group="data",
     )
+    seeds: list[int] = option([], "domainbed: the seeds (e.g. 0,1,2), one cell per held-out domain and seed, each "
+                                  "its own run folder, read back when finished; none given: --seed alone", min=0, group="training")
+    test_domains: list[str] = option([], "domainbed: the held-out domains, one cell each (none given: every modality)", group="data")
     source: list[str] = option(["photo"], "from_source: the training modality (several, comma-separated: one "
                                           "model each, the rows of the modality x modality table)", group="data")
     modalities: list[str] = option([], "modalities to read (default: every folder under --data-dir)", group="data")
-    split: str = option("70,20,10", "train,val,test shares per modality and class (70/20/10 as in the original report)", group="data")
+    split: str = option(DEFAULT_SPLIT, "train,val,test shares per modality and class (70/20/10 as in the original report)", group="data")
     folds: int = option(0, "K-fold cross-validation with K >= 2 (test = each fold in turn; val from the rest "
                            "by --split's shares): mean and std; 0 = one --split", min=0, group="data")
     epochs: int = option(10, "epochs")
@@ -125,6 +135,12 @@ class CrossModalConfig(AugmentOptions, TrainConfig):
             raise ValueError("--protocol from_source needs --source, e.g. --source photo")
         if self.folds == 1:
             raise ValueError(f"--folds {self.folds}: use 0 (one --split) or K >= 2")
+        if self.protocol != "domainbed" and (self.seeds or self.test_domains):
+            raise ValueError(f"--{'seeds' if self.seeds else 'test-domains'} applies to --protocol domainbed only, "
+                             f"not {self.protocol}")
+        if self.protocol == "domainbed" and (self.folds or self.split != DEFAULT_SPLIT):
+            raise ValueError(f"--protocol domainbed holds out {DOMAINBED_HOLDOUT:.0%} of each training domain for "
+                             "validation and tests on the whole held-out domain; drop --folds and --split")
 
 
 @dataclasses.dataclass

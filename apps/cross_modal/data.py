@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from hybridvision.apps.cross_modal.config import DOMAINBED_HOLDOUT
 from hybridvision.common.data import demo
 from hybridvision.common.data.class_folders import make_dataset
 from hybridvision.common.data.domains import kfold_domains, parse_split, read_domains, split_domains
@@ -29,13 +30,21 @@ def load_table(cfg):
         unknown = [s for s in cfg.source if s not in modalities]
         if unknown:
             raise ValueError(f"--source {','.join(unknown)} is not a modality of the data; choose from {modalities}")
-    if cfg.protocol == "leave_one_out" and len(modalities) < 2:
-        raise ValueError(f"--protocol leave_one_out needs at least 2 modalities; the data has {modalities}")
+    if cfg.protocol in ("leave_one_out", "domainbed") and len(modalities) < 2:
+        raise ValueError(f"--protocol {cfg.protocol} needs at least 2 modalities; the data has {modalities}")
+    unknown = [m for m in cfg.test_domains if m not in modalities]
+    if unknown:
+        raise ValueError(f"--test-domains {','.join(unknown)} is not a modality of the data; choose from {modalities}")
     return table
 
 
 def partitions(cfg, table) -> list[dict]:
     """One `{"train", "val", "test"}` dict per fold (a single one without `--folds`)."""
+    if cfg.protocol == "domainbed":
+        if not cfg.test_domains:  # `train` runs one cell per domain; tools that train one model need it named
+            raise ValueError("--protocol domainbed here needs --test-domains, the held-out domain(s), e.g. "
+                             "--test-domains sketch")
+        return [domainbed_partition(table, cfg.test_domains, cfg.seed)]
     fractions = parse_split(cfg.split)
     if not cfg.folds:
         return [split_domains(table, fractions, seed=cfg.seed)]
@@ -48,12 +57,37 @@ def partitions(cfg, table) -> list[dict]:
     return parts
 
 
+def domainbed_partition(table, held_out, seed) -> dict:
+    """DomainBed's training-domain validation split: the held-out domains' images are the test set, nothing else.
+
+    Each other domain is cut, per class (seeded), into 80% train and 20% val; the val rows of all
+    training domains together choose the checkpoint.
+    """
+    training = table[~table["modality"].isin(held_out)]
+    split = split_domains(training, (1 - DOMAINBED_HOLDOUT, DOMAINBED_HOLDOUT, 0.0), seed=seed)
+    test = table[table["modality"].isin(held_out)].reset_index(drop=True)
+    return {"train": split["train"], "val": split["val"], "test": test}
+
+
+def check_unseen(train, val, tested, train_modalities) -> None:
+    """Refuse (ValueError) to train when a test image, or any image of a domain held out of training, is in the
+    train or val set: the test rows must reach neither training nor the choice of the checkpoint."""
+    held_out = set(tested["modality"]) - set(train_modalities)
+    for name, rows in (("train", train), ("val", val)):
+        leaked = rows["path"].isin(set(tested["path"])) | rows["modality"].isin(held_out)
+        if leaked.any():
+            raise ValueError(f"{int(leaked.sum())} test or held-out image(s) are in the {name} set (e.g. "
+                             f"{rows['path'][leaked].iloc[0]}); refusing to train on them or choose a checkpoint by them")
+
+
 def experiments(cfg, modalities) -> list[tuple[str, list[str]]]:
     """`(row name, training modalities)` of each model the protocol trains."""
     if cfg.protocol == "all":
         return [("all", list(modalities))]
     if cfg.protocol == "from_source":
         return [(source, [source]) for source in cfg.source]
+    if cfg.protocol == "domainbed":  # one held-out domain per run (a cell): trained on all the others
+        return [(f"without_{'_'.join(cfg.test_domains)}", [m for m in modalities if m not in cfg.test_domains])]
     return [(f"without_{m}", [o for o in modalities if o != m]) for m in modalities]
 
 

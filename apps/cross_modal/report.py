@@ -121,7 +121,7 @@ def summarize(rows: dict, protocol: str, modalities) -> dict:
 
     table = {row: {col: cell(res, col)["accuracy"] for col in [*modalities, "all"] if _mean_of(res, "accuracy", col)}
              for row, res in rows.items()}
-    if protocol == "leave_one_out":
+    if protocol in ("leave_one_out", "domainbed"):
         per_modality = {m: cell(rows[f"without_{m}"], m) for m in modalities if f"without_{m}" in rows}
         accuracy = float(np.mean([v["accuracy"] for v in per_modality.values()]))
     else:

@@ -3,6 +3,7 @@
     hybridvision cross_modal train --data-dir ../shared/data/pacs_small --protocol from_source --source photo
     hybridvision cross_modal train --data-dir data/pacs --model finetune --protocol leave_one_out --folds 5
     hybridvision cross_modal train --backbone small --weights none --model scratch --image-size 64   # CPU
+    hybridvision cross_modal train --data-dir data/pacs --protocol domainbed --seeds 0,1,2   # as DomainBed (domainbed.py)
 
 Data: `<data-dir>/<modality>/<class>/*.jpg`. Besides the shared run directory
 (see `hybridvision.common.run`) it writes `modality_table.csv|md` (rows: the
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from hybridvision.apps.cross_modal.config import CrossModalConfig, train_parser
 from hybridvision.apps.cross_modal.data import (
+    check_unseen,
     experiments,
     labels_of,
     load_table,
@@ -48,9 +50,14 @@ APP = "cross_modal"
 log = logging.getLogger("hybridvision")
 
 
-def fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities, batch_size, learning_rate):
-    """Train one model on `train_modalities` of a partition; returns `(model, extractor, head)`, best weights."""
+def fit_one(cfg, run, dist, tag, part, train_modalities, tested, class_names, modalities, batch_size, learning_rate):
+    """Train one model on `train_modalities` of a partition; returns `(model, extractor, head)`, best weights.
+
+    Refused (`check_unseen`) when a row of `tested`, the images it will be tested on, or of a
+    domain held out of training would be trained on or choose the checkpoint.
+    """
     train, val = ({s: part[s][part[s]["modality"].isin(train_modalities)] for s in ("train", "val")}).values()
+    check_unseen(train, val, tested, train_modalities)
     num_classes = len(class_names)
     with dist.scope():
         model, extractor, head = build_model(cfg, num_classes, modalities)
@@ -83,13 +90,16 @@ def fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities
     return model, extractor, head
 
 
-def train(cfg: CrossModalConfig) -> dict:
-    """One run of the protocol (per fold with `--folds`); returns metrics."""
+def train(cfg: CrossModalConfig, export: bool = True) -> dict:
+    """One run of the protocol (per fold with `--folds`; of one domainbed cell); returns metrics.
+
+    `export=False` keeps the model in the run directory only (`Run`'s `export`).
+    """
     table = load_table(cfg)
     class_names, modalities = table.attrs["class_names"], table.attrs["modalities"]
     dist = Distribution.from_config(cfg)
     batch_size, learning_rate = dist.global_batch_size(cfg.batch_size), dist.learning_rate(cfg.learning_rate)
-    run = Run(APP, cfg)
+    run = Run(APP, cfg, export=export)
     run.note("class_names", class_names)
     run.note("modalities", modalities)
     if table.attrs["missing_classes"]:
@@ -104,16 +114,18 @@ def train(cfg: CrossModalConfig) -> dict:
     for k, part in enumerate(parts):
         for name, train_modalities in experiments(cfg, modalities):
             tag = name if len(parts) == 1 else f"{name}_fold{k}"
-            model, extractor, head = fit_one(cfg, run, dist, tag, part, train_modalities, class_names, modalities,
-                                             batch_size, learning_rate)
             tested = test_rows(table, part["test"], train_modalities)
+            model, extractor, head = fit_one(cfg, run, dist, tag, part, train_modalities, tested, class_names,
+                                             modalities, batch_size, learning_rate)
             rows.setdefault(name, []).append(evaluate_per_modality(
                 model, cfg, tested, class_names, modalities, batch_size,
                 out_dir=run.dir if k == 0 else None, tag=name))
-            if k == 0 and extractor is not None:  # per_modality has no single embedding
+            # per_modality has no single embedding; a domainbed cell reports accuracy only
+            if k == 0 and extractor is not None and cfg.protocol != "domainbed":
                 retrieval[name] = retrieval_tables(extractor, head, cfg, tested, modalities, batch_size)
     test = summarize(rows, cfg.protocol, modalities)
-    split = f"{cfg.folds}-fold cross-validation" if cfg.folds else f"split {cfg.split}"
+    split = (f"{cfg.folds}-fold cross-validation" if cfg.folds else "training-domain validation (80/20 of each "
+             "training domain)" if cfg.protocol == "domainbed" else f"split {cfg.split}")
     markdown = write_table(rows, test, modalities, run.dir,
                            f"Test accuracy, model {cfg.model} ({cfg.backbone}, weights {cfg.weights}), "
                            f"protocol {cfg.protocol}, {split}")
@@ -144,6 +156,10 @@ def train(cfg: CrossModalConfig) -> dict:
 def main(argv=None) -> dict:
     cfg = parse_config(CrossModalConfig, argv, parser=train_parser())
     setup_logging(cfg.quiet)
+    if cfg.protocol == "domainbed":
+        from hybridvision.apps.cross_modal.domainbed import run_domainbed
+
+        return run_domainbed(cfg, train)
     metrics = train(cfg)
     print(metrics.pop("markdown_table"))
     per = ", ".join(f"{m} {v['accuracy']:.3f}" for m, v in metrics["test"]["per_modality"].items())
