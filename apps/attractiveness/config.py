@@ -101,11 +101,12 @@ class AttractivenessConfig(AugmentOptions, TrainConfig):
         f"learning rate; default with pretrained weights 1e-4 for efficientnet_lite, "
         f"{PRETRAINED_LEARNING_RATE:g} for vgg16_bn (the original report's); {SCRATCH_LEARNING_RATE:g} from random weights",
     )
-    covariate_lr_multiplier: float = option(
-        1.0, "the covariates' weights (late fusion's rows of the head, the covariate kernels of hybrid / film / "
+    covariate_lr_multiplier: float | None = option(
+        None, "the covariates' weights (late fusion's rows of the head, the covariate kernels of hybrid / film / "
         "condconv) learn this many times faster than the rest: the coded covariates are multiplied by it inside "
-        "the model, which with Adam multiplies those weights' effective learning rate (they start at 0, and "
-        "Adam moves a weight about one learning rate a step)", above=0, group="training",
+        "the model, which with Adam multiplies those weights' effective learning rate (they start at 0, and Adam "
+        "moves a weight about one learning rate a step); default 100 for late_fusion, 1 for hybrid / film / "
+        "condconv (chosen on a validation split: see the settings notes)", above=0, group="training",
     )
     epochs: int = option(
         5, "epochs; the best checkpoint by --monitor is kept (the original report: 1 epoch over the 162,770 training "

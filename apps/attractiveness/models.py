@@ -41,6 +41,11 @@ from hybridvision.common.covariate_coding import with_coding
 from hybridvision.common.optimizers import get_optimizer
 
 COVARIATES = "covariates"
+# The default --covariate-lr-multiplier per model, chosen on the validation split of a real image + covariates
+# table (docs/results/attractiveness_settings.md): at 1, Adam at the fine-tuning rate moves late fusion's
+# covariate rows (from 0) too little to matter in a few epochs; the conditioned convolutions lost
+# validation ROC AUC at 10 and 100.
+COVARIATE_LR_MULTIPLIERS = {"late_fusion": 100.0}
 
 
 def parse_positions(positions) -> list:
@@ -149,7 +154,15 @@ def build_coded_model(config, coding, num_classes: int = 2) -> keras.Model:
     if config.model == "baseline" or coding is None:
         return build_model(config, 0, num_classes)
     return with_coding(build_model(config, coding.width, num_classes), coding, COVARIATES,
-                       scale=config.covariate_lr_multiplier)
+                       scale=covariate_lr_multiplier(config))
+
+
+def covariate_lr_multiplier(config) -> float:
+    """`--covariate-lr-multiplier`, or its default for `config.model` (resolved here, where the model is
+    known: tune and study change the model of a config after it was filled)."""
+    if config.covariate_lr_multiplier is not None:
+        return config.covariate_lr_multiplier
+    return COVARIATE_LR_MULTIPLIERS.get(config.model, 1.0)
 
 
 def _build_network(config, num_covariates: int, num_classes: int = 2) -> keras.Model:

@@ -77,6 +77,9 @@ declare -A CMD=(
   # the covariate app on a real table of images and covariates (HAM10000 skin lesions: age, sex, body site; 18%
   # malignant): the covariates-only floor, baseline, late fusion and the hybrid at the last conv, five seeds,
   # pretrained Lite0 at 96 px for 3 epochs (15 runs, ~4-7 min each on 2 cores shared with other jobs)
+  # --covariate-lr-multiplier 1, 10, 100 for late fusion and the hybrid at the last conv, seeds 0 and 1, on the same
+  # table and settings (the default per model was chosen on its validation ROC AUC; 12 runs, 2-4 min each)
+  [attractiveness_covariate_lr]="docs/results/covariate_lr_compare.py --data-dir $SHARED/ham10000_sample"
   [covariates_ham10000_study]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last --controls true --seeds 0,1,2,3,4 --image-size 96 --epochs 3 --cache"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m hybridvision.apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
@@ -103,7 +106,7 @@ ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cro
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_domainbed_lite0
        cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions
-       covariates_ham10000_study orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
+       attractiveness_covariate_lr covariates_ham10000_study orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
 
 if [[ "${1:-}" == "--list" ]]; then
   for name in "${ORDER[@]}"; do echo "$name: python ${CMD[$name]}"; done

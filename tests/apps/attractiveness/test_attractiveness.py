@@ -276,3 +276,20 @@ def test_celeba_through_the_table_pipeline_gives_its_files_in_order(celeba_root)
     np.testing.assert_array_equal(labels, attributes[new["test"]["path"]].to_numpy())
     train = np.concatenate([y.numpy()[:, 0] for _, y in datasets["train"]])
     assert sorted(train) == sorted(attributes[new["train"]["path"]])
+
+
+def test_covariate_lr_multiplier_default_per_model_and_as_given():
+    """Late fusion's covariate rows learn 100x faster by default, the conditioned convolutions' kernels 1x."""
+    import pandas as pd
+
+    coding = fit_coding(pd.DataFrame({"age": ["30", "50", "70"]}, dtype=object), ["age"])
+
+    def scale(**kw):
+        model = build_coded_model(_cfg(covariates=["age"], **kw), coding)
+        names = [layer.name for layer in model.layers]
+        return model.get_layer("covariate_scale").scale if "covariate_scale" in names else 1.0
+
+    assert scale(model="late_fusion") == 100.0
+    assert scale(model="hybrid") == 1.0 and scale(model="film") == 1.0
+    assert scale(model="late_fusion", covariate_lr_multiplier=1.0) == 1.0
+    assert scale(model="hybrid", covariate_lr_multiplier=3.0) == 3.0
