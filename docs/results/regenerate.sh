@@ -75,12 +75,9 @@ declare -A CMD=(
   # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
   [attractiveness_study_small48]="-m hybridvision.apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache"
   # the covariate app on a real table of images and covariates (HAM10000 skin lesions: age, sex, body site; 18%
-  # malignant): the covariates-only floor, baseline, late fusion and the hybrid at the last conv, five seeds,
-  # pretrained Lite0 at 96 px for 3 epochs (15 runs, ~4-7 min each on 2 cores shared with other jobs)
-  # --covariate-lr-multiplier 1, 10, 100 for late fusion and the hybrid at the last conv, seeds 0 and 1, on the same
-  # table and settings (the default per model was chosen on its validation ROC AUC; 12 runs, 2-4 min each)
-  [attractiveness_covariate_lr]="docs/results/covariate_lr_compare.py --data-dir $SHARED/ham10000_sample"
-  [covariates_ham10000_study]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last --controls true --seeds 0,1,2,3,4 --image-size 96 --epochs 3 --cache"
+  # malignant): the covariates-only floor, baseline, late fusion, the hybrid and FiLM at the last conv, five seeds,
+  # pretrained Lite0 at 96 px for 3 epochs (20 runs, ~2-4 min each on 2 cores)
+  [covariates_ham10000_study]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last,film_last --controls true --seeds 0,1,2,3,4 --image-size 96 --epochs 3 --cache"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m hybridvision.apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   [light_lite0]="-m hybridvision.apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
