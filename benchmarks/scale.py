@@ -168,7 +168,7 @@ def measure(n, out) -> dict:
     timed("decode_check_warm", lambda: images.validate_images(paths))
     images._VALIDATION_CACHE.clear()  # a new run: only what is kept on disk is left
     timed("decode_check_next_run", lambda: images.validate_images(paths))
-    good = None  # the lists of N paths are not kept for the phases below
+    paths = good = None  # the lists of N paths are not kept for the phases below
 
     def attractiveness():
         tables, _, _ = from_celeba(celeba, "Attractive", [], seed=0)
