@@ -14,6 +14,11 @@ The order is what makes a cache cheap and still random:
   epoch, without holding a second copy of the whole dataset;
 - augmentation runs after the cache (`per_example` before batching,
   `per_batch` after it), so every epoch draws new random transforms.
+
+An in-memory cache is sized before anything runs: N x (the decoded element's
+bytes, e.g. H x W x 3 for uint8 images); more than `CACHE_MEMORY_SHARE` of
+the memory available is refused with a one-line `UserError`, so a run that
+would be killed mid-epoch (or swap) stops before training starts.
 """
 
 from __future__ import annotations
@@ -21,10 +26,62 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
+
+from hybridvision.common.cli import UserError
 
 # With a cache the order is fixed by the first pass; this buffer reshuffles it every epoch.
 CACHED_SHUFFLE_BUFFER = 1024
+# An in-memory cache may take at most this share of the memory available when the dataset is built.
+CACHE_MEMORY_SHARE = 0.5
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (psutil, else /proc/meminfo's MemAvailable); None if unknown."""
+    try:
+        import psutil
+    except ImportError:
+        pass
+    else:
+        return int(psutil.virtual_memory().available)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def element_bytes(spec) -> int:
+    """Bytes of one element of fixed-shape tensors (strings and unknown dimensions count 0)."""
+    total = 0
+    for leaf in tf.nest.flatten(spec):
+        shape = getattr(leaf, "shape", None)
+        if shape is None or not shape.is_fully_defined() or leaf.dtype == tf.string:
+            continue
+        total += int(np.prod(shape.as_list(), dtype=np.int64)) * leaf.dtype.size
+    return total
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_cache_fits(count: int, spec) -> None:
+    """Raises a one-line `UserError` when `count` cached elements of `spec` would not fit in memory."""
+    needed, available = count * element_bytes(spec), available_memory()
+    if available is None or needed <= CACHE_MEMORY_SHARE * available:
+        return
+    shapes = ", ".join("x".join(map(str, leaf.shape)) for leaf in tf.nest.flatten(spec)
+                       if getattr(leaf, "shape", None) is not None and (leaf.shape.rank or 0) >= 2)
+    raise UserError(
+        f"--cache: {count} decoded images ({shapes} each) need {_size(needed)} in memory, more than "
+        f"{CACHE_MEMORY_SHARE:.0%} of the {_size(available)} available; train without the in-memory "
+        "cache (--no-cache: images are decoded every epoch) or with a smaller --image-size"
+    )
 
 
 def cached_images(
@@ -48,7 +105,8 @@ def cached_images(
             (e.g. into buckets of one image size).
         shuffle: reshuffle every epoch (seeded).
         seed: shuffle seed.
-        cache: False, True (in memory) or a file path for `Dataset.cache`.
+        cache: False, True (in memory: refused when it would not fit, see
+            `check_cache_fits`) or a file path for `Dataset.cache`.
         drop_remainder: drop the last incomplete batch (with `batch` a number).
         per_example: a map after the cache, before batching (e.g. a random flip per image).
         per_batch: a map after batching (e.g. float conversion, augmentation layers,
@@ -60,6 +118,8 @@ def cached_images(
     if shuffle:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=not cache)
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache is True:
+        check_cache_fits(count, dataset.element_spec)
     if cache:
         dataset = dataset.cache("" if cache is True else os.fspath(cache))
         if shuffle:
