@@ -49,7 +49,7 @@ LOGGER = logging.getLogger("hybridvision")
 
 def read_attributes(path):
     """The attribute file as a table: `file` plus one int8 0/1 column per attribute (1 -> 1, -1 -> 0)."""
-    table = read_counted_table(path, "attribute file")
+    table = read_counted_table(path, "attribute file", dtype="int8")
     values = table.iloc[:, 1:]
     bad = ~values.isin([1, -1])
     if bad.to_numpy().any():
@@ -58,8 +58,9 @@ def read_attributes(path):
             f"{path}: attribute values must be 1 or -1; row {row + 3} ({table['file'].iloc[row]}) "
             f"has {plain_value(values.iloc[row, col])!r} for {values.columns[col]}"
         )
-    table.iloc[:, 1:] = (values.to_numpy() > 0).astype("int8")
-    return table.astype({name: "int8" for name in values.columns})
+    for name in values.columns:  # column by column: no second N x 40 copy
+        table[name] = (values[name].to_numpy() > 0).astype("int8")
+    return table
 
 
 def read_partition(path):
