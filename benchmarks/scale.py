@@ -85,13 +85,13 @@ def generate(root, n, seed=0):
         with open(images / name, "wb") as f:
             f.write(data)
     rng = np.random.default_rng(seed)
-    values = np.where(rng.random((n, len(CELEBA_ATTRIBUTE_NAMES))) < 0.5, " 1", "-1")
     with open(celeba / "list_attr_celeba.txt", "w") as f:
         f.write(f"{n}\n{' '.join(CELEBA_ATTRIBUTE_NAMES)}\n")
-        f.writelines(f"{name} {' '.join(row)}\n" for name, row in zip(names, values))
-    partition = np.where(np.arange(n) < 0.8 * n, 0, np.where(np.arange(n) < 0.9 * n, 1, 2))
+        for start in range(0, n, 10_000):  # in chunks: the benchmark's own memory stays flat
+            values = np.where(rng.random((min(10_000, n - start), len(CELEBA_ATTRIBUTE_NAMES))) < 0.5, " 1", "-1")
+            f.writelines(f"{names[start + i]} {' '.join(row)}\n" for i, row in enumerate(values))
     with open(celeba / "list_eval_partition.txt", "w") as f:
-        f.writelines(f"{name} {p}\n" for name, p in zip(names, partition))
+        f.writelines(f"{name} {0 if i < 0.8 * n else 1 if i < 0.9 * n else 2}\n" for i, name in enumerate(names))
     for split in ("train", "val"):
         for name in CLASSES:
             (folders / split / name).mkdir(parents=True)
