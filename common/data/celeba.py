@@ -287,5 +287,5 @@ def make_dataset(
         inputs = (images, row["covariates"]) if covariates else images
         return inputs, row["target"]
 
-    return cached_images(tf.data.Dataset.from_tensor_slices(columns), decode, batch_size, shuffle=shuffle, seed=seed,
+    return cached_images(columns, decode, batch_size, shuffle=shuffle, seed=seed,
                          cache=cache, per_batch=finish)

@@ -1,11 +1,12 @@
 """The tail every image pipeline shares: shuffle, decode, cache, augment after the cache, batch, prefetch.
 
-    dataset = tf.data.Dataset.from_tensor_slices({"path": paths, "label": labels})
-    dataset = cached_images(dataset, decode, batch_size, shuffle=True, seed=0, cache=True, per_batch=augment)
+    columns = {"path": paths, "label": labels}  # or a tf.data.Dataset of known length
+    dataset = cached_images(columns, decode, batch_size, shuffle=True, seed=0, cache=True, per_batch=augment)
 
 The order is what makes a cache cheap and still random:
 
-- the undecoded elements (paths, labels) are shuffled first, all of them (cheap);
+- the undecoded elements (paths, labels) are shuffled first, all of them (cheap: given as
+  columns, one permutation of row numbers, 8 bytes per image);
   without a cache every epoch reshuffles them, with one only the first pass
   happens here (the cache then replays that order);
 - `decode` gives uint8 images, the form that is cached: 4x less memory than
@@ -84,6 +85,28 @@ def check_cache_fits(count: int, spec) -> None:
     )
 
 
+def _rows_in_order(columns, shuffle: bool, seed: int, reshuffle: bool):
+    """`(dataset of the rows of `columns`, row count)`, shuffled by one permutation of row numbers per epoch.
+
+    A shuffle buffer of all N elements holds N sets of tensors (a string tensor per path, one per
+    label...); here the columns are held once and each epoch draws one int64 permutation, so the
+    memory of a shuffle is 8 bytes per row.
+    """
+    columns = tf.nest.map_structure(tf.convert_to_tensor, columns)
+    counts = {int(c.shape[0]) for c in tf.nest.flatten(columns)}
+    if len(counts) != 1:
+        raise ValueError(f"cached_images: the columns have different lengths {sorted(counts)}")
+    count = counts.pop()
+    if shuffle:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=reshuffle).take(1)
+        order = seeds.map(lambda s: tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), seed=tf.stack([s, tf.constant(seed, tf.int64)]))).unbatch()
+    else:
+        order = tf.data.Dataset.range(count)
+    rows = order.map(lambda i: tf.nest.map_structure(lambda c: tf.gather(c, i), columns))
+    return rows.apply(tf.data.experimental.assert_cardinality(count)), count
+
+
 def cached_images(
     dataset: tf.data.Dataset,
     decode: Callable,
@@ -98,8 +121,10 @@ def cached_images(
     """`dataset` decoded, cached, augmented, batched and prefetched (the order in the module docstring).
 
     Args:
-        dataset: the undecoded elements (paths, labels, ...), of known length
-            (e.g. `Dataset.from_tensor_slices`).
+        dataset: the undecoded elements (paths, labels, ...): columns (a dict
+            or tuple of arrays, one row per image; shuffled by a permutation
+            of row numbers, see `_rows_in_order`), or a dataset of known length
+            (e.g. `Dataset.from_tensor_slices`, shuffled in a buffer of all of it).
         decode: maps an element to the element to cache (images uint8).
         batch: images per batch, or a function that batches the dataset
             (e.g. into buckets of one image size).
@@ -112,11 +137,14 @@ def cached_images(
         per_batch: a map after batching (e.g. float conversion, augmentation layers,
             the model's inputs).
     """
-    count = int(dataset.cardinality())
-    if count < 0:
-        raise ValueError("cached_images needs a dataset of known length (the shuffle buffer holds all of it)")
-    if shuffle:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=not cache)
+    if isinstance(dataset, tf.data.Dataset):
+        count = int(dataset.cardinality())
+        if count < 0:
+            raise ValueError("cached_images needs a dataset of known length (the shuffle buffer holds all of it)")
+        if shuffle:
+            dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=not cache)
+    else:
+        dataset, count = _rows_in_order(dataset, shuffle, seed, reshuffle=not cache)
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     if cache is True:
         check_cache_fits(count, dataset.element_spec)

@@ -93,3 +93,28 @@ def test_available_memory_reads_the_machine():
     spec = {"image": tf.TensorSpec((16, 16, 3), tf.uint8), "label": tf.TensorSpec((), tf.int32),
             "path": tf.TensorSpec((), tf.string)}
     assert element_bytes(spec) == 16 * 16 * 3 + 4
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_columns_are_shuffled_by_a_permutation_per_epoch_the_same_for_a_seed(cache):
+    columns = {"x": np.arange(50, dtype="int64"), "name": np.array([f"row{i}" for i in range(50)])}
+
+    def build(seed):
+        return cached_images(columns, lambda row: row, 8, shuffle=True, seed=seed, cache=cache)
+
+    def epochs(dataset):
+        out = []
+        for _ in range(2):
+            rows = [(int(x), n.decode()) for b in dataset.as_numpy_iterator() for x, n in zip(b["x"], b["name"])]
+            out.append(rows)
+        return out
+
+    first, second = epochs(build(3))
+    assert all(name == f"row{x}" for x, name in first + second)  # the columns stay aligned
+    assert sorted(x for x, _ in first) == sorted(x for x, _ in second) == list(range(50))
+    assert first != second  # reshuffled (with a cache: by the buffer after it)
+    assert epochs(build(3)) == [first, second]  # the same for the same seed
+    assert epochs(build(4))[0] != first
+    plain = cached_images(columns, lambda row: row, 8, cache=cache)
+    assert [int(x) for b in plain.as_numpy_iterator() for x in b["x"]] == list(range(50))
+    assert int(plain.cardinality()) == 7
