@@ -40,7 +40,7 @@ from hybridvision.common.data.celeba_files import (  # noqa: F401 (re-exported: 
     refuse_duplicates,
     require_file,
 )
-from hybridvision.common.data.images import decode_image, drop_unreadable, file_table
+from hybridvision.common.data.images import decode_image, drop_unreadable
 from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES
 from hybridvision.common.data.pipeline import cached_images
 
@@ -172,7 +172,8 @@ def read_celeba(root, landmarks=False):
     table = table[present].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"none of the images listed in {root / ATTRIBUTE_FILE} is in {image_dir}")
-    table.insert(0, "path", file_table([[str(image_dir / f)] for f in table["file"]], ["path"])["path"])
+    folder = str(image_dir)
+    table.insert(0, "path", pd.Series([os.path.join(folder, f) for f in table["file"]], dtype=object))
     table = table[["path", "file", "partition", *names, *mark_names]]
     table.attrs.update(attribute_names=names, landmark_names=mark_names, missing_images=missing)
     return table

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -255,19 +256,19 @@ def validate_images(paths):
         to_check = unchecked
 
     if to_check:
-        readable = set()
-        dataset = tf.data.Dataset.from_tensor_slices(to_check)
+        readable = np.zeros(len(to_check), dtype=bool)
+        dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(to_check), dtype=tf.int64), to_check))
         dataset = dataset.map(
-            lambda p: (p, _check_decodes(tf.io.read_file(p))),
+            lambda i, p: (i, _check_decodes(tf.io.read_file(p))),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=False,
         )
-        # Batched: one Python round trip per CHECK_BATCH files, not per file.
+        # Batched: one Python round trip per CHECK_BATCH files, not per file; positions, not path copies.
         dataset = dataset.ignore_errors().batch(CHECK_BATCH).prefetch(2)
         with stderr_filtered(DECODER_NOISE):  # the failures are returned (and logged by drop_unreadable)
             for batch, _ in dataset.as_numpy_iterator():
-                readable.update(path.decode() for path in batch)
-            failed = [path for path in to_check if path not in readable]
+                readable[batch] = True
+            failed = [path for path, ok in zip(to_check, readable) if not ok]
             found = {path: _reason(path) or "cannot decode" for path in failed}
         for path in to_check:
             reason = found.get(path)
