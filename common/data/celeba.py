@@ -40,7 +40,7 @@ from hybridvision.common.data.celeba_files import (  # noqa: F401 (re-exported: 
     refuse_duplicates,
     require_file,
 )
-from hybridvision.common.data.images import decode_image, drop_unreadable, file_table
+from hybridvision.common.data.images import decode_image, drop_unreadable
 from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES
 from hybridvision.common.data.pipeline import cached_images
 
@@ -49,7 +49,7 @@ LOGGER = logging.getLogger("hybridvision")
 
 def read_attributes(path):
     """The attribute file as a table: `file` plus one int8 0/1 column per attribute (1 -> 1, -1 -> 0)."""
-    table = read_counted_table(path, "attribute file")
+    table = read_counted_table(path, "attribute file", dtype="int8")
     values = table.iloc[:, 1:]
     bad = ~values.isin([1, -1])
     if bad.to_numpy().any():
@@ -58,8 +58,9 @@ def read_attributes(path):
             f"{path}: attribute values must be 1 or -1; row {row + 3} ({table['file'].iloc[row]}) "
             f"has {plain_value(values.iloc[row, col])!r} for {values.columns[col]}"
         )
-    table.iloc[:, 1:] = (values.to_numpy() > 0).astype("int8")
-    return table.astype({name: "int8" for name in values.columns})
+    for name in values.columns:  # column by column: no second N x 40 copy
+        table[name] = (values[name].to_numpy() > 0).astype("int8")
+    return table
 
 
 def read_partition(path):
@@ -171,7 +172,8 @@ def read_celeba(root, landmarks=False):
     table = table[present].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"none of the images listed in {root / ATTRIBUTE_FILE} is in {image_dir}")
-    table.insert(0, "path", file_table([[str(image_dir / f)] for f in table["file"]], ["path"])["path"])
+    folder = str(image_dir)
+    table.insert(0, "path", pd.Series([os.path.join(folder, f) for f in table["file"]], dtype=object))
     table = table[["path", "file", "partition", *names, *mark_names]]
     table.attrs.update(attribute_names=names, landmark_names=mark_names, missing_images=missing)
     return table
@@ -286,5 +288,5 @@ def make_dataset(
         inputs = (images, row["covariates"]) if covariates else images
         return inputs, row["target"]
 
-    return cached_images(tf.data.Dataset.from_tensor_slices(columns), decode, batch_size, shuffle=shuffle, seed=seed,
+    return cached_images(columns, decode, batch_size, shuffle=shuffle, seed=seed,
                          cache=cache, per_batch=finish)

@@ -29,8 +29,12 @@ def require_file(path, what):
         raise FileNotFoundError(f"CelebA {what} {str(path)!r} not found; expected the official layout {LAYOUT}.")
 
 
-def read_counted_table(path, what):
-    """Reads the `count`, `names`, `file v1 .. vn` format shared by the attribute and landmark files."""
+def read_counted_table(path, what, dtype=None):
+    """Reads the `count`, `names`, `file v1 .. vn` format shared by the attribute and landmark files.
+
+    `dtype`: of the value columns, when they all parse as it (CelebA's attributes: int8, an eighth of
+    the memory of the default int64 for 200,000 rows x 40); otherwise they are read as pandas infers.
+    """
     require_file(path, what)
     with open(path, encoding="utf-8") as f:
         first, second = f.readline().strip(), f.readline().split()
@@ -42,7 +46,15 @@ def read_counted_table(path, what):
     if not second or second[0].endswith((".jpg", ".png")):
         raise ValueError(f"{path}: line 2 must hold the column names, got {' '.join(second[:3])!r} ...")
     try:
-        table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, dtype={0: str})
+        table = None
+        if dtype is not None:
+            try:
+                table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None,
+                                    dtype={0: str, **{i: dtype for i in range(1, len(second) + 1)}})
+            except (ValueError, OverflowError, TypeError):
+                table = None  # a value that is not a `dtype`: read again as inferred, to name it
+        if table is None:
+            table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, dtype={0: str})
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: rows must be `file` followed by {len(second)} values ({str(err).splitlines()[0]})") from None
     if table.shape[1] != len(second) + 1:

@@ -193,7 +193,7 @@ def make_dataset(
             labels = tf.one_hot(labels, depth, dtype=tf.float32)
         return inputs, labels
 
-    dataset = cached_images(tf.data.Dataset.from_tensor_slices(columns), decode, batch_size, shuffle=shuffle,
+    dataset = cached_images(columns, decode, batch_size, shuffle=shuffle,
                             seed=seed, cache=cache, drop_remainder=drop_remainder, per_batch=finish)
     if class_names is not None:
         dataset.class_names = list(class_names)

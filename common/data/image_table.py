@@ -336,7 +336,7 @@ def make_dataset(table, coding=None, num_classes: int = 2, image_size=(64, 64), 
             return images, row["target"]
         return {IMAGE_INPUT: images, **{key: row[f"raw:{key}"] for key in raw}}, row["target"]
 
-    return cached_images(tf.data.Dataset.from_tensor_slices(columns), decode, batch_size, shuffle=shuffle, seed=seed,
+    return cached_images(columns, decode, batch_size, shuffle=shuffle, seed=seed,
                          cache=cache, per_batch=finish)
 
 

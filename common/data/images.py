@@ -6,9 +6,11 @@ which files would fail, so a pipeline skips (and reports) them instead of
 crashing mid-epoch.
 """
 
+import hashlib
 import logging
 import os
 
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -151,12 +153,65 @@ def _reason(path):
     return None
 
 
+# Checks of at least this many files are also kept on disk, so the next run of a large
+# dataset does not decode it again; smaller ones take under a second.
+DISK_CACHE_MIN = 1000
+CHECK_BATCH = 256  # decoded files come back to Python this many at a time
+
+
+def decode_check_cache_dir():
+    """Where checks are kept between runs: `$HYBRIDVISION_CACHE_DIR/decode_check` (default `~/.cache/hybridvision`).
+
+    `HYBRIDVISION_CACHE_DIR=off` keeps them in memory only.
+    """
+    root = os.environ.get("HYBRIDVISION_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hybridvision")
+    return None if root == "off" else os.path.join(root, "decode_check")
+
+
+def _cache_file(folder, directory):
+    return os.path.join(folder, hashlib.sha1(os.fsencode(directory)).hexdigest()[:20] + ".tsv")
+
+
+def _load_disk_cache(folder, directories):
+    """`{(path, mtime_ns, size): reason or None}` of the files checked before in `directories`."""
+    found = {}
+    for directory in directories:
+        try:
+            with open(_cache_file(folder, directory), encoding="utf-8", errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split("\t")
+            if len(fields) == 4 and fields[1].isdigit() and fields[2].isdigit():  # a line cut by a kill is skipped
+                found[(os.path.join(directory, fields[0]), int(fields[1]), int(fields[2]))] = fields[3] or None
+    return found
+
+
+def _save_disk_cache(folder, results):
+    """Appends `{key: reason or None}` to the cache files of the keys' folders (best effort)."""
+    by_directory = {}
+    for (path, mtime, size), reason in results.items():
+        directory, name = os.path.split(os.path.abspath(path))
+        if not any(c in name for c in "\t\r\n") and "\t" not in (reason or "") and "\n" not in (reason or ""):
+            by_directory.setdefault(directory, []).append(f"{name}\t{mtime}\t{size}\t{reason or ''}\n")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for directory, lines in by_directory.items():
+            with open(_cache_file(folder, directory), "a", encoding="utf-8") as f:
+                f.write("".join(lines))
+    except OSError as error:
+        LOGGER.debug("decode check not kept on disk: %s", error)
+
+
 def validate_images(paths):
     """Checks that every file exists, is not empty and fully decodes.
 
     Decoding runs in parallel inside tf.data with the same decoders the
     pipelines use. Results are cached in memory by (path, mtime, size), so a
-    second call on unchanged files is instant.
+    second call on unchanged files is instant; a check of `DISK_CACHE_MIN`
+    files or more is also kept on disk (`decode_check_cache_dir`), so the
+    next run only stats the files.
 
     Args:
         paths: iterable of file paths.
@@ -186,24 +241,41 @@ def validate_images(paths):
         else:
             to_check.append(path)
 
+    folder = decode_check_cache_dir() if len(paths) >= DISK_CACHE_MIN else None
+    if to_check and folder:
+        directories = {os.path.dirname(os.path.abspath(path)) for path in to_check}
+        kept = _load_disk_cache(folder, directories)
+        unchecked = []
+        for path in to_check:
+            key = keys[path]
+            found = kept.get((os.path.abspath(path), key[1], key[2]), False)
+            if found is False:
+                unchecked.append(path)
+            else:
+                _VALIDATION_CACHE[key] = reasons[path] = found
+        to_check = unchecked
+
     if to_check:
-        readable = set()
-        dataset = tf.data.Dataset.from_tensor_slices(to_check)
+        readable = np.zeros(len(to_check), dtype=bool)
+        dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(to_check), dtype=tf.int64), to_check))
         dataset = dataset.map(
-            lambda p: (p, _check_decodes(tf.io.read_file(p))),
+            lambda i, p: (i, _check_decodes(tf.io.read_file(p))),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=False,
         )
-        dataset = dataset.ignore_errors()
+        # Batched: one Python round trip per CHECK_BATCH files, not per file; positions, not path copies.
+        dataset = dataset.ignore_errors().batch(CHECK_BATCH).prefetch(2)
         with stderr_filtered(DECODER_NOISE):  # the failures are returned (and logged by drop_unreadable)
-            for path, _ in dataset.as_numpy_iterator():
-                readable.add(path.decode())
-            failed = [path for path in to_check if path not in readable]
+            for batch, _ in dataset.as_numpy_iterator():
+                readable[batch] = True
+            failed = [path for path, ok in zip(to_check, readable) if not ok]
             found = {path: _reason(path) or "cannot decode" for path in failed}
         for path in to_check:
             reason = found.get(path)
             _VALIDATION_CACHE[keys[path]] = reason
             reasons[path] = reason
+        if folder:
+            _save_disk_cache(folder, {keys[path]: reasons[path] for path in to_check})
 
     good = [p for p in paths if reasons.get(p) is None]
     bad = [(p, reasons[p]) for p in paths if reasons.get(p) is not None]

@@ -116,3 +116,23 @@ def test_feature_extraction_quick_json(capsys, tmp_path):
     assert result["pipeline_over_bare"] == pytest.approx(
         result["pipeline_images_per_s"] / result["bare_predict_images_per_s"], rel=1e-6
     )
+
+
+@pytest.mark.slow
+def test_scale_small_sizes_json(capsys, tmp_path):
+    from benchmarks import scale
+
+    returned = scale.main(["--sizes", "200,400", "--json", "--out", str(tmp_path)])
+    result = last_json_line(capsys)
+    assert result == json.loads(json.dumps(returned))
+    assert result["sizes"] == [200, 400]
+    assert set(result["ratio_largest_over_smallest"]) == set(scale.PHASES)
+    assert all(v > 0 for v in result["ratio_largest_over_smallest"].values())
+    assert set(result["peak_rss_mb"]) == {"200", "400"} and all(v > 0 for v in result["peak_rss_mb"].values())
+    for size, per_image in result["us_per_image"].items():
+        assert set(per_image) == set(scale.PHASES) and all(v > 0 for v in per_image.values()), size
+        shares = result["input_share_of_step"][size]
+        assert set(shares) == {"attractiveness", "orientation_light"} and all(0 <= v <= 1 for v in shares.values())
+    for one in result["per_size"]:
+        assert set(one["rss_mb_after"]) >= {"start", "generate", *scale.PHASES}
+    assert list(tmp_path.iterdir()) == []  # the generated images are removed

@@ -1,0 +1,294 @@
+"""Scale: cost per image and peak memory from 2,000 images to 200,000.
+
+Run from the repository root:
+
+    python -m benchmarks.scale [--sizes 2000,20000,200000] [--out DIR] [--json]
+
+For every size N it writes N small synthetic JPEGs (one 16x16 image encoded
+once and written N times, so generating stays cheap) in the real layouts:
+
+- CelebA's official layout (`img_align_celeba/`, `list_attr_celeba.txt`,
+  `list_eval_partition.txt`, 80/10/10 partitions), as the attractiveness app
+  reads it;
+- class folders `train/<class>/`, `val/<class>/` (hard links to the same
+  files, 90/10), as orientation_light reads them;
+
+then, in a fresh subprocess per size (so each size's peak memory is its own),
+times per image, in one run:
+
+- `annotations`: `read_celeba` and `read_class_folders` (train split);
+- `decode_check_cold` / `_warm` / `_next_run`: `validate_images` over the
+  CelebA images: first time, again in the same process, and in a new run
+  (the in-process cache emptied, the cache kept on disk);
+- `attractiveness_epoch` / `orientation_light_epoch`: one epoch of `fit`
+  through each app's tf.data pipeline (`image_table.from_celeba` +
+  `image_table.make_dataset`, target Attractive, images only;
+  `class_folders.make_dataset`) with a tiny model, no cache, batch 32;
+- `bare_fit`: the same tiny model's `fit` on one in-memory batch of the same
+  shape, repeated (200 steps, best of 3): the model's step; `input_share_*` = (epoch - bare) / epoch
+  is the part of a step the input pipeline costs;
+- `predict`: `label_folder` over `img_align_celeba/` with the tiny model.
+
+Peak memory is `ru_maxrss` of the child, after each phase (`rss_mb_after`)
+and in all (`peak_rss_mb`). The JSON (`--json`: the last line) has per-image
+costs in microseconds per size, `ratio_largest_over_smallest` per phase (1.0:
+cost grows linearly with N) and the peak RSS per size. Each phase is timed
+once per size (at large N one pass is long enough); on a shared machine the
+figures are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SIZE = 16
+BATCH = 32
+BARE_STEPS = 200
+CLASSES = ("left", "center", "right")
+PHASES = ("read_celeba", "read_class_folders", "decode_check_cold", "decode_check_warm", "decode_check_next_run",
+          "attractiveness_epoch", "orientation_light_epoch", "bare_fit", "predict")
+
+
+def jpeg_bytes(size=IMAGE_SIZE, seed=0) -> bytes:
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(coarse).resize((size, size), Image.BILINEAR).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def generate(root, n, seed=0):
+    """N images in CelebA's layout under `root/celeba` and as class folders under `root/folders`."""
+    from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES
+
+    root = Path(root)
+    celeba, folders = root / "celeba", root / "folders"
+    images = celeba / "img_align_celeba"
+    images.mkdir(parents=True)
+    data = jpeg_bytes()
+    names = [f"{i + 1:06d}.jpg" for i in range(n)]
+    for name in names:
+        with open(images / name, "wb") as f:
+            f.write(data)
+    rng = np.random.default_rng(seed)
+    with open(celeba / "list_attr_celeba.txt", "w") as f:
+        f.write(f"{n}\n{' '.join(CELEBA_ATTRIBUTE_NAMES)}\n")
+        for start in range(0, n, 10_000):  # in chunks: the benchmark's own memory stays flat
+            values = np.where(rng.random((min(10_000, n - start), len(CELEBA_ATTRIBUTE_NAMES))) < 0.5, " 1", "-1")
+            f.writelines(f"{names[start + i]} {' '.join(row)}\n" for i, row in enumerate(values))
+    with open(celeba / "list_eval_partition.txt", "w") as f:
+        f.writelines(f"{name} {0 if i < 0.8 * n else 1 if i < 0.9 * n else 2}\n" for i, name in enumerate(names))
+    for split in ("train", "val"):
+        for name in CLASSES:
+            (folders / split / name).mkdir(parents=True)
+    for i, name in enumerate(names):
+        split = "train" if i < 0.9 * n else "val"
+        os.link(images / name, folders / split / CLASSES[i % len(CLASSES)] / name)
+    return celeba, folders
+
+
+def tiny_model(classes):
+    import keras
+
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if classes == 2:
+        model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+        model.compile("sgd", "binary_crossentropy")
+    else:
+        model = keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x))
+        model.compile("sgd", "sparse_categorical_crossentropy")
+    return model
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return round(kib / 1024, 1)
+
+
+def fit_seconds(model, dataset) -> float:
+    model.fit(dataset.take(2), epochs=1, verbose=0)  # traces the train step once (not timed)
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, verbose=0)
+    return time.perf_counter() - start
+
+
+def measure(n, out) -> dict:
+    """Everything for one size, in this process (the child)."""
+    import logging
+
+    logging.getLogger("hybridvision").setLevel(logging.ERROR)
+    os.environ["HYBRIDVISION_CACHE_DIR"] = str(Path(out) / "cache")
+    import tensorflow as tf
+
+    from hybridvision.common.data import class_folders, images
+    from hybridvision.common.data.celeba import read_celeba
+    from hybridvision.common.data.image_table import from_celeba
+    from hybridvision.common.data.image_table import make_dataset as table_dataset
+    from hybridvision.common.predict import label_folder
+
+    seconds, rss = {}, {"start": peak_rss_mb()}
+
+    def timed(phase, function):
+        start = time.perf_counter()
+        result = function()
+        seconds[phase] = time.perf_counter() - start
+        rss[phase] = peak_rss_mb()
+        return result
+
+    start = time.perf_counter()
+    celeba, folders = generate(Path(out) / "data", n)
+    generate_s = time.perf_counter() - start
+    rss["generate"] = peak_rss_mb()
+
+    table = timed("read_celeba", lambda: read_celeba(celeba))
+    timed("read_class_folders", lambda: class_folders.read_class_folders(folders, "train"))
+    paths = list(table["path"])
+    images._VALIDATION_CACHE.clear()
+    good, _ = timed("decode_check_cold", lambda: images.validate_images(paths))
+    assert len(good) == n, (len(good), n)
+    timed("decode_check_warm", lambda: images.validate_images(paths))
+    images._VALIDATION_CACHE.clear()  # a new run: only what is kept on disk is left
+    timed("decode_check_next_run", lambda: images.validate_images(paths))
+    paths = good = None  # the lists of N paths are not kept for the phases below
+
+    def attractiveness():
+        tables, _, _ = from_celeba(celeba, "Attractive", [], seed=0)
+        ds = table_dataset(tables["train"], None, 2, (IMAGE_SIZE, IMAGE_SIZE), BATCH, shuffle=True, seed=0)
+        return fit_seconds(tiny_model(2), ds), len(tables["train"])
+
+    seconds_fit, n_attr = timed("attractiveness_epoch", attractiveness)
+    seconds["attractiveness_epoch"] = seconds_fit
+
+    def orientation():
+        train = class_folders.read_class_folders(folders, "train")
+        ds = class_folders.make_dataset(train, (IMAGE_SIZE, IMAGE_SIZE), BATCH, shuffle=True, seed=0,
+                                        cache=False, validate=False)
+        return fit_seconds(tiny_model(3), ds), len(train)
+
+    seconds_fit, n_orient = timed("orientation_light_epoch", orientation)
+    seconds["orientation_light_epoch"] = seconds_fit
+
+    def bare():
+        x = tf.random.uniform((BATCH, IMAGE_SIZE, IMAGE_SIZE, 3), 0, 255)
+        y = tf.zeros((BATCH,), tf.int32)
+        ds = tf.data.Dataset.from_tensors((x, y)).repeat(BARE_STEPS)
+        model = tiny_model(3)
+        return min(fit_seconds(model, ds) for _ in range(3))  # short: the least disturbed of 3
+
+    seconds["bare_fit"] = timed("bare_fit", bare)
+
+    def predict():
+        return label_folder(tiny_model(3), celeba / "img_align_celeba", Path(out) / "labels.csv", list(CLASSES),
+                            batch_size=64, progress=False)
+
+    summary = timed("predict", predict)
+    assert summary["labelled"] == n, summary
+
+    counts = {phase: n for phase in PHASES}
+    counts.update(read_class_folders=n_orient, attractiveness_epoch=n_attr, orientation_light_epoch=n_orient,
+                  bare_fit=BARE_STEPS * BATCH)
+    per_image = {phase: round(1e6 * seconds[phase] / counts[phase], 2) for phase in PHASES}
+    share = {}
+    for app in ("attractiveness", "orientation_light"):
+        epoch = per_image[f"{app}_epoch"]
+        share[app] = round(max(0.0, epoch - per_image["bare_fit"]) / epoch, 3)
+    return {
+        "images": n,
+        "generate_s": round(generate_s, 2),
+        "seconds": {phase: round(s, 3) for phase, s in seconds.items()},
+        "us_per_image": per_image,
+        "input_share_of_step": share,
+        "rss_mb_after": rss,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_child(n, out) -> dict:
+    """`measure(n)` in a fresh interpreter: each size's peak memory is its own."""
+    command = [sys.executable, "-m", "benchmarks.scale", "--child", str(n), "--out", str(out)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    done = subprocess.run(command, capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[1])
+    if done.returncode:
+        raise SystemExit(f"size {n} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarize(results) -> dict:
+    """Per-image ratios largest/smallest size per phase, the peaks, the shares."""
+    small, large = results[0], results[-1]
+    ratios = {phase: round(large["us_per_image"][phase] / small["us_per_image"][phase], 3)
+              if small["us_per_image"][phase] > 0 else None for phase in PHASES}
+    return {
+        "sizes": [r["images"] for r in results],
+        "ratio_largest_over_smallest": ratios,
+        "worst_ratio": max((v, k) for k, v in ratios.items() if v is not None and k != "decode_check_warm"),
+        "peak_rss_mb": {str(r["images"]): r["peak_rss_mb"] for r in results},
+        "peak_rss_growth_mb": round(large["peak_rss_mb"] - small["peak_rss_mb"], 1),
+        "input_share_of_step": {str(r["images"]): r["input_share_of_step"] for r in results},
+        "us_per_image": {str(r["images"]): r["us_per_image"] for r in results},
+        "per_size": results,
+        "image_size": IMAGE_SIZE,
+        "batch_size": BATCH,
+        "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="2000,20000,200000", help="comma-separated image counts")
+    parser.add_argument("--out", help="folder for the generated images (default: a temporary folder, removed)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args.child, args.out)))
+        return None
+    try:
+        sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"--sizes {args.sizes!r}: give comma-separated image counts, e.g. 2000,20000") from None
+    if not sizes or min(sizes) < 10:
+        raise SystemExit(f"--sizes {args.sizes!r}: give at least one count of 10 images or more")
+    sizes = sorted(sizes)
+    results = []
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.out) as tmp:
+        for n in sizes:
+            folder = Path(tmp) / str(n)
+            results.append(run_child(n, folder))
+            shutil.rmtree(folder, ignore_errors=True)
+            r = results[-1]
+            print(f"N={n}: " + ", ".join(f"{k} {v:.1f} us" for k, v in r["us_per_image"].items())
+                  + f"; peak RSS {r['peak_rss_mb']} MB", flush=True)
+    result = summarize(results)
+    print("per image, largest over smallest: "
+          + ", ".join(f"{k} {v}" for k, v in result["ratio_largest_over_smallest"].items()))
+    print("peak RSS MB: " + ", ".join(f"{k}: {v}" for k, v in result["peak_rss_mb"].items()))
+    if args.json:
+        print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
