@@ -55,31 +55,41 @@ IMAGE_SIZE = 16
 BATCH = 32
 BARE_STEPS = 200
 CLASSES = ("left", "center", "right")
+APPS = ("attractiveness", "orientation_light")
+# The app-step measurement: each app's own defaults (its default model family) from random weights:
+# attractiveness: the hybrid EfficientNet-Lite0 with the Male covariate at 128 px (its size without
+# pretrained weights), batch 32, random flips, no cache; orientation_light: the from_scratch CNN at
+# 64 px, batch 16, in-memory cache. Images: CelebA's aligned size, JPEG-decoded and resized every epoch.
+APP_IMAGES = 512
+APP_ARGS = {"attractiveness": ["--weights", "none"], "orientation_light": []}
+CELEBA_SIZE = (178, 218)  # (width, height) of img_align_celeba's faces
+TIMED_EPOCHS = 2
 PHASES = ("read_celeba", "read_class_folders", "decode_check_cold", "decode_check_warm", "decode_check_next_run",
           "attractiveness_epoch", "orientation_light_epoch", "bare_fit", "predict")
 
 
-def jpeg_bytes(size=IMAGE_SIZE, seed=0) -> bytes:
+def jpeg_bytes(size=(IMAGE_SIZE, IMAGE_SIZE), seed=0) -> bytes:
+    """One JPEG of `size` (width, height): a coarse random pattern, smoothly enlarged."""
     import io
 
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    coarse = rng.integers(0, 256, (16, 16, 3) if max(size) > 32 else (4, 4, 3), dtype=np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(coarse).resize((size, size), Image.BILINEAR).save(buffer, "JPEG", quality=90)
+    Image.fromarray(coarse).resize(size, Image.BILINEAR).save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
 
 
-def generate(root, n, seed=0):
-    """N images in CelebA's layout under `root/celeba` and as class folders under `root/folders`."""
+def generate(root, n, seed=0, size=(IMAGE_SIZE, IMAGE_SIZE)):
+    """N images of `size` in CelebA's layout under `root/celeba` and as class folders under `root/folders`."""
     from hybridvision.common.data.names import CELEBA_ATTRIBUTE_NAMES
 
     root = Path(root)
     celeba, folders = root / "celeba", root / "folders"
     images = celeba / "img_align_celeba"
     images.mkdir(parents=True)
-    data = jpeg_bytes()
+    data = jpeg_bytes(size)
     names = [f"{i + 1:06d}.jpg" for i in range(n)]
     for name in names:
         with open(images / name, "wb") as f:
@@ -168,7 +178,7 @@ def measure(n, out) -> dict:
     timed("decode_check_warm", lambda: images.validate_images(paths))
     images._VALIDATION_CACHE.clear()  # a new run: only what is kept on disk is left
     timed("decode_check_next_run", lambda: images.validate_images(paths))
-    paths = good = None  # the lists of N paths are not kept for the phases below
+    paths = good = table = None  # the benchmark's own lists and table of N rows are not kept for the phases below
 
     def attractiveness():
         tables, _, _ = from_celeba(celeba, "Attractive", [], seed=0)
@@ -222,9 +232,79 @@ def measure(n, out) -> dict:
     }
 
 
-def run_child(n, out) -> dict:
-    """`measure(n)` in a fresh interpreter: each size's peak memory is its own."""
-    command = [sys.executable, "-m", "benchmarks.scale", "--child", str(n), "--out", str(out)]
+def app_model_and_data(app, celeba, folders, extra=()):
+    """`(compiled model, train dataset)` as the app's `train` builds them, with `APP_ARGS[app]` and `extra`."""
+    from hybridvision.common.config import parse_config
+
+    if app == "attractiveness":
+        from hybridvision.apps.attractiveness.config import AttractivenessConfig, train_parser
+        from hybridvision.apps.attractiveness.data import load_data, make_datasets
+        from hybridvision.apps.attractiveness.models import build_coded_model, compile_model
+        from hybridvision.common.covariate_coding import fit_coding
+
+        cfg = parse_config(AttractivenessConfig, ["--data-dir", str(celeba), *APP_ARGS[app], *extra],
+                           parser=train_parser())
+        tables, _, data = load_data(cfg)
+        coding = fit_coding(tables["train"], data.covariates, data.kinds) if cfg.model != "baseline" else None
+        dataset = make_datasets(cfg, tables, coding, 2, cfg.batch_size)["train"]
+        return compile_model(build_coded_model(cfg, coding, 2), cfg, cfg.learning_rate, 2), dataset, cfg
+    from hybridvision.apps.orientation_light.config import OrientationLightConfig, train_parser
+    from hybridvision.apps.orientation_light.data import load_tables, make_datasets
+    from hybridvision.apps.orientation_light.models import build_model, compile_model
+
+    cfg = parse_config(OrientationLightConfig, ["--data-dir", str(folders), *APP_ARGS[app], *extra],
+                       parser=train_parser())
+    tables, class_names, _ = load_tables(cfg)
+    dataset = make_datasets(cfg, tables, class_names, cfg.batch_size)["train"]
+    return compile_model(build_model(cfg, len(class_names)), cfg), dataset, cfg
+
+
+def step_ratio(model, app_dataset) -> dict:
+    """An epoch through the app's pipeline vs bare `fit` on the same batches held in memory.
+
+    One untimed epoch first (traces the step, fills an in-memory cache where the app keeps one); then
+    `TIMED_EPOCHS` of each, alternating, best of each. `ratio` = bare / app time per image (1.0: the
+    pipeline costs the step nothing).
+    """
+    import tensorflow as tf
+
+    model.fit(app_dataset, epochs=1, verbose=0)
+    batches = list(app_dataset)  # one epoch's batches, decoded and augmented, now in memory
+    app_images = sum(int(tf.nest.flatten(b)[0].shape[0]) for b in batches)
+    size = int(tf.nest.flatten(batches[0])[0].shape[0])
+    full = [b for b in batches if int(tf.nest.flatten(b)[0].shape[0]) == size]  # the same shape every step
+    in_memory = tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda *t: tf.stack(t), *full))
+    in_memory = in_memory.prefetch(tf.data.AUTOTUNE)
+    model.fit(in_memory.take(1), epochs=1, verbose=0)  # traces the step for this input (not timed)
+    app_s, bare_s = [], []
+    for _ in range(TIMED_EPOCHS):
+        for times, dataset in ((app_s, app_dataset), (bare_s, in_memory)):
+            start = time.perf_counter()
+            model.fit(dataset, epochs=1, verbose=0)
+            times.append(time.perf_counter() - start)
+    app_us, bare_us = 1e6 * min(app_s) / app_images, 1e6 * min(bare_s) / (len(full) * size)
+    return {"images": app_images, "batch_size": size, "us_per_image_app": round(app_us, 1),
+            "us_per_image_bare": round(bare_us, 1), "ratio": round(bare_us / app_us, 3)}
+
+
+def app_steps(n, out, extra=()) -> dict:
+    """`step_ratio` of each app's default model and pipeline on `n` synthetic CelebA-sized faces."""
+    import logging
+
+    logging.getLogger("hybridvision").setLevel(logging.ERROR)
+    os.environ["HYBRIDVISION_CACHE_DIR"] = str(Path(out) / "cache")
+    celeba, folders = generate(Path(out) / "data", n, size=CELEBA_SIZE)
+    result = {}
+    for app in APPS:
+        model, dataset, cfg = app_model_and_data(app, celeba, folders, extra)
+        result[app] = {"model": getattr(cfg, "backbone", cfg.model) if app == "attractiveness" else cfg.model,
+                       "image_size": cfg.image_size, "cache": cfg.cache, **step_ratio(model, dataset)}
+    return result
+
+
+def run_child(n, out, flag="--child") -> dict:
+    """`measure(n)` (or `app_steps(n)` with `--app-child`) in a fresh interpreter: each size's peak memory is its own."""
+    command = [sys.executable, "-m", "benchmarks.scale", flag, str(n), "--out", str(out)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
     done = subprocess.run(command, capture_output=True, text=True, env=env,
                           cwd=Path(__file__).resolve().parents[1])
@@ -258,10 +338,16 @@ def main(argv=None):
     parser.add_argument("--sizes", default="2000,20000,200000", help="comma-separated image counts")
     parser.add_argument("--out", help="folder for the generated images (default: a temporary folder, removed)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    parser.add_argument("--app-images", type=int, default=APP_IMAGES,
+                        help=f"images of the app-step measurement (default {APP_IMAGES}; 0: skip it)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--app-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.child, args.out)))
+        return None
+    if args.app_child:
+        print(json.dumps(app_steps(args.app_child, args.out)))
         return None
     try:
         sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
@@ -281,7 +367,17 @@ def main(argv=None):
             r = results[-1]
             print(f"N={n}: " + ", ".join(f"{k} {v:.1f} us" for k, v in r["us_per_image"].items())
                   + f"; peak RSS {r['peak_rss_mb']} MB", flush=True)
+        if args.app_images:
+            folder = Path(tmp) / "app_step"
+            steps = run_child(args.app_images, folder, flag="--app-child")
+            shutil.rmtree(folder, ignore_errors=True)
+            for app, r in steps.items():
+                print(f"app step {app} ({r['model']}, {r['image_size']} px, batch {r['batch_size']}, "
+                      f"cache {r['cache']}, {r['images']} images): {r['us_per_image_app']} us per image through "
+                      f"the app's pipeline, {r['us_per_image_bare']} us bare; bare / app {r['ratio']}", flush=True)
     result = summarize(results)
+    if args.app_images:
+        result["app_step"] = steps
     print("per image, largest over smallest: "
           + ", ".join(f"{k} {v}" for k, v in result["ratio_largest_over_smallest"].items()))
     print("peak RSS MB: " + ", ".join(f"{k}: {v}" for k, v in result["peak_rss_mb"].items()))

@@ -29,6 +29,18 @@ def require_file(path, what):
         raise FileNotFoundError(f"CelebA {what} {str(path)!r} not found; expected the official layout {LAYOUT}.")
 
 
+# Rows parsed at a time: pandas' whitespace parser holds several times the text of what it parses
+# (at 200,000 CelebA rows in one go, ~100 MB for an 11 MB table); in chunks that stays bounded.
+READ_CHUNK_ROWS = 20_000
+
+
+def read_rows(path, **options):
+    """`pandas.read_csv` of a whitespace-separated file without a header, `READ_CHUNK_ROWS` rows at a time."""
+    chunks = pd.read_csv(path, sep=r"\s+", header=None, chunksize=READ_CHUNK_ROWS, **options)
+    with chunks:
+        return pd.concat(chunks, ignore_index=True)
+
+
 def read_counted_table(path, what, dtype=None):
     """Reads the `count`, `names`, `file v1 .. vn` format shared by the attribute and landmark files.
 
@@ -49,12 +61,11 @@ def read_counted_table(path, what, dtype=None):
         table = None
         if dtype is not None:
             try:
-                table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None,
-                                    dtype={0: str, **{i: dtype for i in range(1, len(second) + 1)}})
+                table = read_rows(path, skiprows=2, dtype={0: str, **{i: dtype for i in range(1, len(second) + 1)}})
             except (ValueError, OverflowError, TypeError):
                 table = None  # a value that is not a `dtype`: read again as inferred, to name it
         if table is None:
-            table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, dtype={0: str})
+            table = read_rows(path, skiprows=2, dtype={0: str})
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: rows must be `file` followed by {len(second)} values ({str(err).splitlines()[0]})") from None
     if table.shape[1] != len(second) + 1:

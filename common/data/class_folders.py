@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from hybridvision.common.data.affine_augment import AffineAugmentation
 from hybridvision.common.data.images import IMAGE_EXTENSIONS, decode_image, drop_unreadable, file_table, image_files
-from hybridvision.common.data.pipeline import cached_images
+from hybridvision.common.data.pipeline import cached_images, path_column
 
 SPLITS = ("train", "val", "test")
 LAYOUT = "<root>/<class>/*.jpg (or <root>/{train,val,test}/<class>/*.jpg with split=)"
@@ -161,7 +161,7 @@ def make_dataset(
     if len(table) == 0:
         raise ValueError("No readable images left to build a dataset from.")
 
-    columns = {"path": table["path"].astype(str).to_numpy()}
+    columns = {"path": path_column(table["path"])}
     if label_mode is not None:
         columns["label"] = table["label"].to_numpy().astype("int32")
     if extra_columns:

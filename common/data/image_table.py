@@ -307,7 +307,7 @@ def make_dataset(table, coding=None, num_classes: int = 2, image_size=(64, 64), 
 
     from hybridvision.common.covariate_coding import IMAGE_INPUT
     from hybridvision.common.data.images import decode_image
-    from hybridvision.common.data.pipeline import cached_images
+    from hybridvision.common.data.pipeline import cached_images, path_column
 
     if len(table) == 0:
         raise UserError("no images left to build a dataset from")
@@ -316,7 +316,7 @@ def make_dataset(table, coding=None, num_classes: int = 2, image_size=(64, 64), 
         target = labels.astype("float32").reshape(-1, 1)
     else:
         target = np.eye(num_classes, dtype="float32")[labels]
-    columns = {"path": table["path"].to_numpy(dtype=object).astype(str), "target": target}
+    columns = {"path": path_column(table["path"]), "target": target}
     raw = coding.raw_values(table) if coding is not None else {}
     columns.update({f"raw:{key}": value for key, value in raw.items()})
     image_size = tuple(image_size)

@@ -157,6 +157,7 @@ def _reason(path):
 # dataset does not decode it again; smaller ones take under a second.
 DISK_CACHE_MIN = 1000
 CHECK_BATCH = 256  # decoded files come back to Python this many at a time
+_UNCHECKED = object()  # a cache's answer for a file it has not seen (None means "decodes")
 
 
 def decode_check_cache_dir():
@@ -173,33 +174,46 @@ def _cache_file(folder, directory):
 
 
 def _load_disk_cache(folder, directories):
-    """`{(path, mtime_ns, size): reason or None}` of the files checked before in `directories`."""
+    """`{directory: {"name\tmtime_ns\tsize": reason or None}}` of the files checked before in `directories`.
+
+    Keyed by the line's own text: one string per file, not a tuple of a joined path and two integers.
+    """
     found = {}
     for directory in directories:
+        kept = {}
         try:
             with open(_cache_file(folder, directory), encoding="utf-8", errors="replace") as f:
-                lines = f.read().splitlines()
+                for line in f:  # line by line: the file is never held whole
+                    fields = line.rstrip("\n").split("\t")
+                    if len(fields) == 4 and fields[1].isdigit() and fields[2].isdigit():  # a line cut by a kill is skipped
+                        kept["\t".join(fields[:3])] = fields[3] or None
         except OSError:
             continue
-        for line in lines:
-            fields = line.split("\t")
-            if len(fields) == 4 and fields[1].isdigit() and fields[2].isdigit():  # a line cut by a kill is skipped
-                found[(os.path.join(directory, fields[0]), int(fields[1]), int(fields[2]))] = fields[3] or None
+        found[directory] = kept
     return found
 
 
-def _save_disk_cache(folder, results):
-    """Appends `{key: reason or None}` to the cache files of the keys' folders (best effort)."""
+def _cache_line(key, reason):
+    """The disk cache's line for a checked file, or None where a tab or line break would break the line."""
+    path, mtime, size = key
+    name = os.path.basename(path)
+    if any(c in name for c in "\t\r\n") or "\t" in (reason or "") or "\n" in (reason or ""):
+        return None
+    return f"{name}\t{mtime}\t{size}\t{reason or ''}\n"
+
+
+def _save_disk_cache(folder, checked, reasons):
+    """Appends `checked` (`(path, mtime, size)` keys; `reasons`: path -> why, for the failures) to the cache files
+    of their folders (best effort), written line by line."""
     by_directory = {}
-    for (path, mtime, size), reason in results.items():
-        directory, name = os.path.split(os.path.abspath(path))
-        if not any(c in name for c in "\t\r\n") and "\t" not in (reason or "") and "\n" not in (reason or ""):
-            by_directory.setdefault(directory, []).append(f"{name}\t{mtime}\t{size}\t{reason or ''}\n")
+    for row, (path, _, _) in enumerate(checked):
+        by_directory.setdefault(os.path.dirname(os.path.abspath(path)), []).append(row)
     try:
         os.makedirs(folder, exist_ok=True)
-        for directory, lines in by_directory.items():
+        for directory, rows in by_directory.items():
+            lines = (_cache_line(checked[row], reasons.get(checked[row][0])) for row in rows)
             with open(_cache_file(folder, directory), "a", encoding="utf-8") as f:
-                f.write("".join(lines))
+                f.writelines(line for line in lines if line)
     except OSError as error:
         LOGGER.debug("decode check not kept on disk: %s", error)
 
@@ -221,7 +235,8 @@ def validate_images(paths):
         `(path, reason)` for the others.
     """
     paths = [os.fspath(p) for p in paths]
-    keys, reasons, to_check = {}, {}, []
+    # Only the failures get an entry (path -> reason); the files to decode are (path, mtime, size) keys.
+    reasons, to_check = {}, []
     for path in paths:
         if not is_utf8_name(path):  # TensorFlow (and the UTF-8 logs and CSVs) cannot take it
             reasons[path] = NOT_UTF8
@@ -235,29 +250,32 @@ def validate_images(paths):
             reasons[path] = "empty file (0 bytes)"
             continue
         key = (path, stat.st_mtime_ns, stat.st_size)
-        keys[path] = key
-        if key in _VALIDATION_CACHE:
-            reasons[path] = _VALIDATION_CACHE[key]
-        else:
-            to_check.append(path)
+        reason = _VALIDATION_CACHE.get(key, _UNCHECKED)
+        if reason is _UNCHECKED:
+            to_check.append(key)
+        elif reason is not None:
+            reasons[path] = reason
 
     folder = decode_check_cache_dir() if len(paths) >= DISK_CACHE_MIN else None
     if to_check and folder:
-        directories = {os.path.dirname(os.path.abspath(path)) for path in to_check}
-        kept = _load_disk_cache(folder, directories)
+        kept = _load_disk_cache(folder, {os.path.dirname(os.path.abspath(key[0])) for key in to_check})
         unchecked = []
-        for path in to_check:
-            key = keys[path]
-            found = kept.get((os.path.abspath(path), key[1], key[2]), False)
-            if found is False:
-                unchecked.append(path)
+        for key in to_check:
+            directory, name = os.path.split(os.path.abspath(key[0]))
+            reason = kept.get(directory, {}).get(f"{name}\t{key[1]}\t{key[2]}", _UNCHECKED)
+            if reason is _UNCHECKED:
+                unchecked.append(key)
             else:
-                _VALIDATION_CACHE[key] = reasons[path] = found
+                _VALIDATION_CACHE[key] = reason
+                if reason is not None:
+                    reasons[key[0]] = reason
         to_check = unchecked
+        kept = None
 
     if to_check:
         readable = np.zeros(len(to_check), dtype=bool)
-        dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(to_check), dtype=tf.int64), to_check))
+        dataset = tf.data.Dataset.from_tensor_slices(
+            (tf.range(len(to_check), dtype=tf.int64), [key[0] for key in to_check]))
         dataset = dataset.map(
             lambda i, p: (i, _check_decodes(tf.io.read_file(p))),
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -268,17 +286,15 @@ def validate_images(paths):
         with stderr_filtered(DECODER_NOISE):  # the failures are returned (and logged by drop_unreadable)
             for batch, _ in dataset.as_numpy_iterator():
                 readable[batch] = True
-            failed = [path for path, ok in zip(to_check, readable) if not ok]
-            found = {path: _reason(path) or "cannot decode" for path in failed}
-        for path in to_check:
-            reason = found.get(path)
-            _VALIDATION_CACHE[keys[path]] = reason
-            reasons[path] = reason
+            found = {key[0]: _reason(key[0]) or "cannot decode" for key, ok in zip(to_check, readable) if not ok}
+        for key in to_check:
+            _VALIDATION_CACHE[key] = found.get(key[0])
+        reasons.update(found)
         if folder:
-            _save_disk_cache(folder, {keys[path]: reasons[path] for path in to_check})
+            _save_disk_cache(folder, to_check, found)
 
-    good = [p for p in paths if reasons.get(p) is None]
-    bad = [(p, reasons[p]) for p in paths if reasons.get(p) is not None]
+    good = [p for p in paths if p not in reasons]
+    bad = [(p, reasons[p]) for p in paths if p in reasons]
     return good, bad
 
 
