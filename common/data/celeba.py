@@ -54,8 +54,8 @@ def read_attributes(path):
     values = table.iloc[:, 1:]
     first_bad = []  # (row, column) of each column's first value that is not 1 or -1
     for col, name in enumerate(values.columns):  # column by column: no N x 40 copy
-        column = values[name]
-        bad = ~column.isin([1, -1]).to_numpy()
+        # As numbers: a column read as text (one cell of it is not a number) still has its "1" and "-1".
+        bad = ~pd.to_numeric(values[name], errors="coerce").isin([1, -1]).to_numpy()
         if bad.any():
             first_bad.append((int(np.argmax(bad)), col))
     if first_bad:
@@ -73,7 +73,7 @@ def read_partition(path):
     """The partition file as a table: `file` and `partition` ("train", "val" or "test")."""
     require_file(path, "partition file")
     try:
-        table = read_rows(path, names=["file", "partition"], dtype={"file": str})
+        table = read_rows(path, {"file": str, "partition": "int8"}, {"file": str}, names=["file", "partition"])
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: rows must be `file 0|1|2` ({str(err).splitlines()[0]})") from None
     refuse_duplicates(table, path, first_line=1)

@@ -34,11 +34,18 @@ def require_file(path, what):
 READ_CHUNK_ROWS = 20_000
 
 
-def read_rows(path, **options):
-    """`pandas.read_csv` of a whitespace-separated file without a header, `READ_CHUNK_ROWS` rows at a time."""
-    chunks = pd.read_csv(path, sep=r"\s+", header=None, chunksize=READ_CHUNK_ROWS, **options)
-    with chunks:
-        return pd.concat(chunks, ignore_index=True)
+def read_rows(path, dtype, fallback_dtype, **options):
+    """A whitespace-separated file without a header (`pandas.read_csv`), `READ_CHUNK_ROWS` rows at a time.
+
+    Chunked while every value parses as `dtype`; a value that does not is the caller's to name, so the
+    file is then read whole with `fallback_dtype` (the rest as pandas infers it over the whole file: a
+    chunk of its own could infer another type).
+    """
+    try:
+        with pd.read_csv(path, sep=r"\s+", header=None, dtype=dtype, chunksize=READ_CHUNK_ROWS, **options) as chunks:
+            return pd.concat(chunks, ignore_index=True)
+    except (ValueError, OverflowError, TypeError):
+        return pd.read_csv(path, sep=r"\s+", header=None, dtype=fallback_dtype, **options)
 
 
 def read_counted_table(path, what, dtype=None):
@@ -58,14 +65,10 @@ def read_counted_table(path, what, dtype=None):
     if not second or second[0].endswith((".jpg", ".png")):
         raise ValueError(f"{path}: line 2 must hold the column names, got {' '.join(second[:3])!r} ...")
     try:
-        table = None
-        if dtype is not None:
-            try:
-                table = read_rows(path, skiprows=2, dtype={0: str, **{i: dtype for i in range(1, len(second) + 1)}})
-            except (ValueError, OverflowError, TypeError):
-                table = None  # a value that is not a `dtype`: read again as inferred, to name it
-        if table is None:
-            table = read_rows(path, skiprows=2, dtype={0: str})
+        if dtype is not None:  # a value that is not a `dtype`: read as inferred, to be named
+            table = read_rows(path, {0: str, **{i: dtype for i in range(1, len(second) + 1)}}, {0: str}, skiprows=2)
+        else:
+            table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, dtype={0: str})
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: rows must be `file` followed by {len(second)} values ({str(err).splitlines()[0]})") from None
     if table.shape[1] != len(second) + 1:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hybridvision.common.data.pipeline import cached_images
+from hybridvision.common.data.pipeline import cached_images, path_column
 
 
 def _epochs(dataset, n=2):
@@ -118,3 +118,16 @@ def test_columns_are_shuffled_by_a_permutation_per_epoch_the_same_for_a_seed(cac
     plain = cached_images(columns, lambda row: row, 8, cache=cache)
     assert [int(x) for b in plain.as_numpy_iterator() for x in b["x"]] == list(range(50))
     assert int(plain.cardinality()) == 7
+
+
+def test_path_column_is_an_object_array_of_str_whatever_the_paths_are():
+    import pathlib
+
+    import pandas as pd
+
+    for paths in (["/a/1.jpg", "/b/ü.jpg"], pd.Series(["/a/1.jpg", "/b/ü.jpg"]), [pathlib.Path("/a/1.jpg"), "/b/ü.jpg"],
+                  pd.Series(["/a/1.jpg", "/b/ü.jpg"], dtype="string")):
+        column = path_column(paths)
+        assert column.dtype == object and list(column) == ["/a/1.jpg", "/b/ü.jpg"]
+        assert all(type(p) is str for p in column)
+        assert tf.convert_to_tensor(column).dtype == tf.string
