@@ -90,24 +90,27 @@ def generate(root, n, seed=0, size=(IMAGE_SIZE, IMAGE_SIZE)):
     images = celeba / "img_align_celeba"
     images.mkdir(parents=True)
     data = jpeg_bytes(size)
-    names = [f"{i + 1:06d}.jpg" for i in range(n)]
-    for name in names:
-        with open(images / name, "wb") as f:
+
+    def name(i):  # made when written: the benchmark holds no list of N names
+        return f"{i + 1:06d}.jpg"
+
+    for i in range(n):
+        with open(images / name(i), "wb") as f:
             f.write(data)
     rng = np.random.default_rng(seed)
     with open(celeba / "list_attr_celeba.txt", "w") as f:
         f.write(f"{n}\n{' '.join(CELEBA_ATTRIBUTE_NAMES)}\n")
         for start in range(0, n, 10_000):  # in chunks: the benchmark's own memory stays flat
             values = np.where(rng.random((min(10_000, n - start), len(CELEBA_ATTRIBUTE_NAMES))) < 0.5, " 1", "-1")
-            f.writelines(f"{names[start + i]} {' '.join(row)}\n" for i, row in enumerate(values))
+            f.writelines(f"{name(start + i)} {' '.join(row)}\n" for i, row in enumerate(values))
     with open(celeba / "list_eval_partition.txt", "w") as f:
-        f.writelines(f"{name} {0 if i < 0.8 * n else 1 if i < 0.9 * n else 2}\n" for i, name in enumerate(names))
+        f.writelines(f"{name(i)} {0 if i < 0.8 * n else 1 if i < 0.9 * n else 2}\n" for i in range(n))
     for split in ("train", "val"):
-        for name in CLASSES:
-            (folders / split / name).mkdir(parents=True)
-    for i, name in enumerate(names):
+        for class_name in CLASSES:
+            (folders / split / class_name).mkdir(parents=True)
+    for i in range(n):
         split = "train" if i < 0.9 * n else "val"
-        os.link(images / name, folders / split / CLASSES[i % len(CLASSES)] / name)
+        os.link(images / name(i), folders / split / CLASSES[i % len(CLASSES)] / name(i))
     return celeba, folders
 
 

@@ -55,16 +55,20 @@ def read_class_folders(root, split=None):
     )
     if not class_names:
         raise ValueError(f"No class folders in {str(folder)!r}; expected the layout {LAYOUT}.")
-    rows = []
-    for label, name in enumerate(class_names):
-        paths = image_files(folder / name)
-        if not paths:
+    paths, counts = [], []
+    for name in class_names:
+        found = image_files(folder / name)
+        if not found:
             raise ValueError(
                 f"Class folder {str(folder / name)!r} holds no images "
                 f"({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder."
             )
-        rows.extend((path, label, name) for path in paths)
-    table = file_table(rows, ["path", "label", "class_name"], text=("path", "class_name"))
+        paths += found
+        counts.append(len(found))
+    # As columns, not one tuple per image.
+    columns = {"path": paths, "label": np.repeat(np.arange(len(class_names)), counts),
+               "class_name": np.repeat(np.array(class_names, dtype=object), counts)}
+    table = file_table(columns, ["path", "label", "class_name"], text=("path", "class_name"))
     table.attrs["class_names"] = class_names
     return table
 

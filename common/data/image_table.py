@@ -280,6 +280,7 @@ def from_celeba(root, target: str, covariates, seed: int = 0, val_fraction: floa
     check_attributes(covariates, valid)
     if target in covariates:
         raise UserError(f"--covariates holds the target {target}; leave it out (the task would be trivial)")
+    table = table[list(dict.fromkeys(["path", "partition", target, *covariates]))]  # the splits copy only these
     splits, note = split_partitions(table, seed, val_fraction, test_fraction)
     tables = {}
     for name, part in splits.items():

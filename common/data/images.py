@@ -65,7 +65,8 @@ def image_files(root) -> list[str]:
 
 
 def file_table(rows, columns, text=("path",)) -> pd.DataFrame:
-    """A DataFrame of `rows` (tuples or dicts) whose `text` columns (file paths, names) hold Python str objects.
+    """A DataFrame of `rows` (tuples or dicts, or a dict of columns) whose `text` columns (file paths, names) hold
+    Python str objects.
 
     pandas 3 keeps strings in Arrow when pyarrow is installed, and Arrow
     refuses the surrogate-escaped names Python gives file names that are not

@@ -122,7 +122,7 @@ def test_feature_extraction_quick_json(capsys, tmp_path):
 def test_scale_small_sizes_json(capsys, tmp_path):
     from benchmarks import scale
 
-    returned = scale.main(["--sizes", "200,400", "--json", "--out", str(tmp_path)])
+    returned = scale.main(["--sizes", "200,400", "--json", "--out", str(tmp_path), "--app-images", "0"])
     result = last_json_line(capsys)
     assert result == json.loads(json.dumps(returned))
     assert result["sizes"] == [200, 400]
@@ -136,3 +136,17 @@ def test_scale_small_sizes_json(capsys, tmp_path):
     for one in result["per_size"]:
         assert set(one["rss_mb_after"]) >= {"start", "generate", *scale.PHASES}
     assert list(tmp_path.iterdir()) == []  # the generated images are removed
+
+
+@pytest.mark.slow
+def test_scale_app_step_through_each_apps_own_pipeline_and_model(tmp_path):
+    from benchmarks import scale
+
+    result = scale.app_steps(40, tmp_path, extra=["--image-size", "32"])  # the apps' defaults, smaller images
+    assert set(result) == set(scale.APPS)
+    assert result["attractiveness"]["model"] == "efficientnet_lite0"
+    assert result["orientation_light"]["model"] == "from_scratch" and result["orientation_light"]["cache"] is True
+    for app, r in result.items():
+        assert r["image_size"] == 32 and 0 < r["images"] <= 40, app
+        assert r["us_per_image_app"] > 0 and r["us_per_image_bare"] > 0, app
+        assert r["ratio"] == pytest.approx(r["us_per_image_bare"] / r["us_per_image_app"], rel=0.01), app
