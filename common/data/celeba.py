@@ -153,7 +153,10 @@ def read_celeba(root, landmarks=False):
     attributes = read_attributes(root / ATTRIBUTE_FILE)
     names = list(attributes.columns[1:])
     partition = read_partition(root / PARTITION_FILE)
-    table = attributes.merge(partition, on="file", how="left")
+    # A column looked up by file name, not a merge: the 40 attribute columns are not copied.
+    table = attributes
+    table["partition"] = table["file"].map(partition.set_index("file")["partition"])
+    partition = attributes = None
     unpartitioned = int(table["partition"].isna().sum())
     if unpartitioned:
         LOGGER.warning("%d images of %s have no row in %s; they are left out", unpartitioned, ATTRIBUTE_FILE, PARTITION_FILE)
@@ -177,12 +180,14 @@ def read_celeba(root, landmarks=False):
             "%d of the %d images listed in %s are not in %s (e.g. %s); using the %d present",
             missing, len(table), ATTRIBUTE_FILE, image_dir, examples, int(present.sum()),
         )
-    table = table[present].reset_index(drop=True)
+    if missing:  # (a copy of the whole table otherwise)
+        table = table[present]
+    table = table.reset_index(drop=True)
     if table.empty:
         raise ValueError(f"none of the images listed in {root / ATTRIBUTE_FILE} is in {image_dir}")
     folder = str(image_dir)
     table.insert(0, "path", pd.Series([os.path.join(folder, f) for f in table["file"]], dtype=object))
-    table = table[["path", "file", "partition", *names, *mark_names]]
+    table.insert(2, "partition", table.pop("partition"))  # path, file, partition, the attributes, the landmarks
     table.attrs.update(attribute_names=names, landmark_names=mark_names, missing_images=missing)
     return table
 
