@@ -21,7 +21,8 @@ LOGGER = logging.getLogger("hybridvision")
 # Formats tf.io.decode_image reads (GIF: first frame only).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
-# (path, mtime_ns, size) -> None when the file decodes, else the reason it does not.
+# path -> the file's stamp (`_stamp`) when it decodes, else (stamp, the reason it does not): one integer per
+# readable file, not a tuple of three objects. A file changed since (another stamp) is checked again.
 _VALIDATION_CACHE = {}
 NOT_UTF8 = "file name is not valid UTF-8; rename it"
 
@@ -219,6 +220,27 @@ def _save_disk_cache(folder, checked, reasons):
         LOGGER.debug("decode check not kept on disk: %s", error)
 
 
+def _stamp(mtime_ns: int, size: int) -> int:
+    """One integer for a file's modification time and size (exact for files under 2**48 bytes)."""
+    return (mtime_ns << 48) | size
+
+
+def _cached(key):
+    """The in-memory answer for `(path, mtime_ns, size)`: None (decodes), a reason, or `_UNCHECKED`."""
+    path, mtime, size = key
+    entry, stamp = _VALIDATION_CACHE.get(path), _stamp(mtime, size)
+    if entry == stamp:
+        return None
+    if isinstance(entry, tuple) and entry[0] == stamp:
+        return entry[1]
+    return _UNCHECKED
+
+
+def _remember(key, reason):
+    path, mtime, size = key
+    _VALIDATION_CACHE[path] = _stamp(mtime, size) if reason is None else (_stamp(mtime, size), reason)
+
+
 def validate_images(paths):
     """Checks that every file exists, is not empty and fully decodes.
 
@@ -251,7 +273,7 @@ def validate_images(paths):
             reasons[path] = "empty file (0 bytes)"
             continue
         key = (path, stat.st_mtime_ns, stat.st_size)
-        reason = _VALIDATION_CACHE.get(key, _UNCHECKED)
+        reason = _cached(key)
         if reason is _UNCHECKED:
             to_check.append(key)
         elif reason is not None:
@@ -267,7 +289,7 @@ def validate_images(paths):
             if reason is _UNCHECKED:
                 unchecked.append(key)
             else:
-                _VALIDATION_CACHE[key] = reason
+                _remember(key, reason)
                 if reason is not None:
                     reasons[key[0]] = reason
         to_check = unchecked
@@ -289,7 +311,7 @@ def validate_images(paths):
                 readable[batch] = True
             found = {key[0]: _reason(key[0]) or "cannot decode" for key, ok in zip(to_check, readable) if not ok}
         for key in to_check:
-            _VALIDATION_CACHE[key] = found.get(key[0])
+            _remember(key, found.get(key[0]))
         reasons.update(found)
         if folder:
             _save_disk_cache(folder, to_check, found)

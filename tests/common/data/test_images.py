@@ -126,6 +126,8 @@ def test_validation_cache_is_keyed_by_mtime_and_size(tmp_path, monkeypatch):
     write(tmp_path / "a.jpg", jpeg[: len(jpeg) // 3])  # same path, new size
     ok, bad = validate_images([path])
     assert ok == [] and bad[0][0] == path
+    monkeypatch.setattr(images_module, "_check_decodes", lambda c: calls.append(c) or tf.shape(c))
+    assert validate_images([path]) == ([], bad) and calls == []  # a failure is answered from the cache too
 
 
 def test_drop_unreadable_keeps_readable_rows_in_order_and_logs_the_rest(tmp_path, caplog):
