@@ -29,6 +29,13 @@ times per image, in one run:
   is the part of a step the input pipeline costs;
 - `predict`: `label_folder` over `img_align_celeba/` with the tiny model.
 
+Then, in one more subprocess (`--app-images`, default 512; 0 skips it), each
+app's training step with its default model (`APP_ARGS`, random weights) on
+synthetic faces of CelebA's size (178x218): an epoch through the app's own
+pipeline against bare `fit` on the same batches held in memory (`app_step`:
+`ratio` = bare / app time per image, best of `TIMED_EPOCHS` each, and the
+pipeline's own cost per image without the model).
+
 Peak memory is `ru_maxrss` of the child, after each phase (`rss_mb_after`)
 and in all (`peak_rss_mb`). The JSON (`--json`: the last line) has per-image
 costs in microseconds per size, `ratio_largest_over_smallest` per phase (1.0:
@@ -63,7 +70,7 @@ APPS = ("attractiveness", "orientation_light")
 APP_IMAGES = 512
 APP_ARGS = {"attractiveness": ["--weights", "none"], "orientation_light": []}
 CELEBA_SIZE = (178, 218)  # (width, height) of img_align_celeba's faces
-TIMED_EPOCHS = 2
+TIMED_EPOCHS = 3
 PHASES = ("read_celeba", "read_class_folders", "decode_check_cold", "decode_check_warm", "decode_check_next_run",
           "attractiveness_epoch", "orientation_light_epoch", "bare_fit", "predict")
 
@@ -267,7 +274,7 @@ def step_ratio(model, app_dataset) -> dict:
 
     One untimed epoch first (traces the step, fills an in-memory cache where the app keeps one); then
     `TIMED_EPOCHS` of each, alternating, best of each. `ratio` = bare / app time per image (1.0: the
-    pipeline costs the step nothing).
+    pipeline costs the step nothing); then one pass of the pipeline alone (its own cost per image).
     """
     import tensorflow as tf
 
@@ -285,9 +292,14 @@ def step_ratio(model, app_dataset) -> dict:
             start = time.perf_counter()
             model.fit(dataset, epochs=1, verbose=0)
             times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in app_dataset:  # the pipeline alone, no model: its own cost per image
+        pass
+    alone_us = 1e6 * (time.perf_counter() - start) / app_images
     app_us, bare_us = 1e6 * min(app_s) / app_images, 1e6 * min(bare_s) / (len(full) * size)
     return {"images": app_images, "batch_size": size, "us_per_image_app": round(app_us, 1),
-            "us_per_image_bare": round(bare_us, 1), "ratio": round(bare_us / app_us, 3)}
+            "us_per_image_bare": round(bare_us, 1), "us_per_image_pipeline_alone": round(alone_us, 1),
+            "ratio": round(bare_us / app_us, 3)}
 
 
 def app_steps(n, out, extra=()) -> dict:
@@ -377,7 +389,8 @@ def main(argv=None):
             for app, r in steps.items():
                 print(f"app step {app} ({r['model']}, {r['image_size']} px, batch {r['batch_size']}, "
                       f"cache {r['cache']}, {r['images']} images): {r['us_per_image_app']} us per image through "
-                      f"the app's pipeline, {r['us_per_image_bare']} us bare; bare / app {r['ratio']}", flush=True)
+                      f"the app's pipeline, {r['us_per_image_bare']} us bare, {r['us_per_image_pipeline_alone']} us the "
+                      f"pipeline alone; bare / app {r['ratio']}", flush=True)
     result = summarize(results)
     if args.app_images:
         result["app_step"] = steps

@@ -148,5 +148,5 @@ def test_scale_app_step_through_each_apps_own_pipeline_and_model(tmp_path):
     assert result["orientation_light"]["model"] == "from_scratch" and result["orientation_light"]["cache"] is True
     for app, r in result.items():
         assert r["image_size"] == 32 and 0 < r["images"] <= 40, app
-        assert r["us_per_image_app"] > 0 and r["us_per_image_bare"] > 0, app
+        assert r["us_per_image_app"] > 0 and r["us_per_image_bare"] > 0 and r["us_per_image_pipeline_alone"] > 0, app
         assert r["ratio"] == pytest.approx(r["us_per_image_bare"] / r["us_per_image_app"], rel=0.01), app
