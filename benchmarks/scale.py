@@ -33,8 +33,8 @@ Then, in one more subprocess (`--app-images`, default 512; 0 skips it), each
 app's training step with its default model (`APP_ARGS`, random weights) on
 synthetic faces of CelebA's size (178x218): an epoch through the app's own
 pipeline against bare `fit` on the same batches held in memory (`app_step`:
-`ratio` = bare / app time per image, best of `TIMED_EPOCHS` each, and the
-pipeline's own cost per image without the model).
+`ratio` = bare / app time per image, best of `TIMED_EPOCHS` each; `cpu_ratio`
+the same in CPU seconds; and the pipeline's own cost per image without the model).
 
 Peak memory is `ru_maxrss` of the child, after each phase (`rss_mb_after`)
 and in all (`peak_rss_mb`). The JSON (`--json`: the last line) has per-image
@@ -274,7 +274,9 @@ def step_ratio(model, app_dataset) -> dict:
 
     One untimed epoch first (traces the step, fills an in-memory cache where the app keeps one); then
     `TIMED_EPOCHS` of each, alternating, best of each. `ratio` = bare / app time per image (1.0: the
-    pipeline costs the step nothing); then one pass of the pipeline alone (its own cost per image).
+    pipeline costs the step nothing); `cpu_ratio` the same in the process's CPU seconds (all its threads:
+    the pipeline's work included), which other jobs on a shared machine disturb far less than the
+    clock; then one pass of the pipeline alone (its own cost per image).
     """
     import tensorflow as tf
 
@@ -286,12 +288,13 @@ def step_ratio(model, app_dataset) -> dict:
     in_memory = tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda *t: tf.stack(t), *full))
     in_memory = in_memory.prefetch(tf.data.AUTOTUNE)
     model.fit(in_memory.take(1), epochs=1, verbose=0)  # traces the step for this input (not timed)
-    app_s, bare_s = [], []
+    app_s, bare_s, app_cpu, bare_cpu = [], [], [], []
     for _ in range(TIMED_EPOCHS):
-        for times, dataset in ((app_s, app_dataset), (bare_s, in_memory)):
-            start = time.perf_counter()
+        for times, cpu, dataset in ((app_s, app_cpu, app_dataset), (bare_s, bare_cpu, in_memory)):
+            start, start_cpu = time.perf_counter(), time.process_time()
             model.fit(dataset, epochs=1, verbose=0)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
     start = time.perf_counter()
     for _ in app_dataset:  # the pipeline alone, no model: its own cost per image
         pass
@@ -299,7 +302,8 @@ def step_ratio(model, app_dataset) -> dict:
     app_us, bare_us = 1e6 * min(app_s) / app_images, 1e6 * min(bare_s) / (len(full) * size)
     return {"images": app_images, "batch_size": size, "us_per_image_app": round(app_us, 1),
             "us_per_image_bare": round(bare_us, 1), "us_per_image_pipeline_alone": round(alone_us, 1),
-            "ratio": round(bare_us / app_us, 3)}
+            "ratio": round(bare_us / app_us, 3),
+            "cpu_ratio": round((min(bare_cpu) / (len(full) * size)) / (min(app_cpu) / app_images), 3)}
 
 
 def app_steps(n, out, extra=()) -> dict:
@@ -390,7 +394,7 @@ def main(argv=None):
                 print(f"app step {app} ({r['model']}, {r['image_size']} px, batch {r['batch_size']}, "
                       f"cache {r['cache']}, {r['images']} images): {r['us_per_image_app']} us per image through "
                       f"the app's pipeline, {r['us_per_image_bare']} us bare, {r['us_per_image_pipeline_alone']} us the "
-                      f"pipeline alone; bare / app {r['ratio']}", flush=True)
+                      f"pipeline alone; bare / app {r['ratio']} (CPU seconds: {r['cpu_ratio']})", flush=True)
     result = summarize(results)
     if args.app_images:
         result["app_step"] = steps

@@ -150,3 +150,4 @@ def test_scale_app_step_through_each_apps_own_pipeline_and_model(tmp_path):
         assert r["image_size"] == 32 and 0 < r["images"] <= 40, app
         assert r["us_per_image_app"] > 0 and r["us_per_image_bare"] > 0 and r["us_per_image_pipeline_alone"] > 0, app
         assert r["ratio"] == pytest.approx(r["us_per_image_bare"] / r["us_per_image_app"], rel=0.01), app
+        assert r["cpu_ratio"] > 0, app
