@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python -m benchmarks.hybrid_conv
 	$(BIN)/python -m benchmarks.input_pipeline
 	$(BIN)/python -m benchmarks.feature_extraction
+	$(BIN)/python -m benchmarks.scale
 
 # Layer (HybridConv2D vs Conv2D, XLA, mixed precision), app training step and
 # input pipeline on the first GPU, as JSON; without a GPU: one line, exit 2.

@@ -266,9 +266,9 @@ def resolve_spec(spec: PredictSpec, model, classes=None, covariates=None, thresh
     return model, spec
 
 
-def folder_items(images_dir) -> tuple[list[list[str]], Path]:
-    """`(items, base)`: one item `[relative path]` per image under the folder."""
-    return [[rel] for rel in list_images(images_dir)], Path(images_dir)
+def folder_items(images_dir) -> tuple[list[tuple[str]], Path]:
+    """`(items, base)`: one item `(relative path,)` per image under the folder."""
+    return [(rel,) for rel in list_images(images_dir)], Path(images_dir)
 
 
 def csv_items(spec: PredictSpec, csv_path, images_dir=None) -> tuple[list[list[str]], Path]:
@@ -287,8 +287,28 @@ def _image_size(model, spec):
                     "re-export it with `hybridvision <app> train`")
 
 
+PATH_CHUNK = 4096  # inputs whose file paths are built at a time
+
+
+class _FilePaths:
+    """The image files (`base / file`) of each item, made a slice at a time: never all of them at once."""
+
+    def __init__(self, items, base: Path, n_images: int):
+        self.items, self.base, self.n_images = items, base, n_images
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, part: slice) -> list[list[str]]:
+        return [[str(self.base / f) for f in item[:self.n_images]] for item in self.items[part]]
+
+
 def _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size):
-    """(index, images, covariates) batches; items that fail to load are dropped (their index never comes out)."""
+    """(index, images, covariates) batches; items that fail to load are dropped (their index never comes out).
+
+    `paths`: a sequence (`len`, slices) of the image files of each input, e.g. a list of lists;
+    it is sliced `PATH_CHUNK` inputs at a time (`_FilePaths` makes each slice when asked).
+    """
 
     def decode(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
@@ -316,11 +336,21 @@ def _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size
         values = CovariateCoding(spec.coding).raw_values(table)
     else:
         values = tf.constant(np.asarray(covariates, dtype="float32").reshape(len(paths), len(spec.covariates)))
-    ds = tf.data.Dataset.from_tensor_slices((
-        tf.range(len(paths), dtype=tf.int64),
-        tf.constant(np.asarray(paths, dtype=object).reshape(len(paths), -1).astype(str)),
-        values,
-    ))
+    values = tf.nest.map_structure(tf.convert_to_tensor, values)
+    width = len(spec.image_columns)
+
+    def chunks():
+        # The file paths are made PATH_CHUNK at a time: memory stays flat however many inputs there are.
+        for start in range(0, len(paths), PATH_CHUNK):
+            part = paths[start:start + PATH_CHUNK]
+            yield (np.arange(start, start + len(part), dtype="int64"),
+                   np.array([os.fsencode(p) for item in part for p in item], dtype=object).reshape(len(part), width))
+
+    def gather(index, row_paths):
+        return index, row_paths, tf.nest.map_structure(lambda v: tf.gather(v, index), values)
+
+    ds = tf.data.Dataset.from_generator(chunks, output_signature=(
+        tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None, width), tf.string))).unbatch().map(gather)
     # Deterministic order: a missing index between two delivered ones is a failed item.
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -422,7 +452,7 @@ def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_siz
             ready.append(item)
             covariates.append(values)
         else:
-            coded = [covariate_value(v) for v in values]
+            coded = tuple(covariate_value(v) for v in values)  # () for none: one shared object, not one per item
             if None in coded:
                 column = spec.covariates[coded.index(None)]
                 list_error(item, f"covariate {column}={values[coded.index(None)]!r} is not yes/no; write 1 or 0")
@@ -441,7 +471,7 @@ def predict_items(model, spec: PredictSpec, items, out_csv, base=None, batch_siz
             list_error(item, reason)
 
     try:
-        paths = [[str(base / f) for f in item[:n_images]] for item in ready]
+        paths = _FilePaths(ready, base, n_images)
         # libjpeg's lines about corrupt files stay off the console: the files go to the errors CSV.
         with stderr_filtered(DECODER_NOISE):
             dataset = _dataset(paths, covariates, spec, image_size, channels_per_image, batch_size) if ready else []

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from hybridvision.common.data.affine_augment import AffineAugmentation
 from hybridvision.common.data.images import IMAGE_EXTENSIONS, decode_image, drop_unreadable, file_table, image_files
-from hybridvision.common.data.pipeline import cached_images
+from hybridvision.common.data.pipeline import cached_images, path_column
 
 SPLITS = ("train", "val", "test")
 LAYOUT = "<root>/<class>/*.jpg (or <root>/{train,val,test}/<class>/*.jpg with split=)"
@@ -55,16 +55,20 @@ def read_class_folders(root, split=None):
     )
     if not class_names:
         raise ValueError(f"No class folders in {str(folder)!r}; expected the layout {LAYOUT}.")
-    rows = []
-    for label, name in enumerate(class_names):
-        paths = image_files(folder / name)
-        if not paths:
+    paths, counts = [], []
+    for name in class_names:
+        found = image_files(folder / name)
+        if not found:
             raise ValueError(
                 f"Class folder {str(folder / name)!r} holds no images "
                 f"({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder."
             )
-        rows.extend((path, label, name) for path in paths)
-    table = file_table(rows, ["path", "label", "class_name"], text=("path", "class_name"))
+        paths += found
+        counts.append(len(found))
+    # As columns, not one tuple per image.
+    columns = {"path": paths, "label": np.repeat(np.arange(len(class_names)), counts),
+               "class_name": np.repeat(np.array(class_names, dtype=object), counts)}
+    table = file_table(columns, ["path", "label", "class_name"], text=("path", "class_name"))
     table.attrs["class_names"] = class_names
     return table
 
@@ -161,7 +165,7 @@ def make_dataset(
     if len(table) == 0:
         raise ValueError("No readable images left to build a dataset from.")
 
-    columns = {"path": table["path"].astype(str).to_numpy()}
+    columns = {"path": path_column(table["path"])}
     if label_mode is not None:
         columns["label"] = table["label"].to_numpy().astype("int32")
     if extra_columns:
@@ -193,7 +197,7 @@ def make_dataset(
             labels = tf.one_hot(labels, depth, dtype=tf.float32)
         return inputs, labels
 
-    dataset = cached_images(tf.data.Dataset.from_tensor_slices(columns), decode, batch_size, shuffle=shuffle,
+    dataset = cached_images(columns, decode, batch_size, shuffle=shuffle,
                             seed=seed, cache=cache, drop_remainder=drop_remainder, per_batch=finish)
     if class_names is not None:
         dataset.class_names = list(class_names)

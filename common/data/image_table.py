@@ -280,6 +280,7 @@ def from_celeba(root, target: str, covariates, seed: int = 0, val_fraction: floa
     check_attributes(covariates, valid)
     if target in covariates:
         raise UserError(f"--covariates holds the target {target}; leave it out (the task would be trivial)")
+    table = table[list(dict.fromkeys(["path", "partition", target, *covariates]))]  # the splits copy only these
     splits, note = split_partitions(table, seed, val_fraction, test_fraction)
     # After the split, as CelebA's own builder did: a corrupt file does not move the fallback split.
     splits = {name: drop_unreadable(part) for name, part in splits.items()}
@@ -311,7 +312,7 @@ def make_dataset(table, coding=None, num_classes: int = 2, image_size=(64, 64), 
 
     from hybridvision.common.covariate_coding import IMAGE_INPUT
     from hybridvision.common.data.images import decode_image
-    from hybridvision.common.data.pipeline import cached_images
+    from hybridvision.common.data.pipeline import cached_images, path_column
 
     if len(table) == 0:
         raise UserError("no images left to build a dataset from")
@@ -320,7 +321,7 @@ def make_dataset(table, coding=None, num_classes: int = 2, image_size=(64, 64), 
         target = labels.astype("float32").reshape(-1, 1)
     else:
         target = np.eye(num_classes, dtype="float32")[labels]
-    columns = {"path": table["path"].to_numpy(dtype=object).astype(str), "target": target}
+    columns = {"path": path_column(table["path"]), "target": target}
     raw = coding.raw_values(table) if coding is not None else {}
     columns.update({f"raw:{key}": value for key, value in raw.items()})
     image_size = tuple(image_size)
@@ -340,7 +341,7 @@ def make_dataset(table, coding=None, num_classes: int = 2, image_size=(64, 64), 
             return images, row["target"]
         return {IMAGE_INPUT: images, **{key: row[f"raw:{key}"] for key in raw}}, row["target"]
 
-    return cached_images(tf.data.Dataset.from_tensor_slices(columns), decode, batch_size, shuffle=shuffle, seed=seed,
+    return cached_images(columns, decode, batch_size, shuffle=shuffle, seed=seed,
                          cache=cache, per_batch=finish)
 
 

@@ -6,9 +6,11 @@ which files would fail, so a pipeline skips (and reports) them instead of
 crashing mid-epoch.
 """
 
+import hashlib
 import logging
 import os
 
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -19,7 +21,8 @@ LOGGER = logging.getLogger("hybridvision")
 # Formats tf.io.decode_image reads (GIF: first frame only).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
-# (path, mtime_ns, size) -> None when the file decodes, else the reason it does not.
+# path -> the file's stamp (`_stamp`) when it decodes, else (stamp, the reason it does not): one integer per
+# readable file, not a tuple of three objects. A file changed since (another stamp) is checked again.
 _VALIDATION_CACHE = {}
 NOT_UTF8 = "file name is not valid UTF-8; rename it"
 
@@ -63,7 +66,8 @@ def image_files(root) -> list[str]:
 
 
 def file_table(rows, columns, text=("path",)) -> pd.DataFrame:
-    """A DataFrame of `rows` (tuples or dicts) whose `text` columns (file paths, names) hold Python str objects.
+    """A DataFrame of `rows` (tuples or dicts, or a dict of columns) whose `text` columns (file paths, names) hold
+    Python str objects.
 
     pandas 3 keeps strings in Arrow when pyarrow is installed, and Arrow
     refuses the surrogate-escaped names Python gives file names that are not
@@ -151,12 +155,100 @@ def _reason(path):
     return None
 
 
+# Checks of at least this many files are also kept on disk, so the next run of a large
+# dataset does not decode it again; smaller ones take under a second.
+DISK_CACHE_MIN = 1000
+CHECK_BATCH = 256  # decoded files come back to Python this many at a time
+_UNCHECKED = object()  # a cache's answer for a file it has not seen (None means "decodes")
+
+
+def decode_check_cache_dir():
+    """Where checks are kept between runs: `$HYBRIDVISION_CACHE_DIR/decode_check` (default `~/.cache/hybridvision`).
+
+    `HYBRIDVISION_CACHE_DIR=off` keeps them in memory only.
+    """
+    root = os.environ.get("HYBRIDVISION_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hybridvision")
+    return None if root == "off" else os.path.join(root, "decode_check")
+
+
+def _cache_file(folder, directory):
+    return os.path.join(folder, hashlib.sha1(os.fsencode(directory)).hexdigest()[:20] + ".tsv")
+
+
+def _load_disk_cache(folder, directories):
+    """`{directory: {"name\tmtime_ns\tsize": reason or None}}` of the files checked before in `directories`.
+
+    Keyed by the line's own text: one string per file, not a tuple of a joined path and two integers.
+    """
+    found = {}
+    for directory in directories:
+        kept = {}
+        try:
+            with open(_cache_file(folder, directory), encoding="utf-8", errors="replace") as f:
+                for line in f:  # line by line: the file is never held whole
+                    fields = line.rstrip("\n").split("\t")
+                    if len(fields) == 4 and fields[1].isdigit() and fields[2].isdigit():  # a line cut by a kill is skipped
+                        kept["\t".join(fields[:3])] = fields[3] or None
+        except OSError:
+            continue
+        found[directory] = kept
+    return found
+
+
+def _cache_line(key, reason):
+    """The disk cache's line for a checked file, or None where a tab or line break would break the line."""
+    path, mtime, size = key
+    name = os.path.basename(path)
+    if any(c in name for c in "\t\r\n") or "\t" in (reason or "") or "\n" in (reason or ""):
+        return None
+    return f"{name}\t{mtime}\t{size}\t{reason or ''}\n"
+
+
+def _save_disk_cache(folder, checked, reasons):
+    """Appends `checked` (`(path, mtime, size)` keys; `reasons`: path -> why, for the failures) to the cache files
+    of their folders (best effort), written line by line."""
+    by_directory = {}
+    for row, (path, _, _) in enumerate(checked):
+        by_directory.setdefault(os.path.dirname(os.path.abspath(path)), []).append(row)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for directory, rows in by_directory.items():
+            lines = (_cache_line(checked[row], reasons.get(checked[row][0])) for row in rows)
+            with open(_cache_file(folder, directory), "a", encoding="utf-8") as f:
+                f.writelines(line for line in lines if line)
+    except OSError as error:
+        LOGGER.debug("decode check not kept on disk: %s", error)
+
+
+def _stamp(mtime_ns: int, size: int) -> int:
+    """One integer for a file's modification time and size (exact for files under 2**48 bytes)."""
+    return (mtime_ns << 48) | size
+
+
+def _cached(key):
+    """The in-memory answer for `(path, mtime_ns, size)`: None (decodes), a reason, or `_UNCHECKED`."""
+    path, mtime, size = key
+    entry, stamp = _VALIDATION_CACHE.get(path), _stamp(mtime, size)
+    if entry == stamp:
+        return None
+    if isinstance(entry, tuple) and entry[0] == stamp:
+        return entry[1]
+    return _UNCHECKED
+
+
+def _remember(key, reason):
+    path, mtime, size = key
+    _VALIDATION_CACHE[path] = _stamp(mtime, size) if reason is None else (_stamp(mtime, size), reason)
+
+
 def validate_images(paths):
     """Checks that every file exists, is not empty and fully decodes.
 
     Decoding runs in parallel inside tf.data with the same decoders the
     pipelines use. Results are cached in memory by (path, mtime, size), so a
-    second call on unchanged files is instant.
+    second call on unchanged files is instant; a check of `DISK_CACHE_MIN`
+    files or more is also kept on disk (`decode_check_cache_dir`), so the
+    next run only stats the files.
 
     Args:
         paths: iterable of file paths.
@@ -166,7 +258,8 @@ def validate_images(paths):
         `(path, reason)` for the others.
     """
     paths = [os.fspath(p) for p in paths]
-    keys, reasons, to_check = {}, {}, []
+    # Only the failures get an entry (path -> reason); the files to decode are (path, mtime, size) keys.
+    reasons, to_check = {}, []
     for path in paths:
         if not is_utf8_name(path):  # TensorFlow (and the UTF-8 logs and CSVs) cannot take it
             reasons[path] = NOT_UTF8
@@ -180,33 +273,51 @@ def validate_images(paths):
             reasons[path] = "empty file (0 bytes)"
             continue
         key = (path, stat.st_mtime_ns, stat.st_size)
-        keys[path] = key
-        if key in _VALIDATION_CACHE:
-            reasons[path] = _VALIDATION_CACHE[key]
-        else:
-            to_check.append(path)
+        reason = _cached(key)
+        if reason is _UNCHECKED:
+            to_check.append(key)
+        elif reason is not None:
+            reasons[path] = reason
+
+    folder = decode_check_cache_dir() if len(paths) >= DISK_CACHE_MIN else None
+    if to_check and folder:
+        kept = _load_disk_cache(folder, {os.path.dirname(os.path.abspath(key[0])) for key in to_check})
+        unchecked = []
+        for key in to_check:
+            directory, name = os.path.split(os.path.abspath(key[0]))
+            reason = kept.get(directory, {}).get(f"{name}\t{key[1]}\t{key[2]}", _UNCHECKED)
+            if reason is _UNCHECKED:
+                unchecked.append(key)
+            else:
+                _remember(key, reason)
+                if reason is not None:
+                    reasons[key[0]] = reason
+        to_check = unchecked
+        kept = None
 
     if to_check:
-        readable = set()
-        dataset = tf.data.Dataset.from_tensor_slices(to_check)
+        readable = np.zeros(len(to_check), dtype=bool)
+        dataset = tf.data.Dataset.from_tensor_slices(
+            (tf.range(len(to_check), dtype=tf.int64), [key[0] for key in to_check]))
         dataset = dataset.map(
-            lambda p: (p, _check_decodes(tf.io.read_file(p))),
+            lambda i, p: (i, _check_decodes(tf.io.read_file(p))),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=False,
         )
-        dataset = dataset.ignore_errors()
+        # Batched: one Python round trip per CHECK_BATCH files, not per file; positions, not path copies.
+        dataset = dataset.ignore_errors().batch(CHECK_BATCH).prefetch(2)
         with stderr_filtered(DECODER_NOISE):  # the failures are returned (and logged by drop_unreadable)
-            for path, _ in dataset.as_numpy_iterator():
-                readable.add(path.decode())
-            failed = [path for path in to_check if path not in readable]
-            found = {path: _reason(path) or "cannot decode" for path in failed}
-        for path in to_check:
-            reason = found.get(path)
-            _VALIDATION_CACHE[keys[path]] = reason
-            reasons[path] = reason
+            for batch, _ in dataset.as_numpy_iterator():
+                readable[batch] = True
+            found = {key[0]: _reason(key[0]) or "cannot decode" for key, ok in zip(to_check, readable) if not ok}
+        for key in to_check:
+            _remember(key, found.get(key[0]))
+        reasons.update(found)
+        if folder:
+            _save_disk_cache(folder, to_check, found)
 
-    good = [p for p in paths if reasons.get(p) is None]
-    bad = [(p, reasons[p]) for p in paths if reasons.get(p) is not None]
+    good = [p for p in paths if p not in reasons]
+    bad = [(p, reasons[p]) for p in paths if p in reasons]
     return good, bad
 
 

@@ -96,6 +96,8 @@ declare -A CMD=(
   [bench_feature_extraction]="-m benchmarks.feature_extraction $PACS --json"
   [bench_hybrid_conv]="-m benchmarks.hybrid_conv --json"
   [bench_input_pipeline]="-m benchmarks.input_pipeline $PACS --json"
+  # synthetic 16x16 JPEGs at 2,000 / 20,000 / 200,000 images, written to tmpfs (deleting 400,000 files is slow on disk)
+  [bench_scale]="-m benchmarks.scale --out /dev/shm/hybridvision-bench-scale --json"
   # every K gets the same 10 whole-image epochs after its K patch epochs (--full-epochs)
   [patch_sweep_lite0]="-m hybridvision.apps.patch_training.sweep $VOC --image-size 128 --full-epochs 10 --switch-epochs 0,1,2,3 --cache"
 )
@@ -103,7 +105,7 @@ ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cro
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_domainbed_lite0
        cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions
-       attractiveness_covariate_lr covariates_ham10000_study orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline)
+       attractiveness_covariate_lr covariates_ham10000_study orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline bench_scale)
 
 if [[ "${1:-}" == "--list" ]]; then
   for name in "${ORDER[@]}"; do echo "$name: python ${CMD[$name]}"; done
@@ -134,6 +136,7 @@ for name in "${names[@]}"; do
   $PY ${CMD[$name]} "${where[@]}" 2>&1 | grep -v -E "^(WARNING: All log|I0000|E0000|W0000|To enable)" \
     | tee "$OUT/$name/output.txt"
   echo "wall seconds: $(( $(date +%s) - start ))" >> "$OUT/$name/output.txt"
+  if [[ "$name" == bench_scale ]]; then grep '^{' "$OUT/$name/output.txt" | tail -1 > "$OUT/$name/scale.json"; fi
   for file in metrics.json modality_table.md leave_one_out_table.md domainbed_table.md retrieval_table.md linear_probe.md linear_probe.json sweep.md sweep.csv sweep_per_class_ap.md \
               summary.md summary.csv comparison.md comparison.csv study.md study.csv study.png history.csv; do
     if [[ -f "$run_dir/$file" ]]; then cp "$run_dir/$file" "$OUT/$name/"; fi  # (a bare && ended the script with 1)

@@ -116,3 +116,38 @@ def test_feature_extraction_quick_json(capsys, tmp_path):
     assert result["pipeline_over_bare"] == pytest.approx(
         result["pipeline_images_per_s"] / result["bare_predict_images_per_s"], rel=1e-6
     )
+
+
+@pytest.mark.slow
+def test_scale_small_sizes_json(capsys, tmp_path):
+    from benchmarks import scale
+
+    returned = scale.main(["--sizes", "200,400", "--json", "--out", str(tmp_path), "--app-images", "0"])
+    result = last_json_line(capsys)
+    assert result == json.loads(json.dumps(returned))
+    assert result["sizes"] == [200, 400]
+    assert set(result["ratio_largest_over_smallest"]) == set(scale.PHASES)
+    assert all(v > 0 for v in result["ratio_largest_over_smallest"].values())
+    assert set(result["peak_rss_mb"]) == {"200", "400"} and all(v > 0 for v in result["peak_rss_mb"].values())
+    for size, per_image in result["us_per_image"].items():
+        assert set(per_image) == set(scale.PHASES) and all(v > 0 for v in per_image.values()), size
+        shares = result["input_share_of_step"][size]
+        assert set(shares) == {"attractiveness", "orientation_light"} and all(0 <= v <= 1 for v in shares.values())
+    for one in result["per_size"]:
+        assert set(one["rss_mb_after"]) >= {"start", "generate", *scale.PHASES}
+    assert list(tmp_path.iterdir()) == []  # the generated images are removed
+
+
+@pytest.mark.slow
+def test_scale_app_step_through_each_apps_own_pipeline_and_model(tmp_path):
+    from benchmarks import scale
+
+    result = scale.app_steps(40, tmp_path, extra=["--image-size", "32"])  # the apps' defaults, smaller images
+    assert set(result) == set(scale.APPS)
+    assert result["attractiveness"]["model"] == "efficientnet_lite0"
+    assert result["orientation_light"]["model"] == "from_scratch" and result["orientation_light"]["cache"] is True
+    for app, r in result.items():
+        assert r["image_size"] == 32 and 0 < r["images"] <= 40, app
+        assert r["us_per_image_app"] > 0 and r["us_per_image_bare"] > 0 and r["us_per_image_pipeline_alone"] > 0, app
+        assert r["ratio"] == pytest.approx(r["us_per_image_bare"] / r["us_per_image_app"], rel=0.01), app
+        assert r["cpu_ratio"] > 0, app

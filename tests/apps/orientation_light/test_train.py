@@ -101,3 +101,15 @@ def test_tune_two_trials_writes_config_and_resumes(tiny_faces, tmp_path, capsys)
     with open(path.parent / "trials.csv") as f:
         assert len(list(csv.DictReader(f))) == 2
     assert "Search: Running Trial" not in capsys.readouterr().out
+
+
+def test_a_cache_that_would_not_fit_is_refused_before_the_model(tiny_faces, tmp_path, monkeypatch):
+    from hybridvision.common.cli import UserError
+    from hybridvision.common.data import pipeline
+
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 1000)  # bytes: the cache (on by default) cannot fit
+    monkeypatch.setattr(train, "build_model", lambda *a, **k: pytest.fail("a model was built"))
+    with pytest.raises(UserError, match=r"^--cache: \d+ decoded images \(24x24x3 each\) need .* available; ") as error:
+        train.main(["--data-dir", str(tiny_faces), "--image-size", "24", "--epochs", "1", "--batch-size", "4",
+                    "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert "\n" not in str(error.value)

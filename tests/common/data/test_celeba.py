@@ -94,6 +94,34 @@ def test_missing_files_and_bad_headers_are_named(tmp_path):
         read_celeba(root)
 
 
+def test_files_longer_than_a_chunk_read_whole_and_name_the_first_bad_value(tmp_path, monkeypatch):
+    from hybridvision.common.data import celeba_files
+
+    monkeypatch.setattr(celeba_files, "READ_CHUNK_ROWS", 2)  # 7 rows: four chunks
+    rows = _rows(7)
+    root = _write_layout(tmp_path / "a", rows, [0, 0, 0, 1, 1, 2, 2])
+    table = read_celeba(root)
+    assert list(table["file"]) == [f for f, _ in rows]
+    np.testing.assert_array_equal(table[["Attractive", "Male", "Smiling"]].to_numpy(),
+                                  (np.array([v for _, v in rows]) > 0).astype(int))
+    assert list(table["partition"]) == ["train"] * 3 + ["val"] * 2 + ["test"] * 2
+    # The first bad value in reading order (row, then column), whichever column and chunk it is in.
+    bad = rows[:4] + [(rows[4][0], [1, -1, 0]), (rows[5][0], [5, 1, 1]), rows[6]]
+    root = _write_layout(tmp_path / "b", bad, [0] * 7)
+    with pytest.raises(ValueError, match="must be 1 or -1; row 7 \\(000005.jpg\\) has 0 for Smiling$"):
+        read_celeba(root)
+    root = _write_layout(tmp_path / "c", rows, [0] * 7)
+    text = (root / "list_attr_celeba.txt").read_text().replace("000006.jpg  1", "000006.jpg  x").replace(
+        "000006.jpg -1", "000006.jpg  x")
+    (root / "list_attr_celeba.txt").write_text(text)
+    with pytest.raises(ValueError, match="row 8 \\(000006.jpg\\) has 'x' for Attractive$"):
+        read_celeba(root)
+    with open(root / "list_eval_partition.txt", "a") as f:  # a repeat in another chunk is still found
+        f.write("000001.jpg 1\n")
+    with pytest.raises(ValueError, match=r"000001.jpg \(lines 1, 8\)"):
+        read_partition(root / "list_eval_partition.txt")
+
+
 def test_images_listed_twice_are_refused_with_their_lines(tmp_path, string_storage):
     rows = _rows(6)
     twice = rows + [(rows[1][0], [-v for v in rows[1][1]]), rows[4]]  # 000002.jpg again with every value flipped

@@ -126,6 +126,8 @@ def test_validation_cache_is_keyed_by_mtime_and_size(tmp_path, monkeypatch):
     write(tmp_path / "a.jpg", jpeg[: len(jpeg) // 3])  # same path, new size
     ok, bad = validate_images([path])
     assert ok == [] and bad[0][0] == path
+    monkeypatch.setattr(images_module, "_check_decodes", lambda c: calls.append(c) or tf.shape(c))
+    assert validate_images([path]) == ([], bad) and calls == []  # a failure is answered from the cache too
 
 
 def test_drop_unreadable_keeps_readable_rows_in_order_and_logs_the_rest(tmp_path, caplog):
@@ -160,3 +162,32 @@ def test_log_skipped_names_count_and_first_paths(caplog):
 def test_image_extensions_cover_the_decoded_formats():
     assert {".jpg", ".jpeg", ".png", ".bmp", ".gif"} <= set(IMAGE_EXTENSIONS)
     assert all(ext == ext.lower() and ext.startswith(".") for ext in IMAGE_EXTENSIONS)
+
+
+def test_a_large_check_is_kept_on_disk_for_the_next_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRIDVISION_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(images_module, "DISK_CACHE_MIN", 2)
+    jpeg = encode(pixels(), "JPEG")
+    good = write(tmp_path / "ok.jpg", jpeg)
+    broken = write(tmp_path / "broken.jpg", jpeg[: len(jpeg) // 2])
+    first = validate_images([good, broken])
+    assert first[0] == [good] and first[1][0][0] == broken
+    assert len(list((tmp_path / "cache" / "decode_check").glob("*.tsv"))) == 1
+    monkeypatch.setattr(images_module, "_VALIDATION_CACHE", {})  # a new run: nothing in memory
+    calls = []
+    monkeypatch.setattr(images_module, "_check_decodes", lambda c: calls.append(c) or tf.shape(c))
+    assert validate_images([good, broken]) == first
+    assert calls == []  # answered from the disk cache, with the reason of the broken file
+    write(tmp_path / "broken.jpg", jpeg)  # repaired: a new size, checked again
+    monkeypatch.setattr(images_module, "_VALIDATION_CACHE", {})
+    assert validate_images([good, broken]) == ([good, broken], [])
+    assert len(calls) == 1
+
+
+def test_small_checks_and_off_stay_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRIDVISION_CACHE_DIR", "off")
+    assert images_module.decode_check_cache_dir() is None
+    monkeypatch.setenv("HYBRIDVISION_CACHE_DIR", str(tmp_path / "cache"))
+    path = write(tmp_path / "a.jpg", encode(pixels(), "JPEG"))
+    assert validate_images([path]) == ([path], [])
+    assert not (tmp_path / "cache").exists()
