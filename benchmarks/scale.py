@@ -20,6 +20,9 @@ times per image, in one run:
 - `decode_check_cold` / `_warm` / `_next_run`: `validate_images` over the
   CelebA images: first time, again in the same process, and in a new run
   (the in-process cache emptied, the cache kept on disk);
+- `stat_files`: one `os.stat` per CelebA image, the floor of a next run's
+  check (it stats each file for its (mtime, size) key): the file system's
+  own cost, which grows with the number of files in a folder;
 - `attractiveness_epoch` / `orientation_light_epoch`: one epoch of `fit`
   through each app's tf.data pipeline (`image_table.from_celeba` +
   `image_table.make_dataset`, target Attractive, images only;
@@ -72,7 +75,7 @@ APP_ARGS = {"attractiveness": ["--weights", "none"], "orientation_light": []}
 CELEBA_SIZE = (178, 218)  # (width, height) of img_align_celeba's faces
 TIMED_EPOCHS = 3
 PHASES = ("read_celeba", "read_class_folders", "decode_check_cold", "decode_check_warm", "decode_check_next_run",
-          "attractiveness_epoch", "orientation_light_epoch", "bare_fit", "predict")
+          "stat_files", "attractiveness_epoch", "orientation_light_epoch", "bare_fit", "predict")
 
 
 def jpeg_bytes(size=(IMAGE_SIZE, IMAGE_SIZE), seed=0) -> bytes:
@@ -188,6 +191,8 @@ def measure(n, out) -> dict:
     timed("decode_check_warm", lambda: images.validate_images(paths))
     images._VALIDATION_CACHE.clear()  # a new run: only what is kept on disk is left
     timed("decode_check_next_run", lambda: images.validate_images(paths))
+    # The floor of a next run's check: one os.stat per file (its (mtime, size) key), nothing of the suite's.
+    timed("stat_files", lambda: sum(1 for path in paths if os.stat(path)))
     paths = good = table = None  # the benchmark's own lists and table of N rows are not kept for the phases below
 
     def attractiveness():
