@@ -8,6 +8,7 @@ so it runs on the TensorFlow backend; everything else is backend-agnostic.
 
     maps = grad_cam(model, images)                       # (N, H, W) in [0, 1]
     save_grad_cam_grid(model, images, "gradcam.png", class_names)
+    pngs = grad_cam_samples(model, images, labels, class_names)   # per sample: true/predicted (TensorBoard's)
     save_activation_grid(model, images[0], "block2_conv", "acts.png")
     save_filter_grid(model, "filters.png")
 
@@ -188,6 +189,44 @@ def save_grad_cam_grid(model, images, out_png, class_names=None, layer_name=None
         tiles += [image, overlay(image, heat)]
         titles += ["input", f"Grad-CAM: {label}"]
     return plot_image_grid(tiles, titles, out_png, ncols=ncols - ncols % 2 or 2)
+
+
+def _true_class(labels, count):
+    """Class index per sample of a batch's labels: sparse, one-hot, a one-unit sigmoid's 0/1, or a dict of
+    outputs' labels (the first, as `grad_cam` explains the first output)."""
+    labels = np.asarray(tree.flatten(labels)[0])[:count]
+    if labels.ndim == 1 or labels.shape[-1] == 1:
+        return np.rint(labels.reshape(len(labels), -1)[:, 0]).astype(int)
+    return labels.argmax(-1)
+
+
+def grad_cam_samples(model, inputs, labels=None, class_names=None, count=4) -> list[bytes]:
+    """PNGs (bytes, one shape) of the first `count` samples of a batch, each image beside its Grad-CAM overlay,
+    titled with the true class (when `labels` is given) and the predicted one. One gradient pass.
+
+    `inputs`: the batch as the model takes it (an array, or a list/dict with one 4D image input); an image
+    of other than 1 or 3 channels (digit_pairs' pair) is shown channel by channel. Raises `ValueError` when
+    the model has no convolution for Grad-CAM.
+    """
+    import tempfile
+
+    inputs = tree.map_structure(lambda x: x[:count], inputs)
+    maps, chosen = grad_cam(model, inputs)
+    images = np.asarray(next(x for x in tree.flatten(inputs) if len(x.shape) == 4))
+    truth = _true_class(labels, len(images)) if labels is not None else None
+    name = (lambda k: str(class_names[k]) if class_names is not None and 0 <= k < len(class_names) else str(k))
+    pngs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (image, heat) in enumerate(zip(images, maps)):
+            parts = [image] if image.shape[-1] in (1, 3) else [image[..., c:c + 1] for c in range(image.shape[-1])]
+            tiles, titles = [], []
+            for j, part in enumerate(parts):
+                part = _to_uint8(part)
+                tiles += [part, overlay(part, heat)]
+                titles += [f"true: {name(truth[i])}" if truth is not None and j == 0 else "",
+                           f"Grad-CAM: predicted {name(chosen[i])}" if j == 0 else ""]
+            pngs.append(plot_image_grid(tiles, titles, Path(tmp) / f"{i}.png", ncols=len(tiles)).read_bytes())
+    return pngs
 
 
 def _to_uint8(array):

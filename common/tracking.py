@@ -5,7 +5,11 @@
 * TensorBoard, `tensorboard/final/` in the run directory: the run's settings through the hparams plugin
   (`tensorboard.plugins.hparams.api`), every numeric val/test metric as a scalar `final/<split>_<metric>`,
   and each split's confusion matrix (when the app's report has `confusion_matrix`) as an image
-  `final/<split>_confusion_matrix`. The per-epoch curves are the `keras.callbacks.TensorBoard` logs
+  `final/<split>_confusion_matrix`; and, where `Run.finish` has samples (its `samples`, else the val split,
+  else test), the first 4 images of their first batch, each beside its Grad-CAM heat map of the final model
+  (`hybridvision.common.explain.grad_cam_samples`, titled with the true and predicted class), as one image
+  summary `final/gradcam`: a model without a convolution, or with inputs Grad-CAM cannot take, gets one
+  warning and no samples. The per-epoch curves are the `keras.callbacks.TensorBoard` logs
   beside it (`tensorboard/<phase>/`).
 * `--tracker mlflow` or `--tracker wandb` (optional extras: `pip install mlflow` / `pip install wandb`, or
   hybridvision's `tracking` / `wandb` extras) log the same things, read from the finished run
@@ -39,6 +43,7 @@ from hybridvision.common.history import read_history
 
 log = logging.getLogger("hybridvision")
 SPLITS = ("val", "test")
+GRADCAM = 4  # samples of `final/gradcam`
 
 
 def _scalars(results: dict) -> dict:
@@ -84,7 +89,23 @@ def _confusion_pngs(results: dict) -> dict:
     return pngs
 
 
-def tensorboard_final(log_dir: Path, run_name: str, settings: dict, scalars: dict, pngs: dict, step: int) -> None:
+def _gradcam_pngs(model, samples, class_names) -> list[bytes]:
+    """`explain.grad_cam_samples` of the first batch of `samples` (a dataset, or an `(inputs, labels)` batch);
+    [] with one warning when Grad-CAM cannot be made for this model or these inputs."""
+    if model is None or samples is None:
+        return []
+    try:
+        from hybridvision.common.explain import grad_cam_samples
+
+        batch = samples if isinstance(samples, tuple) else next(iter(samples))
+        return grad_cam_samples(model, batch[0], batch[1] if len(batch) > 1 else None, class_names, count=GRADCAM)
+    except Exception as err:  # noqa: BLE001
+        log.warning("TensorBoard: no Grad-CAM samples (%s)", " ".join(str(err).split()))
+        return []
+
+
+def tensorboard_final(log_dir: Path, run_name: str, settings: dict, scalars: dict, pngs: dict, step: int,
+                      gradcam: list[bytes] = ()) -> None:
     import tensorflow as tf
 
     writer = tf.summary.create_file_writer(str(log_dir))
@@ -100,6 +121,10 @@ def tensorboard_final(log_dir: Path, run_name: str, settings: dict, scalars: dic
         for split, png in pngs.items():
             image = tf.image.decode_png(png, channels=4)[None]
             tf.summary.image(f"final/{split}_confusion_matrix", image, step=step)
+        if gradcam:
+            images = tf.stack([tf.image.decode_png(png, channels=3) for png in gradcam])
+            tf.summary.image("final/gradcam", images, step=step, max_outputs=len(gradcam),
+                             description="each image beside its Grad-CAM heat map: true and predicted class")
     writer.flush()
     writer.close()
 
@@ -243,15 +268,19 @@ def check(config) -> None:
             raise UserError(f"--callbacks {spec}: {module} has no {name}")
 
 
-def log_final(run, results: dict) -> None:
-    """The finished run `run` (a `Run`) with its final `results`, to TensorBoard and the chosen tracker."""
+def log_final(run, results: dict, model=None, samples=None, class_names=None) -> None:
+    """The finished run `run` (a `Run`) with its final `results`, to TensorBoard and the chosen tracker.
+
+    `model`, `samples`, `class_names`: the final model and a dataset (or an `(inputs, labels)` batch) whose
+    first `GRADCAM` images TensorBoard gets with their Grad-CAM (`final/gradcam`); none without them.
+    """
     settings = _settings(run.config)
     scalars = _scalars(results)
     step = run.epochs_trained()
     # A tracker that fails costs its log, never the finished run (metrics.json is written next).
     try:
         tensorboard_final(run.dir / "tensorboard" / "final", run.export_name, settings, scalars,
-                          _confusion_pngs(results), step)
+                          _confusion_pngs(results), step, _gradcam_pngs(model, samples, class_names))
     except Exception as err:  # noqa: BLE001
         log.warning("TensorBoard: the final settings and metrics were not written (%s)", " ".join(str(err).split()))
     tracker = getattr(run.config, "tracker", "none")

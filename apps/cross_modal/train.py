@@ -148,7 +148,9 @@ def train(cfg: CrossModalConfig, export: bool = True) -> dict:
             "modalities": modalities}
     if cfg.model == "per_modality":  # its second input says which modality each image is
         card.update(covariates=list(modalities), covariate_coding="one-hot: 1 for the image's modality, 0 for the others")
-    _, metrics = run.finish(model, {}, final="last", metrics=extra, card=card)
+    # TensorBoard's Grad-CAM samples: the last experiment's test images.
+    samples = make_images(cfg, tested, batch_size, False, modalities)
+    _, metrics = run.finish(model, {}, final="last", metrics=extra, card=card, samples=samples)
     metrics["markdown_table"] = markdown
     return metrics
 

@@ -334,7 +334,8 @@ class Run:
         return sorted(p for p in self.dir.glob("model.*") if p.name != "model.keras" and ".tmp" not in p.name)
 
     def finish(self, model, datasets: dict | None = None, *, final: str = "best", phase: str = "main",
-               report=None, metrics: dict | None = None, card: dict | None = None, floor: dict | None = None):
+               report=None, metrics: dict | None = None, card: dict | None = None, floor: dict | None = None,
+               samples=None):
         """Choose the final model, evaluate it once, write model.keras, metrics.json and curves; export it.
 
         Args:
@@ -363,6 +364,9 @@ class Run:
                 The monitored metric of `phase` (`fit`'s `monitor`, `val_<m>`) of the final model
                 must be better than `floor["val"][m]`; without it an accuracy must beat
                 1 / the number of classes of `card["class_names"]`; other metrics are not checked.
+            samples: a dataset (or an `(inputs, labels)` batch) whose first images TensorBoard gets with
+                their Grad-CAM (`hybridvision.common.tracking`); default `datasets["val"]`, else
+                `datasets["test"]`.
 
         Only a model that learned is exported: a run that trained no epoch, whose weights are not
         finite, whose training loss ever was not finite or exploded (> `EXPLODED` times its phase's
@@ -418,7 +422,10 @@ class Run:
             notes["exported_model"] = str(export)
         else:
             notes.update(exported_model=None, not_exported=f"export=False: the model stays in {self.dir / 'model.keras'}")
-        tracking.log_final(self, results)
+        if samples is None:
+            samples = next((d for d in ((datasets or {}).get(s) for s in ("val", "test")) if d is not None), None)
+        class_names = (card or {}).get("class_names") or results["notes"].get("class_names")
+        tracking.log_final(self, results, chosen, samples, class_names)
         # metrics.json last: its presence marks the run finished.
         atomic_write_text(self.dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
         log.info("metrics: %s", json.dumps({k: v for k, v in results.items() if k != "notes"}, sort_keys=True))

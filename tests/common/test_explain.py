@@ -141,3 +141,28 @@ def test_explain_writes_a_png_for_each_kind_of_model(kind, tmp_path, capsys):
         args.class_name, args.covariates = None, "Male=1"
         with pytest.raises(UserError, match="takes 2 covariate.*1 were named"):
             run_explain(spec, args)
+
+
+def test_grad_cam_samples_one_png_per_sample_titled_with_true_and_predicted(tmp_path):
+    from hybridvision.common import tracking
+
+    model, _ = _nested_classifier()
+    images = np.random.default_rng(1).uniform(0, 255, (6, 16, 16, 3)).astype("float32")
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    pngs = tracking._gradcam_pngs(model, (images, labels), ["a", "b", "c"])
+    assert len(pngs) == 4  # the first tracking.GRADCAM samples of the batch
+    shapes = {tuple(tf.image.decode_png(png).shape) for png in pngs}
+    assert len(shapes) == 1 and min(next(iter(shapes))[:2]) > 16
+
+
+def test_grad_cam_samples_skip_a_model_without_a_convolution_with_one_warning(caplog):
+    from hybridvision.common import tracking
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))
+    images = np.zeros((2, 8, 8, 3), "float32")
+    with caplog.at_level("WARNING", logger="hybridvision"):
+        assert tracking._gradcam_pngs(model, (images, np.array([0, 1])), ["a", "b"]) == []
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "no Grad-CAM samples" in record.getMessage() and "no Conv2D layer" in record.getMessage()
+    assert "\n" not in record.getMessage()
