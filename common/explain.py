@@ -214,7 +214,10 @@ def grad_cam_samples(model, inputs, labels=None, class_names=None, count=4) -> l
     maps, chosen = grad_cam(model, inputs)
     images = np.asarray(next(x for x in tree.flatten(inputs) if len(x.shape) == 4))
     truth = _true_class(labels, len(images)) if labels is not None else None
-    name = (lambda k: str(class_names[k]) if class_names is not None and 0 <= k < len(class_names) else str(k))
+
+    def name(k):
+        return str(class_names[k]) if class_names is not None and 0 <= k < len(class_names) else str(k)
+
     pngs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (image, heat) in enumerate(zip(images, maps)):

@@ -14,7 +14,7 @@
         model.keras          the model to use: the best checkpoint, or the last weights (`finish(final=...)`)
         model.<x>            files the app writes to describe it (model.classes.json), exported with it
         metrics.json         {"val": {...}, "test": {...}} with every compiled metric, plus the app's report
-        tensorboard/         TensorBoard logs; final/: the settings (hparams), final metrics, confusion matrices
+        tensorboard/         TensorBoard logs; final/: settings (hparams), final metrics, confusion matrices, Grad-CAM
         mlruns/              --tracker mlflow: the run's local MLflow store (hybridvision.common.tracking)
         wandb/               --tracker wandb: the offline Weights & Biases run, unless WANDB_DIR is set
         backup/              training state while a run is unfinished

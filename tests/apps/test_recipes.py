@@ -167,7 +167,7 @@ def test_bad_callbacks_are_one_line(faces, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_tensorboard_has_hparams_final_metrics_and_the_confusion_matrix(faces, tmp_path, monkeypatch):
+def test_tensorboard_has_hparams_final_metrics_the_confusion_matrix_and_gradcam(faces, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     import tensorflow as tf
 
@@ -175,15 +175,15 @@ def test_tensorboard_has_hparams_final_metrics_and_the_confusion_matrix(faces, t
     metrics = _orientation(faces, run_dir, "--epochs", "1", "--lr-schedule", "step")
     assert _optimizer_config(run_dir)["learning_rate"]["class_name"] == "ExponentialDecay"
     (events,) = (run_dir / "tensorboard" / "final").glob("events.out.tfevents.*")
-    tags, scalars, images = set(), {}, set()
+    tags, scalars, images = set(), {}, {}
     for event in tf.compat.v1.train.summary_iterator(str(events)):
         for value in event.summary.value:
             tags.add(value.tag)
             plugin = value.metadata.plugin_data.plugin_name
             if plugin == "scalars":
                 scalars[value.tag] = float(tf.make_ndarray(value.tensor))
-            if plugin == "images":
-                images.add(value.tag)
+            if plugin == "images":  # [width, height, PNG, PNG, ...]
+                images[value.tag] = tf.make_ndarray(value.tensor)
     assert "_hparams_/session_start_info" in tags
     from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -195,7 +195,13 @@ def test_tensorboard_has_hparams_final_metrics_and_the_confusion_matrix(faces, t
                 assert hparams["lr_schedule"].string_value == "step"
                 assert hparams["epochs"].number_value == 1
     assert scalars["final/test_accuracy"] == pytest.approx(metrics["test"]["accuracy"])
-    assert {"final/val_confusion_matrix", "final/test_confusion_matrix"} <= images
+    assert {"final/val_confusion_matrix", "final/test_confusion_matrix"} <= set(images)
+    # Grad-CAM of the first 4 val images: each the image beside its heat map, titled true / predicted.
+    gradcam = images["final/gradcam"]
+    width, height = int(gradcam[0]), int(gradcam[1])
+    assert len(gradcam) - 2 == 4 and width > 16 and height > 16
+    for png in gradcam[2:]:
+        assert tf.image.decode_png(png).shape[:2] == (height, width)
 
 
 @pytest.mark.parametrize("tracker, extra", [("mlflow", "tracking"), ("wandb", "wandb")])
