@@ -2,7 +2,8 @@
 
 Each option is a `TrainConfig` field every app inherits (`hybridvision.common.recipe`,
 `hybridvision.common.tracking`); these runs use orientation_light (sparse categorical cross-entropy)
-and attractiveness (binary cross-entropy: soft labels) with a few images of 16 pixels. The whole
+and attractiveness (binary cross-entropy: soft labels) with a few images of 16 pixels (TensorBoard's
+Grad-CAM samples also through digit_pairs and a cross_modal domainbed cell). The whole
 training runs are marked slow, like the apps' own; the refusals stop before training.
 """
 
@@ -202,6 +203,44 @@ def test_tensorboard_has_hparams_final_metrics_the_confusion_matrix_and_gradcam(
     assert len(gradcam) - 2 == 4 and width > 16 and height > 16
     for png in gradcam[2:]:
         assert tf.image.decode_png(png).shape[:2] == (height, width)
+
+
+def _gradcam_samples(run_dir):
+    """{events file: (samples, width, height)} of each `final/gradcam` image summary under `run_dir`."""
+    import tensorflow as tf
+
+    found = {}
+    for events in sorted(run_dir.rglob("final/events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            for value in event.summary.value:
+                if value.tag == "final/gradcam":
+                    tensor = tf.make_ndarray(value.tensor)
+                    found[events.relative_to(run_dir).parts[0]] = (len(tensor) - 2, int(tensor[0]), int(tensor[1]))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app", ["attractiveness", "digit_pairs", "cross_modal"])
+def test_gradcam_samples_of_covariate_pair_and_domainbed_models(app, celeba, tmp_path, monkeypatch):
+    """Raw covariates beside the image, a two-digit pair with a dict of outputs, a domainbed cell (no export)."""
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    small = ["--backbone", "small", "--weights", "none", "--image-size", "16", "--epochs", "1", "--batch-size", "4"]
+    flags = {
+        "attractiveness": ["--data-dir", str(celeba), "--model", "hybrid", "--covariates", "Male,Smiling", *small,
+                           "--export-anyway"],
+        "digit_pairs": ["--data-dir", str(generate("mnist", tmp_path / "mnist", scale="tiny")), "--model", "aux",
+                        "--pairs", "20", "--epochs", "1", "--export-anyway"],
+        "cross_modal": ["--data-dir", str(generate("domains", tmp_path / "domains", scale="tiny")), "--protocol",
+                        "domainbed", "--test-domains", "photo", "--model", "frozen", *small],
+    }[app]
+    importlib.import_module(f"hybridvision.apps.{app}.train").main([*flags, "--run-dir", str(run_dir), "--quiet"])
+    found = _gradcam_samples(run_dir)
+    assert set(found) == ({"photo_seed0"} if app == "cross_modal" else {"tensorboard"})
+    ((samples, width, height),) = found.values()
+    assert 1 <= samples <= 4 and width > 16 and height > 16
 
 
 @pytest.mark.parametrize("tracker, extra", [("mlflow", "tracking"), ("wandb", "wandb")])
