@@ -91,8 +91,14 @@ def _confusion_pngs(results: dict) -> dict:
 
 def _gradcam_pngs(model, samples, class_names) -> list[bytes]:
     """`explain.grad_cam_samples` of the first batch of `samples` (a dataset, or an `(inputs, labels)` batch);
-    [] with one warning when Grad-CAM cannot be made for this model or these inputs."""
+    [] for a model without a convolution (nothing to explain: no warning), and [] with one warning when
+    Grad-CAM cannot be made for this model or these inputs."""
     if model is None or samples is None:
+        return []
+    from hybridvision.common.explain import conv_layers
+
+    if not conv_layers(model):
+        log.debug("TensorBoard: no Grad-CAM samples (model %r has no convolution)", model.name)
         return []
     try:
         from hybridvision.common.explain import grad_cam_samples

@@ -84,6 +84,9 @@ NOT_A_VALUE = {
     ("*", "coordinator"), ("*", "num_processes"), ("*", "process_id"),  # read from the environment at start
     ("cross_modal", "modalities"),  # "every folder under --data-dir": read from the data
     ("attractiveness", "labels"),  # "labels.csv in --data-dir when it is there": looked up on disk
+    # "default 100 for late_fusion, 1 for ...": resolved per model when the model is built (tune and study change
+    # a filled config's model); checked in tests/apps/attractiveness (test_covariate_lr_multiplier_default_...)
+    ("attractiveness", "covariate_lr_multiplier"),
     ("cross_modal", "finetune_layers"),
     ("patch_training", "patch_cache"),  # None: cache_patches picks the folder (test_patch_cache_default below)  # "0 = the backbone's default": resolved per backbone at fine-tuning
 }
