@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-requirements.txt
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-quick test-jax browser bench bench-gpu lint notebooks results docs clean
+.PHONY: install demo test test-notebooks test-quick test-jax browser bench bench-gpu lint notebooks results docs clean
 
 $(STAMP): requirements.txt pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,15 @@ browser:
 demo: install
 	$(BIN)/hybridvision demo
 
+# Everything but executing the notebooks (make test-notebooks; CI runs both).
 test: install browser
 	$(BIN)/python -m pip install -q -r requirements-bench.txt
-	$(BIN)/python -m pytest -n auto --maxprocesses 4
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --ignore=tests/notebooks/test_execute.py
+
+# Every Colab notebook run top to bottom on the demo data (QUICK = True).
+test-notebooks: install
+	$(BIN)/python -m pip install -q -r requirements-bench.txt
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 tests/notebooks/test_execute.py
 
 test-quick: install
 	$(BIN)/python -m pytest -n auto --maxprocesses 4 -m "not slow"
