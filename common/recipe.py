@@ -261,20 +261,24 @@ def stopped_early(config, rows: list[dict], monitor: str, mode: str) -> bool:
     return _replay(callback, rows, 0.0)
 
 
+def callback_factory(spec):
+    """The factory named by one `--callbacks` entry `module:factory`; a one-line `UserError` when it is not there."""
+    module, _, name = str(spec).partition(":")
+    if not module or not name:
+        raise UserError(f"--callbacks {spec!r}: expected module:factory, e.g. mypackage.callbacks:make")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as err:
+        raise UserError(f"--callbacks {spec}: cannot import {module} ({err})") from None
+    except AttributeError:
+        raise UserError(f"--callbacks {spec}: {module} has no {name}") from None
+
+
 def user_callbacks(specs) -> list:
     """The callbacks of `--callbacks module:factory,...`: each factory() returns a callback or a list."""
     made = []
     for spec in specs or ():
-        module, _, name = str(spec).partition(":")
-        if not module or not name:
-            raise UserError(f"--callbacks {spec!r}: expected module:factory, e.g. mypackage.callbacks:make")
-        try:
-            factory = getattr(importlib.import_module(module), name)
-        except ImportError as err:
-            raise UserError(f"--callbacks {spec}: cannot import {module} ({err})") from None
-        except AttributeError:
-            raise UserError(f"--callbacks {spec}: {module} has no {name}") from None
-        result = factory()
+        result = callback_factory(spec)()
         result = list(result) if isinstance(result, (list, tuple)) else [result]
         bad = [type(c).__name__ for c in result if not isinstance(c, keras.callbacks.Callback)]
         if bad:

@@ -256,22 +256,15 @@ MISSING = {
 
 def check(config) -> None:
     """Refuse (one line) a `--tracker` that is not installed or a `--callbacks` that cannot be imported."""
-    import importlib
     import importlib.util
+
+    from hybridvision.common.recipe import callback_factory
 
     tracker = getattr(config, "tracker", "none")
     if tracker in TRACKERS and importlib.util.find_spec(tracker) is None:
         raise UserError(MISSING[tracker])
     for spec in getattr(config, "callbacks", None) or ():
-        module, _, name = str(spec).partition(":")
-        if not module or not name:
-            raise UserError(f"--callbacks {spec!r}: expected module:factory, e.g. mypackage.callbacks:make")
-        try:
-            found = hasattr(importlib.import_module(module), name)
-        except ImportError as err:
-            raise UserError(f"--callbacks {spec}: cannot import {module} ({err})") from None
-        if not found:
-            raise UserError(f"--callbacks {spec}: {module} has no {name}")
+        callback_factory(spec)
 
 
 def log_final(run, results: dict, model=None, samples=None, class_names=None) -> None:
