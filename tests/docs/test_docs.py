@@ -129,3 +129,11 @@ def test_every_stored_result_is_cited():
     entries = sorted(entry.name for entry in RESULTS.iterdir() if entry.is_dir())
     missing = [entry for entry in entries if entry not in cited]
     assert not missing, f"docs/results/README.md does not link to these stored outputs: {missing}"
+
+
+def test_every_regenerate_entry_has_a_command():
+    listing = subprocess.run(["bash", str(RESULTS / "regenerate.sh"), "--list"], capture_output=True, text=True, check=True).stdout
+    entries = dict(line.split(": python", 1) for line in listing.splitlines())
+    assert len(entries) > 10, listing
+    empty = [name for name, command in entries.items() if not command.strip()]
+    assert not empty, f"docs/results/regenerate.sh lists these entries without a command: {empty}"
