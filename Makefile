@@ -34,7 +34,7 @@ demo: install
 # Everything but executing the notebooks (make test-notebooks; CI runs both: on 2 cores about 11 and 2 minutes).
 test: install browser
 	$(BIN)/python -m pip install -q -r requirements-bench.txt
-	$(BIN)/python -m pytest -n auto --maxprocesses 4 --ignore=tests/notebooks/test_execute.py
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --durations=25 --ignore=tests/notebooks/test_execute.py
 
 # Every Colab notebook run top to bottom on the demo data (QUICK = True).
 test-notebooks: install

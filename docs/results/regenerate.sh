@@ -49,6 +49,9 @@ declare -A CMD=(
   # and Lite2 at 260 px; not run yet (an estimated hour or more for Lite0, several for Lite2, on 2 CPU cores)
   [cross_modal_domainbed_lite0]="-m hybridvision.apps.cross_modal.train $PACS --protocol domainbed --seeds 0,1,2"
   [cross_modal_domainbed_lite2]="-m hybridvision.apps.cross_modal.train $PACS --protocol domainbed --seeds 0,1,2 --backbone efficientnet_lite2"
+  # the fine-tuning defaults against one change at a time, chosen on training-domain validation only: the domainbed
+  # protocol (seed 0, each domain held out in turn); 28 cells, 3-8 min each
+  [cross_modal_defaults_val]="docs/results/cross_modal_defaults_compare.py --data-dir $SHARED/pacs_small"
   # cross_modal from scratch (the comparison from before pretrained weights)
   [cross_modal_photo_scratch]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --model scratch --backbone small --image-size 64 --epochs 20"
   # attractiveness, pretrained EfficientNet-Lite0 fine-tuned (the defaults: 224 px), 3 seeds on one split
@@ -106,7 +109,7 @@ declare -A CMD=(
 )
 ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
-       cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_domainbed_lite0
+       cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_defaults_val cross_modal_domainbed_lite0
        cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions
        attractiveness_covariate_lr covariates_ham10000_study orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline bench_scale)
 
