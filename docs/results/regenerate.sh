@@ -29,6 +29,7 @@ declare -A CMD=(
   # cross_modal, pretrained EfficientNet-Lite0 (the defaults), trained on photos only
   [cross_modal_photo_finetune]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo"
   [cross_modal_photo_finetune_seed1]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --seed 1"
+  [cross_modal_photo_finetune_seed2]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --seed 2"
   [cross_modal_photo_frozen]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --model frozen"
   [cross_modal_photo_linear_probe]="-m hybridvision.apps.cross_modal.linear_probe $PACS --protocol from_source --source photo"
   # the same with the larger EfficientNet-Lite2 (260 px): fine-tuned (two seeds) and its linear probe
@@ -107,7 +108,7 @@ declare -A CMD=(
   # every K gets the same 10 whole-image epochs after its K patch epochs (--full-epochs)
   [patch_sweep_lite0]="-m hybridvision.apps.patch_training.sweep $VOC --image-size 128 --full-epochs 10 --switch-epochs 0,1,2,3 --cache"
 )
-ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_frozen cross_modal_photo_linear_probe
+ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_finetune_seed2 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_defaults_val cross_modal_domainbed_lite0
        cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions
