@@ -55,9 +55,11 @@ def best_epoch(cell: Path, domain: str) -> tuple:
 root = Path(args.run_dir)
 rows = []
 for folder, (_, flags) in CANDIDATES.items():
-    subprocess.run([sys.executable, "-m", "hybridvision.apps.cross_modal.train", "--data-dir", args.data_dir,
-                    "--protocol", "domainbed", "--seeds", args.seeds, *flags, "--run-dir", str(root / folder),
-                    "--quiet"], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "hybridvision.apps.cross_modal.train", "--data-dir", args.data_dir,
+                           "--protocol", "domainbed", "--seeds", args.seeds, *flags, "--run-dir", str(root / folder),
+                           "--quiet"], capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"candidate {folder} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     for seed in args.seeds.split(","):
         for domain in DOMAINS:
             cell = root / folder / f"{domain}_seed{seed}"
