@@ -31,7 +31,7 @@ browser:
 demo: install
 	$(BIN)/hybridvision demo
 
-# Everything but executing the notebooks (make test-notebooks; CI runs both: on 2 cores about 11 and 2 minutes).
+# Everything but executing the notebooks (make test-notebooks; CI runs both: on 2 cores about 10 and 2 minutes).
 test: install browser
 	$(BIN)/python -m pip install -q -r requirements-bench.txt
 	$(BIN)/python -m pytest -n auto --maxprocesses 4 --durations=25 --ignore=tests/notebooks/test_execute.py

@@ -47,7 +47,7 @@ declare -A CMD=(
   # DomainBed's protocol (--protocol domainbed): per held-out domain and seed, fine-tuned on 80% of each other domain,
   # the checkpoint chosen on their other 20%, tested on every image of the held-out domain; mean ± standard error
   # over 3 seeds (12 cells, each resumed on its own; the command prints its estimated time first). Lite0 at 224 px
-  # and Lite2 at 260 px; not run yet (an estimated hour or more for Lite0, several for Lite2, on 2 CPU cores)
+  # and Lite2 at 260 px (Lite0: 4-5 min a cell on 2 CPU cores, about an hour; Lite2 about twice that a cell)
   [cross_modal_domainbed_lite0]="-m hybridvision.apps.cross_modal.train $PACS --protocol domainbed --seeds 0,1,2"
   [cross_modal_domainbed_lite2]="-m hybridvision.apps.cross_modal.train $PACS --protocol domainbed --seeds 0,1,2 --backbone efficientnet_lite2"
   # the fine-tuning defaults against one change at a time, chosen on training-domain validation only: the domainbed
@@ -81,10 +81,10 @@ declare -A CMD=(
   # the covariate app on a real table of images and covariates (HAM10000 skin lesions: age, sex, body site; 18%
   # malignant): the covariates-only floor, baseline, late fusion, the hybrid and FiLM at the last conv, five seeds,
   # pretrained Lite0 at 96 px for 3 epochs (20 runs, ~2-4 min each on 2 cores)
+  [covariates_ham10000_study]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last,film_last --controls true --seeds 0,1,2,3,4 --image-size 96 --epochs 3 --cache"
   # --covariate-lr-multiplier 1, 10, 100 for late fusion and the hybrid at the last conv, seeds 0 and 1, on the same
   # table at 96 px for 3 epochs (the default per model was chosen on its validation ROC AUC; 12 runs, 2-4 min each)
   [attractiveness_covariate_lr]="docs/results/covariate_lr_compare.py --data-dir $SHARED/ham10000_sample"
-  [covariates_ham10000_study]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last,film_last --controls true --seeds 0,1,2,3,4 --image-size 96 --epochs 3 --cache"
   # orientation_light, frozen pretrained EfficientNet-Lite0, then its top 20 layers fine-tuned
   [orientation_lite0]="-m hybridvision.apps.orientation_light.train --task orientation --data-dir $FACES/orient --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
   [light_lite0]="-m hybridvision.apps.orientation_light.train --task light --data-dir $FACES/source_light --holdout-fraction 0.5 --model efficientnet_lite0 --image-size 96 --epochs 10 --finetune-layers 20"
