@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 CANDIDATES = {  # folder: (what it is, its flags)
-    "default": ("the defaults: all 49 layers of Lite0 fine-tuned, grayscale 0.5 + colour jitter 0.3", []),
+    "default": ("the app's defaults", []),
     "finetune_layers_20": ("only the top 20 layers fine-tuned", ["--finetune-layers", "20"]),
     "no_color_augmentation": ("no random grayscale, no colour jitter", ["--grayscale", "0", "--color-jitter", "0"]),
     "cosine": ("cosine learning-rate decay in each phase", ["--lr-schedule", "cosine"]),
@@ -33,7 +33,6 @@ CANDIDATES = {  # folder: (what it is, its flags)
     "finetune_epochs_12": ("12 fine-tuning epochs instead of 8", ["--finetune-epochs", "12"]),
     "edge_views_0.3": ("30% of the training images as edge drawings", ["--edge-views", "0.3"]),
 }
-DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--data-dir", default="../shared/data/pacs_small")
@@ -60,11 +59,11 @@ for folder, (_, flags) in CANDIDATES.items():
                            "--quiet"], capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"candidate {folder} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    for seed in args.seeds.split(","):
-        for domain in DOMAINS:
-            cell = root / folder / f"{domain}_seed{seed}"
-            test = json.loads((cell / "metrics.json").read_text())["test"]["per_modality"][domain]["accuracy"]
-            rows.append((folder, domain, seed, *best_epoch(cell, domain), test))
+    cells = json.loads((root / folder / "metrics.json").read_text())["cells"]  # {domain: {seed: run folder}}
+    for domain, by_seed in cells.items():
+        for seed, cell in by_seed.items():
+            test = json.loads(Path(cell, "metrics.json").read_text())["test"]["per_modality"][domain]["accuracy"]
+            rows.append((folder, domain, seed, *best_epoch(Path(cell), domain), test))
 
 print("Validation: 20% of each training domain (the three not held out); test: every image of the held-out one.\n")
 for folder, (what, flags) in CANDIDATES.items():

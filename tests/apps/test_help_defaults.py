@@ -87,8 +87,8 @@ NOT_A_VALUE = {
     # "default 100 for late_fusion, 1 for ...": resolved per model when the model is built (tune and study change
     # a filled config's model); checked in tests/apps/attractiveness (test_covariate_lr_multiplier_default_...)
     ("attractiveness", "covariate_lr_multiplier"),
-    ("cross_modal", "finetune_layers"),
-    ("patch_training", "patch_cache"),  # None: cache_patches picks the folder (test_patch_cache_default below)  # "0 = the backbone's default": resolved per backbone at fine-tuning
+    ("cross_modal", "finetune_layers"),  # "0 = the backbone's default": resolved per backbone at fine-tuning
+    ("patch_training", "patch_cache"),  # None: cache_patches picks the folder (test_patch_cache_default below)
 }
 # A number stated as the default or the report's value: "(0.4 as in the original report)",
 # "(32 was the best of ...)", "default 5 ...".
