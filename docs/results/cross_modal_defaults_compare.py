@@ -38,8 +38,14 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--data-dir", default="../shared/data/pacs_small")
 parser.add_argument("--run-dir", default="runs/results/cross_modal_defaults_val")
 parser.add_argument("--seeds", default="0")
+parser.add_argument("--candidates", default=",".join(CANDIDATES),
+                    help="the candidates to run, comma-separated (default: all)")
 parser.add_argument("--quiet", action="store_true")
 args = parser.parse_args()
+unknown = sorted(set(args.candidates.split(",")) - set(CANDIDATES))
+if unknown:
+    sys.exit(f"unknown candidate(s) {', '.join(unknown)}; choose from {', '.join(CANDIDATES)}")
+CANDIDATES = {name: CANDIDATES[name] for name in args.candidates.split(",")}
 
 
 def best_epoch(cell: Path, domain: str) -> tuple:

@@ -53,6 +53,8 @@ declare -A CMD=(
   # the fine-tuning defaults against one change at a time, chosen on training-domain validation only: the domainbed
   # protocol (seed 0, each domain held out in turn); 28 cells, 3-8 min each
   [cross_modal_defaults_val]="docs/results/cross_modal_defaults_compare.py --data-dir $SHARED/pacs_small"
+  # the candidate that came out level with the defaults at seed 0 (12 fine-tuning epochs), both again at seed 1
+  [cross_modal_defaults_val_seed1]="docs/results/cross_modal_defaults_compare.py --data-dir $SHARED/pacs_small --seeds 1 --candidates default,finetune_epochs_12"
   # cross_modal from scratch (the comparison from before pretrained weights)
   [cross_modal_photo_scratch]="-m hybridvision.apps.cross_modal.train $PACS --protocol from_source --source photo --model scratch --backbone small --image-size 64 --epochs 20"
   # attractiveness, pretrained EfficientNet-Lite0 fine-tuned (the defaults: 224 px), 3 seeds on one split
@@ -75,6 +77,9 @@ declare -A CMD=(
   # FiLM at the first and middle convs of Lite0 against the baseline, Male (the stored run reused the five
   # baseline cells of attractiveness_study_lite0, copied into its run folder, and trained the ten FiLM runs)
   [attractiveness_study_lite0_film_positions]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline,film_first,film_middle --covariate-sets Male --controls true --seeds 0,1,2,3,4"
+  # the baseline and the hybrid at the last conv, Male, seeds 0-4, with today's code and defaults (the defaults
+  # re-checked on validation kept; covariates coded inside the model), beside attractiveness_study_lite0 (10 runs)
+  [attractiveness_lite0_defaults]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline,hybrid_last --covariate-sets Male --controls true --seeds 0,1,2,3,4"
   # the study on the small from-scratch net at 48 px: the study's default grid (nine models, both covariate
   # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
   [attractiveness_study_small48]="-m hybridvision.apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache"
@@ -82,6 +87,8 @@ declare -A CMD=(
   # malignant): the covariates-only floor, baseline, late fusion, the hybrid and FiLM at the last conv, five seeds,
   # pretrained Lite0 at 96 px for 3 epochs (20 runs, ~2-4 min each on 2 cores)
   [covariates_ham10000_study]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last,film_last --controls true --seeds 0,1,2,3,4 --image-size 96 --epochs 3 --cache"
+  # the same study at the defaults (224 px, 5 epochs; 20 runs, an estimated 8-9 min each on 2 cores)
+  [covariates_ham10000_study_224]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last,film_last --controls true --seeds 0,1,2,3,4 --cache"
   # --covariate-lr-multiplier 1, 10, 100 for late fusion and the hybrid at the last conv, seeds 0 and 1, on the same
   # table at 96 px for 3 epochs (the default per model was chosen on its validation ROC AUC; 12 runs, 2-4 min each)
   [attractiveness_covariate_lr]="docs/results/covariate_lr_compare.py --data-dir $SHARED/ham10000_sample"
@@ -110,9 +117,9 @@ declare -A CMD=(
 )
 ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_finetune_seed2 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
-       cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_defaults_val cross_modal_domainbed_lite0
-       cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions
-       attractiveness_covariate_lr covariates_ham10000_study orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline bench_scale)
+       cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_defaults_val cross_modal_defaults_val_seed1 cross_modal_domainbed_lite0
+       cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions attractiveness_lite0_defaults
+       attractiveness_covariate_lr covariates_ham10000_study covariates_ham10000_study_224 orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline bench_scale)
 
 if [[ "${1:-}" == "--list" ]]; then
   for name in "${ORDER[@]}"; do echo "$name: python ${CMD[$name]}"; done
