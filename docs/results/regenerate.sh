@@ -77,6 +77,9 @@ declare -A CMD=(
   # FiLM at the first and middle convs of Lite0 against the baseline, Male (the stored run reused the five
   # baseline cells of attractiveness_study_lite0, copied into its run folder, and trained the ten FiLM runs)
   [attractiveness_study_lite0_film_positions]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline,film_first,film_middle --covariate-sets Male --controls true --seeds 0,1,2,3,4"
+  # the recipe options (cosine + warm-up, MixUp, RandAugment) against the defaults on the validation faces only:
+  # seed 0 each, seeds 1-2 for any that reaches the defaults at seed 0 (7-12 min a run on 2 cores)
+  [attractiveness_recipe_val]="docs/results/attractiveness_recipe_compare.py $CELEBA"
   # the baseline and the hybrid at the last conv, Male, seeds 0-4, with today's code and defaults (the defaults
   # re-checked on validation kept; covariates coded inside the model), beside attractiveness_study_lite0 (10 runs)
   [attractiveness_lite0_defaults]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline,hybrid_last --covariate-sets Male --controls true --seeds 0,1,2,3,4"
@@ -118,7 +121,7 @@ declare -A CMD=(
 ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_finetune_seed2 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_defaults_val cross_modal_defaults_val_seed1 cross_modal_domainbed_lite0
-       cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions attractiveness_lite0_defaults
+       cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions attractiveness_recipe_val attractiveness_lite0_defaults
        attractiveness_covariate_lr covariates_ham10000_study covariates_ham10000_study_224 orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline bench_scale)
 
 if [[ "${1:-}" == "--list" ]]; then
