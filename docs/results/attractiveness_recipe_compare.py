@@ -54,9 +54,10 @@ def run(folder: str, seed: int) -> tuple:
 
 results = {folder: {0: run(folder, 0)} for folder in CANDIDATES}
 followed = [f for f in CANDIDATES if f != "default" and results[f][0][0] >= results["default"][0][0]]
-for folder in (["default"] + followed) if followed else []:
-    for seed in MORE_SEEDS:
-        results[folder][seed] = run(folder, seed)
+if followed:
+    for folder in ["default", *followed]:
+        for seed in MORE_SEEDS:
+            results[folder][seed] = run(folder, seed)
 
 print("Validation: the 300 val faces of the seeded split; the test faces are printed, not used.\n")
 for folder, (what, flags) in CANDIDATES.items():
