@@ -228,21 +228,25 @@ def _plot(rows: list[dict], out_png: Path) -> Path:
                      title="mean over seeds, 95% t-interval")
 
 
-def covariate_sets_of(cfg, data) -> list[list[str]]:
-    """`--covariate-sets` as lists; default CelebA's two sets, or the table's covariates as one set."""
+def load_with_sets(cfg) -> tuple[tuple, list[list[str]]]:
+    """`(data, covariate sets)`: the data with every column of the sets, and `--covariate-sets` as lists.
+
+    By default CelebA's two sets, or a table's covariates (--covariates) as one set.
+    """
     sets = cfg.covariate_sets
+    if sets is None and cfg.table_file() is None:
+        sets = CELEBA_COVARIATE_SETS
+    every = sorted({c for s in sets for c in str(s).split("+") if c}) if sets is not None else cfg.covariates
+    data = load_data(dataclasses.replace(cfg, covariates=every))  # unknown names fail before any training
     if sets is None:
-        sets = CELEBA_COVARIATE_SETS if cfg.table_file() is None else ["+".join(data.covariates)]
-    return [[c for c in str(s).split("+") if c] for s in sets]
+        sets = ["+".join(data[2].covariates)]
+    return data, [[c for c in str(s).split("+") if c] for s in sets]
 
 
 def run_study(cfg: StudyConfig) -> list[dict]:
     root = Path(cfg.run_dir)
-    sets = cfg.covariate_sets
-    every = sorted({c for s in sets for c in str(s).split("+") if c}) if sets is not None else cfg.covariates
-    tables, note, table_data = load_data(dataclasses.replace(cfg, covariates=every))
-    data = (tables, note, table_data)
-    covariate_sets = covariate_sets_of(cfg, table_data)
+    data, covariate_sets = load_with_sets(cfg)
+    tables, _, table_data = data
     baseline = None
     if "baseline" in cfg.models:
         cell = cell_config(cfg, "baseline", [], "true", root / "cells" / "baseline")

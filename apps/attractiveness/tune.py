@@ -30,10 +30,10 @@ from pathlib import Path
 import keras
 
 from hybridvision.apps.attractiveness.config import AttractivenessConfig, TuneConfig, tune_parser
-from hybridvision.apps.attractiveness.data import load_data, make_datasets
+from hybridvision.apps.attractiveness.data import make_datasets
 from hybridvision.apps.attractiveness.floor import covariate_floor
 from hybridvision.apps.attractiveness.models import CONDITIONED, build_coded_model, compile_model
-from hybridvision.apps.attractiveness.study import covariate_sets_of
+from hybridvision.apps.attractiveness.study import load_with_sets
 from hybridvision.apps.attractiveness.train import run_seeds
 from hybridvision.common.config import parse_config
 from hybridvision.common.covariate_coding import fit_coding
@@ -161,10 +161,7 @@ def main(argv=None) -> list[dict]:
     cfg = parse_config(TuneConfig, argv, parser=tune_parser())
     setup_logging(cfg.quiet)
     root = Path(cfg.run_dir)
-    sets = cfg.covariate_sets
-    every = sorted({c for s in sets for c in str(s).split("+") if c}) if sets is not None else cfg.covariates
-    data = load_data(dataclasses.replace(cfg, covariates=every))  # unknown names fail before any search
-    covariate_sets = covariate_sets_of(cfg, data[2])
+    data, covariate_sets = load_with_sets(cfg)
     finals, trials = {}, {}
     for kind in cfg.models:
         best, trials[kind] = search_kind(kind, cfg, data, covariate_sets)

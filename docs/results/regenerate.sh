@@ -80,9 +80,9 @@ declare -A CMD=(
   # the recipe options (cosine + warm-up, MixUp, RandAugment) against the defaults on the validation faces only:
   # seed 0 each, seeds 1-2 for any that reaches the defaults at seed 0 (7-12 min a run on 2 cores)
   [attractiveness_recipe_val]="docs/results/attractiveness_recipe_compare.py $CELEBA"
-  # the baseline and the hybrid at the last conv, Male, seeds 0-4, with today's code and defaults (the defaults
-  # re-checked on validation kept; covariates coded inside the model), beside attractiveness_study_lite0 (10 runs)
-  [attractiveness_lite0_defaults]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline,hybrid_last --covariate-sets Male --controls true --seeds 0,1,2,3,4"
+  # the image-only baseline, seeds 0-4, with today's code and defaults (CelebA read as a table by the same pipeline
+  # as any image + covariates table), beside attractiveness_study_lite0's baseline (5 runs, 7-12 min each)
+  [attractiveness_lite0_defaults]="-m hybridvision.apps.attractiveness.study $CELEBA --cache --models baseline --seeds 0,1,2,3,4"
   # the study on the small from-scratch net at 48 px: the study's default grid (nine models, both covariate
   # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
   [attractiveness_study_small48]="-m hybridvision.apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache"

@@ -90,3 +90,22 @@ def test_study_end_to_end_on_demo_data_and_resume(tmp_path, monkeypatch):
     assert not calls and json.dumps(again) == json.dumps(rows)  # (NaN, e.g. an AUC of a one-class split, equals NaN)
     with pytest.raises(Exception, match="other settings"):  # a changed setting is refused, not mixed in
         study.main([*argv, "--epochs", "2"])
+
+
+def test_default_covariate_sets_load_their_columns(tmp_path):
+    # Without --covariate-sets a study (and tune) on CelebA uses its two default sets, and a table its own
+    # covariates as one set; every column of the sets is read, so the covariates-only floor can code them.
+    from hybridvision.apps.attractiveness.config import StudyConfig, study_parser
+    from hybridvision.common.config import parse_config
+
+    celeba = generate("celeba", tmp_path / "celeba", scale="tiny")
+    cfg = parse_config(StudyConfig, ["--data-dir", str(celeba), "--models", "baseline"], parser=study_parser())
+    (tables, _, _), sets = study.load_with_sets(cfg)
+    assert sets == [["Male"], ["Smiling", "Young", "High_Cheekbones"]]
+    assert {"Male", "Smiling", "Young", "High_Cheekbones"} <= set(tables["train"].columns)
+
+    table = generate("table", tmp_path / "table", scale="tiny")
+    cfg = parse_config(StudyConfig, ["--data-dir", str(table), "--target", "grade"], parser=study_parser())
+    (tables, _, data), sets = study.load_with_sets(cfg)
+    assert sets == [list(data.covariates)] and len(data.covariates) >= 2
+    assert set(data.covariates) <= set(tables["train"].columns)
