@@ -236,11 +236,12 @@ def load_with_sets(cfg) -> tuple[tuple, list[list[str]]]:
     sets = cfg.covariate_sets
     if sets is None and cfg.table_file() is None:
         sets = CELEBA_COVARIATE_SETS
-    every = sorted({c for s in sets for c in str(s).split("+") if c}) if sets is not None else cfg.covariates
-    data = load_data(dataclasses.replace(cfg, covariates=every))  # unknown names fail before any training
-    if sets is None:
-        sets = ["+".join(data[2].covariates)]
-    return data, [[c for c in str(s).split("+") if c] for s in sets]
+    if sets is None:  # a table: its covariates (--covariates, or every other column) as one set
+        data = load_data(cfg)
+        return data, [list(data[2].covariates)]
+    sets = [[c for c in str(s).split("+") if c] for s in sets]
+    every = sorted({c for s in sets for c in s})
+    return load_data(dataclasses.replace(cfg, covariates=every)), sets  # unknown names fail before any training
 
 
 def run_study(cfg: StudyConfig) -> list[dict]:
