@@ -94,7 +94,7 @@ declare -A CMD=(
   # pretrained Lite0 at 96 px for 3 epochs (20 runs, ~2-4 min each on 2 cores)
   [covariates_ham10000_study]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last,film_last --controls true --seeds 0,1,2,3,4 --image-size 96 --epochs 3 --cache"
   # the same study at the defaults (224 px, 5 epochs): the baseline, late fusion and the hybrid at the last conv
-  # (15 runs, 7-9 min each on 2 cores; FiLM at 224 px is not in it yet)
+  # (15 runs, 7-11 min each on 2 cores; FiLM at 224 px is not in it yet)
   [covariates_ham10000_study_224]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last --controls true --seeds 0,1,2,3,4 --cache"
   # --covariate-lr-multiplier 1, 10, 100 for late fusion and the hybrid at the last conv, seeds 0 and 1, on the same
   # table at 96 px for 3 epochs (the default per model was chosen on its validation ROC AUC; 12 runs, 2-4 min each)
