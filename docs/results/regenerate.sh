@@ -86,6 +86,9 @@ declare -A CMD=(
   # today's CelebA path against the code that made attractiveness_study_lite0: the same files, pixels, targets
   # and covariates in every split (the old code extracted from git; about a minute)
   [celeba_path_check]="docs/results/celeba_path_check.py $CELEBA"
+  # the same image-only baseline (seeds 0-4) trained by the code that made attractiveness_study_lite0, on this
+  # machine: that commit's own study command, its code extracted from git (5 runs, 7-9 min each on 2 cores)
+  [attractiveness_lite0_old_code]="docs/results/celeba_old_code_baseline.py $CELEBA"
   # the study on the small from-scratch net at 48 px: the study's default grid (nine models, both covariate
   # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
   [attractiveness_study_small48]="-m hybridvision.apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache"
@@ -93,9 +96,9 @@ declare -A CMD=(
   # malignant): the covariates-only floor, baseline, late fusion, the hybrid and FiLM at the last conv, five seeds,
   # pretrained Lite0 at 96 px for 3 epochs (20 runs, ~2-4 min each on 2 cores)
   [covariates_ham10000_study]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last,film_last --controls true --seeds 0,1,2,3,4 --image-size 96 --epochs 3 --cache"
-  # the same study at the defaults (224 px, 5 epochs): the baseline, late fusion and the hybrid at the last conv
-  # (15 runs, 7-11 min each on 2 cores; FiLM at 224 px is not in it yet)
-  [covariates_ham10000_study_224]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last --controls true --seeds 0,1,2,3,4 --cache"
+  # the same study at the defaults (224 px, 5 epochs): the baseline, late fusion, the hybrid and FiLM at the last
+  # conv (20 runs, 7-11 min each on 2 cores)
+  [covariates_ham10000_study_224]="-m hybridvision.apps.attractiveness.study $HAM --models baseline,late_fusion,hybrid_last,film_last --controls true --seeds 0,1,2,3,4 --cache"
   # --covariate-lr-multiplier 1, 10, 100 for late fusion and the hybrid at the last conv, seeds 0 and 1, on the same
   # table at 96 px for 3 epochs (the default per model was chosen on its validation ROC AUC; 12 runs, 2-4 min each)
   [attractiveness_covariate_lr]="docs/results/covariate_lr_compare.py --data-dir $SHARED/ham10000_sample"
@@ -125,7 +128,7 @@ declare -A CMD=(
 ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_finetune_seed2 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_defaults_val cross_modal_defaults_val_seed1 cross_modal_domainbed_lite0
-       cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions attractiveness_recipe_val attractiveness_lite0_defaults celeba_path_check
+       cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions attractiveness_recipe_val attractiveness_lite0_defaults celeba_path_check attractiveness_lite0_old_code
        attractiveness_covariate_lr covariates_ham10000_study covariates_ham10000_study_224 orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline bench_scale)
 
 if [[ "${1:-}" == "--list" ]]; then
