@@ -10,10 +10,12 @@ attractiveness_lite0_defaults trains the same baseline (Lite0, 224 px, seeds 0-4
 mean came out below the interval of the stored study, which was made at commit OLD_COMMIT on an earlier
 machine. celeba_path_check shows that both codes feed the same files, pixels, targets and covariates. This
 script extracts the `common/` and `apps/` packages of OLD_COMMIT from git and runs that commit's own study
-command, baseline only, with the same seeds, so that the old and the new code are compared on one machine.
+command, baseline only, with the same seeds, so that the old and the new code are compared on one machine,
+and prints each run's per-epoch history.
 """
 
 import argparse
+import csv
 import os
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 OLD_COMMIT = "98662ae"  # made docs/results/attractiveness_study_lite0
+SEEDS = (0, 1, 2, 3, 4)
 
 
 def main(argv=None):
@@ -35,13 +38,18 @@ def main(argv=None):
         subprocess.run(["tar", "-x", "-C", old_code], input=archive, check=True)
         command = [sys.executable, "-m", "apps.attractiveness.study", "--data-dir", str(Path(args.data_dir).resolve()),
                    "--cache", "--models", "baseline", "--covariate-sets", "Male", "--controls", "true",
-                   "--seeds", "0,1,2,3,4", "--run-dir", str(Path(args.run_dir).resolve())]
+                   "--seeds", ",".join(map(str, SEEDS)), "--run-dir", str(Path(args.run_dir).resolve())]
         if args.quiet:
             command.append("--quiet")
         print(f"code of commit {OLD_COMMIT}: python {' '.join(command[1:])}", flush=True)
         # Run inside the old code's folder: `python -m` puts the working directory first on the path.
         env = {**os.environ, "PYTHONPATH": old_code}
         subprocess.run(command, env=env, cwd=old_code, check=True)
+    for seed in SEEDS:  # each run's epochs, to compare line by line with celeba_order_check
+        with open(Path(args.run_dir) / "cells" / "baseline" / f"seed{seed}" / "history.csv", newline="") as file:
+            epochs = ", ".join(" / ".join(f"{float(r[key]):.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
+                               for r in csv.DictReader(file))
+        print(f"seed {seed}: per epoch, loss / accuracy / val_loss / val_accuracy: {epochs}")
 
 
 if __name__ == "__main__":

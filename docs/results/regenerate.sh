@@ -89,6 +89,9 @@ declare -A CMD=(
   # the same image-only baseline (seeds 0-4) trained by the code that made attractiveness_study_lite0, on this
   # machine: that commit's own study command, its code extracted from git (5 runs, 7-9 min each on 2 cores)
   [attractiveness_lite0_old_code]="docs/results/celeba_old_code_baseline.py $CELEBA"
+  # today's baseline (seeds 0-1) with the training rows drawn in that code's order, each epoch printed to compare
+  # with the old code's runs (2 runs, 8-10 min each)
+  [celeba_order_check]="docs/results/celeba_order_check.py $CELEBA"
   # the study on the small from-scratch net at 48 px: the study's default grid (nine models, both covariate
   # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
   [attractiveness_study_small48]="-m hybridvision.apps.attractiveness.study $CELEBA --backbone small --weights none --image-size 48 --epochs 6 --cache"
@@ -128,7 +131,7 @@ declare -A CMD=(
 ORDER=(make_demo cross_modal_photo_finetune cross_modal_photo_finetune_seed1 cross_modal_photo_finetune_seed2 cross_modal_photo_frozen cross_modal_photo_linear_probe
        cross_modal_photo_finetune_lite2 cross_modal_photo_finetune_lite2_seed1 cross_modal_photo_linear_probe_lite2 cross_modal_leave_one_out_frozen
        cross_modal_all_frozen cross_modal_leave_one_out cross_modal_all cross_modal_defaults_val cross_modal_defaults_val_seed1 cross_modal_domainbed_lite0
-       cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions attractiveness_recipe_val attractiveness_lite0_defaults celeba_path_check attractiveness_lite0_old_code
+       cross_modal_domainbed_lite2 cross_modal_photo_scratch attractiveness_baseline_male attractiveness_hybrid_male attractiveness_study_small48 attractiveness_study_lite0 attractiveness_study_lite0_three attractiveness_study_lite0_controls attractiveness_study_lite0_positions attractiveness_study_lite0_film_positions attractiveness_recipe_val attractiveness_lite0_defaults celeba_path_check attractiveness_lite0_old_code celeba_order_check
        attractiveness_covariate_lr covariates_ham10000_study covariates_ham10000_study_224 orientation_lite0 light_lite0 orientation_bnfix_on orientation_bnfix_off light_bnfix_on light_bnfix_off digit_pairs_compare patch_sweep_lite0 bench_feature_extraction bench_hybrid_conv bench_input_pipeline bench_scale)
 
 if [[ "${1:-}" == "--list" ]]; then
