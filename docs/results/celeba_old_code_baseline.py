@@ -4,11 +4,11 @@
         --run-dir runs/results/attractiveness_lite0_old_code
 
 (`docs/results/regenerate.sh attractiveness_lite0_old_code` runs it and stores its table; it needs the git
-history of this repository; 5 runs of 7-9 min on 2 cores.)
+history of this repository; 5 runs of 8-10 min on 2 cores.)
 
 attractiveness_lite0_defaults trains the same baseline (Lite0, 224 px, seeds 0-4) with today's code; its
-mean came out below the interval of the stored study, which was made at commit OLD_COMMIT on an earlier
-machine. celeba_path_check shows that both codes feed the same files, pixels, targets and covariates. This
+mean came out below the interval of the stored study, which was made at commit OLD_COMMIT in an earlier
+session. celeba_path_check shows that both codes feed the same files, pixels, targets and covariates. This
 script extracts the `common/` and `apps/` packages of OLD_COMMIT from git and runs that commit's own study
 command, baseline only, with the same seeds, so that the old and the new code are compared on one machine,
 and prints each run's per-epoch history.

@@ -10,8 +10,9 @@ covariates; attractiveness_lite0_old_code trains that commit's baseline on this 
 left in training: the order in which the training rows are first drawn. The old code shuffled a
 `Dataset.from_tensor_slices` of the rows in a buffer; today's pipeline draws a permutation of row numbers
 (`hybridvision.common.data.pipeline.cached_images`). This script trains today's baseline (all defaults,
-seeds 0 and 1; a finished run is read back) with the rows handed over as a dataset, which takes the buffer shuffle of the old code, and
-prints each run's per-epoch history, to compare line by line with the old code's runs.
+seeds 0 and 1; a finished run is read back) with the rows handed over as a dataset, which takes the buffer
+shuffle of the old code, and prints each run's per-epoch history, to compare line by line with the old
+code's runs.
 """
 
 import argparse

@@ -87,7 +87,7 @@ declare -A CMD=(
   # and covariates in every split (the old code extracted from git; about a minute)
   [celeba_path_check]="docs/results/celeba_path_check.py $CELEBA"
   # the same image-only baseline (seeds 0-4) trained by the code that made attractiveness_study_lite0, on this
-  # machine: that commit's own study command, its code extracted from git (5 runs, 7-9 min each on 2 cores)
+  # machine: that commit's own study command, its code extracted from git (5 runs, 8-10 min each on 2 cores)
   [attractiveness_lite0_old_code]="docs/results/celeba_old_code_baseline.py $CELEBA"
   # today's baseline (seeds 0-1) with the training rows drawn in that code's order, each epoch printed to compare
   # with the old code's runs (2 runs, 8-10 min each)
