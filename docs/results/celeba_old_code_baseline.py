@@ -26,6 +26,13 @@ OLD_COMMIT = "98662ae"  # made docs/results/attractiveness_study_lite0
 SEEDS = (0, 1, 2, 3, 4)
 
 
+def epochs_of(history_csv) -> str:
+    """A run's history.csv as one line: loss / accuracy / val_loss / val_accuracy per epoch, 4 decimals."""
+    with open(history_csv, newline="") as file:
+        return ", ".join(" / ".join(f"{float(r[key]):.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
+                         for r in csv.DictReader(file))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="the CelebA sample (img_align_celeba/, list_attr_celeba.txt)")
@@ -46,9 +53,7 @@ def main(argv=None):
         env = {**os.environ, "PYTHONPATH": old_code}
         subprocess.run(command, env=env, cwd=old_code, check=True)
     for seed in SEEDS:  # each run's epochs, to compare line by line with celeba_order_check
-        with open(Path(args.run_dir) / "cells" / "baseline" / f"seed{seed}" / "history.csv", newline="") as file:
-            epochs = ", ".join(" / ".join(f"{float(r[key]):.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
-                               for r in csv.DictReader(file))
+        epochs = epochs_of(Path(args.run_dir) / "cells" / "baseline" / f"seed{seed}" / "history.csv")
         print(f"seed {seed}: per epoch, loss / accuracy / val_loss / val_accuracy: {epochs}")
 
 

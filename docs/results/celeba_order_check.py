@@ -16,9 +16,10 @@ code's runs.
 """
 
 import argparse
-import csv
 import json
 from pathlib import Path
+
+from celeba_old_code_baseline import epochs_of  # the same line format as the old code's runs
 
 SEEDS = (0, 1)
 
@@ -50,10 +51,7 @@ def main(argv=None):
         else:
             metrics = train.main(["--data-dir", args.data_dir, "--cache", "--model", "baseline", "--seed", str(seed),
                                   "--run-dir", str(run_dir), *(["--quiet"] if args.quiet else [])])
-        with open(run_dir / "history.csv", newline="") as file:
-            history = list(csv.DictReader(file))
-        epochs = ", ".join(" / ".join(f"{float(r[key]):.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
-                           for r in history)
+        epochs = epochs_of(run_dir / "history.csv")
         print(f"seed {seed}: test accuracy {metrics['test']['accuracy']:.4f}; per epoch, loss / accuracy / val_loss / "
               f"val_accuracy: {epochs}")
 
