@@ -89,6 +89,11 @@ class TrainConfig:
     learning_rate: float = option(1e-3, "initial learning rate", above=0, group="training")
     image_size: int = option(128, "images are resized to image_size x image_size", min=1, group="data")
     seed: int = option(0, "random seed for splits, shuffling and initialisation", min=0, group="training")
+    deterministic: bool = option(
+        False, "repeat a seeded run exactly: TensorFlow's op determinism, which also makes the random augmentation "
+        "of the parallel tf.data steps draw in order (without it a seeded run can part from a rerun after its first "
+        "epoch); it can cost speed, on a GPU above all", group="training",
+    )
     weights: str = option(
         "none", "backbone weights: imagenet, none, or a path to a .weights.h5 file", group="model"
     )

@@ -37,7 +37,7 @@ from hybridvision.apps.attractiveness.study import load_with_sets
 from hybridvision.apps.attractiveness.train import run_seeds
 from hybridvision.common.config import parse_config
 from hybridvision.common.covariate_coding import fit_coding
-from hybridvision.common.run import setup_logging
+from hybridvision.common.run import seed_everything, setup_logging
 from hybridvision.common.tables import write_table
 from hybridvision.common.tuning import ConfigHyperModel, first_value, search, trials_table
 
@@ -93,7 +93,7 @@ def search_kind(kind: str, cfg: TuneConfig, data, covariate_sets) -> tuple[Attra
 
     def build(trial_cfg):
         trial_cfg = _trial_config(trial_cfg)
-        keras.utils.set_random_seed(trial_cfg.seed)  # every trial (and kind) starts from one initialisation
+        seed_everything(trial_cfg)  # every trial (and kind) starts from one initialisation
         return compile_model(build_coded_model(trial_cfg, coding(trial_cfg), num_classes), trial_cfg,
                              num_classes=num_classes)
 

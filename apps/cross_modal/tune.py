@@ -37,7 +37,7 @@ from hybridvision.apps.cross_modal.data import experiments, labels_of, load_tabl
 from hybridvision.apps.cross_modal.models import build_model, compile_model, prepare_finetuning
 from hybridvision.common.config import parse_config
 from hybridvision.common.features import cached_features
-from hybridvision.common.run import setup_logging
+from hybridvision.common.run import seed_everything, setup_logging
 from hybridvision.common.tables import write_table
 from hybridvision.common.tuning import (
     ConfigHyperModel,
@@ -180,7 +180,7 @@ def main(argv=None):
              ",".join(train_modalities), len(train), len(val))
 
     def build(trial_cfg):
-        keras.utils.set_random_seed(trial_cfg.seed)  # one initialisation for every trial
+        seed_everything(trial_cfg)  # one initialisation for every trial
         model, extractor, head = build_model(trial_cfg, len(class_names), modalities)
         compile_model(model, trial_cfg, trial_cfg.learning_rate, len(class_names))
         return model, extractor, head

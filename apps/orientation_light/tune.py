@@ -19,13 +19,11 @@ import dataclasses
 import logging
 from pathlib import Path
 
-import keras
-
 from hybridvision.apps.orientation_light.config import OrientationLightConfig, TuneConfig, tune_parser
 from hybridvision.apps.orientation_light.data import load_tables, make_datasets
 from hybridvision.apps.orientation_light.models import build_model, compile_model
 from hybridvision.common.config import parse_config
-from hybridvision.common.run import setup_logging
+from hybridvision.common.run import seed_everything, setup_logging
 from hybridvision.common.tuning import ConfigHyperModel, search
 
 log = logging.getLogger("hybridvision")
@@ -66,7 +64,7 @@ def main(argv=None):
 
     def build(trial_cfg):
         # One initialisation for every trial: differences come from the settings.
-        keras.utils.set_random_seed(trial_cfg.seed)
+        seed_everything(trial_cfg)
         return compile_model(build_model(trial_cfg, len(class_names)), trial_cfg)
 
     def make_data(trial_cfg):

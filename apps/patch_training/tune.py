@@ -25,7 +25,6 @@ import logging
 import time
 from pathlib import Path
 
-import keras
 import keras_tuner
 
 from hybridvision.apps.patch_training.config import PatchTrainingConfig, TuneConfig, tune_parser
@@ -41,7 +40,7 @@ from hybridvision.common.data.voc import (
     patch_table,
     positive_weights,
 )
-from hybridvision.common.run import setup_logging
+from hybridvision.common.run import seed_everything, setup_logging
 from hybridvision.common.tables import write_table
 from hybridvision.common.tuning import ConfigHyperModel, search, trials_table
 
@@ -149,7 +148,7 @@ def main(argv=None):
 
     def build(trial_cfg):
         # One initialisation for every trial: differences come from the settings.
-        keras.utils.set_random_seed(trial_cfg.seed)
+        seed_everything(trial_cfg)
         full_model, patch_model = build_models(
             trial_cfg.backbone, trial_cfg.image_size, trial_cfg.weights, trial_cfg.patch_pooling, trial_cfg.patch_hidden,
             trial_cfg.dropout, patch_shape=trial_cfg.patch_shape,

@@ -86,7 +86,7 @@ and `logs` (console logging).
 
 from hybridvision.common.run.commit_points import COMMIT_POINTS, KILL_ENV
 from hybridvision.common.run.logs import setup_logging
-from hybridvision.common.run.run import FINAL_CHOICES, Run, refuse_unexported
+from hybridvision.common.run.run import FINAL_CHOICES, Run, refuse_unexported, seed_everything
 from hybridvision.common.run.rundir import claim_run_dir, other_settings, resolve_run_dir, shorten
 
 __all__ = [
@@ -98,6 +98,7 @@ __all__ = [
     "other_settings",
     "refuse_unexported",
     "resolve_run_dir",
+    "seed_everything",
     "setup_logging",
     "shorten",
 ]

@@ -37,6 +37,20 @@ from hybridvision.common.run.rundir import claim_run_dir, make_dir, other_settin
 
 log = logging.getLogger("hybridvision")
 
+
+def seed_everything(config) -> None:
+    """Seed Python, NumPy and the backend with `config.seed`; with `config.deterministic`, also turn on
+    TensorFlow's op determinism (before any dataset is built: it sets how tf.data runs its steps).
+
+    Without it, Keras augmentation layers inside a parallel `Dataset.map` share one seed generator and
+    draw from it in thread order, so a seeded run can part from its rerun once the cache makes the
+    input pipeline run ahead (from the second epoch on)."""
+    keras.utils.set_random_seed(int(getattr(config, "seed", 0)))
+    if getattr(config, "deterministic", False):
+        import tensorflow as tf  # tf.data is TensorFlow's under every backend
+
+        tf.config.experimental.enable_op_determinism()
+
 # What `Run.finish` may end a run with: the best checkpoint of a phase, or the model as given.
 FINAL_CHOICES = ("best", "last")
 # Where runs on the embedded demo data export, under saved_models/: never beside a model trained on real data.
@@ -116,7 +130,7 @@ class Run:
             raise
         self.notes: dict = {}
         self.monitors: dict = {}  # phase -> (monitor, mode) of its `fit`, in the order fitted
-        keras.utils.set_random_seed(int(getattr(config, "seed", 0)))
+        seed_everything(config)
         log.info("run directory: %s", self.dir)
 
     # ---- the directory ------------------------------------------------------

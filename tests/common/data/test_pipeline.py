@@ -131,3 +131,36 @@ def test_path_column_is_an_object_array_of_str_whatever_the_paths_are():
         assert column.dtype == object and list(column) == ["/a/1.jpg", "/b/ü.jpg"]
         assert all(type(p) is str for p in column)
         assert tf.convert_to_tensor(column).dtype == tf.string
+
+
+
+def test_deterministic_draws_the_augmentation_of_the_parallel_map_in_order():
+    """`--deterministic` (`seed_everything`, as `Run` calls it): a seeded Keras flip in the parallel map after
+    the cache draws in order, so two builds give the same epochs. Without it the flips are drawn in thread
+    order and a rebuild can differ (not asserted: it depends on the threads). In a fresh process: op
+    determinism, once on, stays on for the process."""
+    script = """
+import types
+import keras
+import numpy as np
+import tensorflow as tf
+from hybridvision.common.data.pipeline import cached_images
+from hybridvision.common.run import seed_everything
+
+images = np.random.default_rng(0).integers(0, 256, (800, 8, 8, 3)).astype("uint8")
+seed_everything(types.SimpleNamespace(seed=0, deterministic=True))
+
+def epochs():
+    flip = keras.layers.RandomFlip("horizontal", seed=0)
+    dataset = cached_images({"i": np.arange(len(images))}, lambda row: tf.gather(images, row["i"]), 16, shuffle=True,
+                            seed=0, cache=True, per_batch=lambda x: flip(tf.cast(x, tf.float32), training=True))
+    return [np.concatenate(list(dataset.as_numpy_iterator())) for _ in range(2)]
+
+first, again = epochs(), epochs()
+print(all(np.array_equal(a, b) for a, b in zip(first, again)), np.array_equal(first[0], first[1]))
+"""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False"]  # every build the same epochs; the two epochs differ
