@@ -6,6 +6,7 @@ durable are in the package docstring (`hybridvision.common.run`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -50,6 +51,23 @@ def seed_everything(config) -> None:
         import tensorflow as tf  # tf.data is TensorFlow's under every backend
 
         tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def determinism_refused(config):
+    """Under `--deterministic`, TensorFlow raises `UnimplementedError` for an op that has no deterministic
+    kernel on the device (TensorFlow lists such kernels for GPUs): one line instead,
+    naming the op and the fix. Every other error passes unchanged."""
+    try:
+        yield
+    except Exception as error:
+        message = str(error)
+        if not (getattr(config, "deterministic", False) and type(error).__name__ == "UnimplementedError"
+                and "determinis" in message.lower()):
+            raise
+        reason = next(line.strip() for line in message.splitlines() if "determinis" in line.lower())
+        raise UserError(f"--deterministic: TensorFlow has no deterministic kernel for an op of this model here "
+                        f"({reason}); run without --deterministic, or on the CPU") from None
 
 # What `Run.finish` may end a run with: the best checkpoint of a phase, or the model as given.
 FINAL_CHOICES = ("best", "last")
@@ -238,7 +256,7 @@ class Run:
             distribute.jit_steps_under_data_parallel(model)
             # A full disk met by any write of an epoch (TensorBoard's, a callback's): one line, not an op's text.
             with writing("the training's files (the next backup and checkpoint)", folder=self.dir,
-                         needed=2 * model_bytes(model)):
+                         needed=2 * model_bytes(model)), determinism_refused(self.config):
                 model.fit(
                     x,
                     y,
@@ -289,7 +307,8 @@ class Run:
                 continue
             # (x, y) tuples of arrays are unpacked; datasets pass through.
             args = data if isinstance(data, tuple) else (data,)
-            values = model.evaluate(*args, return_dict=True, verbose=0)
+            with determinism_refused(self.config):
+                values = model.evaluate(*args, return_dict=True, verbose=0)
             results[split] = {k: float(v) for k, v in values.items()}
         return results
 

@@ -167,6 +167,37 @@ def test_monitor_missing_metric_is_a_clear_error(tmp_path, monkeypatch):
     run.close()
 
 
+
+class _NoDeterministicKernel(keras.callbacks.Callback):
+    """Raises what TensorFlow raises under op determinism for an op with no deterministic kernel on the device."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        import tensorflow as tf
+
+        raise tf.errors.UnimplementedError(
+            None, None, "A deterministic GPU implementation of DepthwiseConvBackpropFilter is not currently available.")
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_deterministic_without_a_deterministic_kernel_is_one_line(tmp_path, monkeypatch, deterministic):
+    import tensorflow as tf
+
+    from hybridvision.common.cli import UserError
+
+    monkeypatch.chdir(tmp_path)
+    # Op determinism, once on, stays on for the process: the switch itself is not turned here.
+    turned_on = []
+    monkeypatch.setattr(tf.config.experimental, "enable_op_determinism", lambda: turned_on.append(True))
+    x, y = _data()
+    run = Run("toy", _cfg(tmp_path, epochs=1, deterministic=deterministic))
+    assert turned_on == ([True] if deterministic else [])
+    expected = (UserError, "--deterministic: .*DepthwiseConvBackpropFilter.*run without --deterministic") \
+        if deterministic else (tf.errors.UnimplementedError, "DepthwiseConvBackpropFilter")  # passed on unchanged
+    with pytest.raises(expected[0], match=expected[1]):
+        run.fit(_model(), (x, y), (x, y), monitor="val_accuracy", batch_size=16, callbacks=[_NoDeterministicKernel()])
+    run.close()
+
+
 _KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
