@@ -66,8 +66,9 @@ def determinism_refused(config):
                 and "determinis" in message.lower()):
             raise
         reason = next(line.strip() for line in message.splitlines() if "determinis" in line.lower())
-        raise UserError(f"--deterministic: TensorFlow has no deterministic kernel for an op of this model here "
+        raise UserError(f"--deterministic: TensorFlow has no deterministic kernel for an op of this model on this device "
                         f"({reason}); run without --deterministic, or on the CPU") from None
+
 
 # What `Run.finish` may end a run with: the best checkpoint of a phase, or the model as given.
 FINAL_CHOICES = ("best", "last")
