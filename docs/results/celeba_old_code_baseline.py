@@ -15,6 +15,7 @@ and prints each run's per-epoch history.
 """
 
 import argparse
+import contextlib
 import csv
 import os
 import subprocess
@@ -24,13 +25,22 @@ from pathlib import Path
 
 OLD_COMMIT = "98662ae"  # made docs/results/attractiveness_study_lite0
 SEEDS = (0, 1, 2, 3, 4)
+COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")  # the per-epoch columns both codes log
 
 
 def epochs_of(history_csv) -> str:
     """A run's history.csv as one line: loss / accuracy / val_loss / val_accuracy per epoch, 4 decimals."""
     with open(history_csv, newline="") as file:
-        return ", ".join(" / ".join(f"{float(r[key]):.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
-                         for r in csv.DictReader(file))
+        return ", ".join(" / ".join(f"{float(r[key]):.4f}" for key in COLUMNS) for r in csv.DictReader(file))
+
+
+@contextlib.contextmanager
+def old_code_tree():
+    """A temporary folder holding the `common/` and `apps/` packages of OLD_COMMIT, extracted from git."""
+    archive = subprocess.run(["git", "archive", OLD_COMMIT, "common", "apps"], capture_output=True, check=True).stdout
+    with tempfile.TemporaryDirectory() as old_code:
+        subprocess.run(["tar", "-x", "-C", old_code], input=archive, check=True)
+        yield old_code
 
 
 def main(argv=None):
@@ -40,9 +50,7 @@ def main(argv=None):
                         help="folder of the old study's runs and tables (finished seeds are read back)")
     parser.add_argument("--quiet", action="store_true", help="print only the table")
     args = parser.parse_args(argv)
-    archive = subprocess.run(["git", "archive", OLD_COMMIT, "common", "apps"], capture_output=True, check=True).stdout
-    with tempfile.TemporaryDirectory() as old_code:
-        subprocess.run(["tar", "-x", "-C", old_code], input=archive, check=True)
+    with old_code_tree() as old_code:
         command = [sys.executable, "-m", "apps.attractiveness.study", "--data-dir", str(Path(args.data_dir).resolve()),
                    "--cache", "--models", "baseline", "--covariate-sets", "Male", "--controls", "true",
                    "--seeds", ",".join(map(str, SEEDS)), "--run-dir", str(Path(args.run_dir).resolve())]

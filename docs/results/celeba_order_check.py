@@ -30,13 +30,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from celeba_old_code_baseline import OLD_COMMIT, epochs_of  # the same commit, one line format for both
+# The same commit, its extraction from git and one line format for both codes' histories.
+from celeba_old_code_baseline import COLUMNS, OLD_COMMIT, epochs_of, old_code_tree
 
 SEEDS = (0, 1)
-COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")  # the columns both codes log
 # The old code's train command, run after turning on op determinism (its flag did not exist yet).
 DETERMINISTIC = ("import runpy, sys, tensorflow as tf; tf.config.experimental.enable_op_determinism(); "
                  "sys.argv[0] = 'train'; runpy.run_module('apps.attractiveness.train', run_name='__main__')")
@@ -74,9 +73,7 @@ def main(argv=None):
     runs = Path(args.run_dir).resolve()
     common = ["--data-dir", str(Path(args.data_dir).resolve()), "--cache", "--model", "baseline",
               *(["--quiet"] if args.quiet else [])]
-    archive = subprocess.run(["git", "archive", OLD_COMMIT, "common", "apps"], capture_output=True, check=True).stdout
-    with tempfile.TemporaryDirectory() as old_code:
-        subprocess.run(["tar", "-x", "-C", old_code], input=archive, check=True)
+    with old_code_tree() as old_code:
         env = {**os.environ, "PYTHONPATH": old_code}
         for seed in SEEDS:
             train(DETERMINISTIC, [*common, "--covariates", "", "--seed", str(seed)], runs / "old" / f"seed{seed}",

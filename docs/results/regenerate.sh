@@ -89,8 +89,9 @@ declare -A CMD=(
   # the same image-only baseline (seeds 0-4) trained by the code that made attractiveness_study_lite0, on this
   # machine: that commit's own study command, its code extracted from git (5 runs, 8-10 min each on 2 cores)
   [attractiveness_lite0_old_code]="docs/results/celeba_old_code_baseline.py $CELEBA"
-  # today's baseline (seeds 0-1) with the training rows drawn in that code's order, each epoch printed to compare
-  # with the old code's runs (2 runs, 8-10 min each)
+  # that code's baseline and today's (seeds 0-1), both under op determinism, today's with the training rows in
+  # that code's order: are the histories identical to the last digit? (the old code extracted from git; 4 runs,
+  # 8-12 min each)
   [celeba_order_check]="docs/results/celeba_order_check.py $CELEBA"
   # the study on the small from-scratch net at 48 px: the study's default grid (nine models, both covariate
   # sets, the four controls, 5 seeds; 325 runs, ~2 h on 2 quiet cores)
